@@ -1,0 +1,225 @@
+"""Catalog ingestion: read a user's (or the demo's) catalog folder and validate it.
+
+A catalog folder holds ``tags.csv`` (or ``tags.parquet``): ``track_id``, ``path``
+(relative to the folder), ``artist``, then one column per tag with a likelihood in
+[0, 1]; ``tags_meta.csv``: ``tag``, ``category`` and an optional ``weight``; and the
+audio files. Every bad row gets a reason and is skipped (``rejected.csv``); only
+problems that make the whole catalog unusable raise :class:`CatalogError`.
+Nothing is ever written inside the catalog folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trackrank.audio import AudioError, probe_duration
+from trackrank.features import min_duration_s
+from trackrank.split import SPLITS, SplitError, artist_split
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("track_id", "path", "artist")
+
+
+class CatalogError(Exception):
+    """The catalog as a whole cannot be used; the message says which file and why."""
+
+
+@dataclass
+class Catalog:
+    """A validated catalog: what every later stage reads."""
+
+    tracks: pd.DataFrame  # track_id, path (absolute), artist, split, duration_s
+    tags: pd.DataFrame  # track_id, then one float32 column per tag
+    taxonomy: pd.DataFrame  # tag, category, weight
+    rejected: pd.DataFrame  # track_id, path, reason
+
+
+def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
+    """The raw tags table, every cell as text, and the file name to cite in messages."""
+    for name in ("tags.csv", "tags.parquet"):
+        path = folder / name
+        if path.is_file():
+            break
+    else:
+        raise CatalogError(f"catalog '{folder}' has no tags.csv (or tags.parquet)")
+    try:
+        if name.endswith(".csv"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            table = pd.read_parquet(path).astype(str)
+    except Exception as error:
+        raise CatalogError(f"cannot read {path}: {error}") from error
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise CatalogError(f"{path} lacks the required column(s) {', '.join(missing)} "
+                           f"(it has: {', '.join(table.columns)})")
+    return table, name
+
+
+def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
+    """``tags_meta.csv`` checked against the tag columns of the tags table."""
+    path = folder / "tags_meta.csv"
+    if not path.is_file():
+        raise CatalogError(f"catalog '{folder}' has no tags_meta.csv (columns: tag, category, weight)")
+    meta = pd.read_csv(path, dtype={"tag": str, "category": str}, keep_default_na=False)
+    missing = [c for c in ("tag", "category") if c not in meta.columns]
+    if missing:
+        raise CatalogError(f"{path} lacks the required column(s) {', '.join(missing)}")
+    if "weight" not in meta.columns:
+        meta["weight"] = 1.0
+    weight = pd.to_numeric(meta["weight"].replace("", "1.0"), errors="coerce")
+    for line, (tag, value) in enumerate(zip(meta["tag"], weight), start=2):
+        if not np.isfinite(value) or value < 0:
+            raise CatalogError(f"{path} line {line} (tag '{tag}'): weight must be a number >= 0")
+    meta["weight"] = weight.astype(float)
+    duplicated = meta["tag"][meta["tag"].duplicated()].tolist()
+    if duplicated:
+        raise CatalogError(f"{path} lists tag(s) twice: {', '.join(duplicated)}")
+    unknown = sorted(set(tag_columns) - set(meta["tag"]))
+    if unknown:
+        raise CatalogError(f"tag column(s) {', '.join(unknown)} of the tags table are not in {path}")
+    absent = sorted(set(meta["tag"]) - set(tag_columns))
+    if absent:
+        raise CatalogError(f"{path} lists tag(s) {', '.join(absent)} that the tags table has no column for")
+    return meta.set_index("tag").loc[tag_columns].reset_index()[["tag", "category", "weight"]]
+
+
+def _row_problem(row: pd.Series, line: int, folder: Path, seen: dict[str, int],
+                 tag_values: np.ndarray, raw_tags: pd.Series, short_tracks: str) -> tuple[str, float]:
+    """Why a row is unusable ('' if it is fine) and the audio duration."""
+    track_id, rel_path, artist = row["track_id"].strip(), row["path"].strip(), row["artist"].strip()
+    if not track_id:
+        return "empty track_id", np.nan
+    if track_id in seen:
+        return f"duplicate track_id (first at line {seen[track_id]})", np.nan
+    seen[track_id] = line
+    if not artist:
+        return "empty artist", np.nan
+    if not rel_path:
+        return "empty path", np.nan
+    audio = (folder / rel_path).resolve()
+    if not audio.is_relative_to(folder.resolve()):
+        return f"path '{rel_path}' escapes the catalog folder", np.nan
+    bad = ~np.isfinite(tag_values)
+    if bad.any():
+        tag = raw_tags.index[np.argmax(bad)]
+        return f"likelihood for tag '{tag}' is missing or not a number ('{raw_tags[tag]}')", np.nan
+    out = (tag_values < 0) | (tag_values > 1)
+    if out.any():
+        tag = raw_tags.index[np.argmax(out)]
+        return f"likelihood {raw_tags[tag]} for tag '{tag}' is outside [0, 1]", np.nan
+    if not audio.is_file():
+        return f"audio file not found: {rel_path}", np.nan
+    try:
+        duration = probe_duration(audio)
+    except AudioError as error:
+        return f"unreadable audio: {error}", np.nan
+    if duration <= 0:
+        return "audio file holds no samples", duration
+    if duration < min_duration_s() and short_tracks != "pad":
+        return (f"too short: {duration:.2f} s < one 512-frame patch ({min_duration_s():.2f} s); "
+                f"set features.short_tracks=pad to keep it"), duration
+    return "", duration
+
+
+def validate_catalog(folder: str | Path, short_tracks: str = "reject") -> tuple[pd.DataFrame, pd.DataFrame,
+                                                                              pd.DataFrame, pd.DataFrame]:
+    """Validate every row of a catalog folder.
+
+    Returns
+    -------
+    tracks : ``track_id``, ``path`` (absolute), ``artist``, ``duration_s`` of the valid rows.
+    tags : ``track_id`` and one float32 likelihood column per tag, same rows.
+    taxonomy : ``tag``, ``category``, ``weight``.
+    rejected : ``track_id``, ``path``, ``reason`` of the skipped rows.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogError(f"catalog folder '{folder}' does not exist")
+    table, source = read_tags_table(folder)
+    tag_columns = [c for c in table.columns if c not in REQUIRED_COLUMNS]
+    if not tag_columns:
+        raise CatalogError(f"{folder / source} has no tag columns after {', '.join(REQUIRED_COLUMNS)}")
+    taxonomy = read_taxonomy(folder, tag_columns)
+    raw_tags = table[tag_columns]
+    values = raw_tags.apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce")).to_numpy(float)
+
+    seen: dict[str, int] = {}
+    kept, durations, rejected = [], [], []
+    for i, row in table.iterrows():
+        line = i + 2  # the header is line 1
+        reason, duration = _row_problem(row, line, folder, seen, values[i], raw_tags.loc[i], short_tracks)
+        if reason:
+            log.warning("%s line %d (track '%s'): %s", source, line, row["track_id"], reason)
+            rejected.append((row["track_id"], row["path"], f"{source} line {line}: {reason}"))
+        else:
+            kept.append(i)
+            durations.append(duration)
+    if not kept:
+        raise CatalogError(f"catalog '{folder}' has no valid track ({len(rejected)} rejected; "
+                           f"first reason: {rejected[0][2] if rejected else 'the table is empty'})")
+    valid = table.loc[kept]
+    tracks = pd.DataFrame({
+        "track_id": valid["track_id"].str.strip().to_numpy(),
+        "path": [str((folder / p.strip()).resolve()) for p in valid["path"]],
+        "artist": valid["artist"].str.strip().to_numpy(),
+        "duration_s": np.asarray(durations, dtype=float),
+    })
+    tags = pd.DataFrame(values[kept].astype(np.float32), columns=tag_columns)
+    tags.insert(0, "track_id", tracks["track_id"])
+    log.info("catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected),
+             len(tag_columns))
+    return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+
+
+def ingest(folder: str | Path, out_dir: str | Path, seed: int = 0,
+           fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), short_tracks: str = "reject") -> Catalog:
+    """Validate, split by artist and write ``tracks.parquet``, ``tags.parquet``,
+    ``taxonomy.csv`` and ``rejected.csv`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    if out_dir.resolve().is_relative_to(Path(folder).resolve()):
+        raise CatalogError(f"output folder '{out_dir}' lies inside the catalog '{folder}'; "
+                           "trackrank never writes into a catalog")
+    tracks, tags, taxonomy, rejected = validate_catalog(folder, short_tracks=short_tracks)
+    try:
+        split = artist_split(tracks["artist"], fractions=fractions, seed=seed)
+    except SplitError as error:
+        raise CatalogError(f"catalog '{folder}': {error}") from error
+    tracks.insert(3, "split", split)
+    for split in SPLITS:
+        chosen = tracks["split"] == split
+        log.info("split %s: %d tracks, %d artists", split, chosen.sum(), tracks.loc[chosen, "artist"].nunique())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracks.to_parquet(out_dir / "tracks.parquet", index=False)
+    tags.to_parquet(out_dir / "tags.parquet", index=False)
+    taxonomy.to_csv(out_dir / "taxonomy.csv", index=False)
+    rejected.to_csv(out_dir / "rejected.csv", index=False)
+    return Catalog(tracks, tags, taxonomy, rejected)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Validate a catalog folder and split it by artist.")
+    parser.add_argument("catalog", help="catalog folder (tags.csv, tags_meta.csv, audio)")
+    parser.add_argument("--out-dir", default="results/catalog")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fractions", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
+    parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        ingest(args.catalog, args.out_dir, seed=args.seed, fractions=tuple(args.fractions),
+               short_tracks=args.short_tracks)
+    except CatalogError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""CQT features (paper §3.4) written as Parquet shards, one Snakemake job per shard.
+
+Each track becomes a log-power CQT: 96 bins, 12 bins per octave, fmin 32.70 Hz,
+hop 1024 at 44.1 kHz, in dB. A shard is a Parquet file (zstd) with one row per
+track: ``track_id`` (string), ``n_frames`` (int32) and ``cqt`` as
+``list<fixed_size_list<float16, 96>>``, frame-major, bins low to high frequency.
+Tracks are assigned to shards by a hash of their id, so adding a track to the
+catalog changes the content of one shard only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Iterator
+
+import librosa
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
+
+log = logging.getLogger(__name__)
+
+N_BINS = 96
+BINS_PER_OCTAVE = 12
+FMIN = 32.70
+HOP_LENGTH = 1024
+PATCH_FRAMES = 512
+#: dB floor: power below 1e-10 (-100 dB) is clipped, so silence has a finite value.
+AMIN = 1e-10
+#: Tracks per Parquet row group: a reader loads one track without reading its shard whole.
+ROW_GROUP_TRACKS = 16
+
+
+def cqt_db(y: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, fmin: float = FMIN,
+           n_bins: int = N_BINS, bins_per_octave: int = BINS_PER_OCTAVE) -> np.ndarray:
+    """Log-power constant-Q transform of a mono signal.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n_samples,), mono audio at ``sr`` Hz.
+
+    Returns
+    -------
+    cqt : np.ndarray, shape (n_frames, n_bins), float32, dB re 1.0 power: floor -100 dB,
+        a full-scale sine peaks near +26 dB (librosa scales each filter by its length).
+        Frame-major; bin 0 is ``fmin``. ``n_frames = 1 + n_samples // hop_length``.
+    """
+    magnitude = np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
+                                   bins_per_octave=bins_per_octave))
+    return librosa.power_to_db(magnitude**2, ref=1.0, amin=AMIN, top_db=None).T.astype(np.float32)
+
+
+def min_duration_s(n_frames: int = PATCH_FRAMES, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
+    """Shortest audio (seconds) whose CQT has ``n_frames`` frames: one patch is ~11.87 s."""
+    return (n_frames - 1) * hop_length / sr
+
+
+def shard_of(track_id: str, n_shards: int) -> int:
+    """The shard a track belongs to: a stable hash, independent of the other tracks."""
+    return zlib.crc32(track_id.encode("utf-8")) % n_shards
+
+
+def pad_to_patch(cqt: np.ndarray, n_frames: int = PATCH_FRAMES) -> np.ndarray:
+    """Repeat a short track's frames until it fills one patch (looping keeps its sound)."""
+    if len(cqt) >= n_frames:
+        return cqt
+    return np.pad(cqt, ((0, n_frames - len(cqt)), (0, 0)), mode="wrap")
+
+
+def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
+    """CQT of one track; returns (track_id, matrix or None, reason it failed)."""
+    track_id, path, short_tracks = job
+    try:
+        cqt = cqt_db(load_audio(path))
+    except AudioError as error:
+        return track_id, None, str(error)
+    if len(cqt) < PATCH_FRAMES:
+        if short_tracks == "reject":
+            return track_id, None, (f"shorter than one patch: {len(cqt)} < {PATCH_FRAMES} frames "
+                                    f"({min_duration_s():.2f} s); set features.short_tracks=pad to keep it")
+        cqt = pad_to_patch(cqt)
+    return track_id, cqt.astype(np.float16), ""
+
+
+def cqt_column(matrices: list[np.ndarray], dtype: type = np.float16) -> pa.ListArray:
+    """Arrow ``list<fixed_size_list<float, 96>>`` from (n_frames, 96) matrices."""
+    n_bins = matrices[0].shape[1] if matrices else N_BINS
+    flat = np.concatenate([m.astype(dtype).ravel() for m in matrices]) if matrices else np.zeros(0, dtype)
+    frames = pa.FixedSizeListArray.from_arrays(pa.array(flat), n_bins)
+    offsets = np.concatenate([[0], np.cumsum([len(m) for m in matrices])]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), frames)
+
+
+SHARD_SCHEMA = pa.schema([("track_id", pa.string()), ("n_frames", pa.int32()),
+                          ("cqt", pa.list_(pa.list_(pa.float16(), N_BINS)))])
+
+
+def shard_table(track_ids: list[str], matrices: list[np.ndarray]) -> pa.Table:
+    """One shard's rows as an Arrow table with :data:`SHARD_SCHEMA`."""
+    return pa.table({"track_id": pa.array(track_ids, pa.string()),
+                     "n_frames": pa.array([len(m) for m in matrices], pa.int32()),
+                     "cqt": cqt_column(matrices)}, schema=SHARD_SCHEMA)
+
+
+def _results(jobs: list[tuple[str, str, str]], workers: int) -> Iterator[tuple[str, np.ndarray | None, str]]:
+    if workers <= 1:
+        yield from map(_extract, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_extract, jobs, chunksize=1)
+
+
+def extract_shard(tracks: pd.DataFrame, output: str | Path, short_tracks: str = "reject",
+                  workers: int = 1) -> pd.DataFrame:
+    """Compute the CQT of ``tracks`` (``track_id``, ``path``) into one Parquet shard.
+
+    Tracks are written as they finish, ``ROW_GROUP_TRACKS`` per row group, so memory
+    stays bounded whatever the shard size. A track that cannot be decoded (or is too
+    short) is skipped and logged; the others go on.
+
+    Returns
+    -------
+    rejected : pd.DataFrame with ``track_id``, ``path``, ``reason``.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    paths = dict(zip(tracks["track_id"], tracks["path"]))
+    jobs = [(tid, paths[tid], short_tracks) for tid in tracks["track_id"]]
+    rejected, ids, matrices = [], [], []
+    tmp = output.with_suffix(".parquet.tmp")
+    with pq.ParquetWriter(tmp, SHARD_SCHEMA, compression="zstd") as writer:
+        for track_id, cqt, reason in _results(jobs, workers):
+            if cqt is None:
+                log.warning("skipped track '%s' (%s): %s", track_id, paths[track_id], reason)
+                rejected.append((track_id, paths[track_id], reason))
+                continue
+            ids.append(track_id)
+            matrices.append(cqt)
+            if len(ids) == ROW_GROUP_TRACKS:
+                writer.write_table(shard_table(ids, matrices))
+                ids, matrices = [], []
+        if ids:
+            writer.write_table(shard_table(ids, matrices))
+    tmp.replace(output)
+    log.info("%s: %d tracks written, %d skipped", output, len(jobs) - len(rejected), len(rejected))
+    return pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+
+
+def shard_tracks(tracks: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
+    """The rows of ``tracks`` that belong to ``shard``, in catalog order."""
+    return tracks[[shard_of(t, n_shards) == shard for t in tracks["track_id"]]]
+
+
+def run_shard(tracks_path: str | Path, shard: int, n_shards: int, output: str | Path,
+              rejected_path: str | Path | None = None, short_tracks: str = "reject",
+              workers: int = 1) -> pd.DataFrame:
+    """One shard job: select its tracks from the tracks table, extract, write outputs."""
+    tracks = shard_tracks(pd.read_parquet(tracks_path), shard, n_shards)
+    log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)
+    rejected = extract_shard(tracks, output, short_tracks=short_tracks, workers=workers)
+    if rejected_path is not None:
+        rejected.to_csv(rejected_path, index=False)
+    return rejected
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Compute one CQT feature shard.")
+    parser.add_argument("--tracks", required=True, help="validated tracks table (tracks.parquet)")
+    parser.add_argument("--shard", type=int, required=True)
+    parser.add_argument("--n-shards", type=int, required=True)
+    parser.add_argument("--output", required=True, help="shard-NNN.parquet to write")
+    parser.add_argument("--rejected", help="CSV of the tracks this shard skipped")
+    parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run_shard(args.tracks, args.shard, args.n_shards, args.output, args.rejected,
+              short_tracks=args.short_tracks, workers=args.workers)
+
+
+if __name__ == "__main__":
+    main()

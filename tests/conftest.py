@@ -1,0 +1,48 @@
+"""Shared fixtures: tiny catalogs synthesised in the test, never stored files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parents[1]
+TAGS = ["rock", "jazz", "piano", "calm"]
+
+
+def sine(freq: float = 440.0, seconds: float = 13.0, sr: int = 44100, amplitude: float = 0.5,
+         channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    y = amplitude * np.sin(2 * np.pi * freq * t)
+    return np.stack([y] * channels, axis=1) if channels > 1 else y
+
+
+def write_catalog(folder: Path, rows: list[dict], tags: list[str] = TAGS) -> Path:
+    """Write tags.csv and tags_meta.csv for ``rows`` (track_id, path, artist, tag values)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    for tag in tags:
+        table[tag] = table[tag].fillna(0.5) if tag in table else 0.5
+    table[["track_id", "path", "artist", *tags]].to_csv(folder / "tags.csv", index=False)
+    categories = {"rock": "Genre", "jazz": "Genre", "piano": "Recording", "calm": "Mood"}
+    pd.DataFrame({"tag": tags, "category": [categories.get(t, "Mood") for t in tags]}).to_csv(
+        folder / "tags_meta.csv", index=False)
+    return folder
+
+
+@pytest.fixture
+def small_catalog(tmp_path: Path) -> Path:
+    """Six good tracks by three artists, one per supported format and rate."""
+    folder = tmp_path / "catalog"
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    formats = [("wav", 44100, 1), ("flac", 22050, 2), ("ogg", 48000, 1), ("mp3", 44100, 2),
+               ("wav", 16000, 2), ("flac", 44100, 1)]
+    for i, (ext, sr, channels) in enumerate(formats):
+        path = f"audio/t{i}.{ext}"
+        sf.write(folder / path, sine(110.0 * (i + 1), sr=sr, channels=channels), sr)
+        rows.append({"track_id": f"t{i}", "path": path, "artist": f"a{i % 3}", "rock": i / 5})
+    return write_catalog(folder, rows)

@@ -1,0 +1,43 @@
+# Paths and input functions shared by the rules.
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+# Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
+# cluster node alike (the node re-reads this file, so it gets the same path).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")) if p
+)
+
+from trackrank.features import shard_tracks
+
+DEMO_DIR = "results/demo"
+CATALOG_DIR = DEMO_DIR if config["catalog"] == "demo" else config["catalog"]
+N_SHARDS = lookup(dpath="features/n_shards", within=config)
+SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
+
+
+wildcard_constraints:
+    shard=r"\d{3}",
+
+
+def catalog_tags_file(wildcards):
+    """The catalog's tags table: tags.csv, or tags.parquet where only that exists."""
+    folder = Path(CATALOG_DIR)
+    if config["catalog"] != "demo" and not (folder / "tags.csv").exists() and (folder / "tags.parquet").exists():
+        return str(folder / "tags.parquet")
+    return str(folder / "tags.csv")
+
+
+def shard_rows(wildcards):
+    """(track_id, path) of the shard's tracks, read once the catalog is validated."""
+    tracks = pd.read_parquet(checkpoints.ingest_catalog.get().output.tracks, columns=["track_id", "path"])
+    rows = shard_tracks(tracks, int(wildcards.shard), N_SHARDS)
+    return list(zip(rows["track_id"], rows["path"]))
+
+
+def shard_audio(wildcards):
+    """The audio files of one shard: replacing one reruns its shard only."""
+    return [path for _, path in shard_rows(wildcards)]

@@ -1,0 +1,30 @@
+# The built-in demo catalog, synthesised in the user catalog format.
+
+from trackrank.demo import DemoSettings, catalog_tags
+
+DEMO_SETTINGS = DemoSettings(
+    n_artists=lookup(dpath="demo/n_artists", within=config),
+    tracks_per_artist=lookup(dpath="demo/tracks_per_artist", within=config),
+    duration_s=lookup(dpath="demo/duration_s", within=config),
+    seed=config["seed"],
+)
+
+
+rule synthesize_demo:
+    output:
+        tags=f"{DEMO_DIR}/tags.csv",
+        meta=f"{DEMO_DIR}/tags_meta.csv",
+        # Listed file by file (the tag table is cheap to draw), so that replacing
+        # one demo track reruns only its feature shard.
+        audio=[f"{DEMO_DIR}/{path}" for path in catalog_tags(DEMO_SETTINGS)["path"]],
+    params:
+        settings=DEMO_SETTINGS,
+    threads: 2
+    log:
+        "results/logs/synthesize_demo/synthesize_demo.log",
+    benchmark:
+        "results/benchmarks/synthesize_demo/synthesize_demo.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/synthesize_demo.py"

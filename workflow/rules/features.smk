@@ -1,0 +1,26 @@
+# CQT features: one job per shard; a track's shard is a hash of its id.
+
+
+rule cqt_shard:
+    input:
+        audio=shard_audio,
+    output:
+        shard="results/features/shard-{shard}.parquet",
+        rejected="results/features/shard-{shard}.rejected.csv",
+    params:
+        tracks=shard_rows,
+        short_tracks=lookup(dpath="features/short_tracks", within=config),
+    threads: lookup(dpath="features/threads", within=config)
+    log:
+        "results/logs/cqt_shard/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/cqt_shard/shard-{shard}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/cqt_shard.py"
+
+
+rule features:
+    input:
+        expand(rules.cqt_shard.output.shard, shard=SHARDS),
