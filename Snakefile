@@ -1,7 +1,12 @@
 # trackrank: audio -> CQT shards -> oracle rankings -> triplets -> training -> metrics.
 # See README.md; the stages are one .smk each under workflow/rules/.
 
+import sys
+
 from snakemake.utils import min_version, validate
+
+sys.path.insert(0, f"{workflow.basedir}/src")  # the package of this checkout, installed or not
+from trackrank.config import typed_values
 
 min_version("8.20")
 
@@ -9,6 +14,7 @@ min_version("8.20")
 configfile: "config.yaml"
 
 
+config.update(typed_values(config))
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
@@ -16,8 +22,10 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/oracle.smk"
 
 
 rule all:
     input:
         rules.features.input,
+        rules.oracle.input,

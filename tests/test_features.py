@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import sine
 from trackrank.audio import load_audio
 from trackrank.feature_store import FeatureStore, random_patch
-from trackrank.features import (N_BINS, PATCH_FRAMES, cqt_db, extract_shard, pad_to_patch, shard_of,
+from trackrank.features import (N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, cqt_db, extract_shard, pad_to_patch, shard_of,
                                 shard_table, shard_tracks)
 
 A4_BIN = 45  # 440 Hz is 45 semitones above fmin = 32.70 Hz (C1)
@@ -51,7 +51,7 @@ def test_audio_is_resampled_to_44100_mono(tmp_path):
 def test_shard_round_trip_keeps_every_frame(tmp_path):
     rng = np.random.default_rng(0)
     matrices = [rng.uniform(-100, 10, size=(n, N_BINS)).astype(np.float16) for n in (600, 512, 900)]
-    pq.write_table(shard_table(["a", "b", "c"], matrices), tmp_path / "shard-000.parquet", compression="zstd")
+    pq.write_table(shard_table(["a", "b", "c"], matrices), tmp_path / "shard-000.parquet", **PARQUET_OPTIONS)
     schema = pq.read_schema(tmp_path / "shard-000.parquet")
     assert schema.field("cqt").type == pa.list_(pa.list_(pa.float16(), N_BINS))
     assert schema.field("track_id").type == pa.string()

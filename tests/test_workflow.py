@@ -59,6 +59,39 @@ def test_tiny_run_writes_the_catalog_tables_and_every_shard(finished_run):
         assert any((results / "benchmarks" / rule).iterdir()), rule
 
 
+def test_tiny_run_ranks_every_split_and_mines_every_strategy(finished_run):
+    results = finished_run / "results"
+    tracks = pd.read_parquet(results / "catalog" / "tracks.parquet")
+    for split in ("train", "val", "test"):
+        rankings = pd.read_parquet(results / "rankings" / f"{split}.parquet")
+        members = set(tracks.loc[tracks.split == split, "track_id"])
+        assert set(rankings["anchor"].astype(str)) == members
+        assert set(rankings["other"].astype(str)) <= members
+    n_train = int((tracks.split == "train").sum())
+    for strategy in ("neighbors", "uniform", "distance"):
+        triplets = pd.read_parquet(results / "triplets" / f"{strategy}.parquet")
+        assert list(triplets.columns) == ["anchor", "positive", "negative"]
+        assert set(triplets["anchor"].astype(str)) <= set(tracks.loc[tracks.split == "train", "track_id"])
+        if strategy != "neighbors":
+            assert len(triplets) == n_train * 3 * 5
+    assert (results / "plots" / "similarity_vs_rank.png").stat().st_size > 10_000
+
+
+def planned_rules(work: Path, *config: str) -> set[str]:
+    plan = snakemake(work, "-n", *(["--config", *config] if config else []))
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    return {line.split()[1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))}
+
+
+def test_a_mining_parameter_reruns_mining_only(finished_run):
+    assert planned_rules(finished_run, "mining={n_negatives: 4}") == {"mine_triplets", "all"}
+
+
+def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
+    planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
+    assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "all"}
+
+
 def test_nothing_is_stale_after_a_complete_run(finished_run):
     run = snakemake(finished_run, "-n")
     assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr
@@ -69,9 +102,8 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     replaced = Path(tracks["path"][0])
     sf.write(replaced, sine(330.0, seconds=sf.info(replaced).duration), 44100)
     plan = snakemake(finished_run, "-n")
-    planned = plan.stdout + plan.stderr
-    assert planned.count("rule cqt_shard:") == 1
-    assert "ingest_catalog" not in planned and "synthesize_demo" not in planned
+    assert plan.stdout.count("rule cqt_shard:") == 1
+    assert planned_rules(finished_run) == {"cqt_shard", "all"}
 
 
 def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):
@@ -79,6 +111,14 @@ def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):
     run = snakemake(work, "-n", "--config", "no_such_key=1")
     assert run.returncode != 0
     assert "no_such_key" in run.stderr + run.stdout
+
+
+def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run):
+    run = snakemake(finished_run, "--config", "similarity={function: 'no_such_module:score'}",
+                    "--forcerun", "mine_triplets", "--", "results/triplets/uniform.parquet")
+    assert run.returncode != 0
+    log = (finished_run / "results" / "logs" / "mine_triplets" / "uniform.log").read_text()
+    assert "cannot import module 'no_such_module'" in run.stderr + log
 
 
 def test_a_wrong_type_stops_the_run_naming_the_key(tmp_path):
@@ -94,4 +134,5 @@ def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     store = FeatureStore(work / "results" / "features")
     assert sorted(store.track_ids) == [f"t{i}" for i in range(6)]
+    assert (work / "results" / "triplets" / "distance.parquet").exists()
     assert not (work / "results" / "demo").exists()

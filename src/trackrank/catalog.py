@@ -223,3 +223,14 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def load_split_tags(catalog_dir: str | Path, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:
+    """The ids and tag matrix (n_tracks, m) of one split, in catalog order, and the taxonomy."""
+    catalog_dir = Path(catalog_dir)
+    tracks = pd.read_parquet(catalog_dir / "tracks.parquet", columns=["track_id", "split"])
+    tags = pd.read_parquet(catalog_dir / "tags.parquet")
+    taxonomy = pd.read_csv(catalog_dir / "taxonomy.csv", keep_default_na=False)
+    chosen = tracks["split"].to_numpy() == split
+    matrix = tags[taxonomy["tag"].tolist()].to_numpy(np.float64)[chosen]
+    return tracks["track_id"][chosen].tolist(), matrix, taxonomy

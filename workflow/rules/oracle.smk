@@ -1,0 +1,69 @@
+# Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2).
+# Both score with S themselves, so a mining parameter never reruns the rankings.
+
+
+rule rank_split:
+    input:
+        tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
+        taxonomy=rules.ingest_catalog.output.taxonomy,
+    output:
+        rankings="results/rankings/{split}.parquet",
+        curve="results/rankings/{split}.curve.csv",
+    params:
+        similarity=config["similarity"],
+        top_k=lookup(dpath="ranking/top_k", within=config),
+    log:
+        "results/logs/rank_split/{split}.log",
+    benchmark:
+        "results/benchmarks/rank_split/{split}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/rank_split.py"
+
+
+rule mine_triplets:
+    input:
+        tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
+        taxonomy=rules.ingest_catalog.output.taxonomy,
+    output:
+        "results/triplets/{strategy}.parquet",
+    params:
+        similarity=config["similarity"],
+        n_positives=lookup(dpath="mining/n_positives", within=config),
+        n_negatives=lookup(dpath="mining/n_negatives", within=config),
+        seed=config["seed"],
+    log:
+        "results/logs/mine_triplets/{strategy}.log",
+    benchmark:
+        "results/benchmarks/mine_triplets/{strategy}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/mine_triplets.py"
+
+
+rule plot_similarity_vs_rank:
+    input:
+        curve="results/rankings/train.curve.csv",
+    output:
+        report(
+            "results/plots/similarity_vs_rank.png",
+            caption="../report/similarity_vs_rank.rst",
+            category="Oracle",
+        ),
+    log:
+        "results/logs/plot_similarity_vs_rank/plot.log",
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/plot_similarity_vs_rank.py"
+
+
+rule oracle:
+    input:
+        expand(rules.rank_split.output.rankings, split=["train", "val", "test"]),
+        expand(rules.mine_triplets.output[0], strategy=lookup(dpath="mining/strategies", within=config)),
+        rules.plot_similarity_vs_rank.output,
