@@ -49,26 +49,51 @@ MIN_ACCEPTANCE = 0.2
 CHUNK_ANCHORS = 256
 
 
-def _draw_after(weights: np.ndarray, rank_of: np.ndarray, ranking: np.ndarray, i: int, size: int,
-                rng: np.random.Generator) -> np.ndarray:
-    """``size`` draws over tracks ranked after position ``i``, P(n) proportional to ``weights[n]``.
+def _rejection_draws(sample, rank_of: np.ndarray, n_rows: int, size: int) -> np.ndarray:
+    """(n_rows, size) draws from ``sample``; row i keeps only tracks ranked after position i."""
+    limit = np.arange(n_rows)[:, None]
+    draws = sample((n_rows, size))
+    rejected = rank_of[draws] <= limit
+    while rejected.any():
+        draws[rejected] = sample(int(rejected.sum()))
+        rejected = rank_of[draws] <= limit
+    return draws
 
-    ``weights`` is 0 for the anchor; ``rank_of[n]`` is n's rank (large when not in ``ranking``).
+
+def _uniform_draws(n: int, anchor: int, rank_of: np.ndarray, n_rows: int, size: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """Row i: ``size`` tracks uniform over those ranked after position i (anchor excluded)."""
+    def sample(shape):
+        drawn = rng.integers(0, n - 1, size=shape)
+        return drawn + (drawn >= anchor)  # skip the anchor
+    return _rejection_draws(sample, rank_of, n_rows, size)
+
+
+def _distance_draws(weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_of: np.ndarray, size: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """Row i: ``size`` tracks ranked after position i, P(n) proportional to ``weights[n]``.
+
+    Rejection from the whole list where the region after the positive holds at least
+    :data:`MIN_ACCEPTANCE` of the mass; otherwise a draw from that region directly; uniform
+    where it holds no mass at all.
     """
+    n_rows = len(ranking)
     total = weights.sum()
-    after = total - weights[ranking[: i + 1]].sum()
-    if after <= total * MIN_ACCEPTANCE:
+    after = total - np.cumsum(weights[ranking])  # mass ranked after each positive
+    cdf = np.cumsum(weights)
+    n_rejection = int((after > MIN_ACCEPTANCE * total).sum())  # a prefix: after[] decreases
+    draws = _rejection_draws(lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"),
+                             rank_of, n_rejection, size)
+    rows = list(draws)
+    for i in range(n_rejection, n_rows):
         restricted = weights.copy()
         restricted[ranking[: i + 1]] = 0.0
-        cdf = np.cumsum(restricted)
-        return np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
-    cdf = np.cumsum(weights)
-    draws = np.searchsorted(cdf, rng.random(size) * total, side="right")
-    rejected = rank_of[draws] <= i
-    while rejected.any():
-        draws[rejected] = np.searchsorted(cdf, rng.random(int(rejected.sum())) * total, side="right")
-        rejected = rank_of[draws] <= i
-    return draws
+        if not restricted.any():  # nothing after the positive has S > 0: uniform there
+            restricted = (rank_of > i).astype(float)
+            restricted[anchor] = 0.0
+        local = np.cumsum(restricted)
+        rows.append(np.searchsorted(local, rng.random(size) * local[-1], side="right"))
+    return np.stack(rows) if rows else np.zeros((0, size), dtype=np.int64)
 
 
 def mine_anchor(scores: np.ndarray, anchor: int, strategy: str, n_positives: int = 15,
@@ -96,21 +121,15 @@ def mine_anchor(scores: np.ndarray, anchor: int, strategy: str, n_positives: int
     if strategy not in ("uniform", "distance"):
         raise ValueError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
     ranking = top_ranked(scores, anchor, n_pos)
-    rank_of = np.full(n, n, dtype=np.int64)
+    rank_of = np.full(n, n, dtype=np.int64)  # rank of each track; n = "after every positive"
     rank_of[ranking] = np.arange(len(ranking))
-    uniform = np.ones(n)
-    uniform[anchor] = 0.0
-    weights = uniform
-    if strategy == "distance":
+    if strategy == "uniform":
+        negatives = _uniform_draws(n, anchor, rank_of, n_pos, n_negatives, rng)
+    else:
         weights = np.asarray(scores, dtype=np.float64).copy()
         weights[anchor] = 0.0
-    negatives = []
-    for i in range(n_pos):
-        use = weights
-        if strategy == "distance" and weights.sum() - weights[ranking[: i + 1]].sum() <= 0:
-            use = uniform  # nothing after the positive has S > 0
-        negatives.append(_draw_after(use, rank_of, ranking, i, n_negatives, rng))
-    return np.repeat(ranking, n_negatives), np.concatenate(negatives)
+        negatives = _distance_draws(weights, anchor, ranking, rank_of, n_negatives, rng)
+    return np.repeat(ranking, n_negatives), negatives.ravel()
 
 
 def anchor_rng(seed: int, strategy: str, anchor: int) -> np.random.Generator:

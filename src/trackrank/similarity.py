@@ -119,6 +119,9 @@ class Oracle:
         self.weights = np.asarray(weights, dtype=np.float64)
         self.n_tracks, self.n_tags = self.tags.shape
         self.label = function or name
+        self.function = function
+        self.categories = list(categories)
+        self.category_weight_map = dict(category_weights or {})
         self.eps = eps
         names = list(dict.fromkeys(categories))
         self.category_index = np.array([names.index(c) for c in categories])

@@ -1,0 +1,69 @@
+"""Retrieval metrics of paper §4.2, per query, at k.
+
+The relevant tracks of a query are the first ``n_relevant`` of its oracle ranking,
+with graded relevance n_relevant, ..., 1 (5, 4, 3, 2, 1 for r1..r5):
+
+* AP@k = (1/n_relevant) sum_{i<=k} P@i [rel_i > 0]
+* Recall@k = |relevant in the top k| / n_relevant
+* RR@k = 1 / rank of the first relevant track, 0 if none is in the top k
+* nDCG@k = DCG / IDCG, DCG = sum_{i<=k} g_i / log2(i + 1)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+METRICS = ("map", "recall", "rr", "ndcg")
+
+
+def per_query_metrics(predicted: np.ndarray, relevant: np.ndarray, k: int = 20) -> pd.DataFrame:
+    """Metrics of each query.
+
+    Parameters
+    ----------
+    predicted : np.ndarray, shape (n_queries, >= k): each query's ranked track indices.
+    relevant : np.ndarray, shape (n_queries, n_relevant): the oracle's first tracks, best first.
+
+    Returns
+    -------
+    pd.DataFrame with columns ``map``, ``recall``, ``rr``, ``ndcg`` (fractions in [0, 1]).
+    """
+    predicted = np.asarray(predicted)[:, :k]
+    relevant = np.asarray(relevant)
+    n_relevant = relevant.shape[1]
+    # gain[q, i]: graded relevance of the i-th prediction (0 when not relevant)
+    matches = predicted[:, :, None] == relevant[:, None, :]  # (q, k, n_relevant)
+    gains = (matches * np.arange(n_relevant, 0, -1)).sum(axis=2).astype(float)
+    hits = gains > 0
+    ranks = np.arange(1, predicted.shape[1] + 1)
+    precision_at = np.cumsum(hits, axis=1) / ranks
+    average_precision = (precision_at * hits).sum(axis=1) / n_relevant
+    recall = hits.sum(axis=1) / n_relevant
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
+    reciprocal_rank = 1.0 / first
+    discounts = 1.0 / np.log2(ranks + 1)
+    ideal = (np.arange(n_relevant, 0, -1) * discounts[:n_relevant]).sum()
+    ndcg = (gains * discounts).sum(axis=1) / ideal
+    return pd.DataFrame({"map": average_precision, "recall": recall, "rr": reciprocal_rank, "ndcg": ndcg})
+
+
+def mean_and_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and the half-width of its Student-t confidence interval."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()) if len(values) else float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return float(values.mean()), float(half)
+
+
+def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], n_relevant: int = 5) -> np.ndarray:
+    """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks."""
+    position = {t: i for i, t in enumerate(track_ids)}
+    top = rankings[rankings["rank"] <= n_relevant]
+    anchors = top["anchor"].astype(str).map(position).to_numpy()
+    others = top["other"].astype(str).map(position).to_numpy()
+    relevant = np.full((len(track_ids), n_relevant), -1, dtype=np.int64)
+    relevant[anchors, top["rank"].to_numpy() - 1] = others
+    return relevant

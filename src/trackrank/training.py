@@ -1,0 +1,346 @@
+"""Training of the AT baseline, TL and TL Autopool systems (paper §3.4).
+
+Batches, as in the paper: a TL mini-batch is 42 triplets sharing one anchor track and
+one positive track, with 42 negative tracks drawn from that (anchor, positive)'s
+negatives in the triplet table; one random 96 x 512 patch of each of those 44 tracks
+goes through the network. The auto-tagger's mini-batch is 42 random patches of random
+train tracks with their binarised tags.
+
+Early stopping watches MAP@k on the validation split (each val track queries the
+others; relevant = its first oracle-ranked tracks), not a validation loss: the
+retrieval metric is what the paper reports, and it compares the auto-tagger (BCE) and
+the triplet systems on one scale. Validation losses are logged beside it. The best
+epoch's weights are kept in ``model.pt``.
+
+Resuming: after every epoch, ``last.pt`` holds the model, optimiser, RNG states and
+history. A rerun (a killed process, a preempted cluster job) starts from it when its
+settings fingerprint matches, so it continues from the saved step. Checkpoints hold
+only tensors and plain Python values and are loaded with ``weights_only=True``.
+
+Data loading: patches come from the memory-mapped cache (:mod:`trackrank.feature_cache`)
+through a DataLoader whose worker processes each build whole batches. Batch b is drawn
+from its own random stream (seed, epoch, b), so the batches are the same whatever the
+number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from trackrank.embedding import rank_by_distance, rank_by_oracle, track_outputs
+from trackrank.feature_cache import PatchCache
+from trackrank.metrics import per_query_metrics, relevant_from_rankings
+from trackrank.models import build_model, triplet_loss
+from trackrank.similarity import split_oracle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a training run. Paper values: width 1, lr 1e-6 (TL) / 1e-4 (AT)."""
+
+    system: str
+    width: float = 1.0
+    dim: int = 128
+    margin: float = 0.5
+    lr: float = 1e-6
+    batch_size: int = 42
+    epochs: int = 100
+    batches_per_epoch: int = 1000
+    patience: int = 10
+    tag_threshold: float = 0.5
+    val_patches: int = 8
+    k: int = 20
+    n_relevant: int = 5
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+
+    @property
+    def architecture(self) -> str:
+        return system_spec(self.system)[0]
+
+    @property
+    def strategy(self) -> str | None:
+        return system_spec(self.system)[1]
+
+    def fingerprint(self) -> str:
+        """Hash of the settings a checkpoint depends on (not epochs, patience, workers, device)."""
+        kept = {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in ("epochs", "patience", "workers", "device")}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def system_spec(system: str) -> tuple[str, str | None]:
+    """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""
+    if system == "at_baseline":
+        return "fcn5_tagger", None
+    match = re.fullmatch(r"tl_autopool_(\w+)", system)
+    if match:
+        return "autopool_triplet", match.group(1)
+    match = re.fullmatch(r"tl_(\w+)", system)
+    if match:
+        return "triplet", match.group(1)
+    raise ValueError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+class TripletTable:
+    """The triplet table as cache positions, grouped by (anchor, positive)."""
+
+    def __init__(self, path: str | Path, cache: PatchCache):
+        table = pq.read_table(path)
+        columns = {}
+        for name in ("anchor", "positive", "negative"):
+            column = table.column(name).combine_chunks()
+            # dictionary-encoded ids: map the (small) dictionary once, then index
+            dictionary = cache.indices(column.dictionary.to_pylist())
+            columns[name] = dictionary[column.indices.to_numpy()]
+        self.anchor, self.positive, self.negative = columns["anchor"], columns["positive"], columns["negative"]
+        change = np.flatnonzero((np.diff(self.anchor) != 0) | (np.diff(self.positive) != 0)) + 1
+        self.starts = np.concatenate([[0], change])
+        self.ends = np.concatenate([change, [len(self.anchor)]])
+
+    def __len__(self) -> int:
+        return len(self.anchor)
+
+
+class TripletBatches(IterableDataset):
+    """Batches of (anchor, positive, 42 negatives) patches: a (2 + batch_size, 96, 512) tensor."""
+
+    def __init__(self, cache: PatchCache, triplets: TripletTable, batch_size: int, n_batches: int,
+                 seed: int, epoch: int):
+        self.cache, self.triplets = cache, triplets
+        self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
+
+    def batch(self, b: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, self.epoch, b])
+        t = self.triplets
+        pair = int(rng.integers(len(t.starts)))
+        start, end = t.starts[pair], t.ends[pair]
+        chosen = rng.choice(end - start, self.batch_size, replace=end - start < self.batch_size)
+        tracks = np.concatenate([[t.anchor[start], t.positive[start]], t.negative[start + chosen]])
+        return torch.from_numpy(self.cache.patches(tracks, rng))
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for b in range(worker, self.n_batches, n_workers):
+            yield self.batch(b)
+
+
+class TagBatches(IterableDataset):
+    """Batches of (patches, binarised tags) from random train tracks."""
+
+    def __init__(self, cache: PatchCache, tracks: np.ndarray, targets: np.ndarray, batch_size: int,
+                 n_batches: int, seed: int, epoch: int):
+        self.cache, self.tracks, self.targets = cache, tracks, targets
+        self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
+
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, b])
+        chosen = rng.integers(len(self.tracks), size=self.batch_size)
+        patches = self.cache.patches(self.tracks[chosen], rng)
+        return torch.from_numpy(patches), torch.from_numpy(self.targets[chosen])
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for b in range(worker, self.n_batches, n_workers):
+            yield self.batch(b)
+
+
+@dataclass
+class TrainingData:
+    """What a training run reads: the patch cache, its train examples and the validation split."""
+
+    cache: PatchCache
+    train_tracks: np.ndarray  # cache positions
+    train_targets: np.ndarray | None  # binarised tags (auto-tagger)
+    triplets: TripletTable | None
+    val_ids: list[str]
+    val_tracks: np.ndarray
+    val_relevant: np.ndarray  # (n_val, n_relevant) positions in val_ids
+    val_oracle: object  # Oracle over the val split's true tags
+    tag_names: list[str]
+
+
+def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_dir: str | Path,
+                       val_rankings: str | Path, triplets: str | Path | None) -> TrainingData:
+    cache = PatchCache(cache_dir)
+    catalog_dir = Path(catalog_dir)
+    tracks = pd.read_parquet(catalog_dir / "tracks.parquet")
+    tags = pd.read_parquet(catalog_dir / "tags.parquet").set_index("track_id")
+    tag_names = list(tags.columns)
+    train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
+    val_ids, val_oracle = split_oracle(catalog_dir, "val")
+    kept = [i for i, t in enumerate(val_ids) if t in cache.position]
+    if len(kept) < len(val_ids):
+        log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
+    val_ids = [val_ids[i] for i in kept]
+    relevant = relevant_from_rankings(pd.read_parquet(val_rankings), val_ids, settings.n_relevant)
+    targets = None
+    if settings.architecture == "fcn5_tagger":
+        targets = (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)
+    table = TripletTable(triplets, cache) if settings.strategy else None
+    return TrainingData(cache, cache.indices(train_ids), targets, table, val_ids, cache.indices(val_ids),
+                        relevant, val_oracle, tag_names)
+
+
+@torch.no_grad()
+def validate(model, data: TrainingData, settings: TrainSettings, device: torch.device) -> dict[str, float]:
+    """Val MAP@k (early-stopping metric) and a validation loss on track-level outputs."""
+    outputs = track_outputs(model, data.cache, data.val_tracks, settings.val_patches, seed=settings.seed,
+                            device=device)
+    k = min(settings.k, len(data.val_ids) - 1)
+    relevant = data.val_relevant
+    if settings.architecture == "fcn5_tagger":
+        predicted = rank_by_oracle(outputs.astype(np.float64), data.val_oracle, k)
+        truth = (data.val_oracle.tags >= settings.tag_threshold).astype(np.float32)
+        loss = F.binary_cross_entropy(torch.from_numpy(outputs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(truth))
+    else:
+        predicted = rank_by_distance(outputs, k)
+        embeddings = torch.from_numpy(outputs)
+        rng = np.random.default_rng([settings.seed, 13])
+        queries = np.repeat(np.arange(len(outputs)), relevant.shape[1])
+        negatives = rng.integers(len(outputs), size=len(queries))
+        valid = (relevant.ravel() >= 0) & (negatives != queries) & ~(relevant[queries] == negatives[:, None]).any(1)
+        loss = triplet_loss(embeddings[queries[valid]], embeddings[relevant.ravel()[valid]],
+                            embeddings[negatives[valid]], settings.margin)
+    usable = (relevant >= 0).all(axis=1)
+    metrics = per_query_metrics(predicted[usable], relevant[usable], k)
+    return {"val_loss": float(loss), f"val_map@{settings.k}": float(metrics["map"].mean())}
+
+
+def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
+    torch.manual_seed(settings.seed)
+    model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim,
+                        width=settings.width).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    return model, optimizer, scaler
+
+
+def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> pd.DataFrame:
+    """Train (or resume) one system; writes ``model.pt``, ``last.pt`` and ``history.csv`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = choose_device(settings.device)
+    model, optimizer, scaler = _new_state(settings, data, device)
+    state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    last = out_dir / "last.pt"
+    if last.exists():
+        checkpoint = torch.load(last, map_location=device, weights_only=True)
+        if checkpoint.get("fingerprint") == settings.fingerprint():
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scaler.load_state_dict(checkpoint["scaler"])
+            torch.set_rng_state(checkpoint["torch_rng"])
+            state = checkpoint["state"]
+            log.info("resuming %s from epoch %d (step %d)", settings.system, state["epoch"], state["step"])
+        else:
+            log.info("%s exists but was written with other settings: starting over", last)
+    log.info("training %s (%s, %d parameters) on %s", settings.system, settings.architecture,
+             sum(p.numel() for p in model.parameters()), device)
+    metric = f"val_map@{settings.k}"
+    while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
+        epoch = state["epoch"] + 1
+        started = time.perf_counter()
+        train_loss = _train_epoch(model, optimizer, scaler, data, settings, epoch, device)
+        state["step"] += settings.batches_per_epoch
+        row = {"epoch": epoch, "step": state["step"], "train_loss": train_loss,
+               **validate(model, data, settings, device), "seconds": time.perf_counter() - started}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        if row[metric] > state["best"]:
+            state.update(best=row[metric], best_epoch=epoch, bad_epochs=0)
+            torch.save({"model": model.state_dict(), "settings": dataclasses.asdict(settings),
+                        "tags": data.tag_names, "epoch": epoch, metric: row[metric]}, out_dir / "model.pt.tmp")
+            (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
+        else:
+            state["bad_epochs"] += 1
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
+                    "fingerprint": settings.fingerprint()}, out_dir / "last.pt.tmp")
+        (out_dir / "last.pt.tmp").replace(last)
+        log.info("epoch %d: train loss %.4f, val loss %.4f, %s %.4f (%.1f s)", epoch, train_loss,
+                 row["val_loss"], metric, row[metric], row["seconds"])
+    if state["bad_epochs"] >= settings.patience:
+        log.info("early stop: no %s gain for %d epochs; best epoch %d", metric, settings.patience,
+                 state["best_epoch"])
+    history = pd.DataFrame(state["history"])
+    history.to_csv(out_dir / "history.csv", index=False)
+    return history
+
+
+def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int,
+                 device: torch.device) -> float:
+    model.train()
+    if settings.strategy:
+        dataset = TripletBatches(data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch,
+                                 settings.seed, epoch)
+    else:
+        dataset = TagBatches(data.cache, data.train_tracks, data.train_targets, settings.batch_size,
+                             settings.batches_per_epoch, settings.seed, epoch)
+    loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers,
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if settings.workers else None)
+    losses = []
+    for batch in loader:
+        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+            if settings.strategy:
+                embeddings = model(batch.to(device, non_blocking=True))
+                anchor, positive, negatives = embeddings[:1], embeddings[1:2], embeddings[2:]
+                loss = triplet_loss(anchor.expand_as(negatives), positive.expand_as(negatives), negatives,
+                                    settings.margin)
+            else:
+                patches, targets = batch
+                logits = model.logits(patches.to(device, non_blocking=True))
+                loss = F.binary_cross_entropy_with_logits(logits.float(), targets.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train one system.")
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--cache-dir", default="results/cache")
+    parser.add_argument("--catalog-dir", default="results/catalog")
+    parser.add_argument("--val-rankings", default="results/rankings/val.parquet")
+    parser.add_argument("--triplets", help="triplet table (TL systems)")
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--settings", default="{}", help="JSON of TrainSettings fields")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    settings = TrainSettings(system=args.system, **json.loads(args.settings))
+    data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets)
+    train(settings, data, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
