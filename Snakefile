@@ -23,9 +23,11 @@ include: "workflow/rules/demo.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/oracle.smk"
+include: "workflow/rules/training.smk"
 
 
 rule all:
     input:
         rules.features.input,
         rules.oracle.input,
+        rules.train.input,

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+import torch
 
 from conftest import REPO, sine
 from trackrank.feature_store import FeatureStore
@@ -84,12 +85,23 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 
 
 def test_a_mining_parameter_reruns_mining_only(finished_run):
-    assert planned_rules(finished_run, "mining={n_negatives: 4}") == {"mine_triplets", "all"}
+    assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
+        "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "all"}
 
 
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
-    assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "all"}
+    assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
+                       "train_tl_distance", "train_tl_autopool_distance", "all"}
+
+
+def test_tiny_run_trains_every_configured_system(finished_run):
+    for system in ("at_baseline", "tl_distance", "tl_autopool_distance"):
+        folder = finished_run / "results" / "models" / system
+        history = pd.read_csv(folder / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        assert torch.load(folder / "model.pt", weights_only=True)["settings"]["system"] == system
+        assert (finished_run / "results" / "benchmarks" / "train" / f"{system}.tsv").exists()
 
 
 def test_nothing_is_stale_after_a_complete_run(finished_run):
@@ -103,7 +115,9 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     sf.write(replaced, sine(330.0, seconds=sf.info(replaced).duration), 44100)
     plan = snakemake(finished_run, "-n")
     assert plan.stdout.count("rule cqt_shard:") == 1
-    assert planned_rules(finished_run) == {"cqt_shard", "all"}
+    planned = planned_rules(finished_run)
+    assert "cqt_shard" in planned
+    assert planned - {"cqt_shard", "cache_features", "all"} <= {r for r in planned if r.startswith("train_")}
 
 
 def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):
@@ -130,7 +144,7 @@ def test_a_wrong_type_stops_the_run_naming_the_key(tmp_path):
 
 def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
     work = workflow_copy(tmp_path)
-    run = snakemake(work, "--config", f"catalog={small_catalog}")
+    run = snakemake(work, "--config", f"catalog={small_catalog}", "train={systems: [at_baseline]}")
     assert run.returncode == 0, run.stderr[-3000:]
     store = FeatureStore(work / "results" / "features")
     assert sorted(store.track_ids) == [f"t{i}" for i in range(6)]

@@ -44,7 +44,8 @@ def per_query_metrics(predicted: np.ndarray, relevant: np.ndarray, k: int = 20) 
     first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
     reciprocal_rank = 1.0 / first
     discounts = 1.0 / np.log2(ranks + 1)
-    ideal = (np.arange(n_relevant, 0, -1) * discounts[:n_relevant]).sum()
+    n_ideal = min(n_relevant, len(discounts))  # IDCG: the relevant tracks, best first, within k
+    ideal = (np.arange(n_relevant, 0, -1)[:n_ideal] * discounts[:n_ideal]).sum()
     ndcg = (gains * discounts).sum(axis=1) / ideal
     return pd.DataFrame({"map": average_precision, "recall": recall, "rr": reciprocal_rank, "ndcg": ndcg})
 
@@ -59,7 +60,11 @@ def mean_and_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
 
 
 def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], n_relevant: int = 5) -> np.ndarray:
-    """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks."""
+    """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks.
+
+    A split of n tracks offers n - 1 others: ``n_relevant`` is cut to that.
+    """
+    n_relevant = min(n_relevant, len(track_ids) - 1)
     position = {t: i for i, t in enumerate(track_ids)}
     top = rankings[rankings["rank"] <= n_relevant]
     anchors = top["anchor"].astype(str).map(position).to_numpy()

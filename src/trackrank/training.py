@@ -30,7 +30,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +46,7 @@ from trackrank.feature_cache import PatchCache
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.models import build_model, triplet_loss
 from trackrank.similarity import split_oracle
+from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,6 @@ class TrainSettings:
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def system_spec(system: str) -> tuple[str, str | None]:
-    """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""
-    if system == "at_baseline":
-        return "fcn5_tagger", None
-    match = re.fullmatch(r"tl_autopool_(\w+)", system)
-    if match:
-        return "autopool_triplet", match.group(1)
-    match = re.fullmatch(r"tl_(\w+)", system)
-    if match:
-        return "triplet", match.group(1)
-    raise ValueError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
-
-
 def choose_device(name: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
     if name == "auto":
@@ -112,6 +99,9 @@ class TripletTable:
 
     def __init__(self, path: str | Path, cache: PatchCache):
         table = pq.read_table(path)
+        if table.num_rows == 0:
+            raise ValueError(f"triplet table {path} is empty: the train split is too small to mine "
+                             "(an anchor needs at least 2 other tracks)")
         columns = {}
         for name in ("anchor", "positive", "negative"):
             column = table.column(name).combine_chunks()
@@ -274,7 +264,9 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
                **validate(model, data, settings, device), "seconds": time.perf_counter() - started}
         state["history"].append(row)
         state["epoch"] = epoch
-        if row[metric] > state["best"]:
+        if np.isnan(row[metric]):
+            log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", epoch, metric)
+        if np.isnan(row[metric]) or row[metric] > state["best"]:
             state.update(best=row[metric], best_epoch=epoch, bad_epochs=0)
             torch.save({"model": model.state_dict(), "settings": dataclasses.asdict(settings),
                         "tags": data.tag_names, "epoch": epoch, metric: row[metric]}, out_dir / "model.pt.tmp")

@@ -5,13 +5,17 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrank.features import shard_tracks
+from trackrank.systems import MALLOC_SETTINGS
+
 # Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
 # cluster node alike (the node re-reads this file, so it gets the same path).
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")) if p
 )
-
-from trackrank.features import shard_tracks
+# Keep freed memory in job processes: halves a CPU training step (trackrank.systems).
+for name, value in MALLOC_SETTINGS.items():
+    os.environ.setdefault(name, value)
 
 DEMO_DIR = "results/demo"
 CATALOG_DIR = DEMO_DIR if config["catalog"] == "demo" else config["catalog"]

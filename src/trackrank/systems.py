@@ -1,0 +1,28 @@
+"""The systems of Table 2 by name, and the process environment their jobs run in.
+
+Kept free of torch so that the workflow can read it when it builds its DAG.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: Environment for job processes (set before they start; see workflow/rules/common.smk).
+#: glibc hands large freed blocks back to the OS at once, so every CPU training step
+#: page-faults its activations in again: about half a step's time at the demo's width,
+#: measured. These keep freed memory in the process.
+MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": str(1 << 30),
+                   "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+
+
+def system_spec(system: str) -> tuple[str, str | None]:
+    """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""
+    if system == "at_baseline":
+        return "fcn5_tagger", None
+    match = re.fullmatch(r"tl_autopool_(\w+)", system)
+    if match:
+        return "autopool_triplet", match.group(1)
+    match = re.fullmatch(r"tl_(\w+)", system)
+    if match:
+        return "triplet", match.group(1)
+    raise ValueError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")

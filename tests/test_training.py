@@ -1,0 +1,144 @@
+"""Training: batches from the triplet table, a loss that goes down, resume after an interruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from trackrank.feature_cache import PatchCache, build_cache
+from trackrank.features import N_BINS, PARQUET_OPTIONS, shard_table
+from trackrank.mining import write_triplets
+from trackrank.ranking import write_rankings
+from trackrank.similarity import split_oracle
+from trackrank.training import TrainSettings, TripletBatches, TripletTable, load_training_data, train
+
+N_TRACKS = 24
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A 24-track catalog run through the real stages: tags, CQT shard, cache, rankings, triplets.
+
+    Half the tracks are 'low' (energy in low bins), half 'high'; the tags say which.
+    Every frame of track i also carries i in bin 0, so a patch tells which track it came from.
+    """
+    root = tmp_path_factory.mktemp("pipeline")
+    catalog = root / "catalog"
+    catalog.mkdir()
+    ids = [f"t{i:02d}" for i in range(N_TRACKS)]
+    is_low = np.arange(N_TRACKS) % 2 == 0
+    split = ["val" if i % 4 in (1, 2) and i >= 16 else "train" for i in range(N_TRACKS)]
+    pd.DataFrame({"track_id": ids, "path": "x", "artist": ids, "split": split, "duration_s": 20.0}).to_parquet(
+        catalog / "tracks.parquet")
+    pd.DataFrame({"track_id": ids, "low": is_low * 0.9, "high": ~is_low * 0.9,
+                  "calm": np.linspace(0, 1, N_TRACKS)}).to_parquet(catalog / "tags.parquet")
+    pd.DataFrame({"tag": ["low", "high", "calm"], "category": ["Genre", "Genre", "Mood"],
+                  "weight": 1.0}).to_csv(catalog / "taxonomy.csv", index=False)
+    rng = np.random.default_rng(0)
+    matrices = []
+    for i in range(N_TRACKS):
+        cqt = rng.normal(-60, 3, size=(600, N_BINS))
+        cqt[:, 10:30] += 40 if is_low[i] else 0
+        cqt[:, 60:80] += 0 if is_low[i] else 40
+        cqt[:, 0] = i
+        matrices.append(cqt.astype(np.float16))
+    pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
+    build_cache([root / "shard-000.parquet"], root / "cache")
+    val_ids, val_oracle = split_oracle(catalog, "val")
+    write_rankings(val_oracle, val_ids, root / "val.parquet", top_k=10)
+    train_ids, train_oracle = split_oracle(catalog, "train")
+    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", 3, 6, seed=0)
+    return root
+
+
+def settings(**overrides) -> TrainSettings:
+    values = dict(system="tl_distance", width=0.03125, lr=3e-3, epochs=3, batches_per_epoch=4, val_patches=1,
+                  batch_size=6, patience=10, k=5, n_relevant=2)
+    return TrainSettings(**{**values, **overrides})
+
+
+def data_for(pipeline, s: TrainSettings):
+    return load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet",
+                              pipeline / "triplets.parquet" if s.strategy else None)
+
+
+def test_a_batch_is_one_anchor_one_positive_and_42_of_their_negatives(pipeline):
+    cache = PatchCache(pipeline / "cache")
+    table = TripletTable(pipeline / "triplets.parquet", cache)
+    triplets = pd.read_parquet(pipeline / "triplets.parquet").astype(str)
+    batches = TripletBatches(cache, table, batch_size=42, n_batches=5, seed=0, epoch=1)
+    for batch in batches:
+        assert batch.shape == (44, N_BINS, 512)
+        track = [cache.track_ids[int(patch[0, 0])] for patch in batch]  # bin 0 holds the track number
+        rows = triplets[(triplets.anchor == track[0]) & (triplets.positive == track[1])]
+        assert len(rows) > 0, "the (anchor, positive) pair comes from the triplet table"
+        assert set(track[2:]) <= set(rows.negative)
+
+
+def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
+    cache = PatchCache(pipeline / "cache")
+    table = TripletTable(pipeline / "triplets.parquet", cache)
+    dataset = TripletBatches(cache, table, batch_size=6, n_batches=4, seed=0, epoch=2)
+    alone = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
+    shared = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=2))
+    assert all(torch.equal(a, b) for a, b in zip(alone, shared))
+
+
+def test_a_short_cpu_training_brings_the_loss_down(pipeline, tmp_path):
+    s = settings(epochs=4, batches_per_epoch=6)
+    history = train(s, data_for(pipeline, s), tmp_path)
+    assert history["train_loss"].iloc[-2:].mean() < history["train_loss"].iloc[:2].mean()
+    assert list(history.columns[:5]) == ["epoch", "step", "train_loss", "val_loss", "val_map@5"]
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["settings"]["system"] == "tl_distance" and saved["epoch"] == history["val_map@5"].idxmax() + 1
+
+
+def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
+    s = settings(system="at_baseline", lr=1e-2, epochs=3, batches_per_epoch=5)
+    data = data_for(pipeline, s)
+    assert set(np.unique(data.train_targets)) == {0.0, 1.0}
+    history = train(s, data, tmp_path)
+    assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch):
+    s = settings()
+    reference = train(s, data_for(pipeline, s), tmp_path / "straight")
+
+    import trackrank.training as training
+
+    real_epoch = training._train_epoch
+
+    def killed_at_epoch_3(model, optimizer, scaler, data, settings, epoch, device):
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+        return real_epoch(model, optimizer, scaler, data, settings, epoch, device)
+
+    monkeypatch.setattr(training, "_train_epoch", killed_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(s, data_for(pipeline, s), tmp_path / "resumed")
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["state"]["step"] == 8
+    monkeypatch.setattr(training, "_train_epoch", real_epoch)
+    calls = []
+    monkeypatch.setattr(training, "_train_epoch", lambda *a: calls.append(a[5]) or real_epoch(*a))
+    resumed = train(s, data_for(pipeline, s), tmp_path / "resumed")
+    assert calls == [3]  # only the missing epoch ran
+    pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
+    s = settings(epochs=1)
+    train(s, data_for(pipeline, s), tmp_path)
+    other = settings(epochs=1, lr=1e-4)
+    history = train(other, data_for(pipeline, other), tmp_path)
+    assert list(history["epoch"]) == [1]
+
+
+def test_an_empty_triplet_table_is_refused_with_the_reason(pipeline, tmp_path):
+    table = pq.read_table(pipeline / "triplets.parquet").slice(0, 0)
+    pq.write_table(table, tmp_path / "empty.parquet")
+    with pytest.raises(ValueError, match="empty.parquet is empty: the train split is too small"):
+        TripletTable(tmp_path / "empty.parquet", PatchCache(pipeline / "cache"))
