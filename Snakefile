@@ -1,4 +1,4 @@
-# trackrank: audio -> CQT shards -> oracle rankings -> triplets -> training -> metrics.
+# trackrank: audio -> CQT shards -> oracle rankings -> triplets -> training -> metrics -> report.
 # See README.md; the stages are one .smk each under workflow/rules/.
 
 import sys
@@ -24,6 +24,7 @@ include: "workflow/rules/catalog.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/oracle.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/evaluation.smk"
 
 
 rule all:
@@ -31,3 +32,4 @@ rule all:
         rules.features.input,
         rules.oracle.input,
         rules.train.input,
+        rules.report.output,

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
@@ -86,13 +87,15 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 
 def test_a_mining_parameter_reruns_mining_only(finished_run):
     assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
-        "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "all"}
+        "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
+        "all"}
 
 
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
     assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
-                       "train_tl_distance", "train_tl_autopool_distance", "all"}
+                       "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
+                       "all"}
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
@@ -102,6 +105,34 @@ def test_tiny_run_trains_every_configured_system(finished_run):
         assert list(history["epoch"]) == [1, 2]
         assert torch.load(folder / "model.pt", weights_only=True)["settings"]["system"] == system
         assert (finished_run / "results" / "benchmarks" / "train" / f"{system}.tsv").exists()
+
+
+def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
+    report = finished_run / "results" / "report"
+    table = pd.read_csv(report / "table.csv")
+    assert table["system"].tolist() == ["random", "at_baseline", "tl_distance", "tl_autopool_distance"]
+    assert table["n_queries"].nunique() == 1
+    markdown = (report / "table.md").read_text()
+    for system in table["system"]:
+        assert f"| {system} |" in markdown
+    for png in ("metrics.png", "training_curves.png"):
+        assert (report / png).stat().st_size > 10_000
+    embeddings = pq.read_schema(finished_run / "results" / "embeddings" / "tl_distance.parquet")
+    assert embeddings.field("embedding").type.list_size == 128
+    assert embeddings.field("embedding").type.value_type == pa.float32()
+    tags = pq.read_schema(finished_run / "results" / "embeddings" / "at_baseline.parquet")
+    assert tags.field("tags").type.list_size == 36
+
+
+def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
+    assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_system", "report", "all"}
+    assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {"embed", "evaluate_system", "report", "all"}
+
+
+def test_snakemake_report_renders_the_html_report(finished_run, tmp_path):
+    run = snakemake(finished_run, "--report", str(tmp_path / "report.html"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "report.html").stat().st_size > 50_000
 
 
 def test_nothing_is_stale_after_a_complete_run(finished_run):
@@ -117,7 +148,9 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert plan.stdout.count("rule cqt_shard:") == 1
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
-    assert planned - {"cqt_shard", "cache_features", "all"} <= {r for r in planned if r.startswith("train_")}
+    downstream = {"cache_features", "embed", "evaluate_system", "report", "all"}
+    assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
+    assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 
 
 def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):

@@ -8,12 +8,23 @@ auto-tagger ranks by decreasing oracle S of the estimated tags.
 
 from __future__ import annotations
 
+import argparse
+import logging
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 
 from trackrank.feature_cache import PatchCache
+from trackrank.models import build_model
 from trackrank.ranking import top_ranked
 from trackrank.similarity import Oracle
+from trackrank.systems import system_spec
+
+log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
@@ -49,3 +60,74 @@ def rank_by_oracle(tags: np.ndarray, oracle_template: Oracle, k: int = 20) -> np
                     function=oracle_template.function, category_weights=oracle_template.category_weight_map,
                     eps=oracle_template.eps)
     return np.stack([top_ranked(oracle.scores(q), q, k) for q in range(len(tags))])
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A trained system from its ``model.pt`` (loaded with ``weights_only=True``) and its checkpoint."""
+    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    settings = checkpoint["settings"]
+    architecture, _ = system_spec(settings["system"])
+    model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), checkpoint
+
+
+def write_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: list[str], output: str | Path,
+                     n_patches: int = 8, seed: int = 0, device: str = "auto") -> pd.DataFrame:
+    """Embed ``track_ids`` with a trained system into a Parquet table.
+
+    TL systems: ``track_id``, ``embedding`` (fixed_size_list<float32, d>); the auto-tagger:
+    ``track_id``, ``tags`` (fixed_size_list<float32, m>), the mean likelihoods.
+    Tracks without features are left out (and logged).
+    """
+    device = choose_device(device)
+    model, checkpoint = load_model(model_path, device)
+    cache = PatchCache(cache_dir)
+    kept = [t for t in track_ids if t in cache.position]
+    if len(kept) < len(track_ids):
+        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),
+                    len(track_ids))
+    outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
+    column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
+    values = pa.FixedSizeListArray.from_arrays(pa.array(outputs.astype(np.float32).ravel()), outputs.shape[1])
+    table = pa.table({"track_id": pa.array(kept, pa.string()), column: values})
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, output, compression="zstd")
+    log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
+    return table.to_pandas()
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, str]:
+    """(track ids, (n, d or m) matrix, column name) from an embeddings table."""
+    table = pq.read_table(path)
+    column = "tags" if "tags" in table.column_names else "embedding"
+    values = table.column(column).combine_chunks()
+    matrix = values.flatten().to_numpy().reshape(len(values), values.type.list_size)
+    return table.column("track_id").to_pylist(), matrix, column
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Embed the tracks of one split with a trained system.")
+    parser.add_argument("--model", required=True, help="results/models/<system>/model.pt")
+    parser.add_argument("--cache-dir", default="results/cache")
+    parser.add_argument("--catalog-dir", default="results/catalog")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--n-patches", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    tracks = pd.read_parquet(Path(args.catalog_dir) / "tracks.parquet")
+    write_embeddings(args.model, args.cache_dir, tracks.loc[tracks.split == args.split, "track_id"].tolist(),
+                     args.output, n_patches=args.n_patches, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

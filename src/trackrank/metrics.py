@@ -62,13 +62,18 @@ def mean_and_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
 def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], n_relevant: int = 5) -> np.ndarray:
     """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks.
 
-    A split of n tracks offers n - 1 others: ``n_relevant`` is cut to that.
+    Ranked tracks that are not in ``track_ids`` (e.g. skipped for lack of features) are
+    passed over, so the next ones count. A set of n tracks offers n - 1 others:
+    ``n_relevant`` is cut to that. Missing entries are -1.
     """
     n_relevant = min(n_relevant, len(track_ids) - 1)
     position = {t: i for i, t in enumerate(track_ids)}
-    top = rankings[rankings["rank"] <= n_relevant]
-    anchors = top["anchor"].astype(str).map(position).to_numpy()
-    others = top["other"].astype(str).map(position).to_numpy()
+    anchors = rankings["anchor"].astype(str).map(position)
+    others = rankings["other"].astype(str).map(position)
+    kept = pd.DataFrame({"anchor": anchors, "other": others, "rank": rankings["rank"]}).dropna()
+    kept = kept.sort_values(["anchor", "rank"], kind="stable")
+    kept["place"] = kept.groupby("anchor").cumcount()
+    kept = kept[kept["place"] < n_relevant]
     relevant = np.full((len(track_ids), n_relevant), -1, dtype=np.int64)
-    relevant[anchors, top["rank"].to_numpy() - 1] = others
+    relevant[kept["anchor"].astype(int), kept["place"]] = kept["other"].astype(int)
     return relevant

@@ -41,7 +41,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from trackrank.embedding import rank_by_distance, rank_by_oracle, track_outputs
+from trackrank.embedding import choose_device, rank_by_distance, rank_by_oracle, track_outputs
 from trackrank.feature_cache import PatchCache
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.models import build_model, triplet_loss
@@ -85,13 +85,6 @@ class TrainSettings:
         kept = {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in ("epochs", "patience", "workers", "device")}
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def choose_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 class TripletTable:

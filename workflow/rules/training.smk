@@ -28,8 +28,8 @@ def train_settings(system):
     settings = {key: train[key] for key in keys}
     architecture, _ = system_spec(system)
     settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
-    settings["k"] = lookup(dpath="evaluate/k", within=config, default=20)
-    settings["n_relevant"] = lookup(dpath="evaluate/n_relevant", within=config, default=5)
+    settings["k"] = train["val_k"]
+    settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]
     return settings
 

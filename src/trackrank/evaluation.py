@@ -1,0 +1,108 @@
+"""Test-set retrieval and its metrics (paper §4.2): predictions, per-query values, summary.
+
+Every test track queries all other test tracks. TL systems rank by ascending
+Euclidean distance between embeddings, the auto-tagger by decreasing oracle S of its
+estimated tags, and ``random`` by a seeded random order. The ground truth is each
+query's oracle ranking among the other test tracks (``rankings/test.parquet``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trackrank.embedding import rank_by_distance, rank_by_oracle, read_embeddings
+from trackrank.feature_cache import PatchCache
+from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
+from trackrank.similarity import add_similarity_arguments, split_oracle
+
+log = logging.getLogger(__name__)
+
+
+def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
+    """(n, k): each query's others in a seeded random order."""
+    rng = np.random.default_rng([seed, 17])
+    rows = []
+    for query in range(n_tracks):
+        others = np.delete(np.arange(n_tracks), query)
+        rows.append(rng.permutation(others)[:k])
+    return np.stack(rows)
+
+
+def system_predictions(embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int,
+                       seed: int = 0) -> np.ndarray:
+    """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
+    if embeddings_path is None:
+        return random_predictions(len(test_ids), k, seed)
+    ids, matrix, column = read_embeddings(embeddings_path)
+    if ids != test_ids:
+        raise ValueError(f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks "
+                         "with features, in order")
+    if column == "tags":
+        return rank_by_oracle(matrix.astype(np.float64), oracle, k)
+    return rank_by_distance(matrix.astype(np.float64), k)
+
+
+def summarise(per_query: pd.DataFrame, system: str, k: int) -> dict:
+    """Mean and 95 % CI half-width of each metric, in percent."""
+    summary = {"system": system, "k": k, "n_queries": len(per_query)}
+    for name in METRICS:
+        mean, half = mean_and_ci(per_query[name].to_numpy())
+        summary[f"{name}@{k}"] = {"mean": 100 * mean, "ci95": 100 * half}
+    return summary
+
+
+def evaluate(system: str, test_ids: list[str], oracle, test_rankings: str | Path, out_dir: str | Path,
+             embeddings: str | Path | None = None, k: int = 20, n_relevant: int = 5, seed: int = 0) -> dict:
+    """Write ``predictions/{system}.parquet`` and ``metrics/{system}.json`` / ``.per_query.parquet``."""
+    out_dir = Path(out_dir)
+    k_eff = min(k, len(test_ids) - 1)
+    predicted = system_predictions(embeddings, test_ids, oracle, k_eff, seed)
+    relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
+    per_query = per_query_metrics(predicted, relevant, k_eff)
+    per_query.insert(0, "query", test_ids)
+    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"query": np.repeat(test_ids, k_eff), "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
+                  "track_id": np.asarray(test_ids)[predicted.ravel()]}).to_parquet(
+        out_dir / "predictions" / f"{system}.parquet", index=False)
+    per_query.to_parquet(out_dir / "metrics" / f"{system}.per_query.parquet", index=False)
+    summary = summarise(per_query, system, k)
+    (out_dir / "metrics" / f"{system}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log.info("%s: %s", system, ", ".join(f"{m}@{k} {summary[f'{m}@{k}']['mean']:.2f}" for m in METRICS))
+    return summary
+
+
+def test_tracks(catalog_dir: str | Path, cache_dir: str | Path, **similarity) -> tuple[list[str], object]:
+    """The test tracks that have features (catalog order) and the oracle S (as configured) over the split."""
+    ids, oracle = split_oracle(catalog_dir, "test", **similarity)
+    cached = PatchCache(cache_dir).position
+    return [t for t in ids if t in cached], oracle
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Evaluate one system (or 'random') on the test split.")
+    parser.add_argument("--system", required=True)
+    parser.add_argument("--embeddings", help="results/embeddings/<system>.parquet (omit for random)")
+    parser.add_argument("--catalog-dir", default="results/catalog")
+    parser.add_argument("--cache-dir", default="results/cache")
+    parser.add_argument("--test-rankings", default="results/rankings/test.parquet")
+    parser.add_argument("--out-dir", default="results")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--n-relevant", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    add_similarity_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    ids, oracle = test_tracks(args.catalog_dir, args.cache_dir, name=args.similarity, function=args.function)
+    evaluate(args.system, ids, oracle, args.test_rankings, args.out_dir, args.embeddings, args.k,
+             args.n_relevant, args.seed)
+
+
+if __name__ == "__main__":
+    main()

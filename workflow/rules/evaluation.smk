@@ -1,0 +1,81 @@
+# Test-set embeddings, retrieval metrics and the reports (paper §4).
+
+SYSTEMS = lookup(dpath="train/systems", within=config)
+
+
+wildcard_constraints:
+    system="|".join(["random", *SYSTEMS]),
+
+
+rule embed:
+    input:
+        model="results/models/{system}/model.pt",
+        cache=rules.cache_features.output.index,
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        "results/embeddings/{system}.parquet",
+    params:
+        n_patches=lookup(dpath="evaluate/n_patches", within=config),
+        seed=config["seed"],
+        device=lookup(dpath="train/device", within=config),
+    threads: lookup(dpath="train/threads", within=config)
+    log:
+        "results/logs/embed/{system}.log",
+    benchmark:
+        "results/benchmarks/embed/{system}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/embed.py"
+
+
+def system_embeddings(wildcards):
+    """A system's test embeddings; the random ranking needs none."""
+    return [] if wildcards.system == "random" else [f"results/embeddings/{wildcards.system}.parquet"]
+
+
+rule evaluate_system:
+    input:
+        embeddings=system_embeddings,
+        rankings="results/rankings/test.parquet",
+        cache=rules.cache_features.output.index,
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        predictions="results/predictions/{system}.parquet",
+        summary="results/metrics/{system}.json",
+        per_query="results/metrics/{system}.per_query.parquet",
+    params:
+        k=lookup(dpath="evaluate/k", within=config),
+        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
+        seed=config["seed"],
+        similarity=config["similarity"],
+    log:
+        "results/logs/evaluate_system/{system}.log",
+    benchmark:
+        "results/benchmarks/evaluate_system/{system}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/evaluate_system.py"
+
+
+rule report:
+    input:
+        summaries=expand(rules.evaluate_system.output.summary, system=["random", *SYSTEMS]),
+        histories=expand("results/models/{system}/history.csv", system=SYSTEMS),
+    output:
+        table=report("results/report/table.csv", caption="../report/table.rst", category="Results"),
+        markdown="results/report/table.md",
+        paper="results/report/table_paper.md",
+        bars=report("results/report/metrics.png", caption="../report/metrics.rst", category="Results"),
+        curves=report(
+            "results/report/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Training",
+        ),
+    log:
+        "results/logs/report/report.log",
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/report.py"
