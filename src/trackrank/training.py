@@ -110,7 +110,26 @@ class TripletTable:
         return len(self.anchor)
 
 
-class TripletBatches(IterableDataset):
+class SeededBatches(IterableDataset):
+    """Batches 0..n_batches-1, batch b built from its own random stream (seed, epoch, b).
+
+    DataLoader workers share the batches round-robin (worker w builds b = w, w + W, ...),
+    the order in which the DataLoader yields them, so the sequence is the same for any W.
+    """
+
+    n_batches: int
+
+    def batch(self, b: int):
+        raise NotImplementedError
+
+    def __iter__(self):
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
+        for b in range(worker, self.n_batches, n_workers):
+            yield self.batch(b)
+
+
+class TripletBatches(SeededBatches):
     """Batches of (anchor, positive, 42 negatives) patches: a (2 + batch_size, 96, 512) tensor."""
 
     def __init__(self, cache: PatchCache, triplets: TripletTable, batch_size: int, n_batches: int,
@@ -127,14 +146,9 @@ class TripletBatches(IterableDataset):
         tracks = np.concatenate([[t.anchor[start], t.positive[start]], t.negative[start + chosen]])
         return torch.from_numpy(self.cache.patches(tracks, rng))
 
-    def __iter__(self):
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        for b in range(worker, self.n_batches, n_workers):
-            yield self.batch(b)
 
 
-class TagBatches(IterableDataset):
+class TagBatches(SeededBatches):
     """Batches of (patches, binarised tags) from random train tracks."""
 
     def __init__(self, cache: PatchCache, tracks: np.ndarray, targets: np.ndarray, batch_size: int,
@@ -148,11 +162,6 @@ class TagBatches(IterableDataset):
         patches = self.cache.patches(self.tracks[chosen], rng)
         return torch.from_numpy(patches), torch.from_numpy(self.targets[chosen])
 
-    def __iter__(self):
-        info = get_worker_info()
-        worker, n_workers = (info.id, info.num_workers) if info else (0, 1)
-        for b in range(worker, self.n_batches, n_workers):
-            yield self.batch(b)
 
 
 @dataclass
