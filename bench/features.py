@@ -42,7 +42,8 @@ def stage(catalog: Path, work: Path, cores: int, n_shards: int) -> float:
         shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     (work / "bench.yaml").write_text(f"catalog: {catalog}\nfeatures: {{n_shards: {n_shards}, threads: 1}}\n")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(cores), "-q", "--configfile", "bench.yaml"],
+    subprocess.run([sys.executable, "-m", "snakemake", "features", "--cores", str(cores), "--configfile",
+                    "bench.yaml", "--quiet", "all"],
                    cwd=work, check=True, capture_output=True)
     wall = time.perf_counter() - start
     for tsv in sorted((work / "results" / "benchmarks").rglob("*.tsv")):
