@@ -72,7 +72,7 @@ EXCLUSIVE = [("happy", "sad"), ("dark", "bright"), ("calm", "energetic"), ("fast
 class DemoSettings:
     """How big the demo catalog is. The defaults keep the whole demo fast on 2 cores."""
 
-    n_artists: int = 48
+    n_artists: int = 72
     tracks_per_artist: float = 6.0
     duration_s: float = 20.0
     sample_rate: int = 44100
