@@ -30,6 +30,7 @@ include: "workflow/rules/evaluation.smk"
 rule all:
     input:
         rules.features.input,
+        rules.rejected_tracks.output,
         rules.oracle.input,
         rules.train.input,
         rules.report.output,

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 
 from conftest import sine, write_catalog
-from trackrank.catalog import CatalogError, ingest, validate_catalog
+from trackrank.catalog import CatalogError, ingest, merge_rejected, validate_catalog
 
 
 def good_row(folder: Path, track_id: str, artist: str = "a", seconds: float = 13.0, **tags) -> dict:
@@ -111,3 +111,16 @@ def test_too_few_artists_for_a_disjoint_split_is_a_catalog_error(tmp_path):
     write_catalog(folder, [good_row(folder, "x", "solo"), good_row(folder, "y", "solo")])
     with pytest.raises(CatalogError, match="needs at least 3 artists"):
         ingest(folder, tmp_path / "out")
+
+
+def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_path):
+    pd.DataFrame({"track_id": ["a"], "path": ["a.wav"], "reason": ["too short"]}).to_csv(
+        tmp_path / "rejected.csv", index=False)
+    pd.DataFrame({"track_id": ["b"], "path": ["b.wav"], "reason": ["cannot decode"]}).to_csv(
+        tmp_path / "shard-003.rejected.csv", index=False)
+    pd.DataFrame(columns=["track_id", "path", "reason"]).to_csv(tmp_path / "shard-004.rejected.csv", index=False)
+    merged = merge_rejected([tmp_path / "rejected.csv", tmp_path / "shard-003.rejected.csv",
+                             tmp_path / "shard-004.rejected.csv"], tmp_path / "all.csv")
+    assert merged.values.tolist() == [["a", "a.wav", "validation", "too short"],
+                                      ["b", "b.wav", "shard-003", "cannot decode"]]
+    assert pd.read_csv(tmp_path / "all.csv").columns.tolist() == ["track_id", "path", "stage", "reason"]

@@ -115,6 +115,7 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     markdown = (report / "table.md").read_text()
     for system in table["system"]:
         assert f"| {system} |" in markdown
+    assert pd.read_csv(report / "rejected_tracks.csv").columns.tolist() == ["track_id", "path", "stage", "reason"]
     for png in ("metrics.png", "training_curves.png"):
         assert (report / png).stat().st_size > 10_000
     embeddings = pq.read_schema(finished_run / "results" / "embeddings" / "tl_distance.parquet")
@@ -148,7 +149,7 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert plan.stdout.count("rule cqt_shard:") == 1
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
-    downstream = {"cache_features", "embed", "evaluate_system", "report", "all"}
+    downstream = {"cache_features", "rejected_tracks", "embed", "evaluate_system", "report", "all"}
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 

@@ -234,3 +234,20 @@ def load_split_tags(catalog_dir: str | Path, split: str) -> tuple[list[str], np.
     chosen = tracks["split"].to_numpy() == split
     matrix = tags[taxonomy["tag"].tolist()].to_numpy(np.float64)[chosen]
     return tracks["track_id"][chosen].tolist(), matrix, taxonomy
+
+
+def merge_rejected(paths: list[str | Path], output: str | Path) -> pd.DataFrame:
+    """One rejected-tracks report from validation's ``rejected.csv`` and the shards' decode failures.
+
+    Columns ``track_id``, ``path``, ``stage`` (the file's stem: ``rejected`` for validation,
+    ``shard-NNN`` for a feature shard), ``reason``.
+    """
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.insert(2, "stage", "validation" if Path(path).stem == "rejected" else Path(path).stem.split(".")[0])
+        tables.append(table)
+    merged = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
+        columns=["track_id", "path", "stage", "reason"])
+    merged.to_csv(output, index=False)
+    return merged

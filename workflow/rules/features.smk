@@ -24,3 +24,17 @@ rule cqt_shard:
 rule features:
     input:
         expand(rules.cqt_shard.output.shard, shard=SHARDS),
+
+
+rule rejected_tracks:
+    input:
+        validation=rules.ingest_catalog.output.rejected,
+        shards=expand(rules.cqt_shard.output.rejected, shard=SHARDS),
+    output:
+        "results/report/rejected_tracks.csv",
+    log:
+        "results/logs/rejected_tracks/rejected_tracks.log",
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/rejected_tracks.py"
