@@ -9,7 +9,6 @@ import numpy as np
 
 #: The paper's sample rate: every track is resampled to it, in mono.
 SAMPLE_RATE = 44100
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 
 
 class AudioError(Exception):

@@ -59,8 +59,6 @@ RANKING_SCHEMA = pa.schema([("anchor", pa.dictionary(pa.int32(), pa.string())), 
 
 @dataclass
 class RankingSummary:
-    n_anchors: int
-    top_k: int
     mean_score_by_rank: np.ndarray  # (N - 1,): Fig. 1 (top)
 
 
@@ -96,7 +94,7 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
                 }, schema=RANKING_SCHEMA))
             log.info("ranked %d / %d anchors", min(start + CHUNK_ANCHORS, n), n)
     tmp.replace(output)
-    return RankingSummary(n, top_k, curve / max(n, 1))
+    return RankingSummary(curve / max(n, 1))
 
 
 def write_curve(summary: RankingSummary, path: str | Path) -> None:

@@ -139,6 +139,11 @@ class Oracle:
         self._norms = np.sqrt(self.tags**2 @ self.weights)
         self._columns = np.ascontiguousarray(self.tags.T)  # (m, n_tracks): a tag's row is contiguous
 
+    def with_tags(self, tags: np.ndarray) -> "Oracle":
+        """The same S (weights, categories, function) over other tag vectors, e.g. estimated ones."""
+        return Oracle(tags, self.weights, self.categories, name=self.name, function=self.function,
+                      category_weights=self.category_weight_map, eps=self.eps)
+
     def scores(self, query: int) -> np.ndarray:
         """S(track ``query``, every track), shape (n_tracks,), float64 >= 0.
 

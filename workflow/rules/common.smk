@@ -1,5 +1,6 @@
 # Paths and input functions shared by the rules.
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,9 +36,17 @@ def catalog_tags_file(wildcards):
     return str(folder / "tags.csv")
 
 
+@functools.cache
+def validated_tracks(path, mtime):
+    """The validated tracks table, read once per version (``mtime``), not once per shard and directive:
+    a checkpoint rerun in the same Snakemake process writes a new version, which is read anew."""
+    return pd.read_parquet(path, columns=["track_id", "path"])
+
+
 def shard_rows(wildcards):
     """(track_id, path) of the shard's tracks, read once the catalog is validated."""
-    tracks = pd.read_parquet(checkpoints.ingest_catalog.get().output.tracks, columns=["track_id", "path"])
+    path = checkpoints.ingest_catalog.get().output.tracks
+    tracks = validated_tracks(path, os.path.getmtime(path))
     rows = shard_tracks(tracks, int(wildcards.shard), N_SHARDS)
     return list(zip(rows["track_id"], rows["path"]))
 
