@@ -34,3 +34,4 @@ rule all:
         rules.oracle.input,
         rules.train.input,
         rules.report.output,
+        rules.listen_page.output,

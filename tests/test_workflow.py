@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import unquote
 
 import pandas as pd
 import pyarrow as pa
@@ -88,14 +90,14 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 def test_a_mining_parameter_reruns_mining_only(finished_run):
     assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
         "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
-        "all"}
+        "listen_page", "all"}
 
 
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
     assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
                        "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
-                       "all"}
+                       "listen_page", "all"}
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
@@ -125,9 +127,21 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     assert tags.field("tags").type.list_size == 36
 
 
+def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_run):
+    page = finished_run / "results" / "report" / "listen.html"
+    sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page.read_text())
+    # up to 10 queries, each: itself, then its first 5 other test tracks by S and by each system (random + 3)
+    test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
+    assert len(sources) == min(10, test_tracks) * (1 + 5 * min(5, test_tracks - 1))
+    for source in set(sources):
+        assert (page.parent / unquote(source)).resolve().is_file(), source
+
+
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
-    assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_system", "report", "all"}
-    assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {"embed", "evaluate_system", "report", "all"}
+    assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_system", "report", "listen_page", "all"}
+    assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
+        "embed", "evaluate_system", "report", "listen_page", "all"}
+    assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
 
 
 def test_snakemake_report_renders_the_html_report(finished_run, tmp_path):
@@ -149,7 +163,7 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert plan.stdout.count("rule cqt_shard:") == 1
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
-    downstream = {"cache_features", "rejected_tracks", "embed", "evaluate_system", "report", "all"}
+    downstream = {"cache_features", "rejected_tracks", "embed", "evaluate_system", "report", "listen_page", "all"}
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 

@@ -79,3 +79,23 @@ rule report:
         "../../envs/trackrank.yaml"
     script:
         "../scripts/report.py"
+
+
+rule listen_page:
+    input:
+        predictions=expand(rules.evaluate_system.output.predictions, system=["random", *SYSTEMS]),
+        rankings="results/rankings/test.parquet",
+        tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
+    output:
+        report("results/report/listen.html", caption="../report/listen.rst", category="Listening"),
+    params:
+        queries=lookup(dpath="report/listen_queries", within=config),
+        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
+        seed=config["seed"],
+    log:
+        "results/logs/listen_page/listen_page.log",
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/listen_page.py"

@@ -1,0 +1,8 @@
+# Snakemake step: the listening page, test queries with the oracle's and each system's first tracks.
+from trackrank.listen import write_listening_page
+from trackrank.logs import log_to
+
+log_to(snakemake.log[0])
+write_listening_page(snakemake.input.tracks, snakemake.input.tags, snakemake.input.rankings,
+                     snakemake.input.predictions, snakemake.output[0], n_queries=snakemake.params.queries,
+                     n_relevant=snakemake.params.n_relevant, seed=snakemake.params.seed)
