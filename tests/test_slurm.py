@@ -144,19 +144,21 @@ def scontrol_job(job_id: str, env: dict[str, str]) -> str:
     return shown.stdout
 
 
-def test_training_and_feature_jobs_ran_as_slurm_jobs(runs, slurm_env):
+def test_training_embedding_and_feature_jobs_ran_as_slurm_jobs(runs, slurm_env):
     _, on_slurm, log = runs
     jobs = slurm_jobs(log)
     assert len(jobs.get("cqt_shard", [])) == 2, log[-3000:]
     for system in SYSTEMS:
         assert len(jobs.get(f"train_{system}", [])) == 1, log[-3000:]
-    for rule in ("cqt_shard", *(f"train_{system}" for system in SYSTEMS)):
+    assert len(jobs.get("embed", [])) == len(SYSTEMS), log[-3000:]
+    gpu_rules = {"embed", *(f"train_{system}" for system in SYSTEMS)}
+    for rule in ("cqt_shard", *sorted(gpu_rules)):
         for job_id, logfile in jobs[rule]:
             assert logfile.is_relative_to(on_slurm.resolve() / ".snakemake" / "slurm_logs"), logfile
             assert logfile.name == f"{job_id}.log" and logfile.exists(), logfile
             shown = scontrol_job(job_id, slurm_env)
             assert "JobState=COMPLETED" in shown, shown
-            if rule.startswith("train_"):
+            if rule in gpu_rules:
                 # The profile's GPU request reached SLURM: `--gpus=1` on the gpu partition.
                 assert re.search(r"TresPerJob=\S*gres[:/]gpu[:=]1\b", shown), shown
                 assert "Partition=gpu " in shown, shown
