@@ -7,6 +7,13 @@ batches (one epoch of --steps batches, as training runs it, DataLoader start-up 
   real       the real PatchCache with W = 0 .. --workers DataLoader worker processes.
 A TL step processes batch_size + 2 patches (anchor, positive, negatives), an AT step batch_size.
 The ratio real / baseline is what data loading leaves of the step's speed (target >= 0.9).
+Beside them, the data pipeline alone (the same batches with no model) for each W: the most
+patches per second those workers can feed a faster device.
+
+Cost of a training epoch at another scale (the paper's, by default): the FLOPs of one step
+(forward and backward, counted by torch.utils.flop_counter) and of one validation patch,
+the measured baseline step and validation times, and from them the hours of one epoch of
+--epoch-steps steps plus the validation of --val-tracks x --val-patches patches.
 
 Data: a synthetic run laid out like results/ (random tags, one CQT shard of random dB values,
 its cache, val rankings and the triplet table of the system's strategy) in a temporary folder,
@@ -17,6 +24,8 @@ them a CPU step is about 2x slower); the script re-executes itself to set them.
 
 Usage: python bench/train_throughput.py [--system tl_distance] [--width 0.0625] [--steps 50]
            [--workers 1] [--device auto] [--threads 1] [--tracks 200] [--results results]
+           [--epoch-steps 1000] [--val-tracks 2849] [--val-patches 8]
+GPU, the paper's width: python bench/train_throughput.py --width 1 --device cuda --threads 8 --workers 4
 """
 
 from __future__ import annotations
@@ -40,13 +49,16 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+from trackrank.embedding import track_outputs
 from trackrank.feature_cache import build_cache
 from trackrank.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
 from trackrank.mining import write_triplets
 from trackrank.ranking import write_rankings
 from trackrank.similarity import split_oracle
-from trackrank.training import TrainSettings, _new_state, _train_epoch, choose_device, load_training_data
+from trackrank.training import (TrainSettings, _new_state, _train_epoch, choose_device, epoch_batches,
+                                load_training_data)
 
 CATEGORIES = ["Genre", "Recording", "Mood", "Movement"]
 TRACK_FRAMES = 1300  # 30 s of CQT frames
@@ -85,7 +97,26 @@ class InMemoryPatches:
         self.batch = np.random.default_rng(0).normal(-50, 15, (n_patches, N_BINS, PATCH_FRAMES)).astype(np.float32)
 
     def patches(self, tracks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.batch[:len(tracks)]
+        return self.batch[np.arange(len(tracks)) % len(self.batch)]
+
+
+def step_flops(model, optimizer, scaler, data, settings: TrainSettings, device: torch.device) -> int:
+    """FLOPs of one training step (forward and backward), counted by torch's FlopCounterMode."""
+    with FlopCounterMode(display=False) as counter:
+        _train_epoch(model, optimizer, scaler, data, dataclasses.replace(settings, batches_per_epoch=1),
+                     epoch=1, device=device)
+    return counter.get_total_flops()
+
+
+def validation_cost(model, cache, n_patches: int, device: torch.device) -> tuple[int, float]:
+    """(FLOPs, seconds) of one validation patch: batched inference as training's validation runs it."""
+    tracks = np.arange(max(1, n_patches // 8))
+    with FlopCounterMode(display=False) as counter:
+        track_outputs(model, cache, tracks[:1], n_patches=8, device=device)
+    track_outputs(model, cache, tracks[:1], n_patches=8, device=device)  # warm-up
+    start = time.perf_counter()
+    track_outputs(model, cache, tracks, n_patches=8, device=device)  # .cpu() per batch syncs
+    return counter.get_total_flops() // 8, (time.perf_counter() - start) / (8 * len(tracks))
 
 
 def main() -> None:
@@ -98,6 +129,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads")
     parser.add_argument("--tracks", type=int, default=200, help="synthetic tracks (30 s each)")
     parser.add_argument("--results", type=Path, help="an existing run's results/ folder instead of synthetic data")
+    parser.add_argument("--epoch-steps", type=int, default=1000, help="steps per epoch to cost (paper.yaml: 1000)")
+    parser.add_argument("--val-tracks", type=int, default=2849, help="val tracks to cost (paper: 20%% of 14,246)")
+    parser.add_argument("--val-patches", type=int, default=8, help="patches per val track (paper.yaml: 8)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     settings = TrainSettings(system=args.system, width=args.width, device=args.device)
@@ -131,6 +165,14 @@ def main() -> None:
             wall = epoch_seconds(batches_from, workers, args.steps)
             peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
             rows.append((name, wall, peak))
+        for workers in range(args.workers + 1):
+            run = dataclasses.replace(settings, workers=workers, batches_per_epoch=args.steps)
+            start = time.perf_counter()
+            for _ in epoch_batches(data, run, epoch=1, device=device):
+                pass
+            rows.append((f"data pipeline alone, {workers} worker(s)", time.perf_counter() - start, None))
+        flops = step_flops(model, optimizer, scaler, in_memory, settings, device)
+        val_flops, val_seconds = validation_cost(model, in_memory.cache, 4 * patches_per_step, device)
 
     n_patches = args.steps * patches_per_step
     baseline = n_patches / rows[0][1]
@@ -142,6 +184,18 @@ def main() -> None:
     for name, wall, peak in rows:
         print(f"{name:36s} {wall:8.2f} {n_patches / wall:10.1f} {n_patches / wall / baseline:6.2f}"
               + (f" {peak:9.2f}" if peak is not None else ""))
+
+    step_seconds = rows[0][1] / args.steps
+    val_patches = args.val_tracks * args.val_patches
+    epoch_hours = (args.epoch_steps * step_seconds + val_patches * val_seconds) / 3600
+    print(f"\ncost of one epoch: {args.epoch_steps} steps + validation of {args.val_tracks} tracks x "
+          f"{args.val_patches} patches, at the baseline's speed")
+    print(f"  training step   {flops / 1e9:10.1f} GFLOP  {step_seconds:8.3f} s  "
+          f"{flops / step_seconds / 1e12:7.2f} TFLOP/s")
+    print(f"  val patch       {val_flops / 1e9:10.2f} GFLOP  {val_seconds:8.4f} s  "
+          f"{val_flops / val_seconds / 1e12:7.2f} TFLOP/s")
+    print(f"  epoch           {(args.epoch_steps * flops + val_patches * val_flops) / 1e15:10.2f} PFLOP  "
+          f"{epoch_hours:8.3f} h on {device.type}")
 
 
 if __name__ == "__main__":

@@ -289,19 +289,23 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     return history
 
 
-def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int,
-                 device: torch.device) -> float:
-    model.train()
+def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device) -> DataLoader:
+    """The epoch's mini-batches, built by ``settings.workers`` DataLoader processes."""
     if settings.strategy:
         dataset = TripletBatches(data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch,
                                  settings.seed, epoch)
     else:
         dataset = TagBatches(data.cache, data.train_tracks, data.train_targets, settings.batch_size,
                              settings.batches_per_epoch, settings.seed, epoch)
-    loader = DataLoader(dataset, batch_size=None, num_workers=settings.workers,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if settings.workers else None)
+    return DataLoader(dataset, batch_size=None, num_workers=settings.workers,
+                      pin_memory=device.type == "cuda", prefetch_factor=4 if settings.workers else None)
+
+
+def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int,
+                 device: torch.device) -> float:
+    model.train()
     losses = []
-    for batch in loader:
+    for batch in epoch_batches(data, settings, epoch, device):
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             if settings.strategy:
                 embeddings = model(batch.to(device, non_blocking=True))
