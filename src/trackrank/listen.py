@@ -1,8 +1,9 @@
 """The listening page: test queries with what S ranks first and what each system retrieves.
 
 Metrics say how often a system finds the oracle's tracks; listening says what its mistakes
-sound like. For a few seeded test queries the page shows the query, its first
-``n_relevant`` tracks by the oracle S (graded n_relevant..1, as the metrics grade them),
+sound like. For a few seeded test queries the page shows the query, its relevant tracks
+(``metrics.relevant_from_rankings``: the first ``n_relevant`` by the oracle S among the
+tracks the systems ranked, graded n_relevant..1, as the metrics grade them),
 then each system's first ``n_shown`` retrieved tracks, each with an audio player and the
 track's tags; a retrieved track that is among the oracle's first gets its grade.
 
@@ -20,6 +21,8 @@ from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
+
+from trackrank.metrics import relevant_from_rankings
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 80em; }
@@ -77,22 +80,25 @@ def listening_page(tracks: pd.DataFrame, tags: pd.DataFrame, test_rankings: pd.D
     """
     page_dir = Path(page_dir).resolve()
     tracks = tracks.set_index("track_id")
-    oracle = test_rankings.sort_values(["anchor", "rank"]).groupby("anchor", observed=True)["other"]
-    oracle_first = {str(anchor): [str(t) for t in others.iloc[:n_relevant]] for anchor, others in oracle}
-    retrieved = {system: table.sort_values(["query", "rank"]).groupby("query", observed=True)["track_id"]
+    retrieved = {system: {str(q): [str(t) for t in ids] for q, ids in
+                          table.sort_values(["query", "rank"]).groupby("query", observed=True)["track_id"]}
                  for system, table in predictions.items()}
-    retrieved = {system: {str(q): [str(t) for t in ids] for q, ids in groups} for system, groups in retrieved.items()}
-    queries = [t for t in tracks.index if t in oracle_first and all(t in r for r in retrieved.values())]
+    # the tracks the systems ranked (test tracks with features), in catalog order, as the metrics see them
+    ranked = {t for by_query in retrieved.values() for q, ids in by_query.items() for t in (q, *ids)}
+    ids = [t for t in tracks.index if t in ranked]
+    relevant = relevant_from_rankings(test_rankings, ids, n_relevant)
+    queries = [t for t in ids if all(t in by_query for by_query in retrieved.values())]
     header = "<tr><th>rank</th><th>track</th><th>artist</th><th>grade</th><th>audio</th><th>tags</th></tr>"
     sections = []
     for query in pick_queries(queries, n_queries, seed):
-        grade = {t: n_relevant - i for i, t in enumerate(oracle_first[query])}
+        oracle_first = [ids[i] for i in relevant[ids.index(query)] if i >= 0]
+        grade = {t: n_relevant - i for i, t in enumerate(oracle_first)}
         parts = [f'<section id="{html.escape(query)}"><h2>Query {html.escape(query)} '
                  f'({html.escape(str(tracks.at[query, "artist"]))})</h2>',
                  f'<p>{_audio_cell(tracks.at[query, "path"], page_dir)} '
                  f'<span class="tags">{html.escape(tag_summary(tags.loc[query]))}</span></p>',
                  f"<h3>Oracle S: the {n_relevant} relevant tracks</h3><table>{header}",
-                 *_track_rows(oracle_first[query], grade, tracks, tags, page_dir), "</table>"]
+                 *_track_rows(oracle_first, grade, tracks, tags, page_dir), "</table>"]
         for system, by_query in retrieved.items():
             parts += [f"<h3>{html.escape(system)}: first {n_shown} retrieved</h3><table>{header}",
                       *_track_rows(by_query[query][:n_shown], grade, tracks, tags, page_dir), "</table>"]
