@@ -20,6 +20,7 @@ import pandas as pd
 
 from trackrank.audio import AudioError, probe_duration
 from trackrank.features import min_duration_s
+from trackrank.logs import log_to
 from trackrank.split import SPLITS, SplitError, artist_split
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fractions", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     try:
         ingest(args.catalog, args.out_dir, seed=args.seed, fractions=tuple(args.fractions),
                short_tracks=args.short_tracks)

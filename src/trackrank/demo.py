@@ -23,6 +23,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank import synth
+from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     settings = DemoSettings(n_artists=args.n_artists, tracks_per_artist=args.tracks_per_artist,
                             duration_s=args.duration_s, seed=args.seed)
     write_demo_catalog(args.folder, settings, workers=args.workers)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import torch
 
 from trackrank.feature_cache import PatchCache
+from trackrank.logs import log_to
 from trackrank.models import build_model
 from trackrank.ranking import top_ranked
 from trackrank.similarity import Oracle
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-patches", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     tracks = pd.read_parquet(Path(args.catalog_dir) / "tracks.parquet")
     write_embeddings(args.model, args.cache_dir, tracks.loc[tracks.split == args.split, "track_id"].tolist(),
                      args.output, n_patches=args.n_patches, seed=args.seed)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from trackrank.embedding import rank_by_distance, rank_by_oracle, read_embeddings
 from trackrank.feature_cache import PatchCache
+from trackrank.logs import log_to
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.similarity import add_similarity_arguments, split_oracle
 
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_similarity_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     ids, oracle = test_tracks(args.catalog_dir, args.cache_dir, name=args.similarity, function=args.function)
     evaluate(args.system, ids, oracle, args.test_rankings, args.out_dir, args.embeddings, args.k,
              args.n_relevant, args.seed)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from trackrank.feature_store import cqt_from_list
 from trackrank.features import N_BINS, PATCH_FRAMES
+from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("shards", nargs="+")
     parser.add_argument("--out-dir", default="results/cache")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     build_cache(args.shards, args.out_dir)
 
 

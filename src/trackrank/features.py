@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
+from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     run_shard(args.tracks, args.shard, args.n_shards, args.output, args.rejected,
               short_tracks=args.short_tracks, workers=args.workers)
 

@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trackrank.logs import log_to
 from trackrank.ranking import dictionary_column, top_ranked
 from trackrank.similarity import Oracle, add_similarity_arguments, split_oracle
 
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     add_similarity_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     track_ids, oracle = split_oracle(args.catalog_dir, args.split, name=args.similarity, function=args.function)
     write_triplets(oracle, track_ids, args.output, args.strategy, args.n_positives, args.n_negatives, args.seed)
 

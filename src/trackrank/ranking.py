@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trackrank.logs import log_to
 from trackrank.similarity import Oracle, add_similarity_arguments, split_oracle
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top-k", type=int, default=300)
     add_similarity_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     track_ids, oracle = split_oracle(args.catalog_dir, args.split, name=args.similarity, function=args.function)
     summary = write_rankings(oracle, track_ids, args.output, top_k=args.top_k)
     if args.curve:

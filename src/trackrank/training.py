@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from trackrank.embedding import choose_device, rank_by_distance, rank_by_oracle, track_outputs
 from trackrank.feature_cache import PatchCache
+from trackrank.logs import log_to
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.models import build_model, triplet_loss
 from trackrank.similarity import split_oracle
@@ -334,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--settings", default="{}", help="JSON of TrainSettings fields")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to(None)
     settings = TrainSettings(system=args.system, **json.loads(args.settings))
     data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets)
     train(settings, data, args.out_dir)
