@@ -26,3 +26,27 @@ def system_spec(system: str) -> tuple[str, str | None]:
     if match:
         return "triplet", match.group(1)
     raise ValueError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
+
+
+def has_tag_head(system: str, online_tag_weight: float) -> bool:
+    """Whether a system trains (and so stores) a tag head beside its embedding: online TL with a tag loss."""
+    return system_spec(system)[1] == "online" and online_tag_weight > 0
+
+
+#: config ``train`` keys that are TrainSettings fields under the same name.
+TRAIN_KEYS = ("width", "dim", "margin", "batch_size", "epochs", "batches_per_epoch", "patience", "min_epochs",
+              "tag_threshold", "val_patches", "workers", "device")
+
+
+def train_settings(system: str, config: dict) -> dict:
+    """The TrainSettings fields of one system from a validated workflow config (one mapping for all callers)."""
+    train = config["train"]
+    settings = {key: train[key] for key in TRAIN_KEYS}
+    architecture, _ = system_spec(system)
+    settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
+    settings["k"] = train["val_k"]
+    settings["n_relevant"] = train["val_relevant"]
+    settings["seed"] = config["seed"]
+    settings["n_positives"] = config["mining"]["n_positives"]
+    settings.update({f"online_{key}": value for key, value in train["online"].items()})
+    return settings

@@ -45,9 +45,11 @@ from trackrank.embedding import choose_device, rank_by_distance, rank_by_oracle,
 from trackrank.feature_cache import PatchCache
 from trackrank.logs import log_to
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
+from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
+from trackrank.online_mining import RankLookup, online_triplet_loss, sample_batch_tracks
 from trackrank.similarity import split_oracle
-from trackrank.systems import system_spec
+from trackrank.systems import has_tag_head, system_spec
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,7 @@ class TrainSettings:
     epochs: int = 100
     batches_per_epoch: int = 1000
     patience: int = 10
+    min_epochs: int = 1
     tag_threshold: float = 0.5
     val_patches: int = 8
     k: int = 20
@@ -72,6 +75,15 @@ class TrainSettings:
     seed: int = 0
     workers: int = 0
     device: str = "auto"
+    n_positives: float = 15
+    online_tracks: int = 21
+    online_patches: int = 2
+    online_mining: str = "semi_hard"
+    online_tag_weight: float = 0.0
+
+    @property
+    def tag_head(self) -> bool:
+        return has_tag_head(self.system, self.online_tag_weight)
 
     @property
     def architecture(self) -> str:
@@ -82,9 +94,9 @@ class TrainSettings:
         return system_spec(self.system)[1]
 
     def fingerprint(self) -> str:
-        """Hash of the settings a checkpoint depends on (not epochs, patience, workers, device)."""
+        """Hash of the settings a checkpoint depends on (not epochs, patience, min_epochs, workers, device)."""
         kept = {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ("epochs", "patience", "workers", "device")}
+                if k not in ("epochs", "patience", "min_epochs", "workers", "device")}
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -149,6 +161,29 @@ class TripletBatches(SeededBatches):
 
 
 
+class OnlineBatches(SeededBatches):
+    """Batches of P train tracks x K patches and their in-batch oracle ranks (online mining).
+
+    Yields (patches (P*K, 96, 512), ranks (P*K, P*K)): ranks[i, j] is the rank of patch
+    j's track in patch i's track's oracle ranking (0 for the same track); see
+    :mod:`trackrank.online_mining`.
+    """
+
+    def __init__(self, cache: PatchCache, train_tracks: np.ndarray, lookup: RankLookup, n_tracks: int,
+                 n_patches: int, n_positives: int, n_batches: int, seed: int, epoch: int,
+                 targets: np.ndarray | None = None):
+        self.cache, self.train_tracks, self.lookup, self.targets = cache, train_tracks, lookup, targets
+        self.n_tracks, self.n_patches, self.n_positives = n_tracks, n_patches, n_positives
+        self.n_batches, self.seed, self.epoch = n_batches, seed, epoch
+
+    def batch(self, b: int) -> tuple[torch.Tensor, ...]:
+        rng = np.random.default_rng([self.seed, self.epoch, b])
+        tracks = np.repeat(sample_batch_tracks(self.lookup, self.n_tracks, self.n_positives, rng), self.n_patches)
+        patches = self.cache.patches(self.train_tracks[tracks], rng)
+        batch = (torch.from_numpy(patches), torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64)))
+        return batch if self.targets is None else (*batch, torch.from_numpy(self.targets[tracks]))
+
+
 class TagBatches(SeededBatches):
     """Batches of (patches, binarised tags) from random train tracks."""
 
@@ -173,6 +208,8 @@ class TrainingData:
     train_tracks: np.ndarray  # cache positions
     train_targets: np.ndarray | None  # binarised tags (auto-tagger)
     triplets: TripletTable | None
+    ranks: RankLookup | None  # train split oracle ranks (online mining), over train_tracks
+    n_positives: int  # Np resolved against the train split (online mining)
     val_ids: list[str]
     val_tracks: np.ndarray
     val_relevant: np.ndarray  # (n_val, n_relevant) positions in val_ids
@@ -181,7 +218,9 @@ class TrainingData:
 
 
 def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_dir: str | Path,
-                       val_rankings: str | Path, triplets: str | Path | None) -> TrainingData:
+                       val_rankings: str | Path, triplets: str | Path | None,
+                       train_rankings: str | Path | None = None) -> TrainingData:
+    """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones."""
     cache = PatchCache(cache_dir)
     catalog_dir = Path(catalog_dir)
     tracks = pd.read_parquet(catalog_dir / "tracks.parquet")
@@ -195,11 +234,24 @@ def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_d
     val_ids = [val_ids[i] for i in kept]
     relevant = relevant_from_rankings(pd.read_parquet(val_rankings), val_ids, settings.n_relevant)
     targets = None
-    if settings.architecture == "fcn5_tagger":
+    if settings.architecture == "fcn5_tagger" or settings.tag_head:
         targets = (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)
-    table = TripletTable(triplets, cache) if settings.strategy else None
-    return TrainingData(cache, cache.indices(train_ids), targets, table, val_ids, cache.indices(val_ids),
-                        relevant, val_oracle, tag_names)
+    table = ranks = None
+    n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
+    if settings.strategy == "online":
+        if train_rankings is None:
+            raise ValueError(f"{settings.system} mines online: it needs the train split's rankings")
+        ranks = RankLookup(train_rankings, train_ids)
+        if n_positives >= ranks.beyond:
+            raise ValueError(f"mining.n_positives resolves to {n_positives}, beyond the {ranks.beyond - 1} "
+                             "tracks each ranking stores (ranking.top_k): raise ranking.top_k")
+        log.info("online mining: %d tracks x %d patches per batch, Np = %d of %d train tracks, %s",
+                 settings.online_tracks, settings.online_patches, n_positives, len(train_ids),
+                 settings.online_mining)
+    elif settings.strategy:
+        table = TripletTable(triplets, cache)
+    return TrainingData(cache, cache.indices(train_ids), targets, table, ranks, n_positives, val_ids,
+                        cache.indices(val_ids), relevant, val_oracle, tag_names)
 
 
 @torch.no_grad()
@@ -230,7 +282,7 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
     torch.manual_seed(settings.seed)
     model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim,
-                        width=settings.width).to(device)
+                        width=settings.width, tag_head=settings.tag_head).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return model, optimizer, scaler
@@ -258,41 +310,73 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     log.info("training %s (%s, %d parameters) on %s", settings.system, settings.architecture,
              sum(p.numel() for p in model.parameters()), device)
     metric = f"val_map@{settings.k}"
-    while state["epoch"] < settings.epochs and state["bad_epochs"] < settings.patience:
+    if not state["history"]:  # epoch 0: the untrained network, the bar that training must clear
+        started = time.perf_counter()
+        _record_epoch(state, {"epoch": 0, "step": 0, "train_loss": float("nan"),
+                              **validate(model, data, settings, device),
+                              "seconds": time.perf_counter() - started}, model, settings, data, out_dir)
+    while state["epoch"] < settings.epochs and not _should_stop(state, settings):
         epoch = state["epoch"] + 1
         started = time.perf_counter()
-        train_loss = _train_epoch(model, optimizer, scaler, data, settings, epoch, device)
+        train_loss, active_fraction = _train_epoch(model, optimizer, scaler, data, settings, epoch, device)
         state["step"] += settings.batches_per_epoch
         row = {"epoch": epoch, "step": state["step"], "train_loss": train_loss,
                **validate(model, data, settings, device), "seconds": time.perf_counter() - started}
-        state["history"].append(row)
-        state["epoch"] = epoch
-        if np.isnan(row[metric]):
-            log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", epoch, metric)
-        if np.isnan(row[metric]) or row[metric] > state["best"]:
-            state.update(best=row[metric], best_epoch=epoch, bad_epochs=0)
-            torch.save({"model": model.state_dict(), "settings": dataclasses.asdict(settings),
-                        "tags": data.tag_names, "epoch": epoch, metric: row[metric]}, out_dir / "model.pt.tmp")
-            (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
-        else:
-            state["bad_epochs"] += 1
+        if settings.strategy:
+            row["active_fraction"] = active_fraction
+        _record_epoch(state, row, model, settings, data, out_dir)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
                     "fingerprint": settings.fingerprint()}, out_dir / "last.pt.tmp")
         (out_dir / "last.pt.tmp").replace(last)
-        log.info("epoch %d: train loss %.4f, val loss %.4f, %s %.4f (%.1f s)", epoch, train_loss,
-                 row["val_loss"], metric, row[metric], row["seconds"])
-    if state["bad_epochs"] >= settings.patience:
+        log.info("epoch %d: train loss %.4f, val loss %.4f, %s %.4f%s (%.1f s)", epoch, train_loss,
+                 row["val_loss"], metric, row[metric],
+                 f", active triplets {active_fraction:.1%}" if settings.strategy else "", row["seconds"])
+    if _should_stop(state, settings):
         log.info("early stop: no %s gain for %d epochs; best epoch %d", metric, settings.patience,
                  state["best_epoch"])
+    log.info("%s keeps epoch %d of %d (%s %.4f)", settings.system, state["best_epoch"], state["epoch"], metric,
+             state["best"])
+    if state["best_epoch"] <= 1 and state["epoch"] > 1:
+        log.warning("%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
+                    "(%s %.4f); see history.csv and training_curves.png", settings.system,
+                    "0, the untrained network" if state["best_epoch"] == 0 else "its first", metric, state["best"])
     history = pd.DataFrame(state["history"])
+    history["kept"] = history["epoch"] == state["best_epoch"]
     history.to_csv(out_dir / "history.csv", index=False)
     return history
 
 
+def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData,
+                  out_dir: Path) -> None:
+    """Add an epoch's row to the history; keep its weights in ``model.pt`` when val MAP improved."""
+    metric = f"val_map@{settings.k}"
+    state["history"].append(row)
+    state["epoch"] = row["epoch"]
+    if np.isnan(row[metric]):
+        log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"],
+                    metric)
+    if np.isnan(row[metric]) or row[metric] > state["best"]:
+        state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0)
+        torch.save({"model": model.state_dict(), "settings": dataclasses.asdict(settings),
+                    "tags": data.tag_names, "epoch": row["epoch"], metric: row[metric]}, out_dir / "model.pt.tmp")
+        (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
+    elif row["epoch"] > 0:
+        state["bad_epochs"] += 1
+
+
+def _should_stop(state: dict, settings: TrainSettings) -> bool:
+    """Early stopping: ``patience`` epochs without a gain, never before ``min_epochs``."""
+    return state["epoch"] >= settings.min_epochs and state["bad_epochs"] >= settings.patience
+
+
 def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device) -> DataLoader:
     """The epoch's mini-batches, built by ``settings.workers`` DataLoader processes."""
-    if settings.strategy:
+    if settings.strategy == "online":
+        dataset = OnlineBatches(data.cache, data.train_tracks, data.ranks, settings.online_tracks,
+                                settings.online_patches, data.n_positives, settings.batches_per_epoch,
+                                settings.seed, epoch, data.train_targets if settings.tag_head else None)
+    elif settings.strategy:
         dataset = TripletBatches(data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch,
                                  settings.seed, epoch)
     else:
@@ -303,16 +387,33 @@ def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, devic
 
 
 def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int,
-                 device: torch.device) -> float:
+                 device: torch.device) -> tuple[float, float]:
+    """One epoch of steps: (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
-    losses = []
+    losses, active = [], []
     for batch in epoch_batches(data, settings, epoch, device):
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
-            if settings.strategy:
-                embeddings = model(batch.to(device, non_blocking=True))
+            if settings.strategy == "online":
+                patches, ranks = batch[:2]
+                patches = patches.to(device, non_blocking=True)
+                if settings.tag_head:
+                    embeddings, logits = model.embed_and_tag(patches)
+                else:
+                    embeddings, logits = model(patches), None
+                loss, fraction = online_triplet_loss(embeddings, ranks.to(device), data.n_positives,
+                                                     settings.margin, settings.online_mining)
+                if logits is not None:  # joint loss: the tags as dense supervision of the same embedding
+                    loss = loss + settings.online_tag_weight * F.binary_cross_entropy_with_logits(
+                        logits.float(), batch[2].to(device))
+                active.append(fraction)
+            elif settings.strategy:
+                embeddings = model(batch.to(device, non_blocking=True)).float()
                 anchor, positive, negatives = embeddings[:1], embeddings[1:2], embeddings[2:]
                 loss = triplet_loss(anchor.expand_as(negatives), positive.expand_as(negatives), negatives,
                                     settings.margin)
+                with torch.no_grad():
+                    gaps = ((anchor - positive).pow(2).sum(1) - (anchor - negatives).pow(2).sum(1) + settings.margin)
+                    active.append(float((gaps > 0).float().mean()))
             else:
                 patches, targets = batch
                 logits = model.logits(patches.to(device, non_blocking=True))
@@ -322,7 +423,7 @@ def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSe
         scaler.step(optimizer)
         scaler.update()
         losses.append(loss.item())
-    return float(np.mean(losses))
+    return float(np.mean(losses)), float(np.mean(active)) if active else float("nan")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -331,13 +432,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-dir", default="results/cache")
     parser.add_argument("--catalog-dir", default="results/catalog")
     parser.add_argument("--val-rankings", default="results/rankings/val.parquet")
-    parser.add_argument("--triplets", help="triplet table (TL systems)")
+    parser.add_argument("--triplets", help="triplet table (offline TL systems)")
+    parser.add_argument("--train-rankings", default="results/rankings/train.parquet",
+                        help="train split rankings (online TL systems)")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--settings", default="{}", help="JSON of TrainSettings fields")
     args = parser.parse_args(argv)
     log_to(None)
     settings = TrainSettings(system=args.system, **json.loads(args.settings))
-    data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets)
+    data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets,
+                              args.train_rankings)
     train(settings, data, args.out_dir)
 
 

@@ -1,7 +1,7 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
-from trackrank.systems import system_spec
+from trackrank.systems import system_spec, train_settings
 
 
 rule cache_features:
@@ -20,20 +20,6 @@ rule cache_features:
         "../scripts/cache_features.py"
 
 
-def train_settings(system):
-    """The TrainSettings fields of one system, from config (they are the rule's params)."""
-    train = config["train"]
-    keys = ("width", "dim", "margin", "batch_size", "epochs", "batches_per_epoch", "patience",
-            "tag_threshold", "val_patches", "workers", "device")
-    settings = {key: train[key] for key in keys}
-    architecture, _ = system_spec(system)
-    settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
-    settings["k"] = train["val_k"]
-    settings["n_relevant"] = train["val_relevant"]
-    settings["seed"] = config["seed"]
-    return settings
-
-
 for system in lookup(dpath="train/systems", within=config):
     strategy = system_spec(system)[1]
 
@@ -44,13 +30,14 @@ for system in lookup(dpath="train/systems", within=config):
             cache=rules.cache_features.output.index,
             tracks=rules.ingest_catalog.output.tracks,
             val_rankings="results/rankings/val.parquet",
-            triplets=[f"results/triplets/{strategy}.parquet"] if strategy else [],
+            triplets=[f"results/triplets/{strategy}.parquet"] if strategy not in (None, "online") else [],
+            train_rankings=["results/rankings/train.parquet"] if strategy == "online" else [],
         output:
             model=f"results/models/{system}/model.pt",
             history=f"results/models/{system}/history.csv",
         params:
             system=system,
-            settings=train_settings(system),
+            settings=train_settings(system, config),
         threads: lookup(dpath="train/threads", within=config)
         resources:
             gpu=lookup(dpath="train/resources/gpu", within=config),
