@@ -25,6 +25,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/oracle.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/references.smk"
 
 
 rule all:

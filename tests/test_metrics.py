@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trackrank.metrics import mean_and_ci, per_query_metrics, relevant_from_rankings
+from trackrank.metrics import mean_and_ci, paired_difference, per_query_metrics, relevant_from_rankings, verdict
 
 RELEVANT = np.array([[10, 11, 12, 13, 14]])  # r1..r5, graded 5..1
 IDCG = sum(g / np.log2(i + 2) for i, g in enumerate([5, 4, 3, 2, 1]))
@@ -59,3 +59,32 @@ def test_relevant_tracks_skip_ranked_tracks_that_are_not_evaluated():
                              "other": ["gone", "b", "c", "a", "gone", "c"]})
     relevant = relevant_from_rankings(rankings, ["a", "b", "c"], n_relevant=2)
     assert relevant.tolist() == [[1, 2], [0, 2], [-1, -1]]
+
+
+def test_paired_difference_of_a_known_case_by_hand():
+    # differences 0.1, 0.1, 0.0: mean 1/15, sd sqrt(1/300), t(0.975, 2) = 4.302653
+    mean, half = paired_difference([0.5, 0.6, 0.7], [0.4, 0.5, 0.7])
+    assert mean == pytest.approx(1 / 15)
+    assert half == pytest.approx(4.302653 * np.sqrt(1 / 300) / np.sqrt(3), rel=1e-6)
+
+
+def test_paired_difference_is_signed_and_narrower_than_the_unpaired_intervals():
+    rng = np.random.default_rng(0)
+    difficulty = rng.uniform(0, 1, 200)  # shared by both systems, query by query
+    a, b = difficulty + 0.05, difficulty + rng.normal(0, 0.01, 200)
+    mean, half = paired_difference(a, b)
+    assert mean == pytest.approx(0.05, abs=0.005)
+    assert paired_difference(b, a)[0] == pytest.approx(-mean)
+    assert half < mean_and_ci(a)[1] / 5
+
+
+def test_paired_difference_refuses_different_query_sets():
+    with pytest.raises(ValueError, match="same queries"):
+        paired_difference([0.1, 0.2, 0.3], [0.1, 0.2])
+
+
+def test_verdict_needs_an_interval_that_excludes_zero():
+    assert verdict(0.05, 0.01) == "better"
+    assert verdict(-0.05, 0.01) == "worse"
+    assert verdict(0.05, 0.06) == "no difference"
+    assert verdict(0.05, float("nan")) == "no difference"

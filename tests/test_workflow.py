@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -96,8 +97,8 @@ def test_a_mining_parameter_reruns_mining_only(finished_run):
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
     assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
-                       "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
-                       "listen_page", "all"}
+                       "train_tl_distance", "train_tl_autopool_distance", "embed", "embed_at_trunk",
+                       "evaluate_system", "report", "listen_page", "all"}
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
@@ -112,7 +113,8 @@ def test_tiny_run_trains_every_configured_system(finished_run):
 def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     report = finished_run / "results" / "report"
     table = pd.read_csv(report / "table.csv")
-    assert table["system"].tolist() == ["random", "at_baseline", "tl_distance", "tl_autopool_distance"]
+    assert table["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "at_baseline", "tl_distance",
+                                        "tl_autopool_distance"]
     assert table["n_queries"].nunique() == 1
     markdown = (report / "table.md").read_text()
     for system in table["system"]:
@@ -127,12 +129,27 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     assert tags.field("tags").type.list_size == 36
 
 
+def test_tiny_run_evaluates_the_references_beside_random(finished_run):
+    results = finished_run / "results"
+    for reference in ("mfcc_stats", "at_trunk"):
+        assert json.loads((results / "metrics" / f"{reference}.json").read_text())["system"] == reference
+    assert pq.read_schema(results / "features" / "mfcc_stats.parquet").field("mfcc_stats").type.list_size == 40
+    assert pq.read_schema(results / "embeddings" / "mfcc_stats.parquet").field("embedding").type.list_size == 40
+    trunk = torch.load(results / "models" / "at_baseline" / "model.pt", weights_only=True)["model"]
+    channels = trunk["trunk.blocks.16.weight"].shape[0]  # the last convolution
+    assert pq.read_schema(results / "embeddings" / "at_trunk.parquet").field("embedding").type.list_size == channels
+    paired = pd.read_csv(results / "report" / "paired.csv")
+    assert paired["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "tl_distance", "tl_autopool_distance"]
+    assert "Difference to at_baseline" in (results / "report" / "paired.md").read_text()
+
+
 def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_run):
     page = finished_run / "results" / "report" / "listen.html"
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page.read_text())
-    # up to 10 queries, each: itself, then its first 5 other test tracks by S and by each system (random + 3)
+    # up to 10 queries, each: itself, then its first 5 other test tracks by S and by each system
+    # (random, 2 references, 3 trained): 7 lists
     test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
-    assert len(sources) == min(10, test_tracks) * (1 + 5 * min(5, test_tracks - 1))
+    assert len(sources) == min(10, test_tracks) * (1 + 7 * min(5, test_tracks - 1))
     for source in set(sources):
         assert (page.parent / unquote(source)).resolve().is_file(), source
 
@@ -140,7 +157,8 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
     assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_system", "report", "listen_page", "all"}
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
-        "embed", "evaluate_system", "report", "listen_page", "all"}
+        "embed", "embed_at_trunk", "evaluate_system", "report", "listen_page", "all"}
+    assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {"report", "listen_page", "all"}
     assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
 
 
@@ -163,7 +181,8 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert plan.stdout.count("rule cqt_shard:") == 1
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
-    downstream = {"cache_features", "rejected_tracks", "embed", "evaluate_system", "report", "listen_page", "all"}
+    downstream = {"cache_features", "rejected_tracks", "mfcc_stats", "embed", "embed_mfcc_stats", "embed_at_trunk",
+                  "evaluate_system", "report", "listen_page", "all"}
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 

@@ -89,12 +89,26 @@ def write_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: l
                     len(track_ids))
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
     column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
-    values = pa.FixedSizeListArray.from_arrays(pa.array(outputs.astype(np.float32).ravel()), outputs.shape[1])
-    table = pa.table({"track_id": pa.array(kept, pa.string()), column: values})
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, output, compression="zstd")
+    table = save_embeddings(kept, outputs, output, column=column)
     log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
     return table.to_pandas()
+
+
+def save_embeddings(track_ids: list[str], matrix: np.ndarray, output: str | Path,
+                    column: str = "embedding") -> pa.Table:
+    """Write one row per track, ``track_id`` and ``column`` (fixed_size_list<float32, d>), to Parquet.
+
+    The one format :func:`read_embeddings` reads, whatever produced the vectors (a trained
+    system, a reference without training): the evaluation treats them all alike.
+    """
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2 or len(matrix) != len(track_ids):
+        raise ValueError(f"{output}: {len(track_ids)} track ids for a matrix of shape {matrix.shape}")
+    values = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+    table = pa.table({"track_id": pa.array(track_ids, pa.string()), column: values})
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, output, compression="zstd")
+    return table
 
 
 def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, str]:

@@ -86,6 +86,14 @@ def test_tracks(catalog_dir: str | Path, cache_dir: str | Path, **similarity) ->
     return [t for t in ids if t in cached], oracle
 
 
+def split_tracks_with_features(catalog_dir: str | Path, cache_dir: str | Path, split: str) -> list[str]:
+    """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
+    :func:`test_tracks`, which every system's embeddings must list in this order."""
+    tracks = pd.read_parquet(Path(catalog_dir) / "tracks.parquet", columns=["track_id", "split"])
+    cached = PatchCache(cache_dir).position
+    return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Evaluate one system (or 'random') on the test split.")
     parser.add_argument("--system", required=True)

@@ -59,6 +59,43 @@ def mean_and_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
     return float(values.mean()), float(half)
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """Mean of ``a - b`` over the same queries and the half-width of its paired Student-t interval.
+
+    Why paired: two systems evaluated on the same queries share each query's difficulty, so
+    their per-query values are correlated. Comparing their two separate intervals ignores that
+    and calls real, consistent differences "overlapping"; the interval of the per-query
+    differences removes the shared part and is the honest test of "a beats b".
+
+    Parameters
+    ----------
+    a, b : np.ndarray, shape (n_queries,)
+        One metric per query for two systems, in the same query order.
+
+    Returns
+    -------
+    (mean, half_width) : mean difference a - b and the half-width of its ``confidence``
+        interval (NaN with fewer than two queries).
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values need the same queries: got shapes {a.shape} and {b.shape}")
+    return mean_and_ci(a - b, confidence)
+
+
+def verdict(mean: float, half_width: float) -> str:
+    """The reading of a paired difference: ``better`` or ``worse`` where its interval excludes 0.
+
+    Otherwise ``no difference`` (also with an undefined interval): the data do not tell the
+    two systems apart, whatever the sign of the mean.
+    """
+    if np.isfinite(half_width) and mean - half_width > 0:
+        return "better"
+    if np.isfinite(half_width) and mean + half_width < 0:
+        return "worse"
+    return "no difference"
+
+
 def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], n_relevant: int = 5) -> np.ndarray:
     """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks.
 

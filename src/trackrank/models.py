@@ -60,8 +60,13 @@ class AutoTagger(nn.Module):
         self.dropout = nn.Dropout(0.5)
         self.output = nn.Linear(self.trunk.out_channels, n_tags)
 
+    def embedding(self, patches: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer, shape (batch, trunk channels): the flattened trunk output, before
+        dropout and FC(m). The ``at_trunk`` reference ranks by it, without any further training."""
+        return self.trunk(patches).flatten(1)
+
     def logits(self, patches: torch.Tensor) -> torch.Tensor:
-        return self.output(self.dropout(self.trunk(patches).flatten(1)))
+        return self.output(self.dropout(self.embedding(patches)))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Tag likelihoods, shape (batch, m), in (0, 1)."""

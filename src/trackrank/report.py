@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrank.metrics import paired_difference, verdict
+from trackrank.systems import REFERENCES, system_spec
+
 
 def plot_similarity_vs_rank(curve_csv: str | Path, output: str | Path) -> None:
     """The paper's Fig. 1 (top): mean S of the r-th ranked track against r, in percent."""
@@ -68,13 +71,18 @@ def paper_table_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def _bar_colour(system: str) -> str:
+    """Grey for chance, orange for the references that need no ranking training, blue for the systems."""
+    return "tab:gray" if system == "random" else "tab:orange" if system in REFERENCES else "tab:blue"
+
+
 def plot_metric_bars(table: pd.DataFrame, k: int, output: str | Path) -> None:
     """One panel per metric: a bar per system with its 95 % CI."""
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(3.2 * len(METRIC_NAMES), 3.6), sharey=False)
     for ax, (metric, name) in zip(axes, METRIC_NAMES.items()):
         ax.bar(table["system"], table[f"{metric}@{k}"], yerr=table[f"{metric}@{k}_ci95"], capsize=3,
-               color=["tab:gray" if s == "random" else "tab:blue" for s in table["system"]])
+               color=[_bar_colour(s) for s in table["system"]])
         ax.set_title(f"{name}@{k} (%)")
         ax.tick_params(axis="x", rotation=60, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
@@ -82,21 +90,169 @@ def plot_metric_bars(table: pd.DataFrame, k: int, output: str | Path) -> None:
     _save(fig, plt, output)
 
 
-def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path) -> None:
-    """Train loss, validation loss and validation MAP per epoch, one line per system."""
+def kept_epoch(history: pd.DataFrame) -> int:
+    """The epoch whose weights ``model.pt`` holds.
+
+    The ``kept`` column (True on that row) where the history has one: it is the training's
+    own record, right even when a rule other than "best val MAP" chose. Else the first epoch
+    with the highest ``val_map@k``, which is what early stopping keeps.
+    """
+    if "kept" in history.columns:
+        kept = history["kept"].astype(str).str.strip().str.lower().isin(("true", "1"))
+        if kept.any():
+            return int(history.loc[kept, "epoch"].iloc[-1])
+    metric = next(c for c in history.columns if c.startswith("val_map@"))
+    return int(history.loc[history[metric].idxmax(), "epoch"])
+
+
+def _is_tagger(system: str) -> bool:
+    try:
+        return system_spec(system)[0] == "fcn5_tagger"
+    except ValueError:  # a name outside Table 2 (e.g. in tests): plotted with the embedding systems
+        return False
+
+
+def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path) -> list[str]:
+    """One panel per quantity, the kept epoch of each system starred on its curves.
+
+    Why separate panels: the auto-tagger's binary cross-entropy and the triplet loss are on
+    different scales and mean different things; one axis would flatten one of them. Panels:
+    the auto-tagger's train/val BCE, the TL systems' train/val triplet loss, the validation
+    MAP that early stopping watches (every system), and ``active_fraction`` where a history
+    has that column.
+
+    Returns
+    -------
+    The panel titles, left to right.
+    """
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for system, history in histories.items():
-        metric = next(c for c in history.columns if c.startswith("val_map@"))
-        for ax, column in zip(axes, ("train_loss", "val_loss", metric)):
-            ax.plot(history["epoch"], history[column], marker="o", markersize=3, label=system)
-            ax.set_title(column)
-            ax.set_xlabel("epoch")
-    axes[0].legend(fontsize=8)
-    for ax in axes:
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
+
+    metric = next((c for h in histories.values() for c in h.columns if c.startswith("val_map@")), "val_map@k")
+    panels = [("AT train/val BCE", "binary cross-entropy"), ("TL train/val triplet loss", "triplet loss"),
+              (f"val MAP@{metric.split('@')[1]}", "MAP (fraction)")]
+    if any("active_fraction" in h.columns for h in histories.values()):
+        panels.append(("active fraction", "fraction of triplets with loss > 0"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = []
+    for i, (system, history) in enumerate(histories.items()):
+        colour = colours[i % len(colours)]
+        kept = history["epoch"] == kept_epoch(history)
+        loss_ax = axes[0] if _is_tagger(system) else axes[1]
+        curves = [(loss_ax, "train_loss", "-"), (loss_ax, "val_loss", "--"), (axes[2], metric, "-")]
+        if "active_fraction" in history.columns:
+            curves.append((axes[3], "active_fraction", "-"))
+        for ax, column, style in curves:
+            if column not in history.columns:
+                continue
+            ax.plot(history["epoch"], history[column], style, color=colour, marker="o", markersize=3)
+            ax.plot(history.loc[kept, "epoch"], history.loc[kept, column], "*", color=colour, markersize=13,
+                    markeredgecolor="black")
+        handles.append(Line2D([], [], color=colour, label=system))
+    handles += [Line2D([], [], color="gray", linestyle="-", label="train"),
+                Line2D([], [], color="gray", linestyle="--", label="validation"),
+                Line2D([], [], color="gray", marker="*", linestyle="", markersize=11, markeredgecolor="black",
+                       label="kept epoch (model.pt)")]
+    for ax, (title, ylabel) in zip(axes, panels):
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no such system trained", ha="center", va="center", transform=ax.transAxes,
+                    color="gray")
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8)
     _save(fig, plt, output)
+    return [title for title, _ in panels]
+
+
+#: The metrics compared query by query with the auto-tagger.
+PAIRED_METRICS = ("map", "ndcg")
+BASELINE = "at_baseline"
+
+
+def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BASELINE) -> pd.DataFrame:
+    """Each system minus ``baseline``, query by query: mean difference, paired 95 % CI, verdict.
+
+    Why paired: all systems answer the same test queries, and a query that is hard for one is
+    hard for all. The interval of the per-query differences says whether a system beats the
+    auto-tagger; two overlapping separate intervals (``table.md``) do not say it does not.
+
+    Parameters
+    ----------
+    per_query : system -> its ``metrics/{system}.per_query.parquet`` (``query`` and one column
+        per metric, fractions), ``baseline`` among them.
+
+    Returns
+    -------
+    One row per other system, in the given order: ``system``, ``n_queries`` and, per metric,
+    ``{metric}@{k}_diff`` and ``_diff_ci95`` (percentage points) and ``_verdict``
+    (better / worse / no difference).
+    """
+    if baseline not in per_query:
+        raise ValueError(f"no per-query metrics of '{baseline}' to compare with")
+    reference = per_query[baseline].set_index("query")
+    rows = []
+    for system, values in per_query.items():
+        if system == baseline:
+            continue
+        values = values.set_index("query")
+        if set(values.index) != set(reference.index):
+            raise ValueError(f"the per-query metrics of '{system}' and '{baseline}' cover different queries "
+                             f"({len(values)} and {len(reference)}): a paired comparison needs the same ones")
+        values = values.loc[reference.index]
+        row = {"system": system, "n_queries": len(values)}
+        for metric in PAIRED_METRICS:
+            mean, half = paired_difference(values[metric].to_numpy(), reference[metric].to_numpy())
+            row[f"{metric}@{k}_diff"] = 100 * mean
+            row[f"{metric}@{k}_diff_ci95"] = 100 * half
+            row[f"{metric}@{k}_verdict"] = verdict(mean, half)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_paired_columns(k))
+
+
+def _paired_columns(k: int) -> list[str]:
+    return ["system", "n_queries", *(f"{m}@{k}_{s}" for m in PAIRED_METRICS for s in ("diff", "diff_ci95", "verdict"))]
+
+
+def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level: str = "#") -> str:
+    """The paired differences as a Markdown table, with what the numbers mean above it."""
+    n_queries = int(table["n_queries"].iloc[0]) if len(table) else 0
+    names = [METRIC_NAMES[m] for m in PAIRED_METRICS]
+    lines = [f"{level} Difference to {baseline}, paired over the same {n_queries} test queries", "",
+             f"Mean per-query difference (system − {baseline}) in percentage points ± the half-width of its "
+             "paired 95 % Student-t interval; *better* / *worse* where that interval excludes 0, else "
+             "*no difference*.", "",
+             "| Model | " + " | ".join(f"Δ{name}@{k} | {name}@{k} vs {baseline}" for name in names) + " |",
+             "|---" * (1 + 2 * len(PAIRED_METRICS)) + "|"]
+    for _, row in table.iterrows():
+        cells = [f"{row[f'{m}@{k}_diff']:+.2f} ± {row[f'{m}@{k}_diff_ci95']:.2f} | {row[f'{m}@{k}_verdict']}"
+                 for m in PAIRED_METRICS]
+        lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_paired(per_query_files: list[str | Path], k: int, out_dir: str | Path,
+                 baseline: str = BASELINE) -> pd.DataFrame | None:
+    """``paired.csv`` and ``paired.md``; without ``baseline``'s metrics, a line saying so instead.
+
+    Returns the table, or None when there is no baseline to compare with.
+    """
+    out_dir = Path(out_dir)
+    per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
+    if baseline not in per_query:
+        pd.DataFrame(columns=_paired_columns(k)).to_csv(out_dir / "paired.csv", index=False)
+        (out_dir / "paired.md").write_text(f"# Difference to {baseline}\n\n{baseline} is not among train.systems: "
+                                           "no paired comparison.\n")
+        return None
+    table = paired_table(per_query, k, baseline)
+    table.to_csv(out_dir / "paired.csv", index=False)
+    (out_dir / "paired.md").write_text(paired_markdown(table, k, baseline))
+    return table
 
 
 def _pyplot():
@@ -114,8 +270,10 @@ def _save(fig, plt, output: str | Path) -> None:
     plt.close(fig)
 
 
-def write_report(metric_files: list[str | Path], history_files: list[str | Path], out_dir: str | Path) -> pd.DataFrame:
-    """``table.md``, ``table.csv``, ``table_paper.md``, ``metrics.png`` and ``training_curves.png``."""
+def write_report(metric_files: list[str | Path], history_files: list[str | Path], out_dir: str | Path,
+                 per_query_files: list[str | Path] | None = None) -> pd.DataFrame:
+    """``table.md``, ``table.csv``, ``table_paper.md``, ``metrics.png`` and ``training_curves.png``;
+    with ``per_query_files``, also ``paired.md`` / ``paired.csv``, and the paired section in ``table.md``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     summaries = [json.loads(Path(f).read_text()) for f in metric_files]
@@ -123,8 +281,12 @@ def write_report(metric_files: list[str | Path], history_files: list[str | Path]
     table = results_table(summaries)
     table.to_csv(out_dir / "table.csv", index=False)
     n_queries = summaries[0]["n_queries"]
-    (out_dir / "table.md").write_text(markdown_table(
-        table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %"))
+    markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
+    if per_query_files is not None:
+        paired = write_paired(per_query_files, k, out_dir)
+        if paired is not None:
+            markdown += "\n" + paired_markdown(paired, k, level="##")
+    (out_dir / "table.md").write_text(markdown)
     (out_dir / "table_paper.md").write_text(paper_table_markdown())
     plot_metric_bars(table, k, out_dir / "metrics.png")
     histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}

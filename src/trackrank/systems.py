@@ -14,6 +14,12 @@ import re
 MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": str(1 << 30),
                    "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
 
+#: Reference rows of the results tables, beside ``random``: rankings that need no ranking
+#: training (``evaluate.references`` in the config chooses which are made).
+#: ``mfcc_stats``: MFCC mean/std per track (trackrank.mfcc); ``at_trunk``: the trained
+#: auto-tagger's penultimate layer (trackrank.at_trunk). Both rank by Euclidean distance.
+REFERENCES = ("mfcc_stats", "at_trunk")
+
 
 def system_spec(system: str) -> tuple[str, str | None]:
     """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""

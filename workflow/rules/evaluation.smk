@@ -1,13 +1,21 @@
 # Test-set embeddings, retrieval metrics and the reports (paper §4).
 
 SYSTEMS = lookup(dpath="train/systems", within=config)
+# Reference rows beside random (references.smk makes their embeddings); at_trunk reads the
+# trained auto-tagger, so it is made only where at_baseline is trained.
+REFERENCES = [
+    r for r in lookup(dpath="evaluate/references", within=config) if r != "at_trunk" or "at_baseline" in SYSTEMS
+]
+EVALUATED = ["random", *REFERENCES, *SYSTEMS]
 
 
 wildcard_constraints:
-    system="|".join(["random", *SYSTEMS]),
+    system="|".join(EVALUATED),
 
 
 rule embed:
+    wildcard_constraints:
+        system="|".join(SYSTEMS),  # trained systems only: the references have their own rules
     input:
         model="results/models/{system}/model.pt",
         cache=rules.cache_features.output.index,
@@ -61,11 +69,14 @@ rule evaluate_system:
 
 rule report:
     input:
-        summaries=expand(rules.evaluate_system.output.summary, system=["random", *SYSTEMS]),
+        summaries=expand(rules.evaluate_system.output.summary, system=EVALUATED),
+        per_query=expand(rules.evaluate_system.output.per_query, system=EVALUATED),
         histories=expand("results/models/{system}/history.csv", system=SYSTEMS),
     output:
         table=report("results/report/table.csv", caption="../report/table.rst", category="Results"),
         markdown="results/report/table.md",
+        paired=report("results/report/paired.csv", caption="../report/paired.rst", category="Results"),
+        paired_markdown="results/report/paired.md",
         paper="results/report/table_paper.md",
         bars=report("results/report/metrics.png", caption="../report/metrics.rst", category="Results"),
         curves=report(
@@ -83,7 +94,7 @@ rule report:
 
 rule listen_page:
     input:
-        predictions=expand(rules.evaluate_system.output.predictions, system=["random", *SYSTEMS]),
+        predictions=expand(rules.evaluate_system.output.predictions, system=EVALUATED),
         rankings="results/rankings/test.parquet",
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,

@@ -1,0 +1,87 @@
+"""The ``at_trunk`` reference: the trained auto-tagger's penultimate layer as a Euclidean embedding.
+
+Why a reference: the paper's claim is that learning the ranking (triplet loss) beats ranking
+through tags (the auto-tagger and S). A third reading separates the two: the auto-tagger's own
+audio representation, the flattened trunk output before dropout and FC(m)
+(:meth:`trackrank.models.AutoTagger.embedding`), ranked by Euclidean distance like a TL
+system, with no extra training. If it ranks as well as TL, the triplet loss adds little
+over tag supervision; if worse, ranking by distance needs the metric learning.
+
+Each test track is the mean over the same ``n_patches`` seeded patches that
+:func:`trackrank.embedding.track_outputs` draws for every system, so the comparison with
+``at_baseline`` sees the same audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from trackrank.embedding import choose_device, load_model, save_embeddings, track_outputs
+from trackrank.feature_cache import PatchCache
+from trackrank.logs import log_to
+from trackrank.models import AutoTagger
+
+log = logging.getLogger(__name__)
+
+
+class TrunkEmbedding(torch.nn.Module):
+    """An auto-tagger seen through its penultimate layer: ``forward`` is its ``embedding``."""
+
+    def __init__(self, tagger: AutoTagger):
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(batch, 96, 512) -> (batch, trunk channels)."""
+        return self.tagger.embedding(patches)
+
+
+def write_trunk_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: list[str],
+                           output: str | Path, n_patches: int = 8, seed: int = 0,
+                           device: str = "auto") -> pd.DataFrame:
+    """Embed ``track_ids`` by the auto-tagger's trunk into ``output`` (``track_id``, ``embedding``).
+
+    Tracks without features are left out (and logged), as :func:`trackrank.embedding.write_embeddings`
+    does, so the ids match the evaluation's test tracks.
+    """
+    device = choose_device(device)
+    model, checkpoint = load_model(model_path, device)
+    if not isinstance(model, AutoTagger):
+        raise ValueError(f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
+                         "(at_baseline): at_trunk needs its trunk")
+    cache = PatchCache(cache_dir)
+    kept = [t for t in track_ids if t in cache.position]
+    if len(kept) < len(track_ids):
+        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),
+                    len(track_ids))
+    outputs = track_outputs(TrunkEmbedding(model), cache, cache.indices(kept), n_patches=n_patches, seed=seed,
+                            device=device)
+    table = save_embeddings(kept, outputs, output, column="embedding")
+    log.info("at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
+             len(kept), model_path, outputs.shape[1], n_patches, device)
+    return table.to_pandas()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Embed one split by the trained auto-tagger's trunk (at_trunk).")
+    parser.add_argument("--model", default="results/models/at_baseline/model.pt")
+    parser.add_argument("--cache-dir", default="results/cache")
+    parser.add_argument("--catalog-dir", default="results/catalog")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--output", default="results/embeddings/at_trunk.parquet")
+    parser.add_argument("--n-patches", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    log_to(None)
+    tracks = pd.read_parquet(Path(args.catalog_dir) / "tracks.parquet")
+    write_trunk_embeddings(args.model, args.cache_dir, tracks.loc[tracks.split == args.split, "track_id"].tolist(),
+                           args.output, n_patches=args.n_patches, seed=args.seed)
+
+
+if __name__ == "__main__":
+    main()

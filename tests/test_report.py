@@ -1,0 +1,90 @@
+"""The report: paired differences to the auto-tagger, and training curves that mark the kept epoch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trackrank.report import kept_epoch, paired_table, plot_training_curves, write_paired, write_report
+
+QUERIES = [f"q{i}" for i in range(30)]
+
+
+def per_query(shift: float, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:
+    """Per-query metrics: a shared query difficulty, plus ``shift`` and a little noise."""
+    difficulty = np.random.default_rng(99).uniform(0.1, 0.8, len(QUERIES))
+    rng = np.random.default_rng(seed)
+    values = {m: np.clip(difficulty + shift + rng.normal(0, noise, len(QUERIES)), 0, 1)
+              for m in ("map", "recall", "rr", "ndcg")}
+    return pd.DataFrame({"query": QUERIES, **values})
+
+
+def write_run(folder, systems: dict[str, pd.DataFrame]) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for system, table in systems.items():
+        table.to_parquet(folder / f"{system}.per_query.parquet", index=False)
+        summary = {"system": system, "k": 20, "n_queries": len(table)}
+        for m in ("map", "recall", "rr", "ndcg"):
+            summary[f"{m}@20"] = {"mean": 100 * table[m].mean(), "ci95": 1.0}
+        (folder / f"{system}.json").write_text(json.dumps(summary))
+        files.append(folder / f"{system}.per_query.parquet")
+    return files
+
+
+def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_tagger(tmp_path):
+    files = write_run(tmp_path / "metrics", {"random": per_query(-0.1, seed=1), "at_baseline": per_query(0.0),
+                                            "mfcc_stats": per_query(0.0, seed=2), "tl_distance": per_query(0.1, seed=3)})
+    write_report([tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files], [],
+                 tmp_path / "report", per_query_files=files)
+    paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index("system")
+    assert paired.index.tolist() == ["random", "mfcc_stats", "tl_distance"]
+    assert paired.loc["tl_distance", "map@20_diff"] == pytest.approx(10.0, abs=1.5)
+    assert paired.loc["random", "ndcg@20_diff"] == pytest.approx(-10.0, abs=1.5)
+    assert paired["map@20_verdict"].tolist() == ["worse", "no difference", "better"]
+    markdown = (tmp_path / "report" / "paired.md").read_text()
+    assert "| tl_distance | +" in markdown and "| random | -" in markdown
+    assert "better" in markdown and "worse" in markdown
+    assert "## Difference to at_baseline" in (tmp_path / "report" / "table.md").read_text()
+
+
+def test_paired_differences_match_queries_by_name_not_by_row_order():
+    base, other = per_query(0.0), per_query(0.05, seed=4)
+    in_order = paired_table({"at_baseline": base, "tl": other}, k=20)
+    shuffled = paired_table({"at_baseline": base, "tl": other.sample(frac=1, random_state=0)}, k=20)
+    pd.testing.assert_frame_equal(in_order, shuffled)
+    assert in_order.loc[0, "map@20_diff"] == pytest.approx(100 * (other["map"] - base["map"]).mean())
+
+
+def test_paired_differences_refuse_systems_evaluated_on_other_queries():
+    with pytest.raises(ValueError, match="'tl'.*'at_baseline'.*different queries"):
+        paired_table({"at_baseline": per_query(0.0), "tl": per_query(0.0).iloc[:-1]}, k=20)
+
+
+def test_without_the_auto_tagger_paired_md_says_there_is_no_comparison(tmp_path):
+    files = write_run(tmp_path / "metrics", {"random": per_query(-0.1), "tl_distance": per_query(0.0)})
+    (tmp_path / "report").mkdir()
+    assert write_paired(files, 20, tmp_path / "report") is None
+    assert "not among train.systems" in (tmp_path / "report" / "paired.md").read_text()
+    assert pd.read_csv(tmp_path / "report" / "paired.csv").empty
+
+
+def test_the_kept_epoch_is_the_kept_row_else_the_best_val_map():
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_map@20": [0.1, 0.4, 0.4, 0.2]})
+    assert kept_epoch(history) == 2
+    assert kept_epoch(history.assign(kept=[False, False, False, True])) == 4
+    assert kept_epoch(history.assign(kept=["False", "True", "False", "False"])) == 2
+
+
+def test_training_curves_put_bce_and_triplet_loss_on_separate_labelled_panels(tmp_path):
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.6], "val_loss": [0.7, 0.65],
+                            "val_map@20": [0.3, 0.35]})
+    titles = plot_training_curves({"at_baseline": history, "tl_distance": history / [1, 10, 10, 1]},
+                                  tmp_path / "curves.png")
+    assert titles == ["AT train/val BCE", "TL train/val triplet loss", "val MAP@20"]
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    with_active = {"tl_distance": history.assign(active_fraction=[0.9, 0.5], kept=[False, True])}
+    assert plot_training_curves(with_active, tmp_path / "active.png")[-1] == "active fraction"
