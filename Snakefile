@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 sys.path.insert(0, f"{workflow.basedir}/src")  # the package of this checkout, installed or not
 from trackrank.config import typed_values
 
-min_version("8.20")
+min_version("9.17")  # 9.10-9.16 overbook --cores (upstream issue 3913)
 
 
 configfile: "config.yaml"
