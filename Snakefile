@@ -7,6 +7,7 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # the package of this checkout, installed or not
 from trackrank.config import typed_values
+from trackrank.systems import expand_systems
 
 min_version("9.17")  # 9.10-9.16 overbook --cores (upstream issue 3913)
 
@@ -16,6 +17,7 @@ configfile: "config.yaml"
 
 config.update(typed_values(config))
 validate(config, "workflow/schemas/config.schema.yaml")
+config["train"]["systems"] = expand_systems(config["train"]["systems"])
 
 
 include: "workflow/rules/common.smk"

@@ -88,3 +88,17 @@ def test_training_curves_put_bce_and_triplet_loss_on_separate_labelled_panels(tm
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     with_active = {"tl_distance": history.assign(active_fraction=[0.9, 0.5], kept=[False, True])}
     assert plot_training_curves(with_active, tmp_path / "active.png")[-1] == "active fraction"
+
+
+def test_the_table_reports_each_trained_systems_kept_epoch(tmp_path):
+    files = write_run(tmp_path / "metrics", {"random": per_query(-0.1, seed=1), "tl_online": per_query(0.1)})
+    (tmp_path / "models" / "tl_online").mkdir(parents=True)
+    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "train_loss": [np.nan, 0.4, 0.3, 0.2],
+                            "val_loss": [0.5, 0.4, 0.3, 0.3], "val_map@20": [0.3, 0.4, 0.5, 0.45],
+                            "kept": [False, False, True, False]})
+    history.to_csv(tmp_path / "models" / "tl_online" / "history.csv", index=False)
+    table = write_report([f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
+                         [tmp_path / "models" / "tl_online" / "history.csv"], tmp_path / "report")
+    assert table.set_index("system")["kept_epoch"].to_dict() == {"random": "", "tl_online": "2 of 3"}
+    markdown = (tmp_path / "report" / "table.md").read_text()
+    assert "| kept epoch |" in markdown and "| 2 of 3 |" in markdown

@@ -219,3 +219,12 @@ def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
     assert sorted(store.track_ids) == [f"t{i}" for i in range(6)]
     assert (work / "results" / "triplets" / "distance.parquet").exists()
     assert not (work / "results" / "demo").exists()
+
+
+def test_one_config_key_runs_every_system(finished_run):
+    from trackrank.systems import ALL_SYSTEMS
+
+    planned = planned_rules(finished_run, "train={systems: all}")
+    trained = {"at_baseline", "tl_distance", "tl_autopool_distance", "tl_online"}  # tests/config/tiny.yaml
+    assert {f"train_{system}" for system in ALL_SYSTEMS} - planned == {f"train_{s}" for s in trained}
+    assert {"train_tl_neighbors", "train_tl_uniform", "train_tl_autopool_online"} <= planned

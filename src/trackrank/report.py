@@ -52,13 +52,21 @@ def results_table(summaries: list[dict]) -> pd.DataFrame:
 
 
 def markdown_table(table: pd.DataFrame, k: int, title: str) -> str:
-    """Table 2 layout: mean ± CI per metric."""
-    header = "| Model | " + " | ".join(f"{name}@{k}" for name in METRIC_NAMES.values()) + " |"
-    lines = [f"# {title}", "", header, "|---" * (len(METRIC_NAMES) + 1) + "|"]
+    """Table 2 layout: mean ± CI per metric, then the kept epoch of trained systems ("—" for the others)."""
+    header = "| Model | " + " | ".join(f"{name}@{k}" for name in METRIC_NAMES.values()) + " | kept epoch |"
+    lines = [f"# {title}", "", header, "|---" * (len(METRIC_NAMES) + 2) + "|"]
     for _, row in table.iterrows():
         cells = [f"{row[f'{m}@{k}']:.2f} ± {row[f'{m}@{k}_ci95']:.2f}" for m in METRIC_NAMES]
+        kept = row.get("kept_epoch")
+        cells.append(kept if isinstance(kept, str) and kept else "—")
         lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def kept_epochs(histories: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """'kept of last' per trained system, e.g. '7 of 10' (epoch 0 is the untrained network)."""
+    return {system: f"{kept_epoch(history)} of {int(history['epoch'].max())}"
+            for system, history in histories.items()}
 
 
 def paper_table_markdown() -> str:
@@ -279,6 +287,9 @@ def write_report(metric_files: list[str | Path], history_files: list[str | Path]
     summaries = [json.loads(Path(f).read_text()) for f in metric_files]
     k = summaries[0]["k"]
     table = results_table(summaries)
+    histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}
+    kept = kept_epochs(histories)
+    table["kept_epoch"] = [kept.get(system, "") for system in table["system"]]
     table.to_csv(out_dir / "table.csv", index=False)
     n_queries = summaries[0]["n_queries"]
     markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
@@ -289,6 +300,5 @@ def write_report(metric_files: list[str | Path], history_files: list[str | Path]
     (out_dir / "table.md").write_text(markdown)
     (out_dir / "table_paper.md").write_text(paper_table_markdown())
     plot_metric_bars(table, k, out_dir / "metrics.png")
-    histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}
     plot_training_curves(histories, out_dir / "training_curves.png")
     return table

@@ -21,6 +21,16 @@ MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": s
 REFERENCES = ("mfcc_stats", "at_trunk")
 
 
+#: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.
+ALL_SYSTEMS = ("at_baseline", "tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance",
+               "tl_online", "tl_autopool_online")
+
+
+def expand_systems(systems) -> list[str]:
+    """``train.systems`` as a list: ``all`` means :data:`ALL_SYSTEMS`."""
+    return list(ALL_SYSTEMS) if systems == "all" else list(systems)
+
+
 def system_spec(system: str) -> tuple[str, str | None]:
     """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""
     if system == "at_baseline":
@@ -48,11 +58,15 @@ def train_settings(system: str, config: dict) -> dict:
     """The TrainSettings fields of one system from a validated workflow config (one mapping for all callers)."""
     train = config["train"]
     settings = {key: train[key] for key in TRAIN_KEYS}
-    architecture, _ = system_spec(system)
+    architecture, strategy = system_spec(system)
+    online = dict(train["online"])
+    online_lr = online.pop("lr")
     settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
+    if strategy == "online":
+        settings["lr"] = online_lr
     settings["k"] = train["val_k"]
     settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]
     settings["n_positives"] = config["mining"]["n_positives"]
-    settings.update({f"online_{key}": value for key, value in train["online"].items()})
+    settings.update({f"online_{key}": value for key, value in online.items()})
     return settings

@@ -76,8 +76,8 @@ class TrainSettings:
     workers: int = 0
     device: str = "auto"
     n_positives: float = 15
-    online_tracks: int = 21
-    online_patches: int = 2
+    online_tracks: int = 42
+    online_patches: int = 1
     online_mining: str = "semi_hard"
     online_tag_weight: float = 0.0
 

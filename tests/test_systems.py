@@ -1,0 +1,44 @@
+"""System names and the one mapping from the workflow config to each system's training settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from trackrank.systems import ALL_SYSTEMS, expand_systems, system_spec, train_settings
+from trackrank.training import TrainSettings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def config():
+    """config.yaml as the workflow sees it: validated, schema defaults filled in."""
+    values = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(values, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return values
+
+
+def test_all_means_every_system_of_table_2_and_the_online_ones():
+    assert expand_systems("all") == list(ALL_SYSTEMS)
+    assert {system_spec(s) for s in ALL_SYSTEMS} >= {("fcn5_tagger", None), ("triplet", "online"),
+                                                     ("autopool_triplet", "online"), ("triplet", "distance")}
+    assert expand_systems(["tl_online"]) == ["tl_online"]
+
+
+def test_each_kind_of_system_gets_its_own_learning_rate(config):
+    config["train"].update(lr_tagger=0.01, lr_triplet=0.02)
+    config["train"]["online"]["lr"] = 0.03
+    assert train_settings("at_baseline", config)["lr"] == 0.01
+    assert train_settings("tl_distance", config)["lr"] == 0.02
+    assert train_settings("tl_autopool_online", config)["lr"] == 0.03
+
+
+def test_every_mapped_setting_is_a_train_settings_field(config):
+    for system in ALL_SYSTEMS:
+        settings = TrainSettings(system=system, **train_settings(system, config))
+        assert settings.n_positives == config["mining"]["n_positives"]
+        assert settings.online_mining == config["train"]["online"]["mining"]
