@@ -10,8 +10,10 @@ rankings, triplets) and trains each variant from scratch in its own folder; vari
 run side by side in ``--jobs`` processes of one thread each.
 
     python bench/learning.py --variants bench/variants.json --seeds 0 1 --out /tmp/learning
+    python bench/learning.py --compare /tmp/learning/at /tmp/other/tl_online   # folders of earlier runs
 
 ``variants.json`` maps a name to ``{"system": ..., <TrainSettings field>: value, ...}``
+(and optionally ``"triplets": path`` for an offline system's table)
 (anything not given comes from ``config.yaml`` as the workflow would set it); the first
 variant is the reference of the paired differences, unless ``--reference`` names one.
 """
@@ -49,11 +51,13 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     log_to(str(folder / "train.log"))
     overrides = dict(overrides)
     system = overrides.pop("system")
+    triplets = overrides.pop("triplets", None)  # another triplet table than the run's (e.g. other Np, Nn)
     fields = {**train_settings(system, config), **overrides, "seed": seed}
     settings = TrainSettings(system=system, **fields)
     strategy = settings.strategy
     data = load_training_data(settings, results / "cache", results / "catalog", results / "rankings" / "val.parquet",
-                              results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None,
+                              triplets or (results / "triplets" / f"{strategy}.parquet"
+                                           if strategy not in (None, "online") else None),
                               results / "rankings" / "train.parquet")
     history = train(settings, data, folder)
     test_ids, oracle = test_tracks(results / "catalog", results / "cache")
@@ -76,16 +80,47 @@ def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(diff.mean()), float(half)
 
 
+def compare_folders(folders: list[Path]) -> None:
+    """Paired differences of finished variant folders (``<out>/<variant>``) to the first one.
+
+    Each folder's ``seed*/metrics/variant.per_query.parquet`` are averaged per query over the
+    seeds the folders share, so runs made by separate invocations compare like one run.
+    """
+    seeds = set.intersection(*[{p.name for p in f.glob("seed*")} for f in folders])
+    if not seeds:
+        raise SystemExit("the folders share no seed")
+    by_query = {}
+    for folder in folders:
+        tables = [pd.read_parquet(folder / seed / "metrics" / "variant.per_query.parquet").set_index("query")
+                  for seed in sorted(seeds)]
+        by_query[str(folder)] = pd.concat(tables).groupby(level=0)[["map", "ndcg"]].mean()
+    reference = by_query[str(folders[0])]
+    print(f"seeds {sorted(seeds)}; paired difference to {folders[0]} (points):")
+    for name, values in by_query.items():
+        cells = []
+        for metric in ("map", "ndcg"):
+            mean, half = paired(values[metric], reference.loc[values.index, metric])
+            cells.append(f"{metric} {100 * values[metric].mean():.1f} ({100 * mean:+.1f} ± {100 * half:.1f})")
+        print(f"  {name}: " + ", ".join(cells))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variants", required=True, help="JSON file or JSON text: name -> settings")
+    parser.add_argument("--compare", type=Path, nargs="+",
+                        help="only compare finished variant folders (the first is the reference)")
+    parser.add_argument("--variants", help="JSON file or JSON text: name -> settings")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--results", type=Path, default=REPO / "results")
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--reference", help="variant the others are compared with (default: the first)")
     args = parser.parse_args()
+    if args.compare:
+        compare_folders(args.compare)
+        return
+    if not args.variants or not args.out:
+        parser.error("--variants and --out are needed to train")
     text = Path(args.variants).read_text() if Path(args.variants).exists() else args.variants
     variants = json.loads(text)
     config = load_config(args.config)
