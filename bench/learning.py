@@ -43,7 +43,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     from trackrank.embedding import write_embeddings
     from trackrank.evaluation import evaluate, test_tracks
     from trackrank.logs import log_to
-    from trackrank.systems import train_settings
+    from trackrank.systems import starts_from_tagger, train_settings
     from trackrank.training import TrainSettings, load_training_data, train
 
     folder = out / name / f"seed{seed}"
@@ -53,6 +53,8 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     system = overrides.pop("system")
     triplets = overrides.pop("triplets", None)  # another triplet table than the run's (e.g. other Np, Nn)
     fields = {**train_settings(system, config), **overrides, "seed": seed}
+    if starts_from_tagger(system):  # unless the variant names another tagger checkpoint
+        fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     strategy = settings.strategy
     data = load_training_data(settings, results / "cache", results / "catalog", results / "rankings" / "val.parquet",

@@ -42,3 +42,11 @@ def test_every_mapped_setting_is_a_train_settings_field(config):
         settings = TrainSettings(system=system, **train_settings(system, config))
         assert settings.n_positives == config["mining"]["n_positives"]
         assert settings.online_mining == config["train"]["online"]["mining"]
+
+
+def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
+    from trackrank.systems import starts_from_tagger
+
+    assert system_spec("tl_online_from_at") == ("triplet", "online")
+    assert starts_from_tagger("tl_online_from_at") and not starts_from_tagger("tl_online")
+    assert not starts_from_tagger("tl_autopool_online_from_at"), "the Auto-pool trunk is not the tagger's"

@@ -232,3 +232,25 @@ def test_early_stopping_waits_for_min_epochs(pipeline, tmp_path, monkeypatch, ca
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
     assert history.loc[history["kept"], "epoch"].tolist() == [4]
     assert "FAILED RUN" not in caplog.text
+
+
+def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
+    from trackrank.training import _new_state
+
+    tagger = settings(system="at_baseline", epochs=1, batches_per_epoch=2)
+    train(tagger, data_for(pipeline, tagger), tmp_path / "at")
+    s = settings(system="tl_online_from_at", epochs=1, batches_per_epoch=1, online_tracks=6, n_positives=2,
+                 init_trunk=str(tmp_path / "at" / "model.pt"))
+    model, _, _ = _new_state(s, data_for(pipeline, s), torch.device("cpu"))
+    at = torch.load(tmp_path / "at" / "model.pt", weights_only=True)["model"]
+    trunk = {k: v for k, v in at.items() if k.startswith("trunk.")}
+    assert trunk and all(torch.equal(model.state_dict()[k], v) for k, v in trunk.items())
+    history = train(s, data_for(pipeline, s), tmp_path / "tl")
+    assert history["epoch"].tolist() == [0, 1]
+    first = s.fingerprint()
+    torch.save({**torch.load(tmp_path / "at" / "model.pt", weights_only=True), "epoch": 99},
+               tmp_path / "at" / "model.pt")
+    assert s.fingerprint() != first, "a retrained tagger is another starting point: no resume"
+    with pytest.raises(ValueError, match="only a TL network shares"):
+        autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
+        train(autopool, data_for(pipeline, autopool), tmp_path / "ap")

@@ -97,12 +97,13 @@ def test_a_mining_parameter_reruns_mining_only(finished_run):
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
     assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
-                       "train_tl_distance", "train_tl_autopool_distance", "train_tl_online", "embed",
+                       "train_tl_distance", "train_tl_autopool_distance", "train_tl_online",
+                       "train_tl_online_from_at", "embed",
                        "embed_at_trunk", "evaluate_system", "report", "listen_page", "all"}
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
-    for system in ("at_baseline", "tl_distance", "tl_autopool_distance", "tl_online"):
+    for system in ("at_baseline", "tl_distance", "tl_autopool_distance", "tl_online", "tl_online_from_at"):
         folder = finished_run / "results" / "models" / system
         history = pd.read_csv(folder / "history.csv")
         assert list(history["epoch"]) == [0, 1, 2], "epoch 0 is the untrained network"
@@ -115,7 +116,7 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     report = finished_run / "results" / "report"
     table = pd.read_csv(report / "table.csv")
     assert table["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "at_baseline", "tl_distance",
-                                        "tl_autopool_distance", "tl_online"]
+                                        "tl_autopool_distance", "tl_online", "tl_online_from_at"]
     assert table["n_queries"].nunique() == 1
     markdown = (report / "table.md").read_text()
     for system in table["system"]:
@@ -141,7 +142,7 @@ def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     assert pq.read_schema(results / "embeddings" / "at_trunk.parquet").field("embedding").type.list_size == channels
     paired = pd.read_csv(results / "report" / "paired.csv")
     assert paired["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "tl_distance", "tl_autopool_distance",
-                                         "tl_online"]
+                                         "tl_online", "tl_online_from_at"]
     assert "Difference to at_baseline" in (results / "report" / "paired.md").read_text()
 
 
@@ -149,9 +150,9 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
     page = finished_run / "results" / "report" / "listen.html"
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page.read_text())
     # up to 10 queries, each: itself, then its first 5 other test tracks by S and by each system
-    # (random, 2 references, 4 trained): 8 lists
+    # (random, 2 references, 5 trained): 9 lists
     test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
-    assert len(sources) == min(10, test_tracks) * (1 + 8 * min(5, test_tracks - 1))
+    assert len(sources) == min(10, test_tracks) * (1 + 9 * min(5, test_tracks - 1))
     for source in set(sources):
         assert (page.parent / unquote(source)).resolve().is_file(), source
 
@@ -228,3 +229,9 @@ def test_one_config_key_runs_every_system(finished_run):
     not_in_tiny = {"tl_neighbors", "tl_uniform", "tl_autopool_online"}  # tests/config/tiny.yaml lacks them
     assert not_in_tiny < set(ALL_SYSTEMS)
     assert {f"train_{system}" for system in not_in_tiny} <= planned
+
+
+def test_a_retrained_tagger_retrains_the_system_that_starts_from_it(finished_run):
+    planned = planned_rules(finished_run, "train={lr_tagger: 0.002}")
+    assert {"train_at_baseline", "train_tl_online_from_at", "embed_at_trunk"} <= planned
+    assert "train_tl_online" not in planned and "train_tl_distance" not in planned

@@ -23,7 +23,7 @@ from trackrank.logs import log_to
 from trackrank.models import build_model
 from trackrank.ranking import top_ranked
 from trackrank.similarity import Oracle
-from trackrank.systems import has_tag_head, system_spec
+from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     checkpoint = torch.load(path, map_location=device, weights_only=True)
     settings = checkpoint["settings"]
     architecture, _ = system_spec(settings["system"])
-    model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"],
-                        tag_head=has_tag_head(settings["system"], settings.get("online_tag_weight", 0.0)))
+    model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), checkpoint
 

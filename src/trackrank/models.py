@@ -73,28 +73,13 @@ class AutoTagger(nn.Module):
         return torch.sigmoid(self.logits(patches))
 
 
-class TagHead(nn.Module):
-    """Optional tag logits read linearly off the embedding before normalisation (joint loss, not the paper).
-
-    With ``n_tags`` = 0 (the paper's systems) it holds no parameters and is never called.
-    """
-
-    def __init__(self, dim: int, n_tags: int):
-        super().__init__()
-        self.linear = nn.Linear(dim, n_tags) if n_tags else None
-
-    def forward(self, raw_embeddings: torch.Tensor) -> torch.Tensor:
-        return self.linear(raw_embeddings)
-
-
 class TripletNet(nn.Module):
     """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, n_tags: int = 0):
+    def __init__(self, dim: int = 128, width: float = 1.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
         self.output = nn.Linear(self.trunk.out_channels, dim)
-        self.tags = TagHead(dim, n_tags)
 
     def raw(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings before L2 normalisation, shape (batch, d)."""
@@ -103,11 +88,6 @@ class TripletNet(nn.Module):
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
         return F.normalize(self.raw(patches), dim=1)
-
-    def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(unit embeddings, tag logits) from one pass: the joint triplet + tag loss."""
-        raw = self.raw(patches)
-        return F.normalize(raw, dim=1), self.tags(raw)
 
 
 class AutoPool(nn.Module):
@@ -130,12 +110,11 @@ class AutoPool(nn.Module):
 class AutoPoolTripletNet(TripletNet):
     """TL Autopool: half the filters, pools that keep 32 time steps, FC(d) per step, Auto-pool."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, n_tags: int = 0):
+    def __init__(self, dim: int = 128, width: float = 1.0):
         nn.Module.__init__(self)
         self.trunk = ConvTrunk(scaled(AUTOPOOL_FILTERS, width), AUTOPOOL_POOLS)
         self.output = nn.Linear(self.trunk.out_channels, dim)
         self.pool = AutoPool(dim)
-        self.tags = TagHead(dim, n_tags)
 
     def frames(self, patches: torch.Tensor) -> torch.Tensor:
         """Per-step embeddings before pooling, shape (batch, 32, d)."""
@@ -155,13 +134,12 @@ def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.T
     return F.relu(d_positive - d_negative + margin).mean()
 
 
-def build_model(architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0,
-                tag_head: bool = False) -> nn.Module:
-    """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; ``tag_head`` adds tag logits to an embedding model."""
+def build_model(architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0) -> nn.Module:
+    """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``."""
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":
-        return TripletNet(dim, width, n_tags if tag_head else 0)
+        return TripletNet(dim, width)
     if architecture == "autopool_triplet":
-        return AutoPoolTripletNet(dim, width, n_tags if tag_head else 0)
+        return AutoPoolTripletNet(dim, width)
     raise ValueError(f"unknown architecture '{architecture}' (fcn5_tagger, triplet, autopool_triplet)")

@@ -23,7 +23,9 @@ REFERENCES = ("mfcc_stats", "at_trunk")
 
 #: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.
 ALL_SYSTEMS = ("at_baseline", "tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance",
-               "tl_online", "tl_autopool_online")
+               "tl_online", "tl_autopool_online", "tl_online_from_at")
+#: Suffix of a TL system whose trunk starts from the trained auto-tagger's (same FCN-5 trunk).
+FROM_TAGGER = "_from_at"
 
 
 def expand_systems(systems) -> list[str]:
@@ -31,8 +33,16 @@ def expand_systems(systems) -> list[str]:
     return list(ALL_SYSTEMS) if systems == "all" else list(systems)
 
 
+def starts_from_tagger(system: str) -> bool:
+    """``tl_<strategy>_from_at``: its FCN-5 trunk starts from the trained ``at_baseline``'s, not at random."""
+    return system.startswith("tl_") and not system.startswith("tl_autopool_") and system.endswith(FROM_TAGGER)
+
+
 def system_spec(system: str) -> tuple[str, str | None]:
-    """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>."""
+    """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>,
+    tl_<strategy>_from_at."""
+    if starts_from_tagger(system):
+        system = system.removesuffix(FROM_TAGGER)
     if system == "at_baseline":
         return "fcn5_tagger", None
     match = re.fullmatch(r"tl_autopool_(\w+)", system)
@@ -42,11 +52,6 @@ def system_spec(system: str) -> tuple[str, str | None]:
     if match:
         return "triplet", match.group(1)
     raise ValueError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
-
-
-def has_tag_head(system: str, online_tag_weight: float) -> bool:
-    """Whether a system trains (and so stores) a tag head beside its embedding: online TL with a tag loss."""
-    return system_spec(system)[1] == "online" and online_tag_weight > 0
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.

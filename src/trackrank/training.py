@@ -49,7 +49,7 @@ from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
 from trackrank.online_mining import RankLookup, online_triplet_loss, sample_batch_tracks
 from trackrank.similarity import split_oracle
-from trackrank.systems import has_tag_head, system_spec
+from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +79,7 @@ class TrainSettings:
     online_tracks: int = 42
     online_patches: int = 1
     online_mining: str = "semi_hard"
-    online_tag_weight: float = 0.0
-
-    @property
-    def tag_head(self) -> bool:
-        return has_tag_head(self.system, self.online_tag_weight)
+    init_trunk: str = ""  # a trained auto-tagger's model.pt whose trunk starts a TL network ("": random)
 
     @property
     def architecture(self) -> str:
@@ -94,9 +90,12 @@ class TrainSettings:
         return system_spec(self.system)[1]
 
     def fingerprint(self) -> str:
-        """Hash of the settings a checkpoint depends on (not epochs, patience, min_epochs, workers, device)."""
+        """Hash of the settings a checkpoint depends on (not epochs, patience, min_epochs, workers, device);
+        with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts."""
         kept = {k: v for k, v in dataclasses.asdict(self).items()
                 if k not in ("epochs", "patience", "min_epochs", "workers", "device")}
+        if self.init_trunk:
+            kept["init_trunk"] = hashlib.sha256(Path(self.init_trunk).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -170,18 +169,16 @@ class OnlineBatches(SeededBatches):
     """
 
     def __init__(self, cache: PatchCache, train_tracks: np.ndarray, lookup: RankLookup, n_tracks: int,
-                 n_patches: int, n_positives: int, n_batches: int, seed: int, epoch: int,
-                 targets: np.ndarray | None = None):
-        self.cache, self.train_tracks, self.lookup, self.targets = cache, train_tracks, lookup, targets
+                 n_patches: int, n_positives: int, n_batches: int, seed: int, epoch: int):
+        self.cache, self.train_tracks, self.lookup = cache, train_tracks, lookup
         self.n_tracks, self.n_patches, self.n_positives = n_tracks, n_patches, n_positives
         self.n_batches, self.seed, self.epoch = n_batches, seed, epoch
 
-    def batch(self, b: int) -> tuple[torch.Tensor, ...]:
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
         tracks = np.repeat(sample_batch_tracks(self.lookup, self.n_tracks, self.n_positives, rng), self.n_patches)
         patches = self.cache.patches(self.train_tracks[tracks], rng)
-        batch = (torch.from_numpy(patches), torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64)))
-        return batch if self.targets is None else (*batch, torch.from_numpy(self.targets[tracks]))
+        return torch.from_numpy(patches), torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
 
 
 class TagBatches(SeededBatches):
@@ -234,7 +231,7 @@ def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_d
     val_ids = [val_ids[i] for i in kept]
     relevant = relevant_from_rankings(pd.read_parquet(val_rankings), val_ids, settings.n_relevant)
     targets = None
-    if settings.architecture == "fcn5_tagger" or settings.tag_head:
+    if settings.architecture == "fcn5_tagger":
         targets = (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)
     table = ranks = None
     n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
@@ -282,7 +279,13 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
     torch.manual_seed(settings.seed)
     model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim,
-                        width=settings.width, tag_head=settings.tag_head).to(device)
+                        width=settings.width).to(device)
+    if settings.init_trunk:
+        if settings.architecture != "triplet":
+            raise ValueError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")
+        tagger = torch.load(settings.init_trunk, map_location=device, weights_only=True)["model"]
+        model.trunk.load_state_dict({k.removeprefix("trunk."): v for k, v in tagger.items() if k.startswith("trunk.")})
+        log.info("trunk initialised from %s", settings.init_trunk)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return model, optimizer, scaler
@@ -375,7 +378,7 @@ def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, devic
     if settings.strategy == "online":
         dataset = OnlineBatches(data.cache, data.train_tracks, data.ranks, settings.online_tracks,
                                 settings.online_patches, data.n_positives, settings.batches_per_epoch,
-                                settings.seed, epoch, data.train_targets if settings.tag_head else None)
+                                settings.seed, epoch)
     elif settings.strategy:
         dataset = TripletBatches(data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch,
                                  settings.seed, epoch)
@@ -394,17 +397,10 @@ def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSe
     for batch in epoch_batches(data, settings, epoch, device):
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             if settings.strategy == "online":
-                patches, ranks = batch[:2]
-                patches = patches.to(device, non_blocking=True)
-                if settings.tag_head:
-                    embeddings, logits = model.embed_and_tag(patches)
-                else:
-                    embeddings, logits = model(patches), None
+                patches, ranks = batch
+                embeddings = model(patches.to(device, non_blocking=True))
                 loss, fraction = online_triplet_loss(embeddings, ranks.to(device), data.n_positives,
                                                      settings.margin, settings.online_mining)
-                if logits is not None:  # joint loss: the tags as dense supervision of the same embedding
-                    loss = loss + settings.online_tag_weight * F.binary_cross_entropy_with_logits(
-                        logits.float(), batch[2].to(device))
                 active.append(fraction)
             elif settings.strategy:
                 embeddings = model(batch.to(device, non_blocking=True)).float()

@@ -1,7 +1,7 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
-from trackrank.systems import system_spec, train_settings
+from trackrank.systems import starts_from_tagger, system_spec, train_settings
 
 
 rule cache_features:
@@ -32,6 +32,7 @@ for system in lookup(dpath="train/systems", within=config):
             val_rankings="results/rankings/val.parquet",
             triplets=[f"results/triplets/{strategy}.parquet"] if strategy not in (None, "online") else [],
             train_rankings=["results/rankings/train.parquet"] if strategy == "online" else [],
+            tagger=["results/models/at_baseline/model.pt"] if starts_from_tagger(system) else [],
         output:
             model=f"results/models/{system}/model.pt",
             history=f"results/models/{system}/history.csv",
