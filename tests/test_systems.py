@@ -50,3 +50,9 @@ def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
     assert system_spec("tl_online_from_at") == ("triplet", "online")
     assert starts_from_tagger("tl_online_from_at") and not starts_from_tagger("tl_online")
     assert not starts_from_tagger("tl_autopool_online_from_at"), "the Auto-pool trunk is not the tagger's"
+
+
+def test_the_slurm_profile_asks_a_gpu_for_every_system_that_trains():
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    for system in ALL_SYSTEMS:
+        assert profile["set-resources"][f"train_{system}"]["gpu"] >= 1, system

@@ -234,4 +234,3 @@ def test_one_config_key_runs_every_system(finished_run):
 def test_a_retrained_tagger_retrains_the_system_that_starts_from_it(finished_run):
     planned = planned_rules(finished_run, "train={lr_tagger: 0.002}")
     assert {"train_at_baseline", "train_tl_online_from_at", "embed_at_trunk"} <= planned
-    assert "train_tl_online" not in planned and "train_tl_distance" not in planned
