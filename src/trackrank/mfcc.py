@@ -27,7 +27,6 @@ from typing import Iterator
 import librosa
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
