@@ -60,7 +60,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     data = load_training_data(settings, results / "cache", results / "catalog", results / "rankings" / "val.parquet",
                               triplets or (results / "triplets" / f"{strategy}.parquet"
                                            if strategy not in (None, "online") else None),
-                              results / "rankings" / "train.parquet")
+                              results / "rankings" / "train.parquet", config["similarity"])
     history = train(settings, data, folder)
     test_ids, oracle = test_tracks(results / "catalog", results / "cache")
     write_embeddings(folder / "model.pt", results / "cache", test_ids, folder / "embeddings.parquet",

@@ -254,3 +254,12 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     with pytest.raises(ValueError, match="only a TL network shares"):
         autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
         train(autopool, data_for(pipeline, autopool), tmp_path / "ap")
+
+
+def test_validation_ranks_by_the_configured_similarity(pipeline):
+    s = settings(system="at_baseline")
+    default = load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet", None)
+    configured = load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet", None,
+                                    similarity={"name": "soft_jaccard", "function": None})
+    assert default.val_oracle.name == "category_geometric"
+    assert configured.val_oracle.name == "soft_jaccard"

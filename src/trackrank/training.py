@@ -48,7 +48,7 @@ from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
 from trackrank.online_mining import RankLookup, online_triplet_loss, sample_batch_tracks
-from trackrank.similarity import split_oracle
+from trackrank.similarity import add_similarity_arguments, split_oracle
 from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
@@ -216,15 +216,20 @@ class TrainingData:
 
 def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_dir: str | Path,
                        val_rankings: str | Path, triplets: str | Path | None,
-                       train_rankings: str | Path | None = None) -> TrainingData:
-    """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones."""
+                       train_rankings: str | Path | None = None, similarity: dict | None = None) -> TrainingData:
+    """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones.
+
+    ``similarity`` is the configured S (``name``, ``function``, ``category_weights``): the
+    auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
+    relevant tracks and of the test evaluation, not the built-in default.
+    """
     cache = PatchCache(cache_dir)
     catalog_dir = Path(catalog_dir)
     tracks = pd.read_parquet(catalog_dir / "tracks.parquet")
     tags = pd.read_parquet(catalog_dir / "tags.parquet").set_index("track_id")
     tag_names = list(tags.columns)
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
-    val_ids, val_oracle = split_oracle(catalog_dir, "val")
+    val_ids, val_oracle = split_oracle(catalog_dir, "val", **(similarity or {}))
     kept = [i for i, t in enumerate(val_ids) if t in cache.position]
     if len(kept) < len(val_ids):
         log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
@@ -433,11 +438,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="train split rankings (online TL systems)")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--settings", default="{}", help="JSON of TrainSettings fields")
+    add_similarity_arguments(parser)
     args = parser.parse_args(argv)
     log_to(None)
     settings = TrainSettings(system=args.system, **json.loads(args.settings))
     data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets,
-                              args.train_rankings)
+                              args.train_rankings, {"name": args.similarity, "function": args.function})
     train(settings, data, args.out_dir)
 
 

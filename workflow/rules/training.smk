@@ -28,7 +28,10 @@ for system in lookup(dpath="train/systems", within=config):
             f"train_{system}"
         input:
             cache=rules.cache_features.output.index,
+            cache_data=rules.cache_features.output.data,
             tracks=rules.ingest_catalog.output.tracks,
+            tags=rules.ingest_catalog.output.tags,
+            taxonomy=rules.ingest_catalog.output.taxonomy,
             val_rankings="results/rankings/val.parquet",
             triplets=[f"results/triplets/{strategy}.parquet"] if strategy not in (None, "online") else [],
             train_rankings=["results/rankings/train.parquet"] if strategy == "online" else [],
@@ -39,6 +42,7 @@ for system in lookup(dpath="train/systems", within=config):
         params:
             system=system,
             settings=train_settings(system, config),
+            similarity=config["similarity"],  # the auto-tagger validates by S of its estimated tags
         threads: lookup(dpath="train/threads", within=config)
         resources:
             gpu=lookup(dpath="train/resources/gpu", within=config),

@@ -12,5 +12,6 @@ settings = TrainSettings(system=snakemake.params.system, **snakemake.params.sett
                          init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "")
 data = load_training_data(settings, Path(snakemake.input.cache).parent, Path(snakemake.input.tracks).parent,
                           snakemake.input.val_rankings, snakemake.input.triplets[0] if snakemake.input.triplets else None,
-                          snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None)
+                          snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
+                          snakemake.params.similarity)
 train(settings, data, Path(snakemake.output.model).parent)
