@@ -18,6 +18,16 @@ def point(angle_degrees: float) -> list[float]:
     return [float(np.cos(a)), float(np.sin(a))]
 
 
+def anchor_0_only(ranks: torch.Tensor, row: list[int] | None = None) -> torch.Tensor:
+    """``ranks`` where only anchor 0 has positives (the other rows rank everything 99), its row
+    replaced by ``row`` when given."""
+    ranks = ranks.clone()
+    ranks[1:] = 99
+    if row is not None:
+        ranks[0] = torch.tensor(row)
+    return ranks
+
+
 @pytest.fixture
 def hand_made():
     """Anchor 0 (at 0°) ranks tracks 1 and 5 first (a tie at rank 1), then 2, 3, 4.
@@ -47,9 +57,7 @@ def test_valid_triplets_never_use_a_negative_ranked_at_or_before_the_positive(ha
 
 def test_semi_hard_picks_the_closest_negative_farther_than_the_positive(hand_made):
     embeddings, ranks = hand_made
-    only_anchor_0 = ranks.clone()
-    only_anchor_0[1:] = 99  # the other rows have no positive
-    loss, _ = online_triplet_loss(embeddings, only_anchor_0, n_positives=1, margin=MARGIN, mining="semi_hard")
+    loss, _ = online_triplet_loss(embeddings, anchor_0_only(ranks), n_positives=1, margin=MARGIN, mining="semi_hard")
     d = lambda a, b: float(((embeddings[a] - embeddings[b]) ** 2).sum())  # noqa: E731
     # pairs: (0, 1) -> semi-hard negative 2; (0, 5) -> negatives 2, 3, 4 all farther than 5? 5 is at 10°:
     # d(0,5) = 0.03, so semi-hard for (0, 5) is the closest farther one: 3 (30°)
@@ -59,9 +67,7 @@ def test_semi_hard_picks_the_closest_negative_farther_than_the_positive(hand_mad
 
 def test_semi_hard_falls_back_to_the_hardest_negative_when_none_is_farther(hand_made):
     embeddings, ranks = hand_made
-    ranks = ranks.clone()
-    ranks[1:] = 99
-    ranks[0] = torch.tensor([0, 1, 3, 4, 9, 9])  # candidates 2, 3 only... and 4, 5 ranked 9
+    ranks = anchor_0_only(ranks, [0, 1, 3, 4, 9, 9])  # positive 1; negatives 2, 3, 4, 5
     # move the positive far away: every negative is now closer than it
     embeddings = embeddings.clone()
     embeddings[1] = torch.tensor(point(170))
@@ -77,9 +83,7 @@ def test_semi_hard_falls_back_to_the_hardest_negative_when_none_is_farther(hand_
 
 def test_hard_picks_the_closest_valid_negative(hand_made):
     embeddings, ranks = hand_made
-    ranks = ranks.clone()
-    ranks[1:] = 99
-    ranks[0] = torch.tensor([0, 1, 3, 4, 5, 9])
+    ranks = anchor_0_only(ranks, [0, 1, 3, 4, 5, 9])
     loss, _ = online_triplet_loss(embeddings, ranks, n_positives=1, margin=MARGIN, mining="hard")
     d = lambda a, b: float(((embeddings[a] - embeddings[b]) ** 2).sum())  # noqa: E731
     hardest = min(d(0, k) for k in (2, 3, 4, 5))
@@ -88,9 +92,7 @@ def test_hard_picks_the_closest_valid_negative(hand_made):
 
 def test_batch_all_averages_the_active_triplets_and_reports_their_share(hand_made):
     embeddings, ranks = hand_made
-    ranks = ranks.clone()
-    ranks[1:] = 99
-    ranks[0] = torch.tensor([0, 1, 3, 4, 5, 9])
+    ranks = anchor_0_only(ranks, [0, 1, 3, 4, 5, 9])
     loss, active = online_triplet_loss(embeddings, ranks, n_positives=1, margin=MARGIN, mining="batch_all")
     d = lambda a, b: float(((embeddings[a] - embeddings[b]) ** 2).sum())  # noqa: E731
     losses = [max(d(0, 1) - d(0, k) + MARGIN, 0) for k in (2, 3, 4, 5)]

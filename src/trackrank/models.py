@@ -81,13 +81,9 @@ class TripletNet(nn.Module):
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
         self.output = nn.Linear(self.trunk.out_channels, dim)
 
-    def raw(self, patches: torch.Tensor) -> torch.Tensor:
-        """Embeddings before L2 normalisation, shape (batch, d)."""
-        return self.output(self.trunk(patches).flatten(1))
-
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
-        return F.normalize(self.raw(patches), dim=1)
+        return F.normalize(self.output(self.trunk(patches).flatten(1)), dim=1)
 
 
 class AutoPool(nn.Module):
@@ -107,11 +103,11 @@ class AutoPool(nn.Module):
         return (weights * x).sum(dim=1)
 
 
-class AutoPoolTripletNet(TripletNet):
+class AutoPoolTripletNet(nn.Module):
     """TL Autopool: half the filters, pools that keep 32 time steps, FC(d) per step, Auto-pool."""
 
     def __init__(self, dim: int = 128, width: float = 1.0):
-        nn.Module.__init__(self)
+        super().__init__()
         self.trunk = ConvTrunk(scaled(AUTOPOOL_FILTERS, width), AUTOPOOL_POOLS)
         self.output = nn.Linear(self.trunk.out_channels, dim)
         self.pool = AutoPool(dim)
@@ -121,17 +117,19 @@ class AutoPoolTripletNet(TripletNet):
         features = self.trunk(patches)  # (batch, channels, 1, 32)
         return self.output(features.squeeze(2).transpose(1, 2))
 
-    def raw(self, patches: torch.Tensor) -> torch.Tensor:
-        """Auto-pooled embeddings before L2 normalisation, shape (batch, d)."""
-        return self.pool(self.frames(patches))
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """Embeddings, shape (batch, d), unit L2 norm."""
+        return F.normalize(self.pool(self.frames(patches)), dim=1)
 
 
 def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                 margin: float = 0.5) -> torch.Tensor:
-    """Mean of max(||a - p||^2 - ||a - n||^2 + margin, 0) over the batch (paper §3.2)."""
+                 margin: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+    """max(||a - p||^2 - ||a - n||^2 + margin, 0) (paper §3.2): its mean over the batch, or with
+    ``reduction="none"`` one value per triplet."""
     d_positive = (anchor - positive).pow(2).sum(dim=1)
     d_negative = (anchor - negative).pow(2).sum(dim=1)
-    return F.relu(d_positive - d_negative + margin).mean()
+    losses = F.relu(d_positive - d_negative + margin)
+    return losses if reduction == "none" else losses.mean()
 
 
 def build_model(architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0) -> nn.Module:

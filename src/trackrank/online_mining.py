@@ -77,8 +77,7 @@ class RankLookup:
     def first(self, track: int, n_positives: int) -> np.ndarray:
         """The tracks at ranks 1..n_positives of ``track``'s ranking."""
         row = self.ranks[track]
-        order = row.indices[(row.data >= 1) & (row.data <= n_positives)]
-        return order
+        return row.indices[(row.data >= 1) & (row.data <= n_positives)]
 
 
 def sample_batch_tracks(lookup: RankLookup, n_tracks: int, n_positives: int,

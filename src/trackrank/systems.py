@@ -66,9 +66,10 @@ def train_settings(system: str, config: dict) -> dict:
     architecture, strategy = system_spec(system)
     online = dict(train["online"])
     online_lr = online.pop("lr")
-    settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
     if strategy == "online":
         settings["lr"] = online_lr
+    else:
+        settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
     settings["k"] = train["val_k"]
     settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]

@@ -304,9 +304,10 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     model, optimizer, scaler = _new_state(settings, data, device)
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     last = out_dir / "last.pt"
+    fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
         checkpoint = torch.load(last, map_location=device, weights_only=True)
-        if checkpoint.get("fingerprint") == settings.fingerprint():
+        if checkpoint.get("fingerprint") == fingerprint:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scaler.load_state_dict(checkpoint["scaler"])
@@ -335,7 +336,7 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
         _record_epoch(state, row, model, settings, data, out_dir)
         torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
-                    "fingerprint": settings.fingerprint()}, out_dir / "last.pt.tmp")
+                    "fingerprint": fingerprint}, out_dir / "last.pt.tmp")
         (out_dir / "last.pt.tmp").replace(last)
         log.info("epoch %d: train loss %.4f, val loss %.4f, %s %.4f%s (%.1f s)", epoch, train_loss,
                  row["val_loss"], metric, row[metric],
@@ -410,11 +411,10 @@ def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSe
             elif settings.strategy:
                 embeddings = model(batch.to(device, non_blocking=True)).float()
                 anchor, positive, negatives = embeddings[:1], embeddings[1:2], embeddings[2:]
-                loss = triplet_loss(anchor.expand_as(negatives), positive.expand_as(negatives), negatives,
-                                    settings.margin)
-                with torch.no_grad():
-                    gaps = ((anchor - positive).pow(2).sum(1) - (anchor - negatives).pow(2).sum(1) + settings.margin)
-                    active.append(float((gaps > 0).float().mean()))
+                per_triplet = triplet_loss(anchor.expand_as(negatives), positive.expand_as(negatives), negatives,
+                                           settings.margin, reduction="none")
+                loss = per_triplet.mean()
+                active.append(float((per_triplet > 0).float().mean()))
             else:
                 patches, targets = batch
                 logits = model.logits(patches.to(device, non_blocking=True))
