@@ -27,12 +27,12 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from trackrank.metrics import paired_difference  # noqa: E402  (after the path)
 
 
 def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path, config: dict) -> dict:
@@ -73,15 +73,6 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
 
 
-def paired(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """Mean of a - b and its paired 95 % CI half-width (Student t)."""
-    from scipy import stats
-
-    diff = np.asarray(a) - np.asarray(b)
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
-    return float(diff.mean()), float(half)
-
-
 def compare_folders(folders: list[Path]) -> None:
     """Paired differences of finished variant folders (``<out>/<variant>``) to the first one.
 
@@ -101,7 +92,7 @@ def compare_folders(folders: list[Path]) -> None:
     for name, values in by_query.items():
         cells = []
         for metric in ("map", "ndcg"):
-            mean, half = paired(values[metric], reference.loc[values.index, metric])
+            mean, half = paired_difference(values[metric].to_numpy(), reference.loc[values.index, metric].to_numpy())
             cells.append(f"{metric} {100 * values[metric].mean():.1f} ({100 * mean:+.1f} ± {100 * half:.1f})")
         print(f"  {name}: " + ", ".join(cells))
 
@@ -159,7 +150,7 @@ def report(runs: list[dict], reference: str, out: Path) -> None:
     for name, values in by_query.items():
         line = {"variant": name, "map": 100 * values["map"].mean(), "ndcg": 100 * values["ndcg"].mean()}
         for metric in ("map", "ndcg"):
-            mean, half = paired(values[metric], by_query[reference][metric])
+            mean, half = paired_difference(values[metric].to_numpy(), by_query[reference][metric].to_numpy())
             line[f"d_{metric}"] = f"{100 * mean:+.1f} ± {100 * half:.1f}"
         lines.append(line)
     summary = pd.DataFrame(lines)
