@@ -263,3 +263,15 @@ def test_validation_ranks_by_the_configured_similarity(pipeline):
                                     similarity={"name": "soft_jaccard", "function": None})
     assert default.val_oracle.name == "category_geometric"
     assert configured.val_oracle.name == "soft_jaccard"
+
+
+def test_a_finished_run_rerun_without_its_model_writes_the_kept_weights_again(pipeline, tmp_path):
+    s = settings(epochs=2)
+    train(s, data_for(pipeline, s), tmp_path)
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)
+    (tmp_path / "model.pt").unlink()  # what Snakemake does to a job's outputs before it reruns it
+    (tmp_path / "history.csv").unlink()
+    history = train(s, data_for(pipeline, s), tmp_path)
+    again = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert again["epoch"] == kept["epoch"] == history.loc[history["kept"], "epoch"].item()
+    assert all(torch.equal(again["model"][k], v) for k, v in kept["model"].items())

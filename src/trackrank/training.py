@@ -307,7 +307,7 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
         checkpoint = torch.load(last, map_location=device, weights_only=True)
-        if checkpoint.get("fingerprint") == fingerprint:
+        if checkpoint.get("fingerprint") == fingerprint and "kept_checkpoint" in checkpoint["state"]:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scaler.load_state_dict(checkpoint["scaler"])
@@ -315,7 +315,8 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
             state = checkpoint["state"]
             log.info("resuming %s from epoch %d (step %d)", settings.system, state["epoch"], state["step"])
         else:
-            log.info("%s exists but was written with other settings: starting over", last)
+            log.info("%s exists but was written with other settings (or by an older trackrank): starting over",
+                     last)
     log.info("training %s (%s, %d parameters) on %s", settings.system, settings.architecture,
              sum(p.numel() for p in model.parameters()), device)
     metric = f"val_map@{settings.k}"
@@ -350,6 +351,8 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
         log.warning("%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
                     "(%s %.4f); see history.csv and training_curves.png", settings.system,
                     "0, the untrained network" if state["best_epoch"] == 0 else "its first", metric, state["best"])
+    if not (out_dir / "model.pt").exists():  # a finished run resumed after Snakemake removed its outputs
+        _save_kept(state, out_dir)
     history = pd.DataFrame(state["history"])
     history["kept"] = history["epoch"] == state["best_epoch"]
     history.to_csv(out_dir / "history.csv", index=False)
@@ -366,12 +369,21 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
         log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"],
                     metric)
     if np.isnan(row[metric]) or row[metric] > state["best"]:
-        state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0)
-        torch.save({"model": model.state_dict(), "settings": dataclasses.asdict(settings),
-                    "tags": data.tag_names, "epoch": row["epoch"], metric: row[metric]}, out_dir / "model.pt.tmp")
-        (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
+        # the kept weights also travel in last.pt: Snakemake deletes model.pt before it reruns a job,
+        # and a resumed run must still end with the best epoch's weights
+        kept = {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                "settings": dataclasses.asdict(settings), "tags": data.tag_names, "epoch": row["epoch"],
+                metric: row[metric]}
+        state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0, kept_checkpoint=kept)
+        _save_kept(state, out_dir)
     elif row["epoch"] > 0:
         state["bad_epochs"] += 1
+
+
+def _save_kept(state: dict, out_dir: Path) -> None:
+    """Write ``model.pt`` (atomically) from the kept epoch's checkpoint."""
+    torch.save(state["kept_checkpoint"], out_dir / "model.pt.tmp")
+    (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
 
 
 def _should_stop(state: dict, settings: TrainSettings) -> bool:
