@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from test_similarity import random_tags
-from trackrank.embedding import rank_by_distance, rank_by_oracle
+from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.evaluation import evaluate, random_predictions
 from trackrank.ranking import write_rankings
 from trackrank.report import write_report

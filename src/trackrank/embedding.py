@@ -1,9 +1,8 @@
-"""Track-level outputs of a model and the rankings they give (paper §3.4, §4.2).
+"""Track-level outputs of a trained model (paper §3.4, §4.2).
 
 A track is represented by ``n_patches`` random 96 x 512 patches (8 in the paper):
 the mean of their embeddings for the TL systems, the mean of their tag likelihoods
-for the auto-tagger. TL systems rank by ascending Euclidean distance; the
-auto-tagger ranks by decreasing oracle S of the estimated tags.
+for the auto-tagger. The rankings they give are in :mod:`trackrank.retrieval`.
 """
 
 from __future__ import annotations
@@ -21,8 +20,6 @@ import torch
 from trackrank.feature_cache import PatchCache
 from trackrank.logs import log_to
 from trackrank.models import build_model
-from trackrank.ranking import top_ranked
-from trackrank.similarity import Oracle
 from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
@@ -46,19 +43,6 @@ def track_outputs(model: torch.nn.Module, cache: PatchCache, tracks: np.ndarray,
         with torch.autocast(device_type=torch.device(device).type, enabled=torch.device(device).type == "cuda"):
             outputs.append(model(patches).float().cpu().numpy())
     return np.concatenate(outputs).reshape(len(tracks), n_patches, -1).mean(axis=1)
-
-
-def rank_by_distance(embeddings: np.ndarray, k: int = 20) -> np.ndarray:
-    """(n, k) indices of each track's nearest other tracks, nearest first (ties: track order)."""
-    squared = (embeddings**2).sum(axis=1)
-    distances = squared[:, None] + squared[None, :] - 2.0 * embeddings @ embeddings.T
-    return np.stack([top_ranked(-distances[q], q, k) for q in range(len(embeddings))])
-
-
-def rank_by_oracle(tags: np.ndarray, oracle_template: Oracle, k: int = 20) -> np.ndarray:
-    """(n, k) indices ranked by decreasing S of estimated tags (the auto-tagger's retrieval)."""
-    oracle = oracle_template.with_tags(tags)
-    return np.stack([top_ranked(oracle.scores(q), q, k) for q in range(len(tags))])
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrank.embedding import rank_by_distance, rank_by_oracle, read_embeddings
+from trackrank.embedding import read_embeddings
 from trackrank.feature_cache import PatchCache
 from trackrank.logs import log_to
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
+from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import add_similarity_arguments, split_oracle
 
 log = logging.getLogger(__name__)

@@ -41,13 +41,14 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from trackrank.embedding import choose_device, rank_by_distance, rank_by_oracle, track_outputs
+from trackrank.embedding import choose_device, track_outputs
 from trackrank.feature_cache import PatchCache
 from trackrank.logs import log_to
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
 from trackrank.online_mining import RankLookup, online_triplet_loss, sample_batch_tracks
+from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import add_similarity_arguments, split_oracle
 from trackrank.systems import system_spec
 
