@@ -31,6 +31,7 @@ include: "workflow/rules/oracle.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/references.smk"
+include: "workflow/rules/index.smk"
 
 
 rule all:
@@ -41,3 +42,4 @@ rule all:
         rules.train.input,
         rules.report.output,
         rules.listen_page.output,
+        rules.index_default.output if INDEXED else [],  # no TL system, no index

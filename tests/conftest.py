@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +49,33 @@ def small_catalog(tmp_path: Path) -> Path:
         sf.write(folder / path, sine(110.0 * (i + 1), sr=sr, channels=channels), sr)
         rows.append({"track_id": f"t{i}", "path": path, "artist": f"a{i % 3}", "rock": i / 5})
     return write_catalog(folder, rows)
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def workflow_copy(tmp_path: Path) -> Path:
+    """The workflow's files in a fresh folder, so the test never touches the repo's results/."""
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(REPO / name, work / name)
+    for name in ("workflow", "envs", "src"):
+        shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "tests" / "config" / "tiny.yaml", work / "tiny.yaml")
+    return work
+
+
+def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *args],
+                          cwd=work, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def indexed_run(tmp_path_factory) -> Path:
+    """The tiny workflow with one TL system (tl_online), run up to its default index and listening page."""
+    work = workflow_copy(tmp_path_factory.mktemp("indexed_run"))
+    run = snakemake(work, "--config", "train={systems: [tl_online]}", "evaluate={references: []}", "--",
+                    "results/index/default.json", "results/report/listen.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work

@@ -22,8 +22,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO
-from test_workflow import workflow_copy
+from conftest import REPO, workflow_copy
 
 pytestmark = pytest.mark.slurm
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -17,28 +14,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from conftest import REPO, sine
+from conftest import sine, snakemake, workflow_copy
 from trackrank.feature_store import FeatureStore
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def workflow_copy(tmp_path: Path) -> Path:
-    """The workflow's files in a fresh folder, so the test never touches the repo's results/."""
-    work = tmp_path / "work"
-    work.mkdir()
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(REPO / name, work / name)
-    for name in ("workflow", "envs", "src"):
-        shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "tests" / "config" / "tiny.yaml", work / "tiny.yaml")
-    return work
-
-
-def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *args],
-                          cwd=work, capture_output=True, text=True)
-
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory) -> Path:
@@ -91,7 +68,7 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 def test_a_mining_parameter_reruns_mining_only(finished_run):
     assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
         "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
-        "listen_page", "all"}
+        "listen_page", "index", "index_default", "all"}
 
 
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
@@ -99,7 +76,7 @@ def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finis
     assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
                        "train_tl_distance", "train_tl_autopool_distance", "train_tl_online",
                        "train_tl_online_from_at", "embed",
-                       "embed_at_trunk", "evaluate_system", "report", "listen_page", "all"}
+                       "embed_at_trunk", "evaluate_system", "report", "listen_page", "index", "index_default", "all"}
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
@@ -146,6 +123,18 @@ def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     assert "Difference to at_baseline" in (results / "report" / "paired.md").read_text()
 
 
+def test_tiny_run_indexes_every_tl_system_and_names_the_best_the_default(finished_run):
+    results = finished_run / "results"
+    tl_systems = ["tl_distance", "tl_autopool_distance", "tl_online", "tl_online_from_at"]
+    for system in tl_systems:
+        assert json.loads((results / "index" / system / "identity.json").read_text())["system"] == system
+    scores = {s: json.loads((results / "metrics" / f"{s}.json").read_text())["map@20"]["mean"] for s in tl_systems}
+    default = json.loads((results / "index" / "default.json").read_text())
+    assert default["system"] == max(scores, key=scores.get) and default["map@20"] == max(scores.values())
+    assert not (results / "index" / "at_baseline").exists()
+    assert planned_rules(finished_run, "index={kind: hnsw}") == {"index", "index_default", "all"}
+
+
 def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_run):
     page = finished_run / "results" / "report" / "listen.html"
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page.read_text())
@@ -158,9 +147,10 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
 
 
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
-    assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_system", "report", "listen_page", "all"}
+    assert planned_rules(finished_run, "evaluate={k: 10}") == {
+        "evaluate_system", "report", "listen_page", "index_default", "all"}
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
-        "embed", "embed_at_trunk", "evaluate_system", "report", "listen_page", "all"}
+        "embed", "embed_at_trunk", "evaluate_system", "report", "listen_page", "index_default", "all"}
     assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {"report", "listen_page", "all"}
     assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
 
@@ -185,7 +175,7 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
     downstream = {"cache_features", "rejected_tracks", "mfcc_stats", "embed", "embed_mfcc_stats", "embed_at_trunk",
-                  "evaluate_system", "report", "listen_page", "all"}
+                  "evaluate_system", "report", "listen_page", "index", "index_default", "all"}
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 

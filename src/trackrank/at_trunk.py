@@ -14,7 +14,6 @@ Each test track is the mean over the same ``n_patches`` seeded patches that
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -23,7 +22,6 @@ import torch
 
 from trackrank.embedding import choose_device, load_model, save_embeddings, track_outputs
 from trackrank.feature_cache import PatchCache
-from trackrank.logs import log_to
 from trackrank.models import AutoTagger
 
 log = logging.getLogger(__name__)
@@ -65,23 +63,3 @@ def write_trunk_embeddings(model_path: str | Path, cache_dir: str | Path, track_
     log.info("at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
              len(kept), model_path, outputs.shape[1], n_patches, device)
     return table.to_pandas()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Embed one split by the trained auto-tagger's trunk (at_trunk).")
-    parser.add_argument("--model", default="results/models/at_baseline/model.pt")
-    parser.add_argument("--cache-dir", default="results/cache")
-    parser.add_argument("--catalog-dir", default="results/catalog")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--output", default="results/embeddings/at_trunk.parquet")
-    parser.add_argument("--n-patches", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    log_to(None)
-    tracks = pd.read_parquet(Path(args.catalog_dir) / "tracks.parquet")
-    write_trunk_embeddings(args.model, args.cache_dir, tracks.loc[tracks.split == args.split, "track_id"].tolist(),
-                           args.output, n_patches=args.n_patches, seed=args.seed)
-
-
-if __name__ == "__main__":
-    main()

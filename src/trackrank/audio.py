@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import librosa
 import numpy as np
+import soundfile
 
 #: The paper's sample rate: every track is resampled to it, in mono.
 SAMPLE_RATE = 44100
@@ -30,12 +32,27 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     -------
     y : np.ndarray, shape (n_samples,), float32
     """
+    if Path(path).is_file() and Path(path).stat().st_size == 0:
+        raise AudioError(f"cannot decode '{path}': empty file (0 bytes)")
     try:
-        y, _ = librosa.load(str(path), sr=sr, mono=True, res_type="soxr_hq")
+        with warnings.catch_warnings():  # librosa warns when it falls back from libsndfile to audioread
+            warnings.simplefilter("ignore")
+            y, _ = librosa.load(str(path), sr=sr, mono=True, res_type="soxr_hq")
     except Exception as error:
-        raise AudioError(f"cannot decode '{path}': {error}") from error
+        raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
     if y.size == 0:
         raise AudioError(f"'{path}' holds no audio samples")
     if not np.all(np.isfinite(y)):
         raise AudioError(f"'{path}' decodes to non-finite samples")
     return y
+
+
+def _failure(path: str | Path, error: Exception) -> str:
+    """Why decoding failed; audioread's "no backend" error has no message, so ask libsndfile what it saw."""
+    if str(error).strip():
+        return str(error)
+    try:
+        soundfile.info(str(path))
+    except Exception as libsndfile_error:
+        return f"no decoder recognises its format (libsndfile: {libsndfile_error}; audioread: {type(error).__name__})"
+    return type(error).__name__

@@ -10,7 +10,6 @@ Nothing is ever written inside the catalog folder.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ import pandas as pd
 
 from trackrank.audio import AudioError, probe_duration
 from trackrank.features import min_duration_s
-from trackrank.logs import log_to
 from trackrank.split import SPLITS, SplitError, artist_split
 
 log = logging.getLogger(__name__)
@@ -204,26 +202,6 @@ def ingest(folder: str | Path, out_dir: str | Path, seed: int = 0,
     taxonomy.to_csv(out_dir / "taxonomy.csv", index=False)
     rejected.to_csv(out_dir / "rejected.csv", index=False)
     return Catalog(tracks, tags, taxonomy, rejected)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Validate a catalog folder and split it by artist.")
-    parser.add_argument("catalog", help="catalog folder (tags.csv, tags_meta.csv, audio)")
-    parser.add_argument("--out-dir", default="results/catalog")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fractions", type=float, nargs=3, default=(0.6, 0.2, 0.2), metavar=("TRAIN", "VAL", "TEST"))
-    parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
-    args = parser.parse_args(argv)
-    log_to(None)
-    try:
-        ingest(args.catalog, args.out_dir, seed=args.seed, fractions=tuple(args.fractions),
-               short_tracks=args.short_tracks)
-    except CatalogError as error:
-        raise SystemExit(f"error: {error}") from None
-
-
-if __name__ == "__main__":
-    main()
 
 
 def load_split_tags(catalog_dir: str | Path, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:

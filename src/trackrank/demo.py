@@ -12,7 +12,6 @@ catalog. The same seed gives byte-identical files.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank import synth
-from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -189,22 +187,3 @@ def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int 
     taxonomy_table().to_csv(folder / "tags_meta.csv", index=False)
     log.info("demo catalog written to %s", folder)
     return tags
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folder", help="where to write the catalog (tags.csv, tags_meta.csv, audio/)")
-    parser.add_argument("--n-artists", type=int, default=DemoSettings.n_artists)
-    parser.add_argument("--tracks-per-artist", type=float, default=DemoSettings.tracks_per_artist)
-    parser.add_argument("--duration-s", type=float, default=DemoSettings.duration_s)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
-    log_to(None)
-    settings = DemoSettings(n_artists=args.n_artists, tracks_per_artist=args.tracks_per_artist,
-                            duration_s=args.duration_s, seed=args.seed)
-    write_demo_catalog(args.folder, settings, workers=args.workers)
-
-
-if __name__ == "__main__":
-    main()

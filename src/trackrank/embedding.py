@@ -7,7 +7,6 @@ for the auto-tagger. The rankings they give are in :mod:`trackrank.retrieval`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -18,7 +17,6 @@ import pyarrow.parquet as pq
 import torch
 
 from trackrank.feature_cache import PatchCache
-from trackrank.logs import log_to
 from trackrank.models import build_model
 from trackrank.systems import system_spec
 
@@ -108,23 +106,3 @@ def choose_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Embed the tracks of one split with a trained system.")
-    parser.add_argument("--model", required=True, help="results/models/<system>/model.pt")
-    parser.add_argument("--cache-dir", default="results/cache")
-    parser.add_argument("--catalog-dir", default="results/catalog")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--n-patches", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    log_to(None)
-    tracks = pd.read_parquet(Path(args.catalog_dir) / "tracks.parquet")
-    write_embeddings(args.model, args.cache_dir, tracks.loc[tracks.split == args.split, "track_id"].tolist(),
-                     args.output, n_patches=args.n_patches, seed=args.seed)
-
-
-if __name__ == "__main__":
-    main()

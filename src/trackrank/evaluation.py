@@ -8,7 +8,6 @@ query's oracle ranking among the other test tracks (``rankings/test.parquet``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
@@ -18,10 +17,9 @@ import pandas as pd
 
 from trackrank.embedding import read_embeddings
 from trackrank.feature_cache import PatchCache
-from trackrank.logs import log_to
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.retrieval import rank_by_distance, rank_by_oracle
-from trackrank.similarity import add_similarity_arguments, split_oracle
+from trackrank.similarity import split_oracle
 
 log = logging.getLogger(__name__)
 
@@ -93,26 +91,3 @@ def split_tracks_with_features(catalog_dir: str | Path, cache_dir: str | Path, s
     tracks = pd.read_parquet(Path(catalog_dir) / "tracks.parquet", columns=["track_id", "split"])
     cached = PatchCache(cache_dir).position
     return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Evaluate one system (or 'random') on the test split.")
-    parser.add_argument("--system", required=True)
-    parser.add_argument("--embeddings", help="results/embeddings/<system>.parquet (omit for random)")
-    parser.add_argument("--catalog-dir", default="results/catalog")
-    parser.add_argument("--cache-dir", default="results/cache")
-    parser.add_argument("--test-rankings", default="results/rankings/test.parquet")
-    parser.add_argument("--out-dir", default="results")
-    parser.add_argument("--k", type=int, default=20)
-    parser.add_argument("--n-relevant", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    add_similarity_arguments(parser)
-    args = parser.parse_args(argv)
-    log_to(None)
-    ids, oracle = test_tracks(args.catalog_dir, args.cache_dir, name=args.similarity, function=args.function)
-    evaluate(args.system, ids, oracle, args.test_rankings, args.out_dir, args.embeddings, args.k,
-             args.n_relevant, args.seed)
-
-
-if __name__ == "__main__":
-    main()

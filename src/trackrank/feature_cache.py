@@ -12,7 +12,6 @@ and every DataLoader worker process maps the same file without copying it.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import pyarrow.parquet as pq
 
 from trackrank.feature_store import cqt_from_list
 from trackrank.features import N_BINS, PATCH_FRAMES
-from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +56,13 @@ class PatchCache:
     which maps the file itself.
     """
 
-    def __init__(self, cache_dir: str | Path):
-        self.cache_dir = Path(cache_dir)
-        index = pd.read_parquet(self.cache_dir / "index.parquet")
+    def __init__(self, cache_dir: str | Path | None = None, *, index: str | Path | None = None,
+                 data: str | Path | None = None):
+        """The cache in ``cache_dir`` (``index.parquet``, ``cqt.f16.npy``), or from its two files by name."""
+        if cache_dir is not None:
+            index, data = Path(cache_dir) / "index.parquet", Path(cache_dir) / "cqt.f16.npy"
+        self.data_path = Path(data)
+        index = pd.read_parquet(index)
         self.track_ids: list[str] = index["track_id"].tolist()
         self.position = {t: i for i, t in enumerate(self.track_ids)}
         self.offsets = index["offset"].to_numpy(np.int64)
@@ -70,7 +72,7 @@ class PatchCache:
     @property
     def data(self) -> np.ndarray:
         if self._data is None:
-            self._data = np.load(self.cache_dir / "cqt.f16.npy", mmap_mode="r")
+            self._data = np.load(self.data_path, mmap_mode="r")
         return self._data
 
     def __getstate__(self):
@@ -82,6 +84,11 @@ class PatchCache:
         if missing:
             raise KeyError(f"{len(missing)} track(s) have no features, e.g. '{missing[0]}'")
         return np.array([self.position[t] for t in track_ids], dtype=np.int64)
+
+    def frames(self, track: int) -> np.ndarray:
+        """One track's whole CQT (cache position ``track``): (n_frames, 96), float32."""
+        first = self.offsets[track]
+        return np.asarray(self.data[first:first + self.n_frames[track]], dtype=np.float32)
 
     def patches(self, tracks: np.ndarray, rng: np.random.Generator, n_frames: int = PATCH_FRAMES) -> np.ndarray:
         """One random patch per entry of ``tracks`` (cache positions): (len, 96, n_frames), float32."""
@@ -95,16 +102,3 @@ class PatchCache:
                 window = np.resize(window, (n_frames, N_BINS))
             out[k] = window.T
         return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Unpack CQT shards into a memory-mapped cache.")
-    parser.add_argument("shards", nargs="+")
-    parser.add_argument("--out-dir", default="results/cache")
-    args = parser.parse_args(argv)
-    log_to(None)
-    build_cache(args.shards, args.out_dir)
-
-
-if __name__ == "__main__":
-    main()

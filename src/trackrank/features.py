@@ -10,7 +10,6 @@ catalog changes the content of one shard only.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -24,7 +23,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
-from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +71,25 @@ def pad_to_patch(cqt: np.ndarray, n_frames: int = PATCH_FRAMES) -> np.ndarray:
     if len(cqt) >= n_frames:
         return cqt
     return np.pad(cqt, ((0, n_frames - len(cqt)), (0, 0)), mode="wrap")
+
+
+def even_patches(cqt: np.ndarray, n_patches: int, n_frames: int = PATCH_FRAMES) -> np.ndarray:
+    """``n_patches`` patches spread evenly from a track's start to its end, as the model takes them.
+
+    Why not random: a query and the catalog track it was cut from must give the same embedding, and the
+    same file must always give the same answer. A track shorter than one patch is looped (:func:`pad_to_patch`).
+
+    Parameters
+    ----------
+    cqt : np.ndarray, shape (n_frames_total, 96), frame-major, as :func:`cqt_db` returns it.
+
+    Returns
+    -------
+    np.ndarray, shape (n_patches, 96, n_frames), float32
+    """
+    cqt = pad_to_patch(cqt, n_frames)
+    starts = np.linspace(0, len(cqt) - n_frames, n_patches).round().astype(np.int64)
+    return np.stack([cqt[start:start + n_frames].T for start in starts]).astype(np.float32)
 
 
 def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
@@ -173,22 +190,3 @@ def run_shard(tracks_path: str | Path, shard: int, n_shards: int, output: str | 
     if rejected_path is not None:
         rejected.to_csv(rejected_path, index=False)
     return rejected
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Compute one CQT feature shard.")
-    parser.add_argument("--tracks", required=True, help="validated tracks table (tracks.parquet)")
-    parser.add_argument("--shard", type=int, required=True)
-    parser.add_argument("--n-shards", type=int, required=True)
-    parser.add_argument("--output", required=True, help="shard-NNN.parquet to write")
-    parser.add_argument("--rejected", help="CSV of the tracks this shard skipped")
-    parser.add_argument("--short-tracks", choices=["reject", "pad"], default="reject")
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
-    log_to(None)
-    run_shard(args.tracks, args.shard, args.n_shards, args.output, args.rejected,
-              short_tracks=args.short_tracks, workers=args.workers)
-
-
-if __name__ == "__main__":
-    main()

@@ -13,7 +13,6 @@ page plays where it was written (open it from ``results/report/``) and nothing i
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 from pathlib import Path
@@ -122,22 +121,3 @@ def write_listening_page(tracks_file: str | Path, tags_file: str | Path, test_ra
                           pd.read_parquet(test_rankings_file), predictions, output.parent, n_queries=n_queries,
                           n_relevant=n_relevant, n_shown=n_relevant, seed=seed)
     output.write_text(page, encoding="utf-8")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write the listening page of a run.")
-    parser.add_argument("--tracks", default="results/catalog/tracks.parquet")
-    parser.add_argument("--tags", default="results/catalog/tags.parquet")
-    parser.add_argument("--rankings", default="results/rankings/test.parquet")
-    parser.add_argument("--predictions", nargs="+", required=True, help="results/predictions/<system>.parquet files")
-    parser.add_argument("--output", default="results/report/listen.html")
-    parser.add_argument("--queries", type=int, default=10)
-    parser.add_argument("--n-relevant", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    write_listening_page(args.tracks, args.tags, args.rankings, args.predictions, args.output,
-                         n_queries=args.queries, n_relevant=args.n_relevant, seed=args.seed)
-
-
-if __name__ == "__main__":
-    main()

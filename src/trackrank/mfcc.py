@@ -18,7 +18,6 @@ embeddings ``embeddings/mfcc_stats.parquet`` in the format of
 
 from __future__ import annotations
 
-import argparse
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -32,7 +31,6 @@ import pyarrow.parquet as pq
 from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
 from trackrank.embedding import save_embeddings
 from trackrank.evaluation import split_tracks_with_features
-from trackrank.logs import log_to
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +143,3 @@ def write_reference_embeddings(stats_path: str | Path, catalog_dir: str | Path, 
     table = save_embeddings(test_ids, matrix, output, column="embedding")
     log.info("mfcc_stats: %d test tracks standardised with %d train tracks", len(test_ids), len(train_ids))
     return table.to_pandas()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="The mfcc_stats reference: MFCC statistics, then test embeddings.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    stats = commands.add_parser("stats", help="MFCC statistics of every catalog track")
-    stats.add_argument("--tracks", default="results/catalog/tracks.parquet")
-    stats.add_argument("--output", default="results/features/mfcc_stats.parquet")
-    stats.add_argument("--workers", type=int, default=1)
-    embed = commands.add_parser("embed", help="standardised test-split embeddings")
-    embed.add_argument("--stats", default="results/features/mfcc_stats.parquet")
-    embed.add_argument("--catalog-dir", default="results/catalog")
-    embed.add_argument("--cache-dir", default="results/cache")
-    embed.add_argument("--output", default="results/embeddings/mfcc_stats.parquet")
-    args = parser.parse_args(argv)
-    log_to(None)
-    if args.command == "stats":
-        write_stats(pd.read_parquet(args.tracks, columns=["track_id", "path"]), args.output, workers=args.workers)
-    else:
-        write_reference_embeddings(args.stats, args.catalog_dir, args.cache_dir, args.output)
-
-
-if __name__ == "__main__":
-    main()

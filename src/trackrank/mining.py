@@ -28,7 +28,6 @@ the same bit for bit for the same config, whatever the chunking.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -36,9 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trackrank.logs import log_to
 from trackrank.ranking import dictionary_column, top_ranked
-from trackrank.similarity import Oracle, add_similarity_arguments, split_oracle
+from trackrank.similarity import Oracle
 
 log = logging.getLogger(__name__)
 
@@ -196,23 +194,3 @@ def write_triplets(oracle: Oracle, track_ids: list[str], output: str | Path, str
                     "to supply every anchor (see trackrank.mining)", strategy, total, n, n_positives,
                     n_negatives, expected)
     return total
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Mine triplets from the oracle rankings of one split.")
-    parser.add_argument("--catalog-dir", default="results/catalog", help="output folder of trackrank.catalog")
-    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
-    parser.add_argument("--strategy", required=True, choices=STRATEGIES)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--n-positives", type=float, default=15, help="count, or fraction of the split")
-    parser.add_argument("--n-negatives", type=float, default=250, help="count, or fraction of the split")
-    parser.add_argument("--seed", type=int, default=0)
-    add_similarity_arguments(parser)
-    args = parser.parse_args(argv)
-    log_to(None)
-    track_ids, oracle = split_oracle(args.catalog_dir, args.split, name=args.similarity, function=args.function)
-    write_triplets(oracle, track_ids, args.output, args.strategy, args.n_positives, args.n_negatives, args.seed)
-
-
-if __name__ == "__main__":
-    main()

@@ -8,7 +8,6 @@ each rank over all anchors is kept too: the paper's Fig. 1 (top).
 
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trackrank.logs import log_to
-from trackrank.similarity import Oracle, add_similarity_arguments, split_oracle
+from trackrank.similarity import Oracle
 
 log = logging.getLogger(__name__)
 
@@ -102,23 +100,3 @@ def write_curve(summary: RankingSummary, path: str | Path) -> None:
     """``rank``, ``mean_score``: the mean S of the r-th ranked track over all anchors."""
     pd.DataFrame({"rank": np.arange(1, len(summary.mean_score_by_rank) + 1),
                   "mean_score": summary.mean_score_by_rank}).to_csv(path, index=False)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Rank the tracks of one split by the oracle S.")
-    parser.add_argument("--catalog-dir", default="results/catalog", help="output folder of trackrank.catalog")
-    parser.add_argument("--split", default="train", choices=["train", "val", "test"])
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--curve", help="CSV of the mean score by rank (Fig. 1, top)")
-    parser.add_argument("--top-k", type=int, default=300)
-    add_similarity_arguments(parser)
-    args = parser.parse_args(argv)
-    log_to(None)
-    track_ids, oracle = split_oracle(args.catalog_dir, args.split, name=args.similarity, function=args.function)
-    summary = write_rankings(oracle, track_ids, args.output, top_k=args.top_k)
-    if args.curve:
-        write_curve(summary, args.curve)
-
-
-if __name__ == "__main__":
-    main()

@@ -215,9 +215,3 @@ def split_oracle(catalog_dir, split: str, name: str = "category_geometric", func
     oracle = Oracle(tags, taxonomy["weight"].to_numpy(float), taxonomy["category"].tolist(), name=name,
                     function=function, category_weights=category_weights)
     return track_ids, oracle
-
-
-def add_similarity_arguments(parser) -> None:
-    """The command-line options that choose S (``similarity.name`` / ``similarity.function``)."""
-    parser.add_argument("--similarity", default="category_geometric", choices=BUILTINS)
-    parser.add_argument("--function", default=None, help="a user's S as module:function (overrides --similarity)")

@@ -25,7 +25,6 @@ number of workers.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -43,13 +42,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from trackrank.embedding import choose_device, track_outputs
 from trackrank.feature_cache import PatchCache
-from trackrank.logs import log_to
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
 from trackrank.online_mining import RankLookup, online_triplet_loss, sample_batch_tracks
 from trackrank.retrieval import rank_by_distance, rank_by_oracle
-from trackrank.similarity import add_similarity_arguments, split_oracle
+from trackrank.similarity import split_oracle
 from trackrank.systems import system_spec
 
 log = logging.getLogger(__name__)
@@ -438,27 +436,3 @@ def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSe
         scaler.update()
         losses.append(loss.item())
     return float(np.mean(losses)), float(np.mean(active)) if active else float("nan")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Train one system.")
-    parser.add_argument("--system", required=True)
-    parser.add_argument("--cache-dir", default="results/cache")
-    parser.add_argument("--catalog-dir", default="results/catalog")
-    parser.add_argument("--val-rankings", default="results/rankings/val.parquet")
-    parser.add_argument("--triplets", help="triplet table (offline TL systems)")
-    parser.add_argument("--train-rankings", default="results/rankings/train.parquet",
-                        help="train split rankings (online TL systems)")
-    parser.add_argument("--out-dir", required=True)
-    parser.add_argument("--settings", default="{}", help="JSON of TrainSettings fields")
-    add_similarity_arguments(parser)
-    args = parser.parse_args(argv)
-    log_to(None)
-    settings = TrainSettings(system=args.system, **json.loads(args.settings))
-    data = load_training_data(settings, args.cache_dir, args.catalog_dir, args.val_rankings, args.triplets,
-                              args.train_rankings, {"name": args.similarity, "function": args.function})
-    train(settings, data, args.out_dir)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,131 @@
+"""``trackrank``: the command line of the cold-start path (index the catalog, recommend, serve).
+
+The workflow's stages run under Snakemake (``snakemake --until <rule>`` runs one); this is what a
+user runs by hand on a trained system. The one argparse layer of the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from trackrank.logs import log_to
+
+log = logging.getLogger("trackrank")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from trackrank.index import build_index
+
+    out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
+    build_index(model=args.model, cache_index=Path(args.cache_dir) / "index.parquet",
+                cache_data=Path(args.cache_dir) / "cqt.f16.npy", tracks=args.tracks, catalog_dir=args.catalog_dir,
+                out_tracks=out / "tracks.parquet", out_vectors=out / "vectors.faiss",
+                out_identity=out / "identity.json", n_patches=args.n_patches, kind=args.kind, device=args.device)
+    print(out)
+    return 0
+
+
+def _recommend(args: argparse.Namespace) -> int:
+    from trackrank.recommend import QueryError, Recommender, answer
+
+    recommender = Recommender(args.index, model=args.model, device=args.device, n_patches=args.n_patches)
+    answers, failed = [], []
+    for path in args.audio:
+        try:
+            answers.append(answer(path, recommender.recommend(path, k=args.top, pad=args.pad)))
+        except QueryError as error:
+            print(f"trackrank recommend: {error}", file=sys.stderr)
+            failed.append({"file": path, "reason": str(error)})
+            continue
+        if not args.json:
+            _print_table(answers[-1])
+    if args.json:
+        json.dump({**recommender.describe(), "results": answers, "errors": failed}, sys.stdout, indent=2)
+        print()
+    return 1 if failed else 0
+
+
+def _print_table(found: dict) -> None:
+    print(f"# {found['file']}")
+    print(f"{'rank':>4}  {'track_id':<24} {'artist':<24} distance")
+    for n in found["neighbours"]:
+        print(f"{n['rank']:>4}  {n['track_id']:<24} {n['artist']:<24} {n['distance']:.4f}")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from trackrank.recommend import Recommender
+    from trackrank.service import create_app
+
+    app = create_app(Recommender(args.index, model=args.model, device=args.device),
+                     max_upload_bytes=int(args.max_upload_mb * 2**20))
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The ``trackrank`` parser with its subcommands."""
+    main = argparse.ArgumentParser(prog="trackrank", description="Catalog tracks that sound like new audio: index a "
+                                   "trained system, recommend for audio files, serve the recommendations.")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    common.add_argument("--model", help="model.pt to query with (default: the one the index records)")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+
+    index = commands.add_parser("index", help="embed every catalog track with a trained TL system into an index",
+                                description="Embed every valid catalog track (all splits) into a FAISS index.")
+    index.add_argument("--model", required=True, help="results/models/<system>/model.pt")
+    index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
+    index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
+    index.add_argument("--catalog-dir", default="results/demo", help="the catalog folder (audio served from it)")
+    index.add_argument("--out", help="index folder (default: results/index/<system>)")
+    index.add_argument("--kind", default="exact", choices=["exact", "hnsw", "ivf"],
+                       help="exact inner product, or approximate for catalogs past ~1 M tracks")
+    index.add_argument("--n-patches", type=int, default=8, help="evenly spread patches per track")
+    index.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    index.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    index.set_defaults(run=_index)
+
+    recommend = commands.add_parser("recommend", parents=[common],
+                                    help="catalog tracks nearest to each audio file",
+                                    description="Print the catalog tracks nearest to each audio file.")
+    recommend.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
+    recommend.add_argument("--index", default="results/index",
+                           help="index folder, or results/index for the run's default system")
+    recommend.add_argument("--top", type=int, default=10, help="neighbours per file")
+    recommend.add_argument("--json", action="store_true", help="one JSON document instead of tables")
+    recommend.add_argument("--pad", action="store_true", help="loop a file shorter than one patch (11.87 s)")
+    recommend.add_argument("--n-patches", type=int, help="patches per file (default: as the index)")
+    recommend.set_defaults(run=_recommend)
+
+    serve = commands.add_parser("serve", parents=[common], help="HTTP service and page for recommendations",
+                                description="Serve POST /recommend, GET /tracks/{id}/similar and a page at /.")
+    serve.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload")
+    serve.set_defaults(run=_serve)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    log_to(None)
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs which CPU build it picked
+    logging.getLogger().setLevel(logging.INFO if args.verbose or args.command != "recommend" else logging.WARNING)
+    from trackrank.index import IndexMismatch
+
+    try:
+        return args.run(args)
+    except (FileNotFoundError, IndexMismatch) as error:
+        print(f"trackrank {args.command}: {error}", file=sys.stderr)
+        return 2
+
+if __name__ == "__main__":
+    sys.exit(main())

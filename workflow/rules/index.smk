@@ -1,0 +1,52 @@
+# The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
+
+# index.system "best" indexes every trained TL system and names the best by test MAP@20 the default.
+INDEX_SYSTEM = lookup(dpath="index/system", within=config)
+INDEXED = [s for s in SYSTEMS if s.startswith("tl_")] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
+if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not INDEX_SYSTEM.startswith("tl_")):
+    raise WorkflowError(f"index.system: '{INDEX_SYSTEM}' is not a TL system of train.systems ({', '.join(SYSTEMS)})")
+
+
+rule index:
+    wildcard_constraints:
+        system="|".join(INDEXED) or "^$",
+    input:
+        model="results/models/{system}/model.pt",
+        cache_index=rules.cache_features.output.index,
+        cache_data=rules.cache_features.output.data,
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        tracks="results/index/{system}/tracks.parquet",
+        vectors="results/index/{system}/vectors.faiss",
+        identity="results/index/{system}/identity.json",
+    params:
+        catalog=CATALOG_DIR,
+        n_patches=lookup(dpath="index/n_patches", within=config),
+        kind=lookup(dpath="index/kind", within=config),
+        device=lookup(dpath="train/device", within=config),
+    threads: lookup(dpath="train/threads", within=config)
+    log:
+        "results/logs/index/{system}.log",
+    benchmark:
+        "results/benchmarks/index/{system}.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/build_index.py"
+
+
+rule index_default:
+    input:
+        metrics=expand(rules.evaluate_system.output.summary, system=INDEXED),
+        identities=expand(rules.index.output.identity, system=INDEXED),
+    output:
+        "results/index/default.json",
+    params:
+        systems=INDEXED,
+        system=INDEX_SYSTEM,
+    log:
+        "results/logs/index_default/index_default.log",
+    conda:
+        "../../envs/trackrank.yaml"
+    script:
+        "../scripts/index_default.py"
