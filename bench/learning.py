@@ -32,6 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
+from trackrank.feature_cache import CacheFiles
+from trackrank.catalog import CatalogFiles
 from trackrank.metrics import paired_difference  # noqa: E402  (after the path)
 
 
@@ -57,15 +59,18 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     strategy = settings.strategy
-    data = load_training_data(settings, results / "cache", results / "catalog", results / "rankings" / "val.parquet",
+    cache, catalog = CacheFiles.in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
+    data = load_training_data(settings, cache, catalog, results / "rankings" / "val.parquet",
                               triplets or (results / "triplets" / f"{strategy}.parquet"
                                            if strategy not in (None, "online") else None),
                               results / "rankings" / "train.parquet", config["similarity"])
     history = train(settings, data, folder)
-    test_ids, oracle = test_tracks(results / "catalog", results / "cache")
-    write_embeddings(folder / "model.pt", results / "cache", test_ids, folder / "embeddings.parquet",
+    test_ids, oracle = test_tracks(catalog, cache.index)
+    write_embeddings(folder / "model.pt", cache, test_ids, folder / "embeddings.parquet",
                      n_patches=config["evaluate"]["n_patches"], seed=config["seed"], device="cpu")
-    evaluate("variant", test_ids, oracle, results / "rankings" / "test.parquet", folder,
+    evaluate("variant", test_ids, oracle, results / "rankings" / "test.parquet",
+             predictions=folder / "predictions" / "variant.parquet", summary=folder / "metrics" / "variant.json",
+             per_query=folder / "metrics" / "variant.per_query.parquet",
              embeddings=folder / "embeddings.parquet", k=config["evaluate"]["k"],
              n_relevant=config["evaluate"]["n_relevant"], seed=config["seed"])
     per_query = pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")

@@ -51,8 +51,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from trackrank.catalog import CatalogFiles
 from trackrank.embedding import track_outputs
-from trackrank.feature_cache import build_cache
+from trackrank.feature_cache import CacheFiles, build_cache
 from trackrank.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
 from trackrank.mining import write_triplets
 from trackrank.ranking import write_rankings
@@ -82,11 +83,11 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
 
     cqts = [rng.normal(-50, 15, (n_frames, N_BINS)).astype(np.float16) for _ in ids]
     pq.write_table(shard_table(ids, cqts), root / "shard-000.parquet", **PARQUET_OPTIONS)
-    build_cache([root / "shard-000.parquet"], root / "cache")
-    val_ids, val_oracle = split_oracle(catalog, "val")
+    build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
+    val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
     write_rankings(val_oracle, val_ids, root / "rankings" / "val.parquet")
     if strategy:
-        train_ids, train_oracle = split_oracle(catalog, "train")
+        train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
         write_triplets(train_oracle, train_ids, root / "triplets" / f"{strategy}.parquet", strategy)
 
 
@@ -143,7 +144,7 @@ def main() -> None:
             root = Path(tmp)
             write_synthetic_results(root, args.tracks, TRACK_FRAMES, settings.strategy)
         triplets = root / "triplets" / f"{settings.strategy}.parquet" if settings.strategy else None
-        data = load_training_data(settings, root / "cache", root / "catalog", root / "rankings" / "val.parquet",
+        data = load_training_data(settings, CacheFiles.in_folder(root / "cache"), CatalogFiles.in_folder(root / "catalog"), root / "rankings" / "val.parquet",
                                   triplets)
         patches_per_step = settings.batch_size + (2 if settings.strategy else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))

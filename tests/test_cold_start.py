@@ -16,6 +16,7 @@ import torch
 from fastapi.testclient import TestClient
 
 from conftest import sine
+from trackrank.cli import parser
 from trackrank.index import CatalogIndex, IndexMismatch, new_faiss_index
 from trackrank.recommend import Recommender
 from trackrank.service import create_app
@@ -50,6 +51,10 @@ def test_trackrank_help_lists_its_subcommands():
     assert run.returncode == 0
     for command in ("index", "recommend", "serve"):
         assert command in run.stdout
+
+
+def test_serve_binds_this_machine_only_unless_told_otherwise():
+    assert parser().parse_args(["serve"]).host == "127.0.0.1"
 
 
 def test_recommend_json_gives_each_catalog_track_itself_first(indexed_run):
@@ -126,8 +131,10 @@ def test_an_index_built_with_other_features_is_refused(indexed_run, tmp_path):
 def test_an_approximate_index_built_by_the_cli_still_finds_a_catalog_track_first(indexed_run, kind):
     out = f"results/index/{kind}"
     built = trackrank(indexed_run, "index", "--model", "results/models/tl_online/model.pt", "--kind", kind,
-                      "--catalog-dir", "results/demo", "--out", out)
+                      "--out", out)
     assert built.returncode == 0, built.stderr
+    identity = json.loads((indexed_run / out / "identity.json").read_text())
+    assert identity["kind"] == kind and identity["catalog_dir"] == str((indexed_run / "results/demo/audio").resolve())
     song = catalog_tracks(indexed_run).iloc[3]
     run = trackrank(indexed_run, "recommend", song.path, "--index", out, "--top", "1", "--json")
     assert json.loads(run.stdout)["results"][0]["neighbours"][0]["track_id"] == song.track_id

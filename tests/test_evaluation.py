@@ -10,12 +10,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from test_similarity import random_tags
-from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.evaluation import evaluate, random_predictions
 from trackrank.ranking import write_rankings
 from trackrank.report import write_report
+from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import Oracle
 
+
+
+def outputs(folder, system: str) -> dict:
+    """evaluate()'s output files, laid out as the workflow lays them out."""
+    return {"predictions": folder / "predictions" / f"{system}.parquet", "summary": folder / "metrics" / f"{system}.json",
+            "per_query": folder / "metrics" / f"{system}.per_query.parquet"}
 
 def test_retrieval_never_returns_the_query_itself():
     embeddings = np.random.default_rng(0).normal(size=(30, 8))
@@ -48,9 +54,9 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     write_rankings(oracle, ids, tmp_path / "test.parquet", top_k=20)
     pq.write_table(pa.table({"track_id": ids, "tags": pa.FixedSizeListArray.from_arrays(
         pa.array(tags.astype(np.float32).ravel()), 16)}), tmp_path / "oracle_tags.parquet")
-    perfect = evaluate("oracle_tags", ids, oracle, tmp_path / "test.parquet", tmp_path,
+    perfect = evaluate("oracle_tags", ids, oracle, tmp_path / "test.parquet", **outputs(tmp_path, "oracle_tags"),
                        embeddings=tmp_path / "oracle_tags.parquet", k=10)
-    chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", tmp_path, k=10)
+    chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", **outputs(tmp_path, "random"), k=10)
     assert perfect["map@10"]["mean"] == 100.0 and perfect["n_queries"] == 40
     assert chance["map@10"]["mean"] < 50.0
     predictions = pd.read_parquet(tmp_path / "predictions" / "random.parquet")

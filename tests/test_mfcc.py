@@ -83,7 +83,8 @@ def test_reference_embeddings_list_the_test_tracks_with_features_in_catalog_orde
     stats = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
     save_embeddings(["tr0", "tr1", "te2", "te0", "nocqt"], stats, tmp_path / "stats.parquet", column="mfcc_stats")
     with caplog.at_level(logging.WARNING):
-        write_reference_embeddings(tmp_path / "stats.parquet", tmp_path / "catalog", tmp_path / "cache",
+        write_reference_embeddings(tmp_path / "stats.parquet", tmp_path / "catalog" / "tracks.parquet",
+                                   tmp_path / "cache" / "index.parquet",
                                    tmp_path / "mfcc_stats.parquet")
     ids, matrix, column = read_embeddings(tmp_path / "mfcc_stats.parquet")
     assert ids == ["te2", "te0", "te1"] and column == "embedding" and matrix.shape == (3, 40)

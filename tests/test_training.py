@@ -8,7 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from trackrank.feature_cache import PatchCache, build_cache
+from trackrank.catalog import CatalogFiles
+from trackrank.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.features import N_BINS, PARQUET_OPTIONS, shard_table
 from trackrank.mining import write_triplets
 from trackrank.ranking import write_rankings
@@ -46,10 +47,10 @@ def pipeline(tmp_path_factory):
         cqt[:, 0] = i
         matrices.append(cqt.astype(np.float16))
     pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
-    build_cache([root / "shard-000.parquet"], root / "cache")
-    val_ids, val_oracle = split_oracle(catalog, "val")
+    build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
+    val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
     write_rankings(val_oracle, val_ids, root / "val.parquet", top_k=10)
-    train_ids, train_oracle = split_oracle(catalog, "train")
+    train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
     write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", 3, 6, seed=0)
     write_rankings(train_oracle, train_ids, root / "train.parquet", top_k=10)
     return root
@@ -62,12 +63,12 @@ def settings(**overrides) -> TrainSettings:
 
 
 def data_for(pipeline, s: TrainSettings):
-    return load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet",
+    return load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet",
                               pipeline / "triplets.parquet" if s.strategy else None, pipeline / "train.parquet")
 
 
 def test_a_batch_is_one_anchor_one_positive_and_42_of_their_negatives(pipeline):
-    cache = PatchCache(pipeline / "cache")
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
     table = TripletTable(pipeline / "triplets.parquet", cache)
     triplets = pd.read_parquet(pipeline / "triplets.parquet").astype(str)
     batches = TripletBatches(cache, table, batch_size=42, n_batches=5, seed=0, epoch=1)
@@ -80,7 +81,7 @@ def test_a_batch_is_one_anchor_one_positive_and_42_of_their_negatives(pipeline):
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
-    cache = PatchCache(pipeline / "cache")
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
     table = TripletTable(pipeline / "triplets.parquet", cache)
     dataset = TripletBatches(cache, table, batch_size=6, n_batches=4, seed=0, epoch=2)
     alone = list(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=0))
@@ -145,7 +146,7 @@ def test_an_empty_triplet_table_is_refused_with_the_reason(pipeline, tmp_path):
     table = pq.read_table(pipeline / "triplets.parquet").slice(0, 0)
     pq.write_table(table, tmp_path / "empty.parquet")
     with pytest.raises(ValueError, match="empty.parquet is empty: the train split is too small"):
-        TripletTable(tmp_path / "empty.parquet", PatchCache(pipeline / "cache"))
+        TripletTable(tmp_path / "empty.parquet", PatchCache(CacheFiles.in_folder(pipeline / "cache")))
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +176,9 @@ def hidden_pipeline(tmp_path_factory):
         cqt[:, 8 + 20 * group[i]: 14 + 20 * group[i]] += 14
         matrices.append(cqt.astype(np.float16))
     pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
-    build_cache([root / "shard-000.parquet"], root / "cache")
+    build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     for name in ("train", "val"):
-        split_ids, oracle = split_oracle(catalog, name)
+        split_ids, oracle = split_oracle(CatalogFiles.in_folder(catalog), name)
         write_rankings(oracle, split_ids, root / f"{name}.parquet", top_k=20)
     return root
 
@@ -185,7 +186,8 @@ def hidden_pipeline(tmp_path_factory):
 def test_online_training_ranks_the_val_split_better_than_its_untrained_start(hidden_pipeline, tmp_path):
     s = settings(system="tl_online", epochs=6, batches_per_epoch=8, online_tracks=12, online_patches=2,
                  n_positives=7, val_patches=2, k=10, n_relevant=3, lr=3e-3)
-    data = load_training_data(s, hidden_pipeline / "cache", hidden_pipeline / "catalog",
+    data = load_training_data(s, CacheFiles.in_folder(hidden_pipeline / "cache"),
+                              CatalogFiles.in_folder(hidden_pipeline / "catalog"),
                               hidden_pipeline / "val.parquet", None, hidden_pipeline / "train.parquet")
     history = train(s, data, tmp_path)
     untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
@@ -258,8 +260,8 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
 
 def test_validation_ranks_by_the_configured_similarity(pipeline):
     s = settings(system="at_baseline")
-    default = load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet", None)
-    configured = load_training_data(s, pipeline / "cache", pipeline / "catalog", pipeline / "val.parquet", None,
+    default = load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet", None)
+    configured = load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet", None,
                                     similarity={"name": "soft_jaccard", "function": None})
     assert default.val_oracle.name == "category_geometric"
     assert configured.val_oracle.name == "soft_jaccard"

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from trackrank.embedding import choose_device, load_model, save_embeddings, track_outputs
-from trackrank.feature_cache import PatchCache
+from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.models import AutoTagger
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class TrunkEmbedding(torch.nn.Module):
         return self.tagger.embedding(patches)
 
 
-def write_trunk_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: list[str],
+def write_trunk_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[str],
                            output: str | Path, n_patches: int = 8, seed: int = 0,
                            device: str = "auto") -> pd.DataFrame:
     """Embed ``track_ids`` by the auto-tagger's trunk into ``output`` (``track_id``, ``embedding``).
@@ -52,7 +52,7 @@ def write_trunk_embeddings(model_path: str | Path, cache_dir: str | Path, track_
     if not isinstance(model, AutoTagger):
         raise ValueError(f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
                          "(at_baseline): at_trunk needs its trunk")
-    cache = PatchCache(cache_dir)
+    cache = PatchCache(cache)
     kept = [t for t in track_ids if t in cache.position]
     if len(kept) < len(track_ids):
         log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),

@@ -204,12 +204,26 @@ def ingest(folder: str | Path, out_dir: str | Path, seed: int = 0,
     return Catalog(tracks, tags, taxonomy, rejected)
 
 
-def load_split_tags(catalog_dir: str | Path, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:
+@dataclass(frozen=True)
+class CatalogFiles:
+    """The validated catalog's tables by path: a job names each file it reads, so Snakemake sees them all."""
+
+    tracks: Path
+    tags: Path
+    taxonomy: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> CatalogFiles:
+        """The tables where :func:`ingest` writes them."""
+        folder = Path(folder)
+        return cls(folder / "tracks.parquet", folder / "tags.parquet", folder / "taxonomy.csv")
+
+
+def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:
     """The ids and tag matrix (n_tracks, m) of one split, in catalog order, and the taxonomy."""
-    catalog_dir = Path(catalog_dir)
-    tracks = pd.read_parquet(catalog_dir / "tracks.parquet", columns=["track_id", "split"])
-    tags = pd.read_parquet(catalog_dir / "tags.parquet")
-    taxonomy = pd.read_csv(catalog_dir / "taxonomy.csv", keep_default_na=False)
+    tracks = pd.read_parquet(catalog.tracks, columns=["track_id", "split"])
+    tags = pd.read_parquet(catalog.tags)
+    taxonomy = pd.read_csv(catalog.taxonomy, keep_default_na=False)
     chosen = tracks["split"].to_numpy() == split
     matrix = tags[taxonomy["tag"].tolist()].to_numpy(np.float64)[chosen]
     return tracks["track_id"][chosen].tolist(), matrix, taxonomy

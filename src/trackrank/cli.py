@@ -18,11 +18,11 @@ log = logging.getLogger("trackrank")
 
 
 def _index(args: argparse.Namespace) -> int:
+    from trackrank.feature_cache import CacheFiles
     from trackrank.index import build_index
 
     out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
-    build_index(model=args.model, cache_index=Path(args.cache_dir) / "index.parquet",
-                cache_data=Path(args.cache_dir) / "cqt.f16.npy", tracks=args.tracks, catalog_dir=args.catalog_dir,
+    build_index(model=args.model, cache=CacheFiles.in_folder(args.cache_dir), tracks=args.tracks, catalog_dir=args.catalog_dir,
                 out_tracks=out / "tracks.parquet", out_vectors=out / "vectors.faiss",
                 out_identity=out / "identity.json", n_patches=args.n_patches, kind=args.kind, device=args.device)
     print(out)
@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--model", required=True, help="results/models/<system>/model.pt")
     index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
     index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
-    index.add_argument("--catalog-dir", default="results/demo", help="the catalog folder (audio served from it)")
+    index.add_argument("--catalog-dir", help="the folder `serve` may stream audio from (default: the deepest "
+                       "folder holding every track)")
     index.add_argument("--out", help="index folder (default: results/index/<system>)")
     index.add_argument("--kind", default="exact", choices=["exact", "hnsw", "ivf"],
                        help="exact inner product, or approximate for catalogs past ~1 M tracks")

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from trackrank.feature_cache import PatchCache
+from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.models import build_model
 from trackrank.systems import system_spec
 
@@ -53,7 +53,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     return model.to(device).eval(), checkpoint
 
 
-def write_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: list[str], output: str | Path,
+def write_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[str], output: str | Path,
                      n_patches: int = 8, seed: int = 0, device: str = "auto") -> pd.DataFrame:
     """Embed ``track_ids`` with a trained system into a Parquet table.
 
@@ -63,7 +63,7 @@ def write_embeddings(model_path: str | Path, cache_dir: str | Path, track_ids: l
     """
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)
-    cache = PatchCache(cache_dir)
+    cache = PatchCache(cache)
     kept = [t for t in track_ids if t in cache.position]
     if len(kept) < len(track_ids):
         log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrank.catalog import CatalogFiles
 from trackrank.embedding import read_embeddings
-from trackrank.feature_cache import PatchCache
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import split_oracle
@@ -57,37 +57,38 @@ def summarise(per_query: pd.DataFrame, system: str, k: int) -> dict:
     return summary
 
 
-def evaluate(system: str, test_ids: list[str], oracle, test_rankings: str | Path, out_dir: str | Path,
-             embeddings: str | Path | None = None, k: int = 20, n_relevant: int = 5, seed: int = 0) -> dict:
-    """Write ``predictions/{system}.parquet`` and ``metrics/{system}.json`` / ``.per_query.parquet``."""
-    out_dir = Path(out_dir)
+def evaluate(system: str, test_ids: list[str], oracle, test_rankings: str | Path, *, predictions: str | Path,
+             summary: str | Path, per_query: str | Path, embeddings: str | Path | None = None, k: int = 20,
+             n_relevant: int = 5, seed: int = 0) -> dict:
+    """Write the system's top-k ``predictions`` (Parquet), its ``per_query`` metrics (Parquet) and their
+    ``summary`` (JSON)."""
     k_eff = min(k, len(test_ids) - 1)
     predicted = system_predictions(embeddings, test_ids, oracle, k_eff, seed)
     relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
-    per_query = per_query_metrics(predicted, relevant, k_eff)
-    per_query.insert(0, "query", test_ids)
-    (out_dir / "predictions").mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics").mkdir(parents=True, exist_ok=True)
+    values = per_query_metrics(predicted, relevant, k_eff)
+    values.insert(0, "query", test_ids)
+    for path in (predictions, summary, per_query):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame({"query": np.repeat(test_ids, k_eff), "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
-                  "track_id": np.asarray(test_ids)[predicted.ravel()]}).to_parquet(
-        out_dir / "predictions" / f"{system}.parquet", index=False)
-    per_query.to_parquet(out_dir / "metrics" / f"{system}.per_query.parquet", index=False)
-    summary = summarise(per_query, system, k)
-    (out_dir / "metrics" / f"{system}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    log.info("%s: %s", system, ", ".join(f"{m}@{k} {summary[f'{m}@{k}']['mean']:.2f}" for m in METRICS))
-    return summary
+                  "track_id": np.asarray(test_ids)[predicted.ravel()]}).to_parquet(predictions, index=False)
+    values.to_parquet(per_query, index=False)
+    means = summarise(values, system, k)
+    Path(summary).write_text(json.dumps(means, indent=2) + "\n")
+    log.info("%s: %s", system, ", ".join(f"{m}@{k} {means[f'{m}@{k}']['mean']:.2f}" for m in METRICS))
+    return means
 
 
-def test_tracks(catalog_dir: str | Path, cache_dir: str | Path, **similarity) -> tuple[list[str], object]:
-    """The test tracks that have features (catalog order) and the oracle S (as configured) over the split."""
-    ids, oracle = split_oracle(catalog_dir, "test", **similarity)
-    cached = PatchCache(cache_dir).position
+def test_tracks(catalog: CatalogFiles, cache_index: str | Path, **similarity) -> tuple[list[str], object]:
+    """The test tracks that have features (``cache_index`` lists them; catalog order) and the oracle S
+    (as configured) over the split."""
+    ids, oracle = split_oracle(catalog, "test", **similarity)
+    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
     return [t for t in ids if t in cached], oracle
 
 
-def split_tracks_with_features(catalog_dir: str | Path, cache_dir: str | Path, split: str) -> list[str]:
+def split_tracks_with_features(tracks: str | Path, cache_index: str | Path, split: str) -> list[str]:
     """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
     :func:`test_tracks`, which every system's embeddings must list in this order."""
-    tracks = pd.read_parquet(Path(catalog_dir) / "tracks.parquet", columns=["track_id", "split"])
-    cached = PatchCache(cache_dir).position
+    tracks = pd.read_parquet(tracks, columns=["track_id", "split"])
+    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
     return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]

@@ -13,6 +13,7 @@ and every DataLoader worker process maps the same file without copying it.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,13 +26,26 @@ from trackrank.features import N_BINS, PATCH_FRAMES
 log = logging.getLogger(__name__)
 
 
-def build_cache(shards: list[str | Path], out_dir: str | Path) -> pd.DataFrame:
-    """Unpack the shards into ``out_dir/cqt.f16`` and ``out_dir/index.parquet``; returns the index."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class CacheFiles:
+    """The cache's two files by path: ``data`` (the frames) and ``index`` (where each track's frames are)."""
+
+    index: Path
+    data: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> CacheFiles:
+        """The files where the workflow's cache_features rule writes them."""
+        return cls(Path(folder) / "index.parquet", Path(folder) / "cqt.f16.npy")
+
+
+def build_cache(shards: list[str | Path], cache: CacheFiles) -> pd.DataFrame:
+    """Unpack the shards into ``cache.data`` (float16 frames) and ``cache.index``; returns the index."""
+    Path(cache.data).parent.mkdir(parents=True, exist_ok=True)
+    Path(cache.index).parent.mkdir(parents=True, exist_ok=True)
     files = [pq.ParquetFile(s) for s in shards]
     total = sum(int(pq.read_table(s, columns=["n_frames"]).column(0).to_numpy().sum()) for s in shards)
-    data = np.lib.format.open_memmap(out_dir / "cqt.f16.npy", mode="w+", dtype=np.float16, shape=(total, N_BINS))
+    data = np.lib.format.open_memmap(cache.data, mode="w+", dtype=np.float16, shape=(total, N_BINS))
     rows, offset = [], 0
     for parquet in files:
         for g in range(parquet.num_row_groups):  # one row group in memory at a time
@@ -44,8 +58,9 @@ def build_cache(shards: list[str | Path], out_dir: str | Path) -> pd.DataFrame:
     data.flush()
     del data
     index = pd.DataFrame(rows, columns=["track_id", "offset", "n_frames"])
-    index.to_parquet(out_dir / "index.parquet", index=False)
-    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20, out_dir)
+    index.to_parquet(cache.index, index=False)
+    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20,
+             cache.data)
     return index
 
 
@@ -56,13 +71,9 @@ class PatchCache:
     which maps the file itself.
     """
 
-    def __init__(self, cache_dir: str | Path | None = None, *, index: str | Path | None = None,
-                 data: str | Path | None = None):
-        """The cache in ``cache_dir`` (``index.parquet``, ``cqt.f16.npy``), or from its two files by name."""
-        if cache_dir is not None:
-            index, data = Path(cache_dir) / "index.parquet", Path(cache_dir) / "cqt.f16.npy"
-        self.data_path = Path(data)
-        index = pd.read_parquet(index)
+    def __init__(self, files: CacheFiles):
+        self.data_path = Path(files.data)
+        index = pd.read_parquet(files.index)
         self.track_ids: list[str] = index["track_id"].tolist()
         self.position = {t: i for i, t in enumerate(self.track_ids)}
         self.offsets = index["offset"].to_numpy(np.int64)

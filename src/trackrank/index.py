@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from tqdm import tqdm
 
 from trackrank.audio import SAMPLE_RATE
 from trackrank.embedding import choose_device, load_model
-from trackrank.feature_cache import PatchCache
+from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
 from trackrank.systems import system_spec
 
@@ -134,16 +135,18 @@ def new_faiss_index(vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, 
     return index
 
 
-def build_index(*, model: str | Path, cache_index: str | Path, cache_data: str | Path, tracks: str | Path,
-                catalog_dir: str | Path, out_tracks: str | Path, out_vectors: str | Path, out_identity: str | Path,
+def build_index(*, model: str | Path, cache: CacheFiles, tracks: str | Path,
+                catalog_dir: str | Path | None, out_tracks: str | Path, out_vectors: str | Path, out_identity: str | Path,
                 n_patches: int = 8, kind: str = "exact", device: str = "auto") -> pd.DataFrame:
     """Embed every catalog track that has features and write the index's three files.
 
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
+    ``catalog_dir``: the folder ``trackrank serve`` may stream audio from; None: the deepest folder
+    holding every track's file.
     """
     device = choose_device(device)
     net, identity = load_embedding_model(model, device)
-    cache = PatchCache(index=cache_index, data=cache_data)
+    cache = PatchCache(cache)
     catalog = pd.read_parquet(tracks)
     kept = catalog[catalog.track_id.isin(cache.position)].reset_index(drop=True)
     if len(kept) < len(catalog):
@@ -157,6 +160,8 @@ def build_index(*, model: str | Path, cache_index: str | Path, cache_data: str |
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     _atomic(out_tracks, lambda tmp: table.to_parquet(tmp, index=False))
     _atomic(out_vectors, lambda tmp: faiss.write_index(new_faiss_index(vectors, kind), str(tmp)))
+    if catalog_dir is None:
+        catalog_dir = os.path.commonpath([str(Path(p).resolve().parent) for p in table.path])
     identity.update(model_path=str(Path(model).resolve()), features=FEATURES, n_patches=n_patches, kind=kind,
                     dim=int(vectors.shape[1]), n_tracks=len(table), catalog_dir=str(Path(catalog_dir).resolve()))
     _atomic(out_identity, lambda tmp: Path(tmp).write_text(json.dumps(identity, indent=2) + "\n"))

@@ -130,15 +130,15 @@ def reference_embeddings(stats: pd.DataFrame, train_ids: list[str], test_ids: li
     return np.nan_to_num(embedded, nan=0.0)
 
 
-def write_reference_embeddings(stats_path: str | Path, catalog_dir: str | Path, cache_dir: str | Path,
+def write_reference_embeddings(stats_path: str | Path, tracks: str | Path, cache_index: str | Path,
                                output: str | Path) -> pd.DataFrame:
     """``embeddings/mfcc_stats.parquet``: the test tracks that have CQT features, in evaluation order.
 
     The train statistics come from the train tracks that have CQT features too, the tracks the
     learnt systems train on.
     """
-    train_ids = split_tracks_with_features(catalog_dir, cache_dir, "train")
-    test_ids = split_tracks_with_features(catalog_dir, cache_dir, "test")
+    train_ids = split_tracks_with_features(tracks, cache_index, "train")
+    test_ids = split_tracks_with_features(tracks, cache_index, "test")
     matrix = reference_embeddings(read_stats(stats_path), train_ids, test_ids)
     table = save_embeddings(test_ids, matrix, output, column="embedding")
     log.info("mfcc_stats: %d test tracks standardised with %d train tracks", len(test_ids), len(train_ids))

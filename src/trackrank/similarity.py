@@ -206,12 +206,13 @@ class Oracle:
         return np.round(scores, DECIMALS)
 
 
-def split_oracle(catalog_dir, split: str, name: str = "category_geometric", function: str | None = None,
+def split_oracle(catalog, split: str, name: str = "category_geometric", function: str | None = None,
                  category_weights: dict[str, float] | None = None) -> tuple[list[str], Oracle]:
-    """The track ids of one split of a validated catalog and the Oracle over them."""
+    """The track ids of one split of a validated catalog (:class:`trackrank.catalog.CatalogFiles`) and the
+    Oracle over them."""
     from trackrank.catalog import load_split_tags
 
-    track_ids, tags, taxonomy = load_split_tags(catalog_dir, split)
+    track_ids, tags, taxonomy = load_split_tags(catalog, split)
     oracle = Oracle(tags, taxonomy["weight"].to_numpy(float), taxonomy["category"].tolist(), name=name,
                     function=function, category_weights=category_weights)
     return track_ids, oracle

@@ -40,8 +40,9 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from trackrank.catalog import CatalogFiles
 from trackrank.embedding import choose_device, track_outputs
-from trackrank.feature_cache import PatchCache
+from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
 from trackrank.mining import split_count
 from trackrank.models import build_model, triplet_loss
@@ -213,7 +214,7 @@ class TrainingData:
     tag_names: list[str]
 
 
-def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_dir: str | Path,
+def load_training_data(settings: TrainSettings, cache: CacheFiles, catalog: CatalogFiles,
                        val_rankings: str | Path, triplets: str | Path | None,
                        train_rankings: str | Path | None = None, similarity: dict | None = None) -> TrainingData:
     """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones.
@@ -222,13 +223,12 @@ def load_training_data(settings: TrainSettings, cache_dir: str | Path, catalog_d
     auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
     relevant tracks and of the test evaluation, not the built-in default.
     """
-    cache = PatchCache(cache_dir)
-    catalog_dir = Path(catalog_dir)
-    tracks = pd.read_parquet(catalog_dir / "tracks.parquet")
-    tags = pd.read_parquet(catalog_dir / "tags.parquet").set_index("track_id")
+    cache = PatchCache(cache)
+    tracks = pd.read_parquet(catalog.tracks)
+    tags = pd.read_parquet(catalog.tags).set_index("track_id")
     tag_names = list(tags.columns)
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
-    val_ids, val_oracle = split_oracle(catalog_dir, "val", **(similarity or {}))
+    val_ids, val_oracle = split_oracle(catalog, "val", **(similarity or {}))
     kept = [i for i, t in enumerate(val_ids) if t in cache.position]
     if len(kept) < len(val_ids):
         log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))

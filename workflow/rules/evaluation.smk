@@ -18,7 +18,8 @@ rule embed:
         system="|".join(SYSTEMS),  # trained systems only: the references have their own rules
     input:
         model="results/models/{system}/model.pt",
-        cache=rules.cache_features.output.index,
+        cache_index=rules.cache_features.output.index,
+        cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
     output:
         "results/embeddings/{system}.parquet",
@@ -45,9 +46,11 @@ def system_embeddings(wildcards):
 rule evaluate_system:
     input:
         embeddings=system_embeddings,
-        rankings="results/rankings/test.parquet",
-        cache=rules.cache_features.output.index,
+        rankings=rules.rank_split.output.rankings.format(split="test"),
+        cache_index=rules.cache_features.output.index,
         tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
+        taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
         predictions="results/predictions/{system}.parquet",
         summary="results/metrics/{system}.json",

@@ -36,7 +36,7 @@ rule mfcc_stats:
 rule embed_mfcc_stats:
     input:
         stats=rules.mfcc_stats.output[0],
-        cache=rules.cache_features.output.index,
+        cache_index=rules.cache_features.output.index,
         tracks=rules.ingest_catalog.output.tracks,
     output:
         "results/embeddings/mfcc_stats.parquet",
@@ -51,7 +51,8 @@ rule embed_mfcc_stats:
 rule embed_at_trunk:
     input:
         model="results/models/at_baseline/model.pt",
-        cache=rules.cache_features.output.index,
+        cache_index=rules.cache_features.output.index,
+        cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
     output:
         "results/embeddings/at_trunk.parquet",

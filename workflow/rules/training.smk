@@ -27,7 +27,7 @@ for system in lookup(dpath="train/systems", within=config):
         name:
             f"train_{system}"
         input:
-            cache=rules.cache_features.output.index,
+            cache_index=rules.cache_features.output.index,
             cache_data=rules.cache_features.output.data,
             tracks=rules.ingest_catalog.output.tracks,
             tags=rules.ingest_catalog.output.tags,

@@ -1,15 +1,14 @@
 # Snakemake step: embed the test tracks with one trained system (trackrank.embedding).
-from pathlib import Path
-
 import pandas as pd
 import torch
 
 from trackrank.embedding import write_embeddings
+from trackrank.feature_cache import CacheFiles
 from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 tracks = pd.read_parquet(snakemake.input.tracks)
-write_embeddings(snakemake.input.model, Path(snakemake.input.cache).parent,
+write_embeddings(snakemake.input.model, CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
                  tracks.loc[tracks.split == "test", "track_id"].tolist(), snakemake.output[0],
                  n_patches=snakemake.params.n_patches, seed=snakemake.params.seed, device=snakemake.params.device)

@@ -1,6 +1,5 @@
 # Snakemake step: mine the train split's triplets with one strategy (trackrank.mining).
-from pathlib import Path
-
+from trackrank.catalog import CatalogFiles
 from trackrank.logs import log_to
 from trackrank.mining import write_triplets
 from trackrank.similarity import SimilarityError, split_oracle
@@ -8,7 +7,7 @@ from trackrank.similarity import SimilarityError, split_oracle
 log_to(snakemake.log[0])
 p, similarity = snakemake.params, snakemake.params.similarity
 try:
-    track_ids, oracle = split_oracle(Path(snakemake.input.tracks).parent, "train", name=similarity["name"],
+    track_ids, oracle = split_oracle(CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", name=similarity["name"],
                                      function=similarity["function"],
                                      category_weights=similarity["category_weights"])
     write_triplets(oracle, track_ids, snakemake.output[0], snakemake.wildcards.strategy, p.n_positives,

@@ -3,6 +3,8 @@ from pathlib import Path
 
 import torch
 
+from trackrank.catalog import CatalogFiles
+from trackrank.feature_cache import CacheFiles
 from trackrank.logs import log_to
 from trackrank.training import TrainSettings, load_training_data, train
 
@@ -10,8 +12,9 @@ log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 settings = TrainSettings(system=snakemake.params.system, **snakemake.params.settings,
                          init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "")
-data = load_training_data(settings, Path(snakemake.input.cache).parent, Path(snakemake.input.tracks).parent,
-                          snakemake.input.val_rankings, snakemake.input.triplets[0] if snakemake.input.triplets else None,
+cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
+catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
+data = load_training_data(settings, cache, catalog, snakemake.input.val_rankings, snakemake.input.triplets[0] if snakemake.input.triplets else None,
                           snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
                           snakemake.params.similarity)
 train(settings, data, Path(snakemake.output.model).parent)
