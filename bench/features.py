@@ -42,9 +42,23 @@ def stage(catalog: Path, work: Path, cores: int, n_shards: int) -> float:
         shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     (work / "bench.yaml").write_text(f"catalog: {catalog}\nfeatures: {{n_shards: {n_shards}, threads: 1}}\n")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "features", "--cores", str(cores), "--configfile",
-                    "bench.yaml", "--quiet", "all"],
-                   cwd=work, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "features",
+            "--cores",
+            str(cores),
+            "--configfile",
+            "bench.yaml",
+            "--quiet",
+            "all",
+        ],
+        cwd=work,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - start
     for tsv in sorted((work / "results" / "benchmarks").rglob("*.tsv")):
         seconds = pd.read_csv(tsv, sep="\t")["s"].iloc[0]
@@ -74,8 +88,12 @@ def main() -> None:
             extract_shard(tracks, tmp / f"shard-w{workers}.parquet", workers=workers)
             rows.append((f"one shard job, {workers} worker(s)", time.perf_counter() - start))
         (tmp / "work").mkdir()
-        rows.append((f"whole stage, snakemake --cores {args.cores}",
-                     stage(tmp / "catalog", tmp / "work", args.cores, n_shards=args.cores)))
+        rows.append(
+            (
+                f"whole stage, snakemake --cores {args.cores}",
+                stage(tmp / "catalog", tmp / "work", args.cores, n_shards=args.cores),
+            )
+        )
 
     baseline = audio_s / rows[0][1]
     print(f"{len(paths)} tracks x {args.duration:.0f} s = {audio_s:.0f} s of audio, {args.cores} cores")

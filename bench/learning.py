@@ -32,8 +32,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from trackrank.feature_cache import CacheFiles
 from trackrank.catalog import CatalogFiles
+from trackrank.feature_cache import CacheFiles
 from trackrank.metrics import paired_difference  # noqa: E402  (after the path)
 
 
@@ -60,19 +60,39 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     settings = TrainSettings(system=system, **fields)
     strategy = settings.strategy
     cache, catalog = CacheFiles.in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
-    data = load_training_data(settings, cache, catalog, results / "rankings" / "val.parquet",
-                              triplets or (results / "triplets" / f"{strategy}.parquet"
-                                           if strategy not in (None, "online") else None),
-                              results / "rankings" / "train.parquet", config["similarity"])
+    data = load_training_data(
+        settings,
+        cache,
+        catalog,
+        results / "rankings" / "val.parquet",
+        triplets or (results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None),
+        results / "rankings" / "train.parquet",
+        config["similarity"],
+    )
     history = train(settings, data, folder)
     test_ids, oracle = test_tracks(catalog, cache.index)
-    write_embeddings(folder / "model.pt", cache, test_ids, folder / "embeddings.parquet",
-                     n_patches=config["evaluate"]["n_patches"], seed=config["seed"], device="cpu")
-    evaluate("variant", test_ids, oracle, results / "rankings" / "test.parquet",
-             predictions=folder / "predictions" / "variant.parquet", summary=folder / "metrics" / "variant.json",
-             per_query=folder / "metrics" / "variant.per_query.parquet",
-             embeddings=folder / "embeddings.parquet", k=config["evaluate"]["k"],
-             n_relevant=config["evaluate"]["n_relevant"], seed=config["seed"])
+    write_embeddings(
+        folder / "model.pt",
+        cache,
+        test_ids,
+        folder / "embeddings.parquet",
+        n_patches=config["evaluate"]["n_patches"],
+        seed=config["seed"],
+        device="cpu",
+    )
+    evaluate(
+        "variant",
+        test_ids,
+        oracle,
+        results / "rankings" / "test.parquet",
+        predictions=folder / "predictions" / "variant.parquet",
+        summary=folder / "metrics" / "variant.json",
+        per_query=folder / "metrics" / "variant.per_query.parquet",
+        embeddings=folder / "embeddings.parquet",
+        k=config["evaluate"]["k"],
+        n_relevant=config["evaluate"]["n_relevant"],
+        seed=config["seed"],
+    )
     per_query = pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")
     kept = int(history.loc[history["kept"], "epoch"].iloc[0])
     return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
@@ -89,8 +109,10 @@ def compare_folders(folders: list[Path]) -> None:
         raise SystemExit("the folders share no seed")
     by_query = {}
     for folder in folders:
-        tables = [pd.read_parquet(folder / seed / "metrics" / "variant.per_query.parquet").set_index("query")
-                  for seed in sorted(seeds)]
+        tables = [
+            pd.read_parquet(folder / seed / "metrics" / "variant.per_query.parquet").set_index("query")
+            for seed in sorted(seeds)
+        ]
         by_query[str(folder)] = pd.concat(tables).groupby(level=0)[["map", "ndcg"]].mean()
     reference = by_query[str(folders[0])]
     print(f"seeds {sorted(seeds)}; paired difference to {folders[0]} (points):")
@@ -104,8 +126,9 @@ def compare_folders(folders: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", type=Path, nargs="+",
-                        help="only compare finished variant folders (the first is the reference)")
+    parser.add_argument(
+        "--compare", type=Path, nargs="+", help="only compare finished variant folders (the first is the reference)"
+    )
     parser.add_argument("--variants", help="JSON file or JSON text: name -> settings")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--results", type=Path, default=REPO / "results")
@@ -124,8 +147,11 @@ def main() -> None:
     config = load_config(args.config)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(args.jobs) as pool:
-        futures = [pool.submit(run_variant, name, settings, seed, args.results, args.out, config)
-                   for name, settings in variants.items() for seed in args.seeds]
+        futures = [
+            pool.submit(run_variant, name, settings, seed, args.results, args.out, config)
+            for name, settings in variants.items()
+            for seed in args.seeds
+        ]
         runs = [f.result() for f in futures]
     report(runs, args.reference or next(iter(variants)), args.out)
 
@@ -143,13 +169,22 @@ def report(runs: list[dict], reference: str, out: Path) -> None:
     rows = []
     for run in runs:
         values = run["per_query"]
-        rows.append({"variant": run["variant"], "seed": run["seed"], "kept": f"{run['kept']}/{run['epochs']}",
-                     "map": 100 * values["map"].mean(), "ndcg": 100 * values["ndcg"].mean()})
+        rows.append(
+            {
+                "variant": run["variant"],
+                "seed": run["seed"],
+                "kept": f"{run['kept']}/{run['epochs']}",
+                "map": 100 * values["map"].mean(),
+                "ndcg": 100 * values["ndcg"].mean(),
+            }
+        )
     table = pd.DataFrame(rows)
     table.to_csv(out / "runs.csv", index=False)
     print(table.to_string(index=False, float_format="%.1f"))
-    by_query = {name: pd.concat([r["per_query"][["map", "ndcg"]] for r in runs if r["variant"] == name])
-                .groupby(level=0).mean() for name in table["variant"].unique()}
+    by_query = {
+        name: pd.concat([r["per_query"][["map", "ndcg"]] for r in runs if r["variant"] == name]).groupby(level=0).mean()
+        for name in table["variant"].unique()
+    }
     print(f"\nmean over seeds, and paired difference to {reference} (per query, seeds averaged), in points:")
     lines = []
     for name, values in by_query.items():

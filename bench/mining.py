@@ -81,17 +81,33 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as out:
         for step in ("scores", "rankings", *STRATEGIES):
-            child = subprocess.run([sys.executable, __file__, "--tracks", str(args.tracks), "--similarity",
-                                    args.similarity, "--step", step, "--out", out],
-                                   check=True, capture_output=True, text=True)
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--tracks",
+                    str(args.tracks),
+                    "--similarity",
+                    args.similarity,
+                    "--step",
+                    step,
+                    "--out",
+                    out,
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             results.append(json.loads(child.stdout.strip().splitlines()[-1]))
             print(f"  {step}: {results[-1]['wall']:.1f} s", file=sys.stderr)
     floor = results[0]["wall"]
     print(f"N = {args.tracks} tracks, m = 488 tags, S = {args.similarity}, Np = 15, Nn = 250")
     print(f"{'step':12s} {'wall s':>8s} {'x floor':>8s} {'peak GiB':>9s} {'rows':>12s} {'MiB':>8s}")
     for r in results:
-        print(f"{r['step']:12s} {r['wall']:8.1f} {r['wall'] / floor:8.2f} {r['peak_gib']:9.2f} "
-              f"{r['rows']:12,d} {r['mib']:8.1f}")
+        print(
+            f"{r['step']:12s} {r['wall']:8.1f} {r['wall'] / floor:8.2f} {r['peak_gib']:9.2f} "
+            f"{r['rows']:12,d} {r['mib']:8.1f}"
+        )
 
 
 if __name__ == "__main__":

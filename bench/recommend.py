@@ -102,8 +102,10 @@ def stats(seconds: np.ndarray) -> tuple[float, float, float]:
 
 def search_part(args) -> None:
     print(f"Part 1: top-{K} search, d = {DIM}, random unit vectors, {args.repeats} queries one at a time")
-    print(f"{'size':>9s} {'method':7s} {'build_s':>8s} {'qps':>9s} {'p50_ms':>8s} {'p95_ms':>8s} "
-          f"{'speedup':>8s} {'recall@10':>9s}")
+    print(
+        f"{'size':>9s} {'method':7s} {'build_s':>8s} {'qps':>9s} {'p50_ms':>8s} {'p95_ms':>8s} "
+        f"{'speedup':>8s} {'recall@10':>9s}"
+    )
     for size in args.sizes:
         rng = np.random.default_rng([args.seed, size])
         vectors, queries = unit_vectors(rng, size), unit_vectors(rng, args.repeats)
@@ -122,8 +124,10 @@ def search_part(args) -> None:
         base = rows[0][2][0]
         for method, build, (qps, p50, p95) in rows:
             recall = np.mean([len(set(a) & set(e)) / K for a, e in zip(answers[method], answers["exact"])])
-            print(f"{size:9,d} {method:7s} {'-' if build is None else f'{build:.2f}':>8s} {qps:9,.0f} {p50:8.3f} "
-                  f"{p95:8.3f} {qps / base:8.2f} {recall:9.3f}")
+            print(
+                f"{size:9,d} {method:7s} {'-' if build is None else f'{build:.2f}':>8s} {qps:9,.0f} {p50:8.3f} "
+                f"{p95:8.3f} {qps / base:8.2f} {recall:9.3f}"
+            )
         mismatches = sum(not np.array_equal(a, e) for a, e in zip(answers["numpy"], answers["exact"]))
         print(f"{'':9s} top-10 ids of numpy and FAISS exact differ for {mismatches} of {args.repeats} queries")
 
@@ -136,14 +140,20 @@ def recommend_part(args) -> None:
     paths = [p if Path(p).is_absolute() else catalog / p for p in index.tracks.path.iloc[chosen]]
     cqts = [query_cqt(path) for path in paths]
     vectors = [recommender.embed(cqt) for cqt in cqts]
-    rows = [("search (CatalogIndex.search)", timed(lambda v: index.search(v, K), cycle(vectors, args.repeats))[1]),
-            ("decoded (embed + search)", timed(lambda c: index.search(recommender.embed(c), K),
-                                               cycle(cqts, args.repeats))[1]),
-            ("end to end (recommend(path))", timed(recommender.recommend, cycle(paths, args.recommends))[1])]
+    rows = [
+        ("search (CatalogIndex.search)", timed(lambda v: index.search(v, K), cycle(vectors, args.repeats))[1]),
+        (
+            "decoded (embed + search)",
+            timed(lambda c: index.search(recommender.embed(c), K), cycle(cqts, args.repeats))[1],
+        ),
+        ("end to end (recommend(path))", timed(recommender.recommend, cycle(paths, args.recommends))[1]),
+    ]
     identity = index.identity
-    print(f"\nPart 2: {identity['system']} index at {index.folder} ({identity['kind']}, {identity['n_tracks']} tracks, "
-          f"{identity['n_patches']} patches per query), model on {recommender.device.type}; "
-          f"{len(paths)} query files, {np.mean([len(c) for c in cqts]):.0f} CQT frames on average")
+    print(
+        f"\nPart 2: {identity['system']} index at {index.folder} ({identity['kind']}, {identity['n_tracks']} tracks, "
+        f"{identity['n_patches']} patches per query), model on {recommender.device.type}; "
+        f"{len(paths)} query files, {np.mean([len(c) for c in cqts]):.0f} CQT frames on average"
+    )
     end_to_end = stats(rows[-1][1])[0]
     print(f"{'what':30s} {'calls':>6s} {'qps':>9s} {'p50_ms':>8s} {'p95_ms':>8s} {'x e2e':>7s}")
     for name, seconds in rows:
@@ -154,8 +164,10 @@ def recommend_part(args) -> None:
 def main(args) -> None:
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
-    print(f"{os.cpu_count()} CPUs, {args.threads} thread(s) (torch, faiss, BLAS); faiss {faiss.__version__}, "
-          f"numpy {np.__version__}, torch {torch.__version__}\n")
+    print(
+        f"{os.cpu_count()} CPUs, {args.threads} thread(s) (torch, faiss, BLAS); faiss {faiss.__version__}, "
+        f"numpy {np.__version__}, torch {torch.__version__}\n"
+    )
     search_part(args)
     if args.index:
         recommend_part(args)

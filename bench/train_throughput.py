@@ -58,8 +58,7 @@ from trackrank.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_tabl
 from trackrank.mining import write_triplets
 from trackrank.ranking import write_rankings
 from trackrank.similarity import split_oracle
-from trackrank.training import (TrainSettings, _new_state, _train_epoch, choose_device, epoch_batches,
-                                load_training_data)
+from trackrank.training import TrainSettings, _new_state, _train_epoch, choose_device, epoch_batches, load_training_data
 
 CATEGORIES = ["Genre", "Recording", "Mood", "Movement"]
 TRACK_FRAMES = 1300  # 30 s of CQT frames
@@ -78,8 +77,9 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     split = ["val" if i % 10 == 0 else "train" for i in range(n_tracks)]
     pd.DataFrame({"track_id": ids, "split": split}).to_parquet(catalog / "tracks.parquet")
     pd.DataFrame(tags, columns=tag_names).assign(track_id=ids).to_parquet(catalog / "tags.parquet")
-    pd.DataFrame({"tag": tag_names, "category": [CATEGORIES[t % 4] for t in range(len(tag_names))],
-                  "weight": 1.0}).to_csv(catalog / "taxonomy.csv", index=False)
+    pd.DataFrame(
+        {"tag": tag_names, "category": [CATEGORIES[t % 4] for t in range(len(tag_names))], "weight": 1.0}
+    ).to_csv(catalog / "taxonomy.csv", index=False)
 
     cqts = [rng.normal(-50, 15, (n_frames, N_BINS)).astype(np.float16) for _ in ids]
     pq.write_table(shard_table(ids, cqts), root / "shard-000.parquet", **PARQUET_OPTIONS)
@@ -104,8 +104,9 @@ class InMemoryPatches:
 def step_flops(model, optimizer, scaler, data, settings: TrainSettings, device: torch.device) -> int:
     """FLOPs of one training step (forward and backward), counted by torch's FlopCounterMode."""
     with FlopCounterMode(display=False) as counter:
-        _train_epoch(model, optimizer, scaler, data, dataclasses.replace(settings, batches_per_epoch=1),
-                     epoch=1, device=device)
+        _train_epoch(
+            model, optimizer, scaler, data, dataclasses.replace(settings, batches_per_epoch=1), epoch=1, device=device
+        )
     return counter.get_total_flops()
 
 
@@ -144,8 +145,13 @@ def main() -> None:
             root = Path(tmp)
             write_synthetic_results(root, args.tracks, TRACK_FRAMES, settings.strategy)
         triplets = root / "triplets" / f"{settings.strategy}.parquet" if settings.strategy else None
-        data = load_training_data(settings, CacheFiles.in_folder(root / "cache"), CatalogFiles.in_folder(root / "catalog"), root / "rankings" / "val.parquet",
-                                  triplets)
+        data = load_training_data(
+            settings,
+            CacheFiles.in_folder(root / "cache"),
+            CatalogFiles.in_folder(root / "catalog"),
+            root / "rankings" / "val.parquet",
+            triplets,
+        )
         patches_per_step = settings.batch_size + (2 if settings.strategy else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))
         model, optimizer, scaler = _new_state(settings, data, device)
@@ -159,8 +165,10 @@ def main() -> None:
             return time.perf_counter() - start
 
         epoch_seconds(in_memory, workers=0, steps=3)  # warm-up: first-step allocations, kernels
-        runs = [("baseline: in-memory random batches", in_memory, 0),
-                *[(f"real pipeline, {w} worker(s)", data, w) for w in range(args.workers + 1)]]
+        runs = [
+            ("baseline: in-memory random batches", in_memory, 0),
+            *[(f"real pipeline, {w} worker(s)", data, w) for w in range(args.workers + 1)],
+        ]
         rows = []
         for name, batches_from, workers in runs:
             wall = epoch_seconds(batches_from, workers, args.steps)
@@ -178,25 +186,37 @@ def main() -> None:
     n_patches = args.steps * patches_per_step
     baseline = n_patches / rows[0][1]
     source = args.results or f"synthetic, {args.tracks} tracks"
-    print(f"{args.system} ({settings.architecture}), width {args.width}, {args.steps} steps x {patches_per_step} "
-          f"patches, {device.type}, {args.threads} thread(s), data: {source}")
+    print(
+        f"{args.system} ({settings.architecture}), width {args.width}, {args.steps} steps x {patches_per_step} "
+        f"patches, {device.type}, {args.threads} thread(s), data: {source}"
+    )
     peak_header = f" {'peak GiB':>9s}" if device.type == "cuda" else ""
     print(f"{'what':36s} {'wall s':>8s} {'patches/s':>10s} {'ratio':>6s}{peak_header}")
     for name, wall, peak in rows:
-        print(f"{name:36s} {wall:8.2f} {n_patches / wall:10.1f} {n_patches / wall / baseline:6.2f}"
-              + (f" {peak:9.2f}" if peak is not None else ""))
+        print(
+            f"{name:36s} {wall:8.2f} {n_patches / wall:10.1f} {n_patches / wall / baseline:6.2f}"
+            + (f" {peak:9.2f}" if peak is not None else "")
+        )
 
     step_seconds = rows[0][1] / args.steps
     val_patches = args.val_tracks * args.val_patches
     epoch_hours = (args.epoch_steps * step_seconds + val_patches * val_seconds) / 3600
-    print(f"\ncost of one epoch: {args.epoch_steps} steps + validation of {args.val_tracks} tracks x "
-          f"{args.val_patches} patches, at the baseline's speed")
-    print(f"  training step   {flops / 1e9:10.1f} GFLOP  {step_seconds:8.3f} s  "
-          f"{flops / step_seconds / 1e12:7.2f} TFLOP/s")
-    print(f"  val patch       {val_flops / 1e9:10.2f} GFLOP  {val_seconds:8.4f} s  "
-          f"{val_flops / val_seconds / 1e12:7.2f} TFLOP/s")
-    print(f"  epoch           {(args.epoch_steps * flops + val_patches * val_flops) / 1e15:10.2f} PFLOP  "
-          f"{epoch_hours:8.3f} h on {device.type}")
+    print(
+        f"\ncost of one epoch: {args.epoch_steps} steps + validation of {args.val_tracks} tracks x "
+        f"{args.val_patches} patches, at the baseline's speed"
+    )
+    print(
+        f"  training step   {flops / 1e9:10.1f} GFLOP  {step_seconds:8.3f} s  "
+        f"{flops / step_seconds / 1e12:7.2f} TFLOP/s"
+    )
+    print(
+        f"  val patch       {val_flops / 1e9:10.2f} GFLOP  {val_seconds:8.4f} s  "
+        f"{val_flops / val_seconds / 1e12:7.2f} TFLOP/s"
+    )
+    print(
+        f"  epoch           {(args.epoch_steps * flops + val_patches * val_flops) / 1e15:10.2f} PFLOP  "
+        f"{epoch_hours:8.3f} h on {device.type}"
+    )
 
 
 if __name__ == "__main__":

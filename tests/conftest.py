@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 TAGS = ["rock", "jazz", "piano", "calm"]
 
 
-def sine(freq: float = 440.0, seconds: float = 13.0, sr: int = 44100, amplitude: float = 0.5,
-         channels: int = 1) -> np.ndarray:
+def sine(
+    freq: float = 440.0, seconds: float = 13.0, sr: int = 44100, amplitude: float = 0.5, channels: int = 1
+) -> np.ndarray:
     t = np.arange(int(seconds * sr)) / sr
     y = amplitude * np.sin(2 * np.pi * freq * t)
     return np.stack([y] * channels, axis=1) if channels > 1 else y
@@ -32,7 +33,8 @@ def write_catalog(folder: Path, rows: list[dict], tags: list[str] = TAGS) -> Pat
     table[["track_id", "path", "artist", *tags]].to_csv(folder / "tags.csv", index=False)
     categories = {"rock": "Genre", "jazz": "Genre", "piano": "Recording", "calm": "Mood"}
     pd.DataFrame({"tag": tags, "category": [categories.get(t, "Mood") for t in tags]}).to_csv(
-        folder / "tags_meta.csv", index=False)
+        folder / "tags_meta.csv", index=False
+    )
     return folder
 
 
@@ -42,8 +44,14 @@ def small_catalog(tmp_path: Path) -> Path:
     folder = tmp_path / "catalog"
     (folder / "audio").mkdir(parents=True)
     rows = []
-    formats = [("wav", 44100, 1), ("flac", 22050, 2), ("ogg", 48000, 1), ("mp3", 44100, 2),
-               ("wav", 16000, 2), ("flac", 44100, 1)]
+    formats = [
+        ("wav", 44100, 1),
+        ("flac", 22050, 2),
+        ("ogg", 48000, 1),
+        ("mp3", 44100, 2),
+        ("wav", 16000, 2),
+        ("flac", 44100, 1),
+    ]
     for i, (ext, sr, channels) in enumerate(formats):
         path = f"audio/t{i}.{ext}"
         sf.write(folder / path, sine(110.0 * (i + 1), sr=sr, channels=channels), sr)
@@ -67,15 +75,32 @@ def workflow_copy(tmp_path: Path) -> Path:
 
 
 def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *args],
-                          cwd=work, capture_output=True, text=True)
+    return subprocess.run(
+        [*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *args], cwd=work, capture_output=True, text=True
+    )
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory) -> Path:
+    """The whole tiny workflow, run once for the session (tests/config/tiny.yaml)."""
+    work = workflow_copy(tmp_path_factory.mktemp("workflow"))
+    run = snakemake(work)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work
 
 
 @pytest.fixture(scope="session")
 def indexed_run(tmp_path_factory) -> Path:
     """The tiny workflow with one TL system (tl_online), run up to its default index and listening page."""
     work = workflow_copy(tmp_path_factory.mktemp("indexed_run"))
-    run = snakemake(work, "--config", "train={systems: [tl_online]}", "evaluate={references: []}", "--",
-                    "results/index/default.json", "results/report/listen.html")
+    run = snakemake(
+        work,
+        "--config",
+        "train={systems: [tl_online]}",
+        "evaluate={references: []}",
+        "--",
+        "results/index/default.json",
+        "results/report/listen.html",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return work

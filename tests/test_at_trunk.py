@@ -23,21 +23,35 @@ def cache_dir(tmp_path):
     rng = np.random.default_rng(0)
     np.save(folder / "cqt.f16.npy", (rng.normal(-40, 15, (3 * 600, 96))).astype(np.float16))
     pd.DataFrame({"track_id": ["a", "b", "c"], "offset": [0, 600, 1200], "n_frames": 600}).to_parquet(
-        folder / "index.parquet")
+        folder / "index.parquet"
+    )
     return folder
 
 
 def save_checkpoint(model, system, path):
-    torch.save({"model": model.state_dict(), "settings": {"system": system, "dim": 16, "width": WIDTH},
-                "tags": [f"tag{i}" for i in range(7)]}, path)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "settings": {"system": system, "dim": 16, "width": WIDTH},
+            "tags": [f"tag{i}" for i in range(7)],
+        },
+        path,
+    )
 
 
 def test_at_trunk_embeds_by_the_trunk_output_over_the_evaluation_patches(tmp_path, cache_dir):
     torch.manual_seed(0)
     tagger = AutoTagger(n_tags=7, width=WIDTH).eval()
     save_checkpoint(tagger, "at_baseline", tmp_path / "model.pt")
-    write_trunk_embeddings(tmp_path / "model.pt", CacheFiles.in_folder(cache_dir), ["c", "missing", "a"], tmp_path / "at_trunk.parquet",
-                           n_patches=3, seed=4, device="cpu")
+    write_trunk_embeddings(
+        tmp_path / "model.pt",
+        CacheFiles.in_folder(cache_dir),
+        ["c", "missing", "a"],
+        tmp_path / "at_trunk.parquet",
+        n_patches=3,
+        seed=4,
+        device="cpu",
+    )
     ids, matrix, column = read_embeddings(tmp_path / "at_trunk.parquet")
     assert ids == ["c", "a"] and column == "embedding"
     assert matrix.shape == (2, tagger.trunk.out_channels) and tagger.trunk.out_channels == 64
@@ -52,4 +66,6 @@ def test_at_trunk_embeds_by_the_trunk_output_over_the_evaluation_patches(tmp_pat
 def test_at_trunk_refuses_a_model_that_is_not_the_auto_tagger(tmp_path, cache_dir):
     save_checkpoint(TripletNet(dim=16, width=WIDTH), "tl_distance", tmp_path / "model.pt")
     with pytest.raises(ValueError, match="tl_distance.*not the auto-tagger"):
-        write_trunk_embeddings(tmp_path / "model.pt", CacheFiles.in_folder(cache_dir), ["a"], tmp_path / "out.parquet", device="cpu")
+        write_trunk_embeddings(
+            tmp_path / "model.pt", CacheFiles.in_folder(cache_dir), ["a"], tmp_path / "out.parquet", device="cpu"
+        )

@@ -24,9 +24,10 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="needs Debian's chromium and chromium-driver (apt-get install chromium "
-                                       "chromium-driver; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)",
+)
 
 #: Waits for the first player's metadata: [readyState, duration], or [-1, error code] when it fails to load.
 AUDIO_METADATA = """
@@ -45,10 +46,19 @@ def browser(tmp_path_factory):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # no background connections: this machine's closed network refuses them, many at a time
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--allow-file-access-from-files", "--window-size=1200,900",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-file-access-from-files",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
     driver.set_script_timeout(30)
@@ -93,8 +103,7 @@ def live_service(indexed_run):
     thread.join(timeout=10)
 
 
-def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, indexed_run,
-                                                                         tmp_path):
+def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, indexed_run, tmp_path):
     song = pd.read_parquet(indexed_run / "results" / "catalog" / "tracks.parquet").iloc[5]
     browser.get(live_service)
     browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))

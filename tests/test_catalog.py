@@ -71,16 +71,25 @@ def test_short_track_is_kept_when_config_says_pad(tmp_path):
     assert list(tracks["track_id"]) == ["short", "long"]
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda f: (f / "tags.csv").unlink(), "has no tags.csv"),
-    (lambda f: (f / "tags_meta.csv").unlink(), "has no tags_meta.csv"),
-    (lambda f: pd.read_csv(f / "tags.csv").drop(columns="artist").to_csv(f / "tags.csv", index=False),
-     "lacks the required column(s) artist"),
-    (lambda f: pd.read_csv(f / "tags_meta.csv").iloc[:-1].to_csv(f / "tags_meta.csv", index=False),
-     "tag column(s) calm of the tags table are not in"),
-    (lambda f: pd.read_csv(f / "tags.csv").assign(rock=5).to_csv(f / "tags.csv", index=False),
-     "has no valid track"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "tags.csv").unlink(), "has no tags.csv"),
+        (lambda f: (f / "tags_meta.csv").unlink(), "has no tags_meta.csv"),
+        (
+            lambda f: pd.read_csv(f / "tags.csv").drop(columns="artist").to_csv(f / "tags.csv", index=False),
+            "lacks the required column(s) artist",
+        ),
+        (
+            lambda f: pd.read_csv(f / "tags_meta.csv").iloc[:-1].to_csv(f / "tags_meta.csv", index=False),
+            "tag column(s) calm of the tags table are not in",
+        ),
+        (
+            lambda f: pd.read_csv(f / "tags.csv").assign(rock=5).to_csv(f / "tags.csv", index=False),
+            "has no valid track",
+        ),
+    ],
+)
 def test_an_unusable_catalog_stops_with_one_clear_message(small_catalog, damage, message):
     damage(small_catalog)
     with pytest.raises(CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -115,12 +124,18 @@ def test_too_few_artists_for_a_disjoint_split_is_a_catalog_error(tmp_path):
 
 def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_path):
     pd.DataFrame({"track_id": ["a"], "path": ["a.wav"], "reason": ["too short"]}).to_csv(
-        tmp_path / "rejected.csv", index=False)
+        tmp_path / "rejected.csv", index=False
+    )
     pd.DataFrame({"track_id": ["b"], "path": ["b.wav"], "reason": ["cannot decode"]}).to_csv(
-        tmp_path / "shard-003.rejected.csv", index=False)
+        tmp_path / "shard-003.rejected.csv", index=False
+    )
     pd.DataFrame(columns=["track_id", "path", "reason"]).to_csv(tmp_path / "shard-004.rejected.csv", index=False)
-    merged = merge_rejected([tmp_path / "rejected.csv", tmp_path / "shard-003.rejected.csv",
-                             tmp_path / "shard-004.rejected.csv"], tmp_path / "all.csv")
-    assert merged.values.tolist() == [["a", "a.wav", "validation", "too short"],
-                                      ["b", "b.wav", "shard-003", "cannot decode"]]
+    merged = merge_rejected(
+        [tmp_path / "rejected.csv", tmp_path / "shard-003.rejected.csv", tmp_path / "shard-004.rejected.csv"],
+        tmp_path / "all.csv",
+    )
+    assert merged.values.tolist() == [
+        ["a", "a.wav", "validation", "too short"],
+        ["b", "b.wav", "shard-003", "cannot decode"],
+    ]
     assert pd.read_csv(tmp_path / "all.csv").columns.tolist() == ["track_id", "path", "stage", "reason"]

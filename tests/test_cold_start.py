@@ -79,15 +79,28 @@ def bad_files(tmp_path) -> dict[str, Path]:
     (tmp_path / "empty.flac").write_bytes(b"")
     sf.write(tmp_path / "silence.wav", np.zeros(44100 * 13), 44100)
     sf.write(tmp_path / "short.wav", sine(220.0, seconds=3.0), 44100)
-    return {"decoder": tmp_path / "text.wav", "empty file": tmp_path / "empty.flac",
-            "silence": tmp_path / "silence.wav", "shorter than one patch": tmp_path / "short.wav",
-            "no such file": tmp_path / "missing.mp3"}
+    return {
+        "decoder": tmp_path / "text.wav",
+        "empty file": tmp_path / "empty.flac",
+        "silence": tmp_path / "silence.wav",
+        "shorter than one patch": tmp_path / "short.wav",
+        "no such file": tmp_path / "missing.mp3",
+    }
 
 
 def test_recommend_reports_each_bad_file_and_still_answers_the_good_one(indexed_run, bad_files):
     good = catalog_tracks(indexed_run).path.iloc[0]
-    run = trackrank(indexed_run, "recommend", str(bad_files["decoder"]), good, *map(str, list(bad_files.values())[1:]),
-                    "--index", "results/index", "--top", "2")
+    run = trackrank(
+        indexed_run,
+        "recommend",
+        str(bad_files["decoder"]),
+        good,
+        *map(str, list(bad_files.values())[1:]),
+        "--index",
+        "results/index",
+        "--top",
+        "2",
+    )
     assert run.returncode == 1
     assert run.stdout.count("# ") == 1 and good in run.stdout
     lines = run.stderr.strip().splitlines()
@@ -130,8 +143,9 @@ def test_an_index_built_with_other_features_is_refused(indexed_run, tmp_path):
 @pytest.mark.parametrize("kind", ["hnsw", "ivf"])
 def test_an_approximate_index_built_by_the_cli_still_finds_a_catalog_track_first(indexed_run, kind):
     out = f"results/index/{kind}"
-    built = trackrank(indexed_run, "index", "--model", "results/models/tl_online/model.pt", "--kind", kind,
-                      "--out", out)
+    built = trackrank(
+        indexed_run, "index", "--model", "results/models/tl_online/model.pt", "--kind", kind, "--out", out
+    )
     assert built.returncode == 0, built.stderr
     identity = json.loads((indexed_run / out / "identity.json").read_text())
     assert identity["kind"] == kind and identity["catalog_dir"] == str((indexed_run / "results/demo/audio").resolve())

@@ -40,8 +40,11 @@ def test_same_seed_same_table_and_other_seed_other_table():
 
 
 def digest(folder) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_written_catalog_is_identical_for_a_seed_whatever_the_workers(tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-
 from test_similarity import random_tags
+
 from trackrank.evaluation import evaluate, random_predictions
 from trackrank.ranking import write_rankings
 from trackrank.report import write_report
@@ -17,11 +17,14 @@ from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import Oracle
 
 
-
 def outputs(folder, system: str) -> dict:
     """evaluate()'s output files, laid out as the workflow lays them out."""
-    return {"predictions": folder / "predictions" / f"{system}.parquet", "summary": folder / "metrics" / f"{system}.json",
-            "per_query": folder / "metrics" / f"{system}.per_query.parquet"}
+    return {
+        "predictions": folder / "predictions" / f"{system}.parquet",
+        "summary": folder / "metrics" / f"{system}.json",
+        "per_query": folder / "metrics" / f"{system}.per_query.parquet",
+    }
+
 
 def test_retrieval_never_returns_the_query_itself():
     embeddings = np.random.default_rng(0).normal(size=(30, 8))
@@ -52,10 +55,21 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     oracle = Oracle(tags, np.ones(16), ["Genre"] * 8 + ["Mood"] * 8)
     ids = [f"t{i}" for i in range(40)]
     write_rankings(oracle, ids, tmp_path / "test.parquet", top_k=20)
-    pq.write_table(pa.table({"track_id": ids, "tags": pa.FixedSizeListArray.from_arrays(
-        pa.array(tags.astype(np.float32).ravel()), 16)}), tmp_path / "oracle_tags.parquet")
-    perfect = evaluate("oracle_tags", ids, oracle, tmp_path / "test.parquet", **outputs(tmp_path, "oracle_tags"),
-                       embeddings=tmp_path / "oracle_tags.parquet", k=10)
+    pq.write_table(
+        pa.table(
+            {"track_id": ids, "tags": pa.FixedSizeListArray.from_arrays(pa.array(tags.astype(np.float32).ravel()), 16)}
+        ),
+        tmp_path / "oracle_tags.parquet",
+    )
+    perfect = evaluate(
+        "oracle_tags",
+        ids,
+        oracle,
+        tmp_path / "test.parquet",
+        **outputs(tmp_path, "oracle_tags"),
+        embeddings=tmp_path / "oracle_tags.parquet",
+        k=10,
+    )
     chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", **outputs(tmp_path, "random"), k=10)
     assert perfect["map@10"]["mean"] == 100.0 and perfect["n_queries"] == 40
     assert chance["map@10"]["mean"] < 50.0
@@ -67,12 +81,16 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     per_query = pd.read_parquet(tmp_path / "metrics" / "random.per_query.parquet")
     assert len(per_query) == 40
 
-    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.0, 0.8],
-                            "val_map@10": [0.1, 0.2]})
+    history = pd.DataFrame(
+        {"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.0, 0.8], "val_map@10": [0.1, 0.2]}
+    )
     (tmp_path / "models" / "oracle_tags").mkdir(parents=True)
     history.to_csv(tmp_path / "models" / "oracle_tags" / "history.csv", index=False)
-    table = write_report([tmp_path / "metrics" / "random.json", tmp_path / "metrics" / "oracle_tags.json"],
-                         [tmp_path / "models" / "oracle_tags" / "history.csv"], tmp_path / "report")
+    table = write_report(
+        [tmp_path / "metrics" / "random.json", tmp_path / "metrics" / "oracle_tags.json"],
+        [tmp_path / "models" / "oracle_tags" / "history.csv"],
+        tmp_path / "report",
+    )
     assert table["system"].tolist() == ["random", "oracle_tags"]
     markdown = (tmp_path / "report" / "table.md").read_text()
     assert "| oracle_tags | 100.00 ± 0.00 |" in markdown

@@ -12,8 +12,17 @@ import soundfile as sf
 from conftest import sine
 from trackrank.audio import load_audio
 from trackrank.feature_store import FeatureStore, random_patch
-from trackrank.features import (N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, cqt_db, extract_shard, pad_to_patch, shard_of,
-                                shard_table, shard_tracks)
+from trackrank.features import (
+    N_BINS,
+    PARQUET_OPTIONS,
+    PATCH_FRAMES,
+    cqt_db,
+    extract_shard,
+    pad_to_patch,
+    shard_of,
+    shard_table,
+    shard_tracks,
+)
 
 A4_BIN = 45  # 440 Hz is 45 semitones above fmin = 32.70 Hz (C1)
 
@@ -68,7 +77,7 @@ def test_random_patch_is_a_96_by_512_window_of_the_track():
     patch = random_patch(cqt, np.random.default_rng(1))
     assert patch.shape == (N_BINS, PATCH_FRAMES)
     start = int(patch[0, 0] // N_BINS)
-    np.testing.assert_array_equal(patch, cqt[start:start + PATCH_FRAMES].T)
+    np.testing.assert_array_equal(patch, cqt[start : start + PATCH_FRAMES].T)
 
 
 def test_a_short_track_is_looped_to_one_patch():
@@ -83,8 +92,12 @@ def test_a_shard_skips_an_undecodable_track_and_keeps_the_rest(tmp_path):
         sf.write(tmp_path / f"{name}.wav", sine(seconds=12.5), 44100)
     sf.write(tmp_path / "short.wav", sine(seconds=3.0), 44100)
     (tmp_path / "bad.wav").write_bytes(b"RIFF" + b"\0" * 64)
-    tracks = pd.DataFrame({"track_id": ["good1", "bad", "short", "good2"],
-                           "path": [str(tmp_path / f"{n}.wav") for n in ("good1", "bad", "short", "good2")]})
+    tracks = pd.DataFrame(
+        {
+            "track_id": ["good1", "bad", "short", "good2"],
+            "path": [str(tmp_path / f"{n}.wav") for n in ("good1", "bad", "short", "good2")],
+        }
+    )
     rejected = extract_shard(tracks, tmp_path / "shards" / "shard-000.parquet", workers=2)
     assert list(rejected["track_id"]) == ["bad", "short"]
     assert "cannot decode" in rejected["reason"][0] and "bad.wav" in rejected["reason"][0]

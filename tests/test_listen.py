@@ -16,15 +16,15 @@ IDS = ["q1", "a", "b", "c <x>", "d"]
 def tables(audio_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Five test tracks whose files have awkward names; the oracle ranks the others in list order."""
     paths = []
-    for i, track in enumerate(IDS):
+    for i in range(len(IDS)):
         path = audio_dir / f"track #{i} & more.flac"
         path.write_bytes(b"audio")
         paths.append(str(path))
-    tracks = pd.DataFrame({"track_id": IDS, "path": paths, "artist": [f"artist{i}" for i in range(5)],
-                           "split": "test"})
+    tracks = pd.DataFrame({"track_id": IDS, "path": paths, "artist": [f"artist{i}" for i in range(5)], "split": "test"})
     tags = pd.DataFrame({"rock": [0.9, 0.2, 0.6, 0.0, 1.0], "calm": [0.5, 0.7, 0.0, 0.3, 0.0]}, index=IDS)
-    rows = [(anchor, rank, other) for anchor in IDS
-            for rank, other in enumerate((o for o in IDS if o != anchor), start=1)]
+    rows = [
+        (anchor, rank, other) for anchor in IDS for rank, other in enumerate((o for o in IDS if o != anchor), start=1)
+    ]
     rankings = pd.DataFrame(rows, columns=["anchor", "rank", "other"])
     return tracks, tags, rankings
 
@@ -37,8 +37,16 @@ def test_retrieved_tracks_among_the_oracles_first_carry_their_grade(tmp_path):
     tracks, tags, rankings = tables(tmp_path)
     # the system finds the oracle's 2nd track first, then a track outside the oracle's first 2
     predictions = pd.DataFrame({"query": ["q1"] * 3, "rank": [1, 2, 3], "track_id": ["b", "d", "a"]})
-    page = listening_page(tracks[tracks.track_id != "c <x>"], tags, rankings, {"tl_x": predictions}, tmp_path,
-                          n_queries=1, n_relevant=2, n_shown=3)
+    page = listening_page(
+        tracks[tracks.track_id != "c <x>"],
+        tags,
+        rankings,
+        {"tl_x": predictions},
+        tmp_path,
+        n_queries=1,
+        n_relevant=2,
+        n_shown=3,
+    )
     system = section(page, "q1").split("<h3>tl_x: first 3 retrieved</h3>")[1]
     rows = re.findall(r'<tr class="(\w*)"><td>(\d)</td><td>([^<]+)</td><td>[^<]*</td><td>(\d?)</td>', system)
     assert rows == [("relevant", "1", "b", "1"), ("", "2", "d", ""), ("relevant", "3", "a", "2")]

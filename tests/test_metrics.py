@@ -40,7 +40,8 @@ def test_graded_relevance_rewards_the_right_order():
     assert reversed_order["map"] == 1.0 and reversed_order["recall"] == 1.0
     assert reversed_order["ndcg"] < 1.0
     assert reversed_order["ndcg"] == pytest.approx(
-        sum(g / np.log2(i + 2) for i, g in enumerate([1, 2, 3, 4, 5])) / IDCG)
+        sum(g / np.log2(i + 2) for i, g in enumerate([1, 2, 3, 4, 5])) / IDCG
+    )
 
 
 def test_only_the_top_k_counts():
@@ -55,8 +56,9 @@ def test_confidence_interval_of_a_known_sample():
 
 
 def test_relevant_tracks_skip_ranked_tracks_that_are_not_evaluated():
-    rankings = pd.DataFrame({"anchor": ["a"] * 3 + ["b"] * 3, "rank": [1, 2, 3] * 2,
-                             "other": ["gone", "b", "c", "a", "gone", "c"]})
+    rankings = pd.DataFrame(
+        {"anchor": ["a"] * 3 + ["b"] * 3, "rank": [1, 2, 3] * 2, "other": ["gone", "b", "c", "a", "gone", "c"]}
+    )
     relevant = relevant_from_rankings(rankings, ["a", "b", "c"], n_relevant=2)
     assert relevant.tolist() == [[1, 2], [0, 2], [-1, -1]]
 

@@ -77,15 +77,19 @@ def test_reference_embeddings_list_the_test_tracks_with_features_in_catalog_orde
     (tmp_path / "cache").mkdir()
     splits = {"te2": "test", "tr0": "train", "te0": "test", "tr1": "train", "te1": "test", "nocqt": "test"}
     pd.DataFrame({"track_id": list(splits), "split": list(splits.values())}).to_parquet(
-        tmp_path / "catalog" / "tracks.parquet")
+        tmp_path / "catalog" / "tracks.parquet"
+    )
     cached = ["tr0", "tr1", "te0", "te1", "te2"]  # nocqt has no CQT features: not evaluated
     pd.DataFrame({"track_id": cached, "offset": 0, "n_frames": 512}).to_parquet(tmp_path / "cache" / "index.parquet")
     stats = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
     save_embeddings(["tr0", "tr1", "te2", "te0", "nocqt"], stats, tmp_path / "stats.parquet", column="mfcc_stats")
     with caplog.at_level(logging.WARNING):
-        write_reference_embeddings(tmp_path / "stats.parquet", tmp_path / "catalog" / "tracks.parquet",
-                                   tmp_path / "cache" / "index.parquet",
-                                   tmp_path / "mfcc_stats.parquet")
+        write_reference_embeddings(
+            tmp_path / "stats.parquet",
+            tmp_path / "catalog" / "tracks.parquet",
+            tmp_path / "cache" / "index.parquet",
+            tmp_path / "mfcc_stats.parquet",
+        )
     ids, matrix, column = read_embeddings(tmp_path / "mfcc_stats.parquet")
     assert ids == ["te2", "te0", "te1"] and column == "embedding" and matrix.shape == (3, 40)
     assert matrix.dtype == np.float32

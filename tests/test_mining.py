@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-
 from test_similarity import random_tags
+
 from trackrank.mining import STRATEGIES, anchor_rng, mine_anchor, write_triplets
 from trackrank.ranking import top_ranked
 from trackrank.similarity import Oracle
@@ -70,7 +70,7 @@ def test_neighbors_negatives_are_the_tracks_right_after_the_positive(oracle, tmp
         ranking = top_ranked(oracle.scores(anchor), anchor, N)
         for positive, group in rows.groupby("positive", sort=False):
             i = int(np.flatnonzero(ranking == positive)[0])
-            assert list(group.negative) == list(ranking[i + 1: i + 1 + NN])
+            assert list(group.negative) == list(ranking[i + 1 : i + 1 + NN])
 
 
 def test_uniform_negatives_cover_the_whole_list_not_only_the_top(oracle, tmp_path):
@@ -92,8 +92,7 @@ def test_distance_negatives_are_more_similar_than_uniform_ones(oracle, tmp_path)
 def test_distance_draws_follow_s_after_the_positive(oracle):
     anchor, i = 4, 2
     scores = oracle.scores(anchor)
-    pos, neg = mine_anchor(scores, anchor, "distance", n_positives=3, n_negatives=20000,
-                           rng=np.random.default_rng(1))
+    pos, neg = mine_anchor(scores, anchor, "distance", n_positives=3, n_negatives=20000, rng=np.random.default_rng(1))
     ranking = top_ranked(scores, anchor, 3)
     drawn = neg[pos == ranking[i]]
     allowed = np.setdiff1d(np.arange(N), np.concatenate([[anchor], ranking[: i + 1]]))

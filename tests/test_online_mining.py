@@ -134,8 +134,9 @@ def lookup(tmp_path):
     rows = []
     for a in range(6):
         others = [(a + s) % 6 for s in range(1, 6)][:3]
-        rows += [{"anchor": ids[a], "rank": r + 1, "other": ids[o], "score": 1.0 - r / 10}
-                 for r, o in enumerate(others)]
+        rows += [
+            {"anchor": ids[a], "rank": r + 1, "other": ids[o], "score": 1.0 - r / 10} for r, o in enumerate(others)
+        ]
     pd.DataFrame(rows).to_parquet(tmp_path / "train.parquet")
     return RankLookup(tmp_path / "train.parquet", ids)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from test_similarity import random_tags
+
 from trackrank.ranking import top_ranked, write_curve, write_rankings
 from trackrank.similarity import Oracle
 

@@ -17,8 +17,10 @@ def per_query(shift: float, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:
     """Per-query metrics: a shared query difficulty, plus ``shift`` and a little noise."""
     difficulty = np.random.default_rng(99).uniform(0.1, 0.8, len(QUERIES))
     rng = np.random.default_rng(seed)
-    values = {m: np.clip(difficulty + shift + rng.normal(0, noise, len(QUERIES)), 0, 1)
-              for m in ("map", "recall", "rr", "ndcg")}
+    values = {
+        m: np.clip(difficulty + shift + rng.normal(0, noise, len(QUERIES)), 0, 1)
+        for m in ("map", "recall", "rr", "ndcg")
+    }
     return pd.DataFrame({"query": QUERIES, **values})
 
 
@@ -36,10 +38,21 @@ def write_run(folder, systems: dict[str, pd.DataFrame]) -> list:
 
 
 def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_tagger(tmp_path):
-    files = write_run(tmp_path / "metrics", {"random": per_query(-0.1, seed=1), "at_baseline": per_query(0.0),
-                                            "mfcc_stats": per_query(0.0, seed=2), "tl_distance": per_query(0.1, seed=3)})
-    write_report([tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files], [],
-                 tmp_path / "report", per_query_files=files)
+    files = write_run(
+        tmp_path / "metrics",
+        {
+            "random": per_query(-0.1, seed=1),
+            "at_baseline": per_query(0.0),
+            "mfcc_stats": per_query(0.0, seed=2),
+            "tl_distance": per_query(0.1, seed=3),
+        },
+    )
+    write_report(
+        [tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files],
+        [],
+        tmp_path / "report",
+        per_query_files=files,
+    )
     paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index("system")
     assert paired.index.tolist() == ["random", "mfcc_stats", "tl_distance"]
     assert paired.loc["tl_distance", "map@20_diff"] == pytest.approx(10.0, abs=1.5)
@@ -80,10 +93,12 @@ def test_the_kept_epoch_is_the_kept_row_else_the_best_val_map():
 
 
 def test_training_curves_put_bce_and_triplet_loss_on_separate_labelled_panels(tmp_path):
-    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [0.7, 0.6], "val_loss": [0.7, 0.65],
-                            "val_map@20": [0.3, 0.35]})
-    titles = plot_training_curves({"at_baseline": history, "tl_distance": history / [1, 10, 10, 1]},
-                                  tmp_path / "curves.png")
+    history = pd.DataFrame(
+        {"epoch": [1, 2], "train_loss": [0.7, 0.6], "val_loss": [0.7, 0.65], "val_map@20": [0.3, 0.35]}
+    )
+    titles = plot_training_curves(
+        {"at_baseline": history, "tl_distance": history / [1, 10, 10, 1]}, tmp_path / "curves.png"
+    )
     assert titles == ["AT train/val BCE", "TL train/val triplet loss", "val MAP@20"]
     assert (tmp_path / "curves.png").stat().st_size > 10_000
     with_active = {"tl_distance": history.assign(active_fraction=[0.9, 0.5], kept=[False, True])}
@@ -93,12 +108,21 @@ def test_training_curves_put_bce_and_triplet_loss_on_separate_labelled_panels(tm
 def test_the_table_reports_each_trained_systems_kept_epoch(tmp_path):
     files = write_run(tmp_path / "metrics", {"random": per_query(-0.1, seed=1), "tl_online": per_query(0.1)})
     (tmp_path / "models" / "tl_online").mkdir(parents=True)
-    history = pd.DataFrame({"epoch": [0, 1, 2, 3], "train_loss": [np.nan, 0.4, 0.3, 0.2],
-                            "val_loss": [0.5, 0.4, 0.3, 0.3], "val_map@20": [0.3, 0.4, 0.5, 0.45],
-                            "kept": [False, False, True, False]})
+    history = pd.DataFrame(
+        {
+            "epoch": [0, 1, 2, 3],
+            "train_loss": [np.nan, 0.4, 0.3, 0.2],
+            "val_loss": [0.5, 0.4, 0.3, 0.3],
+            "val_map@20": [0.3, 0.4, 0.5, 0.45],
+            "kept": [False, False, True, False],
+        }
+    )
     history.to_csv(tmp_path / "models" / "tl_online" / "history.csv", index=False)
-    table = write_report([f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
-                         [tmp_path / "models" / "tl_online" / "history.csv"], tmp_path / "report")
+    table = write_report(
+        [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
+        [tmp_path / "models" / "tl_online" / "history.csv"],
+        tmp_path / "report",
+    )
     assert table.set_index("system")["kept_epoch"].to_dict() == {"random": "", "tl_online": "2 of 3"}
     markdown = (tmp_path / "report" / "table.md").read_text()
     assert "| kept epoch |" in markdown and "| 2 of 3 |" in markdown

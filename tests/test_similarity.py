@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackrank.similarity import (BUILTINS, Oracle, SimilarityError, category_geometric, soft_jaccard,
-                                  weighted_cosine)
+from trackrank.similarity import BUILTINS, Oracle, SimilarityError, category_geometric, soft_jaccard, weighted_cosine
 
 W = np.array([1.0, 2.0, 1.0])
 Q = np.array([1.0, 0.5, 0.0])
-O = np.array([[0.5, 0.5, 1.0]])
+OTHERS = np.array([[0.5, 0.5, 1.0]])
 
 
 def random_tags(n: int = 80, m: int = 24, per_track: int = 5, seed: int = 0) -> np.ndarray:
@@ -23,17 +22,17 @@ def random_tags(n: int = 80, m: int = 24, per_track: int = 5, seed: int = 0) -> 
 
 def test_weighted_cosine_by_hand():
     # dot = 1*1*.5 + 2*.5*.5 = 1; |q| = sqrt(1 + 2*.25) ; |o| = sqrt(.25 + 2*.25 + 1)
-    assert weighted_cosine(Q, O, W)[0] == pytest.approx(1.0 / np.sqrt(1.5 * 1.75))
+    assert weighted_cosine(Q, OTHERS, W)[0] == pytest.approx(1.0 / np.sqrt(1.5 * 1.75))
 
 
 def test_soft_jaccard_by_hand():
     # sum w min = .5 + 2*.5 = 1.5 ; sum w max = 1 + 2*.5 + 1 = 3
-    assert soft_jaccard(Q, O, W)[0] == pytest.approx(0.5)
+    assert soft_jaccard(Q, OTHERS, W)[0] == pytest.approx(0.5)
 
 
 def test_category_geometric_by_hand():
     # Genre = tags 0, 1: J = 1.5 / 2 ; Mood = tag 2: J = 0 ; geometric mean of (eps + J) - eps
-    got = category_geometric(Q, O, W, np.array([0, 0, 1]), np.array([1.0, 1.0]), eps=0.05)[0]
+    got = category_geometric(Q, OTHERS, W, np.array([0, 0, 1]), np.array([1.0, 1.0]), eps=0.05)[0]
     assert got == pytest.approx(np.sqrt(0.80 * 0.05) - 0.05)
 
 
@@ -64,7 +63,7 @@ def test_an_all_zero_track_scores_zero_not_nan():
         assert np.isfinite(scores).all() and scores[1] == 0
 
 
-USER_MODULE = '''
+USER_MODULE = """
 import numpy as np
 
 def dot(query, others):
@@ -78,7 +77,7 @@ def negative(query, others):
 
 def not_a_number(query, others):
     return np.full(len(others), np.nan)
-'''
+"""
 
 
 @pytest.fixture
@@ -94,22 +93,28 @@ def test_a_users_function_is_called_with_one_query_against_the_matrix(user_modul
     np.testing.assert_allclose(oracle.scores(3), tags @ tags[3])
 
 
-@pytest.mark.parametrize("spec, message", [
-    ("no_colon", "must look like 'module:function'"),
-    ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
-    ("my_similarity:missing", "has no function 'missing'"),
-])
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_colon", "must look like 'module:function'"),
+        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+        ("my_similarity:missing", "has no function 'missing'"),
+    ],
+)
 def test_a_name_that_does_not_resolve_is_refused_naming_it(user_module, spec, message):
     with pytest.raises(SimilarityError, match=message) as error:
         Oracle(random_tags(5), np.ones(24), ["x"] * 24, function=spec)
     assert spec in str(error.value)
 
 
-@pytest.mark.parametrize("function, message", [
-    ("wrong_shape", r"returned shape \(3,\); expected \(10,\)"),
-    ("negative", "returned negative scores"),
-    ("not_a_number", "returned NaN"),
-])
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("wrong_shape", r"returned shape \(3,\); expected \(10,\)"),
+        ("negative", "returned negative scores"),
+        ("not_a_number", "returned NaN"),
+    ],
+)
 def test_a_misbehaving_function_stops_with_its_name(user_module, function, message):
     oracle = Oracle(random_tags(10), np.ones(24), ["x"] * 24, function=f"{user_module}:{function}")
     with pytest.raises(SimilarityError, match=message) as error:

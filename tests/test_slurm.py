@@ -91,9 +91,16 @@ def small_machine_overrides() -> list[str]:
     per_rule = {rule: fitted(resources) for rule, resources in profile["set-resources"].items()}
     for system in SYSTEMS:
         assert per_rule[f"train_{system}"]["gpu"] == profile["set-resources"][f"train_{system}"]["gpu"] >= 1
-    return ["--default-resources", *(f"{key}={profile_value(value)}" for key, value in defaults.items()),
-            "--set-resources", *(f"{rule}:{key}={profile_value(value)}"
-                                 for rule, resources in per_rule.items() for key, value in resources.items())]
+    return [
+        "--default-resources",
+        *(f"{key}={profile_value(value)}" for key, value in defaults.items()),
+        "--set-resources",
+        *(
+            f"{rule}:{key}={profile_value(value)}"
+            for rule, resources in per_rule.items()
+            for key, value in resources.items()
+        ),
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -106,12 +113,25 @@ def runs(tmp_path_factory, slurm_env) -> tuple[Path, Path, str]:
     on_slurm = workflow_copy(tmp_path_factory.mktemp("slurm"))
     with open(on_slurm.parent / "snakemake.log", "w+") as log:
         slurm_run = subprocess.Popen(
-            [*SNAKEMAKE, "--profile", "workflow/profiles/slurm",
-             # no accounting database on the test cluster
-             "--slurm-status-command", "squeue", "--slurm-no-account",
-             "--slurm-keep-successful-logs", "--slurm-init-seconds-before-status-checks", "2",
-             *small_machine_overrides()],
-            cwd=on_slurm, env=slurm_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+            [
+                *SNAKEMAKE,
+                "--profile",
+                "workflow/profiles/slurm",
+                # no accounting database on the test cluster
+                "--slurm-status-command",
+                "squeue",
+                "--slurm-no-account",
+                "--slurm-keep-successful-logs",
+                "--slurm-init-seconds-before-status-checks",
+                "2",
+                *small_machine_overrides(),
+            ],
+            cwd=on_slurm,
+            env=slurm_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             local = workflow_copy(tmp_path_factory.mktemp("local"))
             run = subprocess.run([*SNAKEMAKE, "--cores", "2"], cwd=local, capture_output=True, text=True)
@@ -132,7 +152,7 @@ def slurm_jobs(log: str) -> dict[str, list[tuple[str, Path]]]:
     jobs: dict[str, list[tuple[str, Path]]] = {}
     for job_id, logfile in SUBMITTED.findall(log):
         path = Path(logfile.rstrip("."))
-        rule = next(part for part in path.parts if part.startswith("rule_"))[len("rule_"):]
+        rule = next(part for part in path.parts if part.startswith("rule_"))[len("rule_") :]
         jobs.setdefault(rule, []).append((job_id, path))
     return jobs
 
@@ -178,8 +198,9 @@ def tables(work: Path, pattern: str) -> dict[str, pd.DataFrame]:
     return found
 
 
-@pytest.mark.parametrize("pattern", ["catalog/tracks.parquet", "features/shard-*.parquet",
-                                     "rankings/*.parquet", "triplets/*.parquet"])
+@pytest.mark.parametrize(
+    "pattern", ["catalog/tracks.parquet", "features/shard-*.parquet", "rankings/*.parquet", "triplets/*.parquet"]
+)
 def test_slurm_run_writes_the_tables_of_a_local_run(runs, pattern):
     local, on_slurm, _ = runs
     expected, got = tables(local, pattern), tables(on_slurm, pattern)

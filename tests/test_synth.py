@@ -8,8 +8,15 @@ import pytest
 from trackrank.features import cqt_db
 from trackrank.synth import render_track
 
-ROCK = {"rock": 1.0, "distorted_guitar": 0.9, "acoustic_drums": 0.9, "heavy_bass": 0.8, "energetic": 0.9,
-        "fast": 0.8, "dense": 0.7}
+ROCK = {
+    "rock": 1.0,
+    "distorted_guitar": 0.9,
+    "acoustic_drums": 0.9,
+    "heavy_bass": 0.8,
+    "energetic": 0.9,
+    "fast": 0.8,
+    "dense": 0.7,
+}
 AMBIENT = {"ambient": 1.0, "synth_pad": 0.9, "choir": 0.7, "calm": 0.9, "slow": 0.9, "sparse": 0.8}
 JAZZ = {"jazz": 1.0, "piano": 0.9, "brass": 0.8, "syncopated": 0.8, "happy": 0.7}
 
@@ -51,6 +58,7 @@ def test_bright_sounds_higher_than_dark():
     def centroid(tags, seed):
         p = 10 ** (profile(tags, seed) / 10)
         return (p * np.arange(len(p))).sum() / p.sum()
+
     base = {"pop": 1.0, "piano": 1.0, "synth_lead": 0.8}
     bright = [centroid({**base, "bright": 1.0}, s) for s in range(3)]
     dark = [centroid({**base, "dark": 1.0}, s) for s in range(3)]
@@ -61,7 +69,8 @@ def test_energetic_is_louder_than_calm():
     rms = lambda tags, s: np.sqrt(np.mean(render_track(tags, duration_s=6.0, seed=s) ** 2))  # noqa: E731
     base = {"folk": 1.0, "acoustic_guitar": 1.0}
     assert min(rms({**base, "energetic": 1.0}, s) for s in range(3)) > max(
-        rms({**base, "calm": 1.0}, s) for s in range(3))
+        rms({**base, "calm": 1.0}, s) for s in range(3)
+    )
 
 
 @pytest.mark.parametrize("tags", [{}, {"unknown_tag": 1.0}])

@@ -24,8 +24,12 @@ def config():
 
 def test_all_means_every_system_of_table_2_and_the_online_ones():
     assert expand_systems("all") == list(ALL_SYSTEMS)
-    assert {system_spec(s) for s in ALL_SYSTEMS} >= {("fcn5_tagger", None), ("triplet", "online"),
-                                                     ("autopool_triplet", "online"), ("triplet", "distance")}
+    assert {system_spec(s) for s in ALL_SYSTEMS} >= {
+        ("fcn5_tagger", None),
+        ("triplet", "online"),
+        ("autopool_triplet", "online"),
+        ("triplet", "distance"),
+    }
     assert expand_systems(["tl_online"]) == ["tl_online"]
 
 

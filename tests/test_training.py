@@ -33,11 +33,14 @@ def pipeline(tmp_path_factory):
     is_low = np.arange(N_TRACKS) % 2 == 0
     split = ["val" if i % 4 in (1, 2) and i >= 16 else "train" for i in range(N_TRACKS)]
     pd.DataFrame({"track_id": ids, "path": "x", "artist": ids, "split": split, "duration_s": 20.0}).to_parquet(
-        catalog / "tracks.parquet")
-    pd.DataFrame({"track_id": ids, "low": is_low * 0.9, "high": ~is_low * 0.9,
-                  "calm": np.linspace(0, 1, N_TRACKS)}).to_parquet(catalog / "tags.parquet")
-    pd.DataFrame({"tag": ["low", "high", "calm"], "category": ["Genre", "Genre", "Mood"],
-                  "weight": 1.0}).to_csv(catalog / "taxonomy.csv", index=False)
+        catalog / "tracks.parquet"
+    )
+    pd.DataFrame(
+        {"track_id": ids, "low": is_low * 0.9, "high": ~is_low * 0.9, "calm": np.linspace(0, 1, N_TRACKS)}
+    ).to_parquet(catalog / "tags.parquet")
+    pd.DataFrame({"tag": ["low", "high", "calm"], "category": ["Genre", "Genre", "Mood"], "weight": 1.0}).to_csv(
+        catalog / "taxonomy.csv", index=False
+    )
     rng = np.random.default_rng(0)
     matrices = []
     for i in range(N_TRACKS):
@@ -57,14 +60,30 @@ def pipeline(tmp_path_factory):
 
 
 def settings(**overrides) -> TrainSettings:
-    values = dict(system="tl_distance", width=0.03125, lr=3e-3, epochs=3, batches_per_epoch=4, val_patches=1,
-                  batch_size=6, patience=10, k=5, n_relevant=2)
+    values = dict(
+        system="tl_distance",
+        width=0.03125,
+        lr=3e-3,
+        epochs=3,
+        batches_per_epoch=4,
+        val_patches=1,
+        batch_size=6,
+        patience=10,
+        k=5,
+        n_relevant=2,
+    )
     return TrainSettings(**{**values, **overrides})
 
 
 def data_for(pipeline, s: TrainSettings):
-    return load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet",
-                              pipeline / "triplets.parquet" if s.strategy else None, pipeline / "train.parquet")
+    return load_training_data(
+        s,
+        CacheFiles.in_folder(pipeline / "cache"),
+        CatalogFiles.in_folder(pipeline / "catalog"),
+        pipeline / "val.parquet",
+        pipeline / "triplets.parquet" if s.strategy else None,
+        pipeline / "train.parquet",
+    )
 
 
 def test_a_batch_is_one_anchor_one_positive_and_42_of_their_negatives(pipeline):
@@ -136,10 +155,16 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
     s = settings(epochs=1)
-    train(s, data_for(pipeline, s), tmp_path)
+    first = train(s, data_for(pipeline, s), tmp_path / "run")
     other = settings(epochs=1, lr=1e-4)
-    history = train(other, data_for(pipeline, other), tmp_path)
+    history = train(other, data_for(pipeline, other), tmp_path / "run")  # finds the first run's last.pt
+    fresh = train(other, data_for(pipeline, other), tmp_path / "fresh")
     assert list(history["epoch"]) == [0, 1]
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
+    assert history["train_loss"].iloc[-1] != first["train_loss"].iloc[-1]
+    trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    expected = torch.load(tmp_path / "fresh" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(trained[name], expected[name]) for name in expected)
 
 
 def test_an_empty_triplet_table_is_refused_with_the_reason(pipeline, tmp_path):
@@ -162,18 +187,18 @@ def hidden_pipeline(tmp_path_factory):
     group = np.arange(n) % 4
     split = np.where(np.arange(n) < 32, "train", "val")
     pd.DataFrame({"track_id": ids, "path": "x", "artist": ids, "split": split, "duration_s": 20.0}).to_parquet(
-        catalog / "tracks.parquet")
+        catalog / "tracks.parquet"
+    )
     tags = {f"g{g}": (group == g) * 0.9 for g in range(4)}
     pd.DataFrame({"track_id": ids, **tags}).to_parquet(catalog / "tags.parquet")
-    pd.DataFrame({"tag": list(tags), "category": "Genre", "weight": 1.0}).to_csv(catalog / "taxonomy.csv",
-                                                                                 index=False)
+    pd.DataFrame({"tag": list(tags), "category": "Genre", "weight": 1.0}).to_csv(catalog / "taxonomy.csv", index=False)
     rng = np.random.default_rng(1)
     matrices = []
     for i in range(n):
         cqt = rng.normal(-60, 6, size=(600, N_BINS)) + rng.uniform(-20, 20)
         loud = rng.integers(0, N_BINS - 12)
-        cqt[:, loud:loud + 12] += 30
-        cqt[:, 8 + 20 * group[i]: 14 + 20 * group[i]] += 14
+        cqt[:, loud : loud + 12] += 30
+        cqt[:, 8 + 20 * group[i] : 14 + 20 * group[i]] += 14
         matrices.append(cqt.astype(np.float16))
     pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
@@ -184,11 +209,26 @@ def hidden_pipeline(tmp_path_factory):
 
 
 def test_online_training_ranks_the_val_split_better_than_its_untrained_start(hidden_pipeline, tmp_path):
-    s = settings(system="tl_online", epochs=6, batches_per_epoch=8, online_tracks=12, online_patches=2,
-                 n_positives=7, val_patches=2, k=10, n_relevant=3, lr=3e-3)
-    data = load_training_data(s, CacheFiles.in_folder(hidden_pipeline / "cache"),
-                              CatalogFiles.in_folder(hidden_pipeline / "catalog"),
-                              hidden_pipeline / "val.parquet", None, hidden_pipeline / "train.parquet")
+    s = settings(
+        system="tl_online",
+        epochs=6,
+        batches_per_epoch=8,
+        online_tracks=12,
+        online_patches=2,
+        n_positives=7,
+        val_patches=2,
+        k=10,
+        n_relevant=3,
+        lr=3e-3,
+    )
+    data = load_training_data(
+        s,
+        CacheFiles.in_folder(hidden_pipeline / "cache"),
+        CatalogFiles.in_folder(hidden_pipeline / "catalog"),
+        hidden_pipeline / "val.parquet",
+        None,
+        hidden_pipeline / "train.parquet",
+    )
     history = train(s, data, tmp_path)
     untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
     kept = history.loc[history["kept"]].iloc[0]
@@ -241,8 +281,14 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
 
     tagger = settings(system="at_baseline", epochs=1, batches_per_epoch=2)
     train(tagger, data_for(pipeline, tagger), tmp_path / "at")
-    s = settings(system="tl_online_from_at", epochs=1, batches_per_epoch=1, online_tracks=6, n_positives=2,
-                 init_trunk=str(tmp_path / "at" / "model.pt"))
+    s = settings(
+        system="tl_online_from_at",
+        epochs=1,
+        batches_per_epoch=1,
+        online_tracks=6,
+        n_positives=2,
+        init_trunk=str(tmp_path / "at" / "model.pt"),
+    )
     model, _, _ = _new_state(s, data_for(pipeline, s), torch.device("cpu"))
     at = torch.load(tmp_path / "at" / "model.pt", weights_only=True)["model"]
     trunk = {k: v for k, v in at.items() if k.startswith("trunk.")}
@@ -250,8 +296,9 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     history = train(s, data_for(pipeline, s), tmp_path / "tl")
     assert history["epoch"].tolist() == [0, 1]
     first = s.fingerprint()
-    torch.save({**torch.load(tmp_path / "at" / "model.pt", weights_only=True), "epoch": 99},
-               tmp_path / "at" / "model.pt")
+    torch.save(
+        {**torch.load(tmp_path / "at" / "model.pt", weights_only=True), "epoch": 99}, tmp_path / "at" / "model.pt"
+    )
     assert s.fingerprint() != first, "a retrained tagger is another starting point: no resume"
     with pytest.raises(ValueError, match="only a TL network shares"):
         autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
@@ -260,9 +307,21 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
 
 def test_validation_ranks_by_the_configured_similarity(pipeline):
     s = settings(system="at_baseline")
-    default = load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet", None)
-    configured = load_training_data(s, CacheFiles.in_folder(pipeline / "cache"), CatalogFiles.in_folder(pipeline / "catalog"), pipeline / "val.parquet", None,
-                                    similarity={"name": "soft_jaccard", "function": None})
+    default = load_training_data(
+        s,
+        CacheFiles.in_folder(pipeline / "cache"),
+        CatalogFiles.in_folder(pipeline / "catalog"),
+        pipeline / "val.parquet",
+        None,
+    )
+    configured = load_training_data(
+        s,
+        CacheFiles.in_folder(pipeline / "cache"),
+        CatalogFiles.in_folder(pipeline / "catalog"),
+        pipeline / "val.parquet",
+        None,
+        similarity={"name": "soft_jaccard", "function": None},
+    )
     assert default.val_oracle.name == "category_geometric"
     assert configured.val_oracle.name == "soft_jaccard"
 

@@ -10,19 +10,11 @@ from urllib.parse import unquote
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import soundfile as sf
 import torch
 
 from conftest import sine, snakemake, workflow_copy
 from trackrank.feature_store import FeatureStore
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    work = workflow_copy(tmp_path_factory.mktemp("workflow"))
-    run = snakemake(work)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return work
 
 
 def test_tiny_run_writes_the_catalog_tables_and_every_shard(finished_run):
@@ -62,21 +54,46 @@ def test_tiny_run_ranks_every_split_and_mines_every_strategy(finished_run):
 def planned_rules(work: Path, *config: str) -> set[str]:
     plan = snakemake(work, "-n", *(["--config", *config] if config else []))
     assert plan.returncode == 0, plan.stderr[-2000:]
-    return {line.split()[1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))}
+    return {
+        line.split()[1].rstrip(":") for line in plan.stdout.splitlines() if line.startswith(("rule ", "localrule "))
+    }
 
 
 def test_a_mining_parameter_reruns_mining_only(finished_run):
     assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
-        "mine_triplets", "train_tl_distance", "train_tl_autopool_distance", "embed", "evaluate_system", "report",
-        "listen_page", "index", "index_default", "all"}
+        "mine_triplets",
+        "train_tl_distance",
+        "train_tl_autopool_distance",
+        "embed",
+        "evaluate_system",
+        "report",
+        "listen_page",
+        "index",
+        "index_default",
+        "all",
+    }
 
 
 def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finished_run):
     planned = planned_rules(finished_run, "similarity={name: soft_jaccard}")
-    assert planned == {"rank_split", "mine_triplets", "plot_similarity_vs_rank", "train_at_baseline",
-                       "train_tl_distance", "train_tl_autopool_distance", "train_tl_online",
-                       "train_tl_online_from_at", "embed",
-                       "embed_at_trunk", "evaluate_system", "report", "listen_page", "index", "index_default", "all"}
+    assert planned == {
+        "rank_split",
+        "mine_triplets",
+        "plot_similarity_vs_rank",
+        "train_at_baseline",
+        "train_tl_distance",
+        "train_tl_autopool_distance",
+        "train_tl_online",
+        "train_tl_online_from_at",
+        "embed",
+        "embed_at_trunk",
+        "evaluate_system",
+        "report",
+        "listen_page",
+        "index",
+        "index_default",
+        "all",
+    }
 
 
 def test_tiny_run_trains_every_configured_system(finished_run):
@@ -92,8 +109,16 @@ def test_tiny_run_trains_every_configured_system(finished_run):
 def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
     report = finished_run / "results" / "report"
     table = pd.read_csv(report / "table.csv")
-    assert table["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "at_baseline", "tl_distance",
-                                        "tl_autopool_distance", "tl_online", "tl_online_from_at"]
+    assert table["system"].tolist() == [
+        "random",
+        "mfcc_stats",
+        "at_trunk",
+        "at_baseline",
+        "tl_distance",
+        "tl_autopool_distance",
+        "tl_online",
+        "tl_online_from_at",
+    ]
     assert table["n_queries"].nunique() == 1
     markdown = (report / "table.md").read_text()
     for system in table["system"]:
@@ -118,8 +143,15 @@ def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     channels = trunk["trunk.blocks.16.weight"].shape[0]  # the last convolution
     assert pq.read_schema(results / "embeddings" / "at_trunk.parquet").field("embedding").type.list_size == channels
     paired = pd.read_csv(results / "report" / "paired.csv")
-    assert paired["system"].tolist() == ["random", "mfcc_stats", "at_trunk", "tl_distance", "tl_autopool_distance",
-                                         "tl_online", "tl_online_from_at"]
+    assert paired["system"].tolist() == [
+        "random",
+        "mfcc_stats",
+        "at_trunk",
+        "tl_distance",
+        "tl_autopool_distance",
+        "tl_online",
+        "tl_online_from_at",
+    ]
     assert "Difference to at_baseline" in (results / "report" / "paired.md").read_text()
 
 
@@ -148,9 +180,21 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
 
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
     assert planned_rules(finished_run, "evaluate={k: 10}") == {
-        "evaluate_system", "report", "listen_page", "index_default", "all"}
+        "evaluate_system",
+        "report",
+        "listen_page",
+        "index_default",
+        "all",
+    }
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
-        "embed", "embed_at_trunk", "evaluate_system", "report", "listen_page", "index_default", "all"}
+        "embed",
+        "embed_at_trunk",
+        "evaluate_system",
+        "report",
+        "listen_page",
+        "index_default",
+        "all",
+    }
     assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {"report", "listen_page", "all"}
     assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
 
@@ -174,8 +218,20 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert plan.stdout.count("rule cqt_shard:") == 1
     planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
-    downstream = {"cache_features", "rejected_tracks", "mfcc_stats", "embed", "embed_mfcc_stats", "embed_at_trunk",
-                  "evaluate_system", "report", "listen_page", "index", "index_default", "all"}
+    downstream = {
+        "cache_features",
+        "rejected_tracks",
+        "mfcc_stats",
+        "embed",
+        "embed_mfcc_stats",
+        "embed_at_trunk",
+        "evaluate_system",
+        "report",
+        "listen_page",
+        "index",
+        "index_default",
+        "all",
+    }
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 
@@ -188,8 +244,15 @@ def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):
 
 
 def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run):
-    run = snakemake(finished_run, "--config", "similarity={function: 'no_such_module:score'}",
-                    "--forcerun", "mine_triplets", "--", "results/triplets/uniform.parquet")
+    run = snakemake(
+        finished_run,
+        "--config",
+        "similarity={function: 'no_such_module:score'}",
+        "--forcerun",
+        "mine_triplets",
+        "--",
+        "results/triplets/uniform.parquet",
+    )
     assert run.returncode != 0
     log = (finished_run / "results" / "logs" / "mine_triplets" / "uniform.log").read_text()
     assert "cannot import module 'no_such_module'" in run.stderr + log

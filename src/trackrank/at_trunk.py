@@ -39,9 +39,15 @@ class TrunkEmbedding(torch.nn.Module):
         return self.tagger.embedding(patches)
 
 
-def write_trunk_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[str],
-                           output: str | Path, n_patches: int = 8, seed: int = 0,
-                           device: str = "auto") -> pd.DataFrame:
+def write_trunk_embeddings(
+    model_path: str | Path,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    n_patches: int = 8,
+    seed: int = 0,
+    device: str = "auto",
+) -> pd.DataFrame:
     """Embed ``track_ids`` by the auto-tagger's trunk into ``output`` (``track_id``, ``embedding``).
 
     Tracks without features are left out (and logged), as :func:`trackrank.embedding.write_embeddings`
@@ -50,16 +56,24 @@ def write_trunk_embeddings(model_path: str | Path, cache: CacheFiles, track_ids:
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)
     if not isinstance(model, AutoTagger):
-        raise ValueError(f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
-                         "(at_baseline): at_trunk needs its trunk")
+        raise ValueError(
+            f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
+            "(at_baseline): at_trunk needs its trunk"
+        )
     cache = PatchCache(cache)
     kept = [t for t in track_ids if t in cache.position]
     if len(kept) < len(track_ids):
-        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),
-                    len(track_ids))
-    outputs = track_outputs(TrunkEmbedding(model), cache, cache.indices(kept), n_patches=n_patches, seed=seed,
-                            device=device)
+        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept), len(track_ids))
+    outputs = track_outputs(
+        TrunkEmbedding(model), cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device
+    )
     table = save_embeddings(kept, outputs, output, column="embedding")
-    log.info("at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
-             len(kept), model_path, outputs.shape[1], n_patches, device)
+    log.info(
+        "at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
+        len(kept),
+        model_path,
+        outputs.shape[1],
+        n_patches,
+        device,
+    )
     return table.to_pandas()

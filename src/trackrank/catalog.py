@@ -58,8 +58,9 @@ def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:
-        raise CatalogError(f"{path} lacks the required column(s) {', '.join(missing)} "
-                           f"(it has: {', '.join(table.columns)})")
+        raise CatalogError(
+            f"{path} lacks the required column(s) {', '.join(missing)} (it has: {', '.join(table.columns)})"
+        )
     return table, name
 
 
@@ -91,8 +92,15 @@ def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
     return meta.set_index("tag").loc[tag_columns].reset_index()[["tag", "category", "weight"]]
 
 
-def _row_problem(row: pd.Series, line: int, folder: Path, seen: dict[str, int],
-                 tag_values: np.ndarray, raw_tags: pd.Series, short_tracks: str) -> tuple[str, float]:
+def _row_problem(
+    row: pd.Series,
+    line: int,
+    folder: Path,
+    seen: dict[str, int],
+    tag_values: np.ndarray,
+    raw_tags: pd.Series,
+    short_tracks: str,
+) -> tuple[str, float]:
     """Why a row is unusable ('' if it is fine) and the audio duration."""
     track_id, rel_path, artist = row["track_id"].strip(), row["path"].strip(), row["artist"].strip()
     if not track_id:
@@ -124,13 +132,16 @@ def _row_problem(row: pd.Series, line: int, folder: Path, seen: dict[str, int],
     if duration <= 0:
         return "audio file holds no samples", duration
     if duration < min_duration_s() and short_tracks != "pad":
-        return (f"too short: {duration:.2f} s < one 512-frame patch ({min_duration_s():.2f} s); "
-                f"set features.short_tracks=pad to keep it"), duration
+        return (
+            f"too short: {duration:.2f} s < one 512-frame patch ({min_duration_s():.2f} s); "
+            f"set features.short_tracks=pad to keep it"
+        ), duration
     return "", duration
 
 
-def validate_catalog(folder: str | Path, short_tracks: str = "reject") -> tuple[pd.DataFrame, pd.DataFrame,
-                                                                              pd.DataFrame, pd.DataFrame]:
+def validate_catalog(
+    folder: str | Path, short_tracks: str = "reject"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate every row of a catalog folder.
 
     Returns
@@ -163,30 +174,41 @@ def validate_catalog(folder: str | Path, short_tracks: str = "reject") -> tuple[
             kept.append(i)
             durations.append(duration)
     if not kept:
-        raise CatalogError(f"catalog '{folder}' has no valid track ({len(rejected)} rejected; "
-                           f"first reason: {rejected[0][2] if rejected else 'the table is empty'})")
+        raise CatalogError(
+            f"catalog '{folder}' has no valid track ({len(rejected)} rejected; "
+            f"first reason: {rejected[0][2] if rejected else 'the table is empty'})"
+        )
     valid = table.loc[kept]
-    tracks = pd.DataFrame({
-        "track_id": valid["track_id"].str.strip().to_numpy(),
-        "path": [str((folder / p.strip()).resolve()) for p in valid["path"]],
-        "artist": valid["artist"].str.strip().to_numpy(),
-        "duration_s": np.asarray(durations, dtype=float),
-    })
+    tracks = pd.DataFrame(
+        {
+            "track_id": valid["track_id"].str.strip().to_numpy(),
+            "path": [str((folder / p.strip()).resolve()) for p in valid["path"]],
+            "artist": valid["artist"].str.strip().to_numpy(),
+            "duration_s": np.asarray(durations, dtype=float),
+        }
+    )
     tags = pd.DataFrame(values[kept].astype(np.float32), columns=tag_columns)
     tags.insert(0, "track_id", tracks["track_id"])
-    log.info("catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected),
-             len(tag_columns))
+    log.info(
+        "catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected), len(tag_columns)
+    )
     return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
 
 
-def ingest(folder: str | Path, out_dir: str | Path, seed: int = 0,
-           fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), short_tracks: str = "reject") -> Catalog:
+def ingest(
+    folder: str | Path,
+    out_dir: str | Path,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    short_tracks: str = "reject",
+) -> Catalog:
     """Validate, split by artist and write ``tracks.parquet``, ``tags.parquet``,
     ``taxonomy.csv`` and ``rejected.csv`` under ``out_dir``."""
     out_dir = Path(out_dir)
     if out_dir.resolve().is_relative_to(Path(folder).resolve()):
-        raise CatalogError(f"output folder '{out_dir}' lies inside the catalog '{folder}'; "
-                           "trackrank never writes into a catalog")
+        raise CatalogError(
+            f"output folder '{out_dir}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
+        )
     tracks, tags, taxonomy, rejected = validate_catalog(folder, short_tracks=short_tracks)
     try:
         split = artist_split(tracks["artist"], fractions=fractions, seed=seed)
@@ -240,7 +262,10 @@ def merge_rejected(paths: list[str | Path], output: str | Path) -> pd.DataFrame:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
         table.insert(2, "stage", "validation" if Path(path).stem == "rejected" else Path(path).stem.split(".")[0])
         tables.append(table)
-    merged = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(
-        columns=["track_id", "path", "stage", "reason"])
+    merged = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["track_id", "path", "stage", "reason"])
+    )
     merged.to_csv(output, index=False)
     return merged

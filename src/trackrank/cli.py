@@ -22,9 +22,18 @@ def _index(args: argparse.Namespace) -> int:
     from trackrank.index import build_index
 
     out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
-    build_index(model=args.model, cache=CacheFiles.in_folder(args.cache_dir), tracks=args.tracks, catalog_dir=args.catalog_dir,
-                out_tracks=out / "tracks.parquet", out_vectors=out / "vectors.faiss",
-                out_identity=out / "identity.json", n_patches=args.n_patches, kind=args.kind, device=args.device)
+    build_index(
+        model=args.model,
+        cache=CacheFiles.in_folder(args.cache_dir),
+        tracks=args.tracks,
+        catalog_dir=args.catalog_dir,
+        out_tracks=out / "tracks.parquet",
+        out_vectors=out / "vectors.faiss",
+        out_identity=out / "identity.json",
+        n_patches=args.n_patches,
+        kind=args.kind,
+        device=args.device,
+    )
     print(out)
     return 0
 
@@ -62,51 +71,72 @@ def _serve(args: argparse.Namespace) -> int:
     from trackrank.recommend import Recommender
     from trackrank.service import create_app
 
-    app = create_app(Recommender(args.index, model=args.model, device=args.device),
-                     max_upload_bytes=int(args.max_upload_mb * 2**20))
+    app = create_app(
+        Recommender(args.index, model=args.model, device=args.device), max_upload_bytes=int(args.max_upload_mb * 2**20)
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
 def parser() -> argparse.ArgumentParser:
     """The ``trackrank`` parser with its subcommands."""
-    main = argparse.ArgumentParser(prog="trackrank", description="Catalog tracks that sound like new audio: index a "
-                                   "trained system, recommend for audio files, serve the recommendations.")
+    main = argparse.ArgumentParser(
+        prog="trackrank",
+        description="Catalog tracks that sound like new audio: index a "
+        "trained system, recommend for audio files, serve the recommendations.",
+    )
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     common.add_argument("--model", help="model.pt to query with (default: the one the index records)")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
 
-    index = commands.add_parser("index", help="embed every catalog track with a trained TL system into an index",
-                                description="Embed every valid catalog track (all splits) into a FAISS index.")
+    index = commands.add_parser(
+        "index",
+        help="embed every catalog track with a trained TL system into an index",
+        description="Embed every valid catalog track (all splits) into a FAISS index.",
+    )
     index.add_argument("--model", required=True, help="results/models/<system>/model.pt")
     index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
     index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
-    index.add_argument("--catalog-dir", help="the folder `serve` may stream audio from (default: the deepest "
-                       "folder holding every track)")
+    index.add_argument(
+        "--catalog-dir",
+        help="the folder `serve` may stream audio from (default: the deepest folder holding every track)",
+    )
     index.add_argument("--out", help="index folder (default: results/index/<system>)")
-    index.add_argument("--kind", default="exact", choices=["exact", "hnsw", "ivf"],
-                       help="exact inner product, or approximate for catalogs past ~1 M tracks")
+    index.add_argument(
+        "--kind",
+        default="exact",
+        choices=["exact", "hnsw", "ivf"],
+        help="exact inner product, or approximate for catalogs past ~1 M tracks",
+    )
     index.add_argument("--n-patches", type=int, default=8, help="evenly spread patches per track")
     index.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     index.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     index.set_defaults(run=_index)
 
-    recommend = commands.add_parser("recommend", parents=[common],
-                                    help="catalog tracks nearest to each audio file",
-                                    description="Print the catalog tracks nearest to each audio file.")
+    recommend = commands.add_parser(
+        "recommend",
+        parents=[common],
+        help="catalog tracks nearest to each audio file",
+        description="Print the catalog tracks nearest to each audio file.",
+    )
     recommend.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
-    recommend.add_argument("--index", default="results/index",
-                           help="index folder, or results/index for the run's default system")
+    recommend.add_argument(
+        "--index", default="results/index", help="index folder, or results/index for the run's default system"
+    )
     recommend.add_argument("--top", type=int, default=10, help="neighbours per file")
     recommend.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     recommend.add_argument("--pad", action="store_true", help="loop a file shorter than one patch (11.87 s)")
     recommend.add_argument("--n-patches", type=int, help="patches per file (default: as the index)")
     recommend.set_defaults(run=_recommend)
 
-    serve = commands.add_parser("serve", parents=[common], help="HTTP service and page for recommendations",
-                                description="Serve POST /recommend, GET /tracks/{id}/similar and a page at /.")
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="HTTP service and page for recommendations",
+        description="Serve POST /recommend, GET /tracks/{id}/similar and a page at /.",
+    )
     serve.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
@@ -127,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, IndexMismatch) as error:
         print(f"trackrank {args.command}: {error}", file=sys.stderr)
         return 2
+
 
 if __name__ == "__main__":
     sys.exit(main())

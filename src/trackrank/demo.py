@@ -29,8 +29,18 @@ log = logging.getLogger(__name__)
 TAXONOMY: dict[str, list[str]] = {
     "Genre": ["rock", "electro", "jazz", "classical", "folk", "hiphop", "ambient", "latin", "pop"],
     "Recording": [
-        "piano", "strings", "distorted_guitar", "acoustic_guitar", "synth_pad", "synth_lead",
-        "brass", "flute", "heavy_bass", "acoustic_drums", "electronic_drums", "choir",
+        "piano",
+        "strings",
+        "distorted_guitar",
+        "acoustic_guitar",
+        "synth_pad",
+        "synth_lead",
+        "brass",
+        "flute",
+        "heavy_bass",
+        "acoustic_drums",
+        "electronic_drums",
+        "choir",
     ],
     "Mood": ["happy", "sad", "dark", "bright", "calm", "energetic", "epic", "tense"],
     "Movement": ["fast", "slow", "repetitive", "accelerating", "syncopated", "sparse", "dense"],
@@ -42,29 +52,62 @@ CATEGORY_WEIGHTS = {"Genre": 1.0, "Recording": 0.8, "Mood": 0.6, "Movement": 0.5
 
 #: Which instruments, moods and movements each genre favours (relative weights).
 GENRE_STYLE: dict[str, dict[str, list[str]]] = {
-    "rock": {"Recording": ["distorted_guitar", "acoustic_drums", "heavy_bass", "piano"],
-             "Mood": ["energetic", "dark", "epic", "tense"], "Movement": ["fast", "dense", "repetitive"]},
-    "electro": {"Recording": ["synth_pad", "synth_lead", "electronic_drums", "heavy_bass"],
-                "Mood": ["energetic", "bright", "tense", "happy"], "Movement": ["repetitive", "fast", "dense"]},
-    "jazz": {"Recording": ["piano", "brass", "acoustic_drums", "heavy_bass"],
-             "Mood": ["calm", "happy", "sad", "bright"], "Movement": ["syncopated", "sparse", "slow"]},
-    "classical": {"Recording": ["strings", "piano", "flute", "brass", "choir"],
-                  "Mood": ["calm", "epic", "sad", "bright"], "Movement": ["slow", "accelerating", "sparse"]},
-    "folk": {"Recording": ["acoustic_guitar", "flute", "strings", "choir"],
-             "Mood": ["happy", "calm", "sad", "bright"], "Movement": ["slow", "sparse", "repetitive"]},
-    "hiphop": {"Recording": ["electronic_drums", "heavy_bass", "piano", "synth_pad"],
-               "Mood": ["dark", "tense", "energetic", "sad"], "Movement": ["repetitive", "syncopated", "slow"]},
-    "ambient": {"Recording": ["synth_pad", "choir", "strings", "piano"],
-                "Mood": ["calm", "dark", "sad", "epic"], "Movement": ["slow", "sparse", "repetitive"]},
-    "latin": {"Recording": ["acoustic_guitar", "brass", "acoustic_drums", "piano"],
-              "Mood": ["happy", "energetic", "bright", "tense"], "Movement": ["syncopated", "fast", "dense"]},
-    "pop": {"Recording": ["piano", "synth_lead", "electronic_drums", "acoustic_guitar", "strings"],
-            "Mood": ["happy", "bright", "energetic", "sad"], "Movement": ["repetitive", "fast", "dense"]},
+    "rock": {
+        "Recording": ["distorted_guitar", "acoustic_drums", "heavy_bass", "piano"],
+        "Mood": ["energetic", "dark", "epic", "tense"],
+        "Movement": ["fast", "dense", "repetitive"],
+    },
+    "electro": {
+        "Recording": ["synth_pad", "synth_lead", "electronic_drums", "heavy_bass"],
+        "Mood": ["energetic", "bright", "tense", "happy"],
+        "Movement": ["repetitive", "fast", "dense"],
+    },
+    "jazz": {
+        "Recording": ["piano", "brass", "acoustic_drums", "heavy_bass"],
+        "Mood": ["calm", "happy", "sad", "bright"],
+        "Movement": ["syncopated", "sparse", "slow"],
+    },
+    "classical": {
+        "Recording": ["strings", "piano", "flute", "brass", "choir"],
+        "Mood": ["calm", "epic", "sad", "bright"],
+        "Movement": ["slow", "accelerating", "sparse"],
+    },
+    "folk": {
+        "Recording": ["acoustic_guitar", "flute", "strings", "choir"],
+        "Mood": ["happy", "calm", "sad", "bright"],
+        "Movement": ["slow", "sparse", "repetitive"],
+    },
+    "hiphop": {
+        "Recording": ["electronic_drums", "heavy_bass", "piano", "synth_pad"],
+        "Mood": ["dark", "tense", "energetic", "sad"],
+        "Movement": ["repetitive", "syncopated", "slow"],
+    },
+    "ambient": {
+        "Recording": ["synth_pad", "choir", "strings", "piano"],
+        "Mood": ["calm", "dark", "sad", "epic"],
+        "Movement": ["slow", "sparse", "repetitive"],
+    },
+    "latin": {
+        "Recording": ["acoustic_guitar", "brass", "acoustic_drums", "piano"],
+        "Mood": ["happy", "energetic", "bright", "tense"],
+        "Movement": ["syncopated", "fast", "dense"],
+    },
+    "pop": {
+        "Recording": ["piano", "synth_lead", "electronic_drums", "acoustic_guitar", "strings"],
+        "Mood": ["happy", "bright", "energetic", "sad"],
+        "Movement": ["repetitive", "fast", "dense"],
+    },
 }
 
 #: Pairs of tags that contradict each other; an artist never holds both.
-EXCLUSIVE = [("happy", "sad"), ("dark", "bright"), ("calm", "energetic"), ("fast", "slow"),
-             ("sparse", "dense"), ("acoustic_drums", "electronic_drums")]
+EXCLUSIVE = [
+    ("happy", "sad"),
+    ("dark", "bright"),
+    ("calm", "energetic"),
+    ("fast", "slow"),
+    ("sparse", "dense"),
+    ("acoustic_drums", "electronic_drums"),
+]
 
 
 @dataclass(frozen=True)
@@ -85,8 +128,7 @@ def tag_names() -> list[str]:
 
 def taxonomy_table() -> pd.DataFrame:
     """The taxonomy as a ``tags_meta.csv`` table: ``tag``, ``category``, ``weight``."""
-    rows = [(tag, category, CATEGORY_WEIGHTS[category])
-            for category, tags in TAXONOMY.items() for tag in tags]
+    rows = [(tag, category, CATEGORY_WEIGHTS[category]) for category, tags in TAXONOMY.items() for tag in tags]
     return pd.DataFrame(rows, columns=["tag", "category", "weight"])
 
 
@@ -114,8 +156,11 @@ def artist_style(rng: np.random.Generator) -> dict[str, float]:
         if secondary != primary:
             style[secondary] = rng.uniform(0.3, 0.6)
     favoured = GENRE_STYLE[primary]
-    for category, k in (("Recording", rng.integers(2, 5)), ("Mood", rng.integers(1, 4)),
-                        ("Movement", rng.integers(1, 3))):
+    for category, k in (
+        ("Recording", rng.integers(2, 5)),
+        ("Mood", rng.integers(1, 4)),
+        ("Movement", rng.integers(1, 3)),
+    ):
         # Mostly the genre's favourites, sometimes anything from the category.
         options = list(favoured[category]) + [t for t in TAXONOMY[category] if t not in favoured[category]]
         if rng.random() < 0.3:
@@ -151,15 +196,22 @@ def catalog_tags(settings: DemoSettings) -> pd.DataFrame:
         for _ in range(n_tracks):
             track_id = f"demo{len(rows):05d}"
             tags = track_tags(rng, style)
-            rows.append({"track_id": track_id, "path": f"audio/{track_id}.flac",
-                         "artist": f"artist{a:03d}", **{n: tags.get(n, 0.0) for n in names}})
+            rows.append(
+                {
+                    "track_id": track_id,
+                    "path": f"audio/{track_id}.flac",
+                    "artist": f"artist{a:03d}",
+                    **{n: tags.get(n, 0.0) for n in names},
+                }
+            )
     return pd.DataFrame(rows, columns=["track_id", "path", "artist", *names])
 
 
 def _render_to_file(job: tuple[Path, dict[str, float], int, DemoSettings]) -> None:
     path, tags, track_seed, settings = job
-    audio = synth.render_track(tags, duration_s=settings.duration_s, sr=settings.sample_rate,
-                               seed=[settings.seed, 2, track_seed])
+    audio = synth.render_track(
+        tags, duration_s=settings.duration_s, sr=settings.sample_rate, seed=[settings.seed, 2, track_seed]
+    )
     sf.write(path, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
 
 
@@ -173,10 +225,17 @@ def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int 
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     tags = catalog_tags(settings)
     names = tag_names()
-    jobs = [(folder / row.path, {n: getattr(row, n) for n in names if getattr(row, n) > 0}, i, settings)
-            for i, row in enumerate(tags.itertuples(index=False))]
-    log.info("synthesising %d demo tracks of %.1f s by %d artists with %d worker(s)",
-             len(jobs), settings.duration_s, settings.n_artists, workers)
+    jobs = [
+        (folder / row.path, {n: getattr(row, n) for n in names if getattr(row, n) > 0}, i, settings)
+        for i, row in enumerate(tags.itertuples(index=False))
+    ]
+    log.info(
+        "synthesising %d demo tracks of %.1f s by %d artists with %d worker(s)",
+        len(jobs),
+        settings.duration_s,
+        settings.n_artists,
+        workers,
+    )
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
             list(pool.map(_render_to_file, jobs, chunksize=4))

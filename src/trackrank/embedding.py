@@ -24,8 +24,15 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
-def track_outputs(model: torch.nn.Module, cache: PatchCache, tracks: np.ndarray, n_patches: int = 8,
-                  seed: int = 0, batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+def track_outputs(
+    model: torch.nn.Module,
+    cache: PatchCache,
+    tracks: np.ndarray,
+    n_patches: int = 8,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
     """Mean model output over ``n_patches`` seeded random patches of each track.
 
     Returns
@@ -37,7 +44,7 @@ def track_outputs(model: torch.nn.Module, cache: PatchCache, tracks: np.ndarray,
     per_patch = np.repeat(tracks, n_patches)
     outputs = []
     for start in range(0, len(per_patch), batch_size):
-        patches = torch.from_numpy(cache.patches(per_patch[start:start + batch_size], rng)).to(device)
+        patches = torch.from_numpy(cache.patches(per_patch[start : start + batch_size], rng)).to(device)
         with torch.autocast(device_type=torch.device(device).type, enabled=torch.device(device).type == "cuda"):
             outputs.append(model(patches).float().cpu().numpy())
     return np.concatenate(outputs).reshape(len(tracks), n_patches, -1).mean(axis=1)
@@ -53,8 +60,15 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     return model.to(device).eval(), checkpoint
 
 
-def write_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[str], output: str | Path,
-                     n_patches: int = 8, seed: int = 0, device: str = "auto") -> pd.DataFrame:
+def write_embeddings(
+    model_path: str | Path,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    n_patches: int = 8,
+    seed: int = 0,
+    device: str = "auto",
+) -> pd.DataFrame:
     """Embed ``track_ids`` with a trained system into a Parquet table.
 
     TL systems: ``track_id``, ``embedding`` (fixed_size_list<float32, d>); the auto-tagger:
@@ -66,8 +80,7 @@ def write_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[
     cache = PatchCache(cache)
     kept = [t for t in track_ids if t in cache.position]
     if len(kept) < len(track_ids):
-        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept),
-                    len(track_ids))
+        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept), len(track_ids))
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
     column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
     table = save_embeddings(kept, outputs, output, column=column)
@@ -75,8 +88,9 @@ def write_embeddings(model_path: str | Path, cache: CacheFiles, track_ids: list[
     return table.to_pandas()
 
 
-def save_embeddings(track_ids: list[str], matrix: np.ndarray, output: str | Path,
-                    column: str = "embedding") -> pa.Table:
+def save_embeddings(
+    track_ids: list[str], matrix: np.ndarray, output: str | Path, column: str = "embedding"
+) -> pa.Table:
     """Write one row per track, ``track_id`` and ``column`` (fixed_size_list<float32, d>), to Parquet.
 
     The one format :func:`read_embeddings` reads, whatever produced the vectors (a trained

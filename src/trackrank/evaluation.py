@@ -34,15 +34,17 @@ def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
     return np.stack(rows)
 
 
-def system_predictions(embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int,
-                       seed: int = 0) -> np.ndarray:
+def system_predictions(
+    embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int, seed: int = 0
+) -> np.ndarray:
     """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
     if embeddings_path is None:
         return random_predictions(len(test_ids), k, seed)
     ids, matrix, column = read_embeddings(embeddings_path)
     if ids != test_ids:
-        raise ValueError(f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks "
-                         "with features, in order")
+        raise ValueError(
+            f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks with features, in order"
+        )
     if column == "tags":
         return rank_by_oracle(matrix.astype(np.float64), oracle, k)
     return rank_by_distance(matrix.astype(np.float64), k)
@@ -57,9 +59,20 @@ def summarise(per_query: pd.DataFrame, system: str, k: int) -> dict:
     return summary
 
 
-def evaluate(system: str, test_ids: list[str], oracle, test_rankings: str | Path, *, predictions: str | Path,
-             summary: str | Path, per_query: str | Path, embeddings: str | Path | None = None, k: int = 20,
-             n_relevant: int = 5, seed: int = 0) -> dict:
+def evaluate(
+    system: str,
+    test_ids: list[str],
+    oracle,
+    test_rankings: str | Path,
+    *,
+    predictions: str | Path,
+    summary: str | Path,
+    per_query: str | Path,
+    embeddings: str | Path | None = None,
+    k: int = 20,
+    n_relevant: int = 5,
+    seed: int = 0,
+) -> dict:
     """Write the system's top-k ``predictions`` (Parquet), its ``per_query`` metrics (Parquet) and their
     ``summary`` (JSON)."""
     k_eff = min(k, len(test_ids) - 1)
@@ -69,8 +82,13 @@ def evaluate(system: str, test_ids: list[str], oracle, test_rankings: str | Path
     values.insert(0, "query", test_ids)
     for path in (predictions, summary, per_query):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"query": np.repeat(test_ids, k_eff), "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
-                  "track_id": np.asarray(test_ids)[predicted.ravel()]}).to_parquet(predictions, index=False)
+    pd.DataFrame(
+        {
+            "query": np.repeat(test_ids, k_eff),
+            "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
+            "track_id": np.asarray(test_ids)[predicted.ravel()],
+        }
+    ).to_parquet(predictions, index=False)
     values.to_parquet(per_query, index=False)
     means = summarise(values, system, k)
     Path(summary).write_text(json.dumps(means, indent=2) + "\n")

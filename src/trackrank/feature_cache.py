@@ -52,15 +52,14 @@ def build_cache(shards: list[str | Path], cache: CacheFiles) -> pd.DataFrame:
             group = parquet.read_row_group(g, columns=["track_id", "cqt"])
             for track_id, cell in zip(group.column("track_id").to_pylist(), group.column("cqt")):
                 matrix = cqt_from_list(cell)
-                data[offset:offset + len(matrix)] = matrix
+                data[offset : offset + len(matrix)] = matrix
                 rows.append((track_id, offset, len(matrix)))
                 offset += len(matrix)
     data.flush()
     del data
     index = pd.DataFrame(rows, columns=["track_id", "offset", "n_frames"])
     index.to_parquet(cache.index, index=False)
-    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20,
-             cache.data)
+    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20, cache.data)
     return index
 
 
@@ -99,7 +98,7 @@ class PatchCache:
     def frames(self, track: int) -> np.ndarray:
         """One track's whole CQT (cache position ``track``): (n_frames, 96), float32."""
         first = self.offsets[track]
-        return np.asarray(self.data[first:first + self.n_frames[track]], dtype=np.float32)
+        return np.asarray(self.data[first : first + self.n_frames[track]], dtype=np.float32)
 
     def patches(self, tracks: np.ndarray, rng: np.random.Generator, n_frames: int = PATCH_FRAMES) -> np.ndarray:
         """One random patch per entry of ``tracks`` (cache positions): (len, 96, n_frames), float32."""
@@ -108,7 +107,7 @@ class PatchCache:
         starts = (rng.random(len(tracks)) * np.maximum(lengths - n_frames + 1, 1)).astype(np.int64)
         for k, (track, start) in enumerate(zip(tracks, starts)):
             first = self.offsets[track] + start
-            window = self.data[first:first + min(n_frames, lengths[k])]
+            window = self.data[first : first + min(n_frames, lengths[k])]
             if len(window) < n_frames:  # only for tracks kept shorter than a patch: loop them
                 window = np.resize(window, (n_frames, N_BINS))
             out[k] = window.T

@@ -70,4 +70,4 @@ def random_patch(cqt: np.ndarray, rng: np.random.Generator, n_frames: int = PATC
     """A random ``n_frames`` window of a (frames, bins) matrix, transposed to (bins, n_frames)."""
     cqt = pad_to_patch(cqt, n_frames)
     start = int(rng.integers(0, len(cqt) - n_frames + 1))
-    return np.ascontiguousarray(cqt[start:start + n_frames].T)
+    return np.ascontiguousarray(cqt[start : start + n_frames].T)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import logging
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import librosa
 import numpy as np
@@ -37,8 +37,14 @@ AMIN = 1e-10
 ROW_GROUP_TRACKS = 16
 
 
-def cqt_db(y: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, fmin: float = FMIN,
-           n_bins: int = N_BINS, bins_per_octave: int = BINS_PER_OCTAVE) -> np.ndarray:
+def cqt_db(
+    y: np.ndarray,
+    sr: int = SAMPLE_RATE,
+    hop_length: int = HOP_LENGTH,
+    fmin: float = FMIN,
+    n_bins: int = N_BINS,
+    bins_per_octave: int = BINS_PER_OCTAVE,
+) -> np.ndarray:
     """Log-power constant-Q transform of a mono signal.
 
     Parameters
@@ -51,8 +57,9 @@ def cqt_db(y: np.ndarray, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH, f
         a full-scale sine peaks near +26 dB (librosa scales each filter by its length).
         Frame-major; bin 0 is ``fmin``. ``n_frames = 1 + n_samples // hop_length``.
     """
-    magnitude = np.abs(librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
-                                   bins_per_octave=bins_per_octave))
+    magnitude = np.abs(
+        librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
+    )
     return librosa.power_to_db(magnitude**2, ref=1.0, amin=AMIN, top_db=None).T.astype(np.float32)
 
 
@@ -89,7 +96,7 @@ def even_patches(cqt: np.ndarray, n_patches: int, n_frames: int = PATCH_FRAMES) 
     """
     cqt = pad_to_patch(cqt, n_frames)
     starts = np.linspace(0, len(cqt) - n_frames, n_patches).round().astype(np.int64)
-    return np.stack([cqt[start:start + n_frames].T for start in starts]).astype(np.float32)
+    return np.stack([cqt[start : start + n_frames].T for start in starts]).astype(np.float32)
 
 
 def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
@@ -101,8 +108,14 @@ def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
         return track_id, None, str(error)
     if len(cqt) < PATCH_FRAMES:
         if short_tracks == "reject":
-            return track_id, None, (f"shorter than one patch: {len(cqt)} < {PATCH_FRAMES} frames "
-                                    f"({min_duration_s():.2f} s); set features.short_tracks=pad to keep it")
+            return (
+                track_id,
+                None,
+                (
+                    f"shorter than one patch: {len(cqt)} < {PATCH_FRAMES} frames "
+                    f"({min_duration_s():.2f} s); set features.short_tracks=pad to keep it"
+                ),
+            )
         cqt = pad_to_patch(cqt)
     return track_id, cqt.astype(np.float16), ""
 
@@ -118,17 +131,24 @@ def cqt_column(matrices: list[np.ndarray], dtype: type = np.float16) -> pa.ListA
 
 #: zstd; no dictionary for the dB values (it only costs time), byte-stream-split so zstd
 #: sees their exponents and mantissas apart: ~20 % smaller, 2x faster to write.
-PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=["track_id"],
-                       use_byte_stream_split=["cqt.list.element.list.element"])
-SHARD_SCHEMA = pa.schema([("track_id", pa.string()), ("n_frames", pa.int32()),
-                          ("cqt", pa.list_(pa.list_(pa.float16(), N_BINS)))])
+PARQUET_OPTIONS = dict(
+    compression="zstd", use_dictionary=["track_id"], use_byte_stream_split=["cqt.list.element.list.element"]
+)
+SHARD_SCHEMA = pa.schema(
+    [("track_id", pa.string()), ("n_frames", pa.int32()), ("cqt", pa.list_(pa.list_(pa.float16(), N_BINS)))]
+)
 
 
 def shard_table(track_ids: list[str], matrices: list[np.ndarray]) -> pa.Table:
     """One shard's rows as an Arrow table with :data:`SHARD_SCHEMA`."""
-    return pa.table({"track_id": pa.array(track_ids, pa.string()),
-                     "n_frames": pa.array([len(m) for m in matrices], pa.int32()),
-                     "cqt": cqt_column(matrices)}, schema=SHARD_SCHEMA)
+    return pa.table(
+        {
+            "track_id": pa.array(track_ids, pa.string()),
+            "n_frames": pa.array([len(m) for m in matrices], pa.int32()),
+            "cqt": cqt_column(matrices),
+        },
+        schema=SHARD_SCHEMA,
+    )
 
 
 def _results(jobs: list[tuple[str, str, str]], workers: int) -> Iterator[tuple[str, np.ndarray | None, str]]:
@@ -139,8 +159,9 @@ def _results(jobs: list[tuple[str, str, str]], workers: int) -> Iterator[tuple[s
         yield from pool.map(_extract, jobs, chunksize=1)
 
 
-def extract_shard(tracks: pd.DataFrame, output: str | Path, short_tracks: str = "reject",
-                  workers: int = 1) -> pd.DataFrame:
+def extract_shard(
+    tracks: pd.DataFrame, output: str | Path, short_tracks: str = "reject", workers: int = 1
+) -> pd.DataFrame:
     """Compute the CQT of ``tracks`` (``track_id``, ``path``) into one Parquet shard.
 
     Tracks are written as they finish, ``ROW_GROUP_TRACKS`` per row group, so memory
@@ -180,9 +201,15 @@ def shard_tracks(tracks: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFram
     return tracks[[shard_of(t, n_shards) == shard for t in tracks["track_id"]]]
 
 
-def run_shard(tracks_path: str | Path, shard: int, n_shards: int, output: str | Path,
-              rejected_path: str | Path | None = None, short_tracks: str = "reject",
-              workers: int = 1) -> pd.DataFrame:
+def run_shard(
+    tracks_path: str | Path,
+    shard: int,
+    n_shards: int,
+    output: str | Path,
+    rejected_path: str | Path | None = None,
+    short_tracks: str = "reject",
+    workers: int = 1,
+) -> pd.DataFrame:
     """One shard job: select its tracks from the tracks table, extract, write outputs."""
     tracks = shard_tracks(pd.read_parquet(tracks_path), shard, n_shards)
     log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)

@@ -23,9 +23,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import faiss
 import numpy as np
@@ -43,8 +43,16 @@ log = logging.getLogger(__name__)
 
 INDEX_KINDS = ("exact", "hnsw", "ivf")
 #: What a CQT patch depends on; an index built with other values cannot take this code's queries.
-FEATURES = {"sample_rate": SAMPLE_RATE, "n_bins": N_BINS, "bins_per_octave": BINS_PER_OCTAVE, "fmin": FMIN,
-            "hop_length": HOP_LENGTH, "patch_frames": PATCH_FRAMES, "amin": AMIN, "dtype": "float16"}
+FEATURES = {
+    "sample_rate": SAMPLE_RATE,
+    "n_bins": N_BINS,
+    "bins_per_octave": BINS_PER_OCTAVE,
+    "fmin": FMIN,
+    "hop_length": HOP_LENGTH,
+    "patch_frames": PATCH_FRAMES,
+    "amin": AMIN,
+    "dtype": "float16",
+}
 INDEX_FILES = ("tracks.parquet", "vectors.faiss", "identity.json")
 
 
@@ -72,18 +80,26 @@ def load_embedding_model(model_path: str | Path, device: torch.device) -> tuple[
     """A trained TL system and its identity; the auto-tagger is refused (it outputs tags, not an embedding)."""
     model, checkpoint = load_model(model_path, device)
     if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger":
-        raise IndexMismatch(f"{model_path}: {checkpoint['settings']['system']} outputs tag likelihoods, "
-                            "not an embedding: index a TL system (tl_*)")
+        raise IndexMismatch(
+            f"{model_path}: {checkpoint['settings']['system']} outputs tag likelihoods, "
+            "not an embedding: index a TL system (tl_*)"
+        )
     return model, model_identity(model_path, checkpoint)
 
 
 @torch.no_grad()
-def embed_tracks(model: torch.nn.Module, cqts: Iterable[np.ndarray], n_patches: int = 8,
-                 device: torch.device = torch.device("cpu"), tracks_per_batch: int = 8) -> np.ndarray:
+def embed_tracks(
+    model: torch.nn.Module,
+    cqts: Iterable[np.ndarray],
+    n_patches: int = 8,
+    device: torch.device | None = None,
+    tracks_per_batch: int = 8,
+) -> np.ndarray:
     """Unit-norm track embeddings: the mean over ``n_patches`` evenly spread patches, L2-normalised.
 
-    ``cqts`` yields (n_frames, 96) matrices; returns (n_tracks, d) float32.
+    ``cqts`` yields (n_frames, 96) matrices; returns (n_tracks, d) float32. ``device``: the model's (CPU if None).
     """
+    device = device or torch.device("cpu")
     model.eval()
     out, pending = [], []
 
@@ -115,8 +131,9 @@ def progress(items: list, what: str, every: int = 1000) -> Iterator:
             log.info("%s: %d of %d", what, done, len(items))
 
 
-def new_faiss_index(vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, ivf_lists: int | None = None,
-                    seed: int = 0) -> faiss.Index:
+def new_faiss_index(
+    vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, ivf_lists: int | None = None, seed: int = 0
+) -> faiss.Index:
     """An inner-product FAISS index holding ``vectors`` (unit rows): exact, HNSW or IVF."""
     n, dim = vectors.shape
     if kind == "exact":
@@ -135,9 +152,19 @@ def new_faiss_index(vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, 
     return index
 
 
-def build_index(*, model: str | Path, cache: CacheFiles, tracks: str | Path,
-                catalog_dir: str | Path | None, out_tracks: str | Path, out_vectors: str | Path, out_identity: str | Path,
-                n_patches: int = 8, kind: str = "exact", device: str = "auto") -> pd.DataFrame:
+def build_index(
+    *,
+    model: str | Path,
+    cache: CacheFiles,
+    tracks: str | Path,
+    catalog_dir: str | Path | None,
+    out_tracks: str | Path,
+    out_vectors: str | Path,
+    out_identity: str | Path,
+    n_patches: int = 8,
+    kind: str = "exact",
+    device: str = "auto",
+) -> pd.DataFrame:
     """Embed every catalog track that has features and write the index's three files.
 
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
@@ -150,8 +177,7 @@ def build_index(*, model: str | Path, cache: CacheFiles, tracks: str | Path,
     catalog = pd.read_parquet(tracks)
     kept = catalog[catalog.track_id.isin(cache.position)].reset_index(drop=True)
     if len(kept) < len(catalog):
-        log.info("%d of %d catalog tracks have no features and are not indexed", len(catalog) - len(kept),
-                 len(catalog))
+        log.info("%d of %d catalog tracks have no features and are not indexed", len(catalog) - len(kept), len(catalog))
     positions = cache.indices(kept.track_id.tolist())
     frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
     vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)
@@ -162,11 +188,24 @@ def build_index(*, model: str | Path, cache: CacheFiles, tracks: str | Path,
     _atomic(out_vectors, lambda tmp: faiss.write_index(new_faiss_index(vectors, kind), str(tmp)))
     if catalog_dir is None:
         catalog_dir = os.path.commonpath([str(Path(p).resolve().parent) for p in table.path])
-    identity.update(model_path=str(Path(model).resolve()), features=FEATURES, n_patches=n_patches, kind=kind,
-                    dim=int(vectors.shape[1]), n_tracks=len(table), catalog_dir=str(Path(catalog_dir).resolve()))
+    identity.update(
+        model_path=str(Path(model).resolve()),
+        features=FEATURES,
+        n_patches=n_patches,
+        kind=kind,
+        dim=int(vectors.shape[1]),
+        n_tracks=len(table),
+        catalog_dir=str(Path(catalog_dir).resolve()),
+    )
     _atomic(out_identity, lambda tmp: Path(tmp).write_text(json.dumps(identity, indent=2) + "\n"))
-    log.info("indexed %d tracks with %s (%s, d=%d, %d patches each)", len(table), identity["system"], kind,
-             vectors.shape[1], n_patches)
+    log.info(
+        "indexed %d tracks with %s (%s, d=%d, %d patches each)",
+        len(table),
+        identity["system"],
+        kind,
+        vectors.shape[1],
+        n_patches,
+    )
     return table
 
 
@@ -192,19 +231,25 @@ class CatalogIndex:
         folder = resolve_index_folder(folder)
         missing = [name for name in INDEX_FILES if not (folder / name).is_file()]
         if missing:
-            raise FileNotFoundError(f"{folder}: not an index, missing {', '.join(missing)} (run `trackrank index` "
-                                    "or the workflow's index rule)")
+            raise FileNotFoundError(
+                f"{folder}: not an index, missing {', '.join(missing)} (run `trackrank index` "
+                "or the workflow's index rule)"
+            )
         self.folder = folder
         self.identity = json.loads((folder / "identity.json").read_text())
         if self.identity.get("features") != FEATURES:
-            raise IndexMismatch(f"{folder}: built with features {self.identity.get('features')}, but this trackrank "
-                                f"computes {FEATURES}: rebuild the index")
+            raise IndexMismatch(
+                f"{folder}: built with features {self.identity.get('features')}, but this trackrank "
+                f"computes {FEATURES}: rebuild the index"
+            )
         self.tracks = pd.read_parquet(folder / "tracks.parquet", columns=["track_id", "artist", "split", "path"])
         self.position = {t: i for i, t in enumerate(self.tracks.track_id)}
         self.faiss = faiss.read_index(str(folder / "vectors.faiss"))
         if self.faiss.ntotal != len(self.tracks):
-            raise IndexMismatch(f"{folder}: vectors.faiss holds {self.faiss.ntotal} vectors for "
-                                f"{len(self.tracks)} tracks in tracks.parquet: rebuild the index")
+            raise IndexMismatch(
+                f"{folder}: vectors.faiss holds {self.faiss.ntotal} vectors for "
+                f"{len(self.tracks)} tracks in tracks.parquet: rebuild the index"
+            )
         if hasattr(self.faiss, "hnsw"):
             self.faiss.hnsw.efSearch = max(self.faiss.hnsw.efSearch, 128)
         if self.identity["kind"] == "ivf":
@@ -215,11 +260,15 @@ class CatalogIndex:
         its vectors would not be comparable."""
         expected = {key: self.identity[key] for key in found}
         if found != expected:
-            raise IndexMismatch(f"model {model_path} ({found['system']}, sha256 {found['model_sha256'][:12]}) is not "
-                                f"the model index {self.folder} was built with ({expected['system']}, sha256 "
-                                f"{expected['model_sha256'][:12]}): rebuild the index with this model")
+            raise IndexMismatch(
+                f"model {model_path} ({found['system']}, sha256 {found['model_sha256'][:12]}) is not "
+                f"the model index {self.folder} was built with ({expected['system']}, sha256 "
+                f"{expected['model_sha256'][:12]}): rebuild the index with this model"
+            )
 
-    def search(self, vectors: np.ndarray, k: int = 10, exclude: list[str | None] | None = None) -> list[list[Neighbour]]:
+    def search(
+        self, vectors: np.ndarray, k: int = 10, exclude: list[str | None] | None = None
+    ) -> list[list[Neighbour]]:
         """The ``k`` nearest catalog tracks of each unit row of ``vectors``, nearest first.
 
         ``exclude[i]``: a track id left out of row i's answer (a catalog track's own entry).
@@ -231,11 +280,20 @@ class CatalogIndex:
         answers = []
         for q in range(len(vectors)):
             skip = exclude[q] if exclude else None
-            found = [(int(r), float(s)) for r, s in zip(rows[q], scores[q])
-                     if r >= 0 and self.tracks.track_id.iat[r] != skip][:k]
-            answers.append([Neighbour(rank, self.tracks.track_id.iat[r], self.tracks.artist.iat[r],
-                                      float(np.sqrt(max(2.0 - 2.0 * s, 0.0))))
-                            for rank, (r, s) in enumerate(found, start=1)])
+            found = [
+                (int(r), float(s)) for r, s in zip(rows[q], scores[q]) if r >= 0 and self.tracks.track_id.iat[r] != skip
+            ][:k]
+            answers.append(
+                [
+                    Neighbour(
+                        rank,
+                        self.tracks.track_id.iat[r],
+                        self.tracks.artist.iat[r],
+                        float(np.sqrt(max(2.0 - 2.0 * s, 0.0))),
+                    )
+                    for rank, (r, s) in enumerate(found, start=1)
+                ]
+            )
         return answers
 
     def vector(self, track_id: str) -> np.ndarray:
@@ -252,8 +310,9 @@ def resolve_index_folder(folder: str | Path) -> Path:
     return folder
 
 
-def write_default(metrics: dict[str, str | Path], output: str | Path, system: str = "best",
-                  metric: str = "map@20") -> str:
+def write_default(
+    metrics: dict[str, str | Path], output: str | Path, system: str = "best", metric: str = "map@20"
+) -> str:
     """Name the index that ``trackrank recommend`` and ``serve`` use by default in ``output`` (JSON).
 
     ``system="best"``: the system of ``metrics`` (system -> its metrics JSON) with the highest test

@@ -51,22 +51,32 @@ def _audio_cell(path: str, page_dir: Path) -> str:
     return f'<audio controls preload="none" src="{html.escape(src)}"></audio>'
 
 
-def _track_rows(ids: list[str], grade: dict[str, int], tracks: pd.DataFrame, tags: pd.DataFrame,
-                page_dir: Path) -> list[str]:
+def _track_rows(
+    ids: list[str], grade: dict[str, int], tracks: pd.DataFrame, tags: pd.DataFrame, page_dir: Path
+) -> list[str]:
     rows = []
     for rank, track in enumerate(ids, start=1):
         graded = grade.get(track)
         rows.append(
             f'<tr class="{"relevant" if graded else ""}"><td>{rank}</td><td>{html.escape(track)}</td>'
-            f'<td>{html.escape(str(tracks.at[track, "artist"]))}</td><td>{graded or ""}</td>'
-            f'<td>{_audio_cell(tracks.at[track, "path"], page_dir)}</td>'
-            f'<td class="tags">{html.escape(tag_summary(tags.loc[track]))}</td></tr>')
+            f"<td>{html.escape(str(tracks.at[track, 'artist']))}</td><td>{graded or ''}</td>"
+            f"<td>{_audio_cell(tracks.at[track, 'path'], page_dir)}</td>"
+            f'<td class="tags">{html.escape(tag_summary(tags.loc[track]))}</td></tr>'
+        )
     return rows
 
 
-def listening_page(tracks: pd.DataFrame, tags: pd.DataFrame, test_rankings: pd.DataFrame,
-                   predictions: dict[str, pd.DataFrame], page_dir: str | Path, n_queries: int = 10,
-                   n_relevant: int = 5, n_shown: int = 5, seed: int = 0) -> str:
+def listening_page(
+    tracks: pd.DataFrame,
+    tags: pd.DataFrame,
+    test_rankings: pd.DataFrame,
+    predictions: dict[str, pd.DataFrame],
+    page_dir: str | Path,
+    n_queries: int = 10,
+    n_relevant: int = 5,
+    n_shown: int = 5,
+    seed: int = 0,
+) -> str:
     """The page's HTML.
 
     Parameters
@@ -79,9 +89,13 @@ def listening_page(tracks: pd.DataFrame, tags: pd.DataFrame, test_rankings: pd.D
     """
     page_dir = Path(page_dir).resolve()
     tracks = tracks.set_index("track_id")
-    retrieved = {system: {str(q): [str(t) for t in ids] for q, ids in
-                          table.sort_values(["query", "rank"]).groupby("query", observed=True)["track_id"]}
-                 for system, table in predictions.items()}
+    retrieved = {
+        system: {
+            str(q): [str(t) for t in ids]
+            for q, ids in table.sort_values(["query", "rank"]).groupby("query", observed=True)["track_id"]
+        }
+        for system, table in predictions.items()
+    }
     # the tracks the systems ranked (test tracks with features), in catalog order, as the metrics see them
     ranked = {t for by_query in retrieved.values() for q, ids in by_query.items() for t in (q, *ids)}
     ids = [t for t in tracks.index if t in ranked]
@@ -92,32 +106,56 @@ def listening_page(tracks: pd.DataFrame, tags: pd.DataFrame, test_rankings: pd.D
     for query in pick_queries(queries, n_queries, seed):
         oracle_first = [ids[i] for i in relevant[ids.index(query)] if i >= 0]
         grade = {t: n_relevant - i for i, t in enumerate(oracle_first)}
-        parts = [f'<section id="{html.escape(query)}"><h2>Query {html.escape(query)} '
-                 f'({html.escape(str(tracks.at[query, "artist"]))})</h2>',
-                 f'<p>{_audio_cell(tracks.at[query, "path"], page_dir)} '
-                 f'<span class="tags">{html.escape(tag_summary(tags.loc[query]))}</span></p>',
-                 f"<h3>Oracle S: the {n_relevant} relevant tracks</h3><table>{header}",
-                 *_track_rows(oracle_first, grade, tracks, tags, page_dir), "</table>"]
+        parts = [
+            f'<section id="{html.escape(query)}"><h2>Query {html.escape(query)} '
+            f"({html.escape(str(tracks.at[query, 'artist']))})</h2>",
+            f"<p>{_audio_cell(tracks.at[query, 'path'], page_dir)} "
+            f'<span class="tags">{html.escape(tag_summary(tags.loc[query]))}</span></p>',
+            f"<h3>Oracle S: the {n_relevant} relevant tracks</h3><table>{header}",
+            *_track_rows(oracle_first, grade, tracks, tags, page_dir),
+            "</table>",
+        ]
         for system, by_query in retrieved.items():
-            parts += [f"<h3>{html.escape(system)}: first {n_shown} retrieved</h3><table>{header}",
-                      *_track_rows(by_query[query][:n_shown], grade, tracks, tags, page_dir), "</table>"]
+            parts += [
+                f"<h3>{html.escape(system)}: first {n_shown} retrieved</h3><table>{header}",
+                *_track_rows(by_query[query][:n_shown], grade, tracks, tags, page_dir),
+                "</table>",
+            ]
         sections.append("\n".join(parts) + "</section>")
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>trackrank: listening page'
-            f"</title><style>{STYLE}</style></head><body>\n<h1>Listening page: {len(sections)} test queries</h1>\n"
-            f"<p>For each query: the tracks the oracle S ranks first among the other test tracks (graded "
-            f"{n_relevant}..1, the relevant tracks of the metrics), then what each system retrieves; "
-            f"highlighted rows are relevant. Tags shown have likelihood &ge; 0.5.</p>\n"
-            + "\n".join(sections) + "\n</body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>trackrank: listening page'
+        f"</title><style>{STYLE}</style></head><body>\n<h1>Listening page: {len(sections)} test queries</h1>\n"
+        f"<p>For each query: the tracks the oracle S ranks first among the other test tracks (graded "
+        f"{n_relevant}..1, the relevant tracks of the metrics), then what each system retrieves; "
+        f"highlighted rows are relevant. Tags shown have likelihood &ge; 0.5.</p>\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
+    )
 
 
-def write_listening_page(tracks_file: str | Path, tags_file: str | Path, test_rankings_file: str | Path,
-                         prediction_files: list[str | Path], output: str | Path, n_queries: int = 10,
-                         n_relevant: int = 5, seed: int = 0) -> None:
+def write_listening_page(
+    tracks_file: str | Path,
+    tags_file: str | Path,
+    test_rankings_file: str | Path,
+    prediction_files: list[str | Path],
+    output: str | Path,
+    n_queries: int = 10,
+    n_relevant: int = 5,
+    seed: int = 0,
+) -> None:
     """Read the run's tables and write ``listen.html``; a system's name is its predictions file's stem."""
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     predictions = {Path(f).stem: pd.read_parquet(f) for f in prediction_files}
-    page = listening_page(pd.read_parquet(tracks_file), pd.read_parquet(tags_file).set_index("track_id"),
-                          pd.read_parquet(test_rankings_file), predictions, output.parent, n_queries=n_queries,
-                          n_relevant=n_relevant, n_shown=n_relevant, seed=seed)
+    page = listening_page(
+        pd.read_parquet(tracks_file),
+        pd.read_parquet(tags_file).set_index("track_id"),
+        pd.read_parquet(test_rankings_file),
+        predictions,
+        output.parent,
+        n_queries=n_queries,
+        n_relevant=n_relevant,
+        n_shown=n_relevant,
+        seed=seed,
+    )
     output.write_text(page, encoding="utf-8")

@@ -19,9 +19,9 @@ embeddings ``embeddings/mfcc_stats.parquet`` in the format of
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import librosa
 import numpy as np
@@ -125,13 +125,15 @@ def reference_embeddings(stats: pd.DataFrame, train_ids: list[str], test_ids: li
     embedded = standardise(stats.reindex(test_ids).to_numpy(), stats.loc[train].to_numpy())
     missing = [t for t, row in zip(test_ids, embedded) if np.isnan(row).any()]
     if missing:
-        log.warning("%d test track(s) have no MFCC statistics and get the train mean: %s", len(missing),
-                    ", ".join(missing[:10]))
+        log.warning(
+            "%d test track(s) have no MFCC statistics and get the train mean: %s", len(missing), ", ".join(missing[:10])
+        )
     return np.nan_to_num(embedded, nan=0.0)
 
 
-def write_reference_embeddings(stats_path: str | Path, tracks: str | Path, cache_index: str | Path,
-                               output: str | Path) -> pd.DataFrame:
+def write_reference_embeddings(
+    stats_path: str | Path, tracks: str | Path, cache_index: str | Path, output: str | Path
+) -> pd.DataFrame:
     """``embeddings/mfcc_stats.parquet``: the test tracks that have CQT features, in evaluation order.
 
     The train statistics come from the train tracks that have CQT features too, the tracks the

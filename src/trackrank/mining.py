@@ -41,8 +41,9 @@ from trackrank.similarity import Oracle
 log = logging.getLogger(__name__)
 
 STRATEGIES = ("neighbors", "uniform", "distance")
-TRIPLET_SCHEMA = pa.schema([(name, pa.dictionary(pa.int32(), pa.string()))
-                            for name in ("anchor", "positive", "negative")])
+TRIPLET_SCHEMA = pa.schema(
+    [(name, pa.dictionary(pa.int32(), pa.string())) for name in ("anchor", "positive", "negative")]
+)
 #: Below this share of the mass left after the positive, draw from it directly instead of rejecting.
 MIN_ACCEPTANCE = 0.2
 CHUNK_ANCHORS = 256
@@ -59,17 +60,21 @@ def _rejection_draws(sample, rank_of: np.ndarray, n_rows: int, size: int) -> np.
     return draws
 
 
-def _uniform_draws(n: int, anchor: int, rank_of: np.ndarray, n_rows: int, size: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def _uniform_draws(
+    n: int, anchor: int, rank_of: np.ndarray, n_rows: int, size: int, rng: np.random.Generator
+) -> np.ndarray:
     """Row i: ``size`` tracks uniform over those ranked after position i (anchor excluded)."""
+
     def sample(shape):
         drawn = rng.integers(0, n - 1, size=shape)
         return drawn + (drawn >= anchor)  # skip the anchor
+
     return _rejection_draws(sample, rank_of, n_rows, size)
 
 
-def _distance_draws(weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_of: np.ndarray, size: int,
-                    rng: np.random.Generator) -> np.ndarray:
+def _distance_draws(
+    weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_of: np.ndarray, size: int, rng: np.random.Generator
+) -> np.ndarray:
     """Row i: ``size`` tracks ranked after position i, P(n) proportional to ``weights[n]``.
 
     Rejection from the whole list where the region after the positive holds at least
@@ -81,8 +86,9 @@ def _distance_draws(weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_
     after = total - np.cumsum(weights[ranking])  # mass ranked after each positive
     cdf = np.cumsum(weights)
     n_rejection = int((after > MIN_ACCEPTANCE * total).sum())  # a prefix: after[] decreases
-    draws = _rejection_draws(lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"),
-                             rank_of, n_rejection, size)
+    draws = _rejection_draws(
+        lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"), rank_of, n_rejection, size
+    )
     rows = list(draws)
     for i in range(n_rejection, n_rows):
         restricted = weights.copy()
@@ -95,8 +101,14 @@ def _distance_draws(weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_
     return np.stack(rows) if rows else np.zeros((0, size), dtype=np.int64)
 
 
-def mine_anchor(scores: np.ndarray, anchor: int, strategy: str, n_positives: int = 15,
-                n_negatives: int = 250, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mine_anchor(
+    scores: np.ndarray,
+    anchor: int,
+    strategy: str,
+    n_positives: int = 15,
+    n_negatives: int = 250,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The (positive, negative) pairs of one anchor.
 
     Parameters
@@ -114,7 +126,7 @@ def mine_anchor(scores: np.ndarray, anchor: int, strategy: str, n_positives: int
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if strategy == "neighbors":
         ranking = top_ranked(scores, anchor, n_pos + n_negatives)
-        negatives = [ranking[i + 1: i + 1 + n_negatives] for i in range(n_pos)]
+        negatives = [ranking[i + 1 : i + 1 + n_negatives] for i in range(n_pos)]
         positives = [np.full(len(neg), ranking[i]) for i, neg in enumerate(negatives)]
         return np.concatenate(positives), np.concatenate(negatives)
     if strategy not in ("uniform", "distance"):
@@ -152,8 +164,15 @@ def anchor_rng(seed: int, strategy: str, anchor: int) -> np.random.Generator:
     return np.random.default_rng([seed, STRATEGIES.index(strategy), anchor])
 
 
-def write_triplets(oracle: Oracle, track_ids: list[str], output: str | Path, strategy: str,
-                   n_positives: float = 15, n_negatives: float = 250, seed: int = 0) -> int:
+def write_triplets(
+    oracle: Oracle,
+    track_ids: list[str],
+    output: str | Path,
+    strategy: str,
+    n_positives: float = 15,
+    n_negatives: float = 250,
+    seed: int = 0,
+) -> int:
     """Mine every anchor of the set and write ``anchor``, ``positive``, ``negative`` (dictionary-encoded ids).
 
     ``n_positives`` and ``n_negatives`` are counts, or fractions of the set (see :func:`split_count`).
@@ -174,23 +193,42 @@ def write_triplets(oracle: Oracle, track_ids: list[str], output: str | Path, str
         for start in range(0, n, CHUNK_ANCHORS):
             anchors, positives, negatives = [], [], []
             for anchor in range(start, min(start + CHUNK_ANCHORS, n)):
-                pos, neg = mine_anchor(oracle.scores(anchor), anchor, strategy, n_positives, n_negatives,
-                                       anchor_rng(seed, strategy, anchor))
+                pos, neg = mine_anchor(
+                    oracle.scores(anchor),
+                    anchor,
+                    strategy,
+                    n_positives,
+                    n_negatives,
+                    anchor_rng(seed, strategy, anchor),
+                )
                 anchors.append(np.full(len(pos), anchor))
                 positives.append(pos)
                 negatives.append(neg)
             chunk = np.concatenate(anchors)
             if len(chunk):
-                writer.write_table(pa.table({"anchor": dictionary_column(chunk, ids),
-                                             "positive": dictionary_column(np.concatenate(positives), ids),
-                                             "negative": dictionary_column(np.concatenate(negatives), ids)},
-                                            schema=TRIPLET_SCHEMA))
+                writer.write_table(
+                    pa.table(
+                        {
+                            "anchor": dictionary_column(chunk, ids),
+                            "positive": dictionary_column(np.concatenate(positives), ids),
+                            "negative": dictionary_column(np.concatenate(negatives), ids),
+                        },
+                        schema=TRIPLET_SCHEMA,
+                    )
+                )
             total += len(chunk)
             log.info("%s: mined %d / %d anchors, %d triplets", strategy, min(start + CHUNK_ANCHORS, n), n, total)
     tmp.replace(output)
     expected = n * n_positives * n_negatives
     if total < expected:
-        log.warning("%s: %d triplets instead of N x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
-                    "to supply every anchor (see trackrank.mining)", strategy, total, n, n_positives,
-                    n_negatives, expected)
+        log.warning(
+            "%s: %d triplets instead of N x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
+            "to supply every anchor (see trackrank.mining)",
+            strategy,
+            total,
+            n,
+            n_positives,
+            n_negatives,
+            expected,
+        )
     return total

@@ -40,8 +40,12 @@ class ConvTrunk(nn.Module):
         layers: list[nn.Module] = []
         channels = 1
         for out, pool in zip(filters, pools):
-            layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ELU(),
-                       nn.MaxPool2d(pool)]
+            layers += [
+                nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                nn.BatchNorm2d(out),
+                nn.ELU(),
+                nn.MaxPool2d(pool),
+            ]
             channels = out
         self.blocks = nn.Sequential(*layers)
         self.out_channels = channels
@@ -122,8 +126,9 @@ class AutoPoolTripletNet(nn.Module):
         return F.normalize(self.pool(self.frames(patches)), dim=1)
 
 
-def triplet_loss(anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor,
-                 margin: float = 0.5, reduction: str = "mean") -> torch.Tensor:
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.5, reduction: str = "mean"
+) -> torch.Tensor:
     """max(||a - p||^2 - ||a - n||^2 + margin, 0) (paper §3.2): its mean over the batch, or with
     ``reduction="none"`` one value per triplet."""
     d_positive = (anchor - positive).pow(2).sum(dim=1)

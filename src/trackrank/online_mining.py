@@ -62,9 +62,12 @@ class RankLookup:
         kept = anchors.notna() & others.notna()
         self.beyond = int(table["rank"].max()) + 1 if len(table) else 1
         self.ranks = sp.csr_matrix(
-            (table.loc[kept, "rank"].to_numpy(np.int32),
-             (anchors[kept].to_numpy(np.int64), others[kept].to_numpy(np.int64))),
-            shape=(len(track_ids), len(track_ids)))
+            (
+                table.loc[kept, "rank"].to_numpy(np.int32),
+                (anchors[kept].to_numpy(np.int64), others[kept].to_numpy(np.int64)),
+            ),
+            shape=(len(track_ids), len(track_ids)),
+        )
         self.n_tracks = len(track_ids)
 
     def submatrix(self, tracks: np.ndarray) -> np.ndarray:
@@ -80,8 +83,7 @@ class RankLookup:
         return row.indices[(row.data >= 1) & (row.data <= n_positives)]
 
 
-def sample_batch_tracks(lookup: RankLookup, n_tracks: int, n_positives: int,
-                        rng: np.random.Generator) -> np.ndarray:
+def sample_batch_tracks(lookup: RankLookup, n_tracks: int, n_positives: int, rng: np.random.Generator) -> np.ndarray:
     """``n_tracks`` distinct train tracks: half drawn uniformly, each with one of its first Np."""
     n_tracks = min(n_tracks, lookup.n_tracks)
     chosen: list[int] = []
@@ -116,8 +118,9 @@ def valid_triplets(ranks: torch.Tensor, n_positives: int) -> tuple[torch.Tensor,
     return positive, valid
 
 
-def online_triplet_loss(embeddings: torch.Tensor, ranks: torch.Tensor, n_positives: int, margin: float = 0.5,
-                        mining: str = "semi_hard") -> tuple[torch.Tensor, float]:
+def online_triplet_loss(
+    embeddings: torch.Tensor, ranks: torch.Tensor, n_positives: int, margin: float = 0.5, mining: str = "semi_hard"
+) -> tuple[torch.Tensor, float]:
     """Triplet loss over the triplets mined inside one batch.
 
     Parameters

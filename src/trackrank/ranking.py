@@ -52,8 +52,14 @@ def dictionary_column(indices: np.ndarray, track_ids: pa.Array) -> pa.Dictionary
     return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), track_ids)
 
 
-RANKING_SCHEMA = pa.schema([("anchor", pa.dictionary(pa.int32(), pa.string())), ("rank", pa.int32()),
-                            ("other", pa.dictionary(pa.int32(), pa.string())), ("score", pa.float32())])
+RANKING_SCHEMA = pa.schema(
+    [
+        ("anchor", pa.dictionary(pa.int32(), pa.string())),
+        ("rank", pa.int32()),
+        ("other", pa.dictionary(pa.int32(), pa.string())),
+        ("score", pa.float32()),
+    ]
+)
 
 
 @dataclass
@@ -85,12 +91,17 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
                 scores.append(s[top])
                 curve += np.sort(np.delete(s, anchor))[::-1]
             if anchors:
-                writer.write_table(pa.table({
-                    "anchor": dictionary_column(np.concatenate(anchors), ids),
-                    "rank": pa.array(np.concatenate(ranks).astype(np.int32)),
-                    "other": dictionary_column(np.concatenate(others), ids),
-                    "score": pa.array(np.concatenate(scores).astype(np.float32)),
-                }, schema=RANKING_SCHEMA))
+                writer.write_table(
+                    pa.table(
+                        {
+                            "anchor": dictionary_column(np.concatenate(anchors), ids),
+                            "rank": pa.array(np.concatenate(ranks).astype(np.int32)),
+                            "other": dictionary_column(np.concatenate(others), ids),
+                            "score": pa.array(np.concatenate(scores).astype(np.float32)),
+                        },
+                        schema=RANKING_SCHEMA,
+                    )
+                )
             log.info("ranked %d / %d anchors", min(start + CHUNK_ANCHORS, n), n)
     tmp.replace(output)
     return RankingSummary(curve / max(n, 1))
@@ -98,5 +109,6 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
 
 def write_curve(summary: RankingSummary, path: str | Path) -> None:
     """``rank``, ``mean_score``: the mean S of the r-th ranked track over all anchors."""
-    pd.DataFrame({"rank": np.arange(1, len(summary.mean_score_by_rank) + 1),
-                  "mean_score": summary.mean_score_by_rank}).to_csv(path, index=False)
+    pd.DataFrame(
+        {"rank": np.arange(1, len(summary.mean_score_by_rank) + 1), "mean_score": summary.mean_score_by_rank}
+    ).to_csv(path, index=False)

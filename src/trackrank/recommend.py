@@ -39,16 +39,22 @@ def query_cqt(path: str | Path, pad: bool = False) -> np.ndarray:
         raise QueryError(f"{path}: digital silence (every sample is 0), nothing to compare")
     cqt = cqt_db(y).astype(np.float16).astype(np.float32)
     if len(cqt) < PATCH_FRAMES and not pad:
-        raise QueryError(f"{path}: shorter than one patch ({len(y) / 44100:.2f} s < {min_duration_s():.2f} s); "
-                         "pass --pad to loop it")
+        raise QueryError(
+            f"{path}: shorter than one patch ({len(y) / 44100:.2f} s < {min_duration_s():.2f} s); pass --pad to loop it"
+        )
     return cqt
 
 
 class Recommender:
     """An index with the model that built it, ready for queries from any thread."""
 
-    def __init__(self, index_folder: str | Path, model: str | Path | None = None, device: str = "auto",
-                 n_patches: int | None = None):
+    def __init__(
+        self,
+        index_folder: str | Path,
+        model: str | Path | None = None,
+        device: str = "auto",
+        n_patches: int | None = None,
+    ):
         self.index = CatalogIndex(index_folder)
         self.device = choose_device(device)
         model_path = Path(model or self.index.identity["model_path"])
@@ -75,8 +81,13 @@ class Recommender:
     def describe(self) -> dict:
         """What answers: the system, its checkpoint and the index (the header of every JSON answer)."""
         identity = self.index.identity
-        return {"system": identity["system"], "model_sha256": identity["model_sha256"],
-                "index": str(self.index.folder), "kind": identity["kind"], "n_tracks": identity["n_tracks"]}
+        return {
+            "system": identity["system"],
+            "model_sha256": identity["model_sha256"],
+            "index": str(self.index.folder),
+            "kind": identity["kind"],
+            "n_tracks": identity["n_tracks"],
+        }
 
 
 def answer(file: str, neighbours: list[Neighbour]) -> dict:

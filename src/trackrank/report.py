@@ -65,15 +65,19 @@ def markdown_table(table: pd.DataFrame, k: int, title: str) -> str:
 
 def kept_epochs(histories: dict[str, pd.DataFrame]) -> dict[str, str]:
     """'kept of last' per trained system, e.g. '7 of 10' (epoch 0 is the untrained network)."""
-    return {system: f"{kept_epoch(history)} of {int(history['epoch'].max())}"
-            for system, history in histories.items()}
+    return {system: f"{kept_epoch(history)} of {int(history['epoch'].max())}" for system, history in histories.items()}
 
 
 def paper_table_markdown() -> str:
-    lines = ["# Table 2 of the paper (for reference)", "",
-             "Measured by Prétet, Richard and Peeters (ICASSP 2020) on their **private** catalog of 14,246 "
-             "tracks with their own oracle S: not comparable number for number with a run on another catalog.",
-             "", "| Model | MAP@20 | Recall@20 | RR@20 | nDCG@20 |", "|---|---|---|---|---|"]
+    lines = [
+        "# Table 2 of the paper (for reference)",
+        "",
+        "Measured by Prétet, Richard and Peeters (ICASSP 2020) on their **private** catalog of 14,246 "
+        "tracks with their own oracle S: not comparable number for number with a run on another catalog.",
+        "",
+        "| Model | MAP@20 | Recall@20 | RR@20 | nDCG@20 |",
+        "|---|---|---|---|---|",
+    ]
     for name, *values in PAPER_TABLE_2:
         lines.append(f"| {name} | " + " | ".join(f"{m:.2f} ± {c:.2f}" for m, c in values) + " |")
     return "\n".join(lines) + "\n"
@@ -89,8 +93,13 @@ def plot_metric_bars(table: pd.DataFrame, k: int, output: str | Path) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(3.2 * len(METRIC_NAMES), 3.6), sharey=False)
     for ax, (metric, name) in zip(axes, METRIC_NAMES.items()):
-        ax.bar(table["system"], table[f"{metric}@{k}"], yerr=table[f"{metric}@{k}_ci95"], capsize=3,
-               color=[_bar_colour(s) for s in table["system"]])
+        ax.bar(
+            table["system"],
+            table[f"{metric}@{k}"],
+            yerr=table[f"{metric}@{k}_ci95"],
+            capsize=3,
+            color=[_bar_colour(s) for s in table["system"]],
+        )
         ax.set_title(f"{name}@{k} (%)")
         ax.tick_params(axis="x", rotation=60, labelsize=8)
         ax.grid(axis="y", alpha=0.3)
@@ -138,8 +147,11 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path)
     from matplotlib.ticker import MaxNLocator
 
     metric = next((c for h in histories.values() for c in h.columns if c.startswith("val_map@")), "val_map@k")
-    panels = [("AT train/val BCE", "binary cross-entropy"), ("TL train/val triplet loss", "triplet loss"),
-              (f"val MAP@{metric.split('@')[1]}", "MAP (fraction)")]
+    panels = [
+        ("AT train/val BCE", "binary cross-entropy"),
+        ("TL train/val triplet loss", "triplet loss"),
+        (f"val MAP@{metric.split('@')[1]}", "MAP (fraction)"),
+    ]
     if any("active_fraction" in h.columns for h in histories.values()):
         panels.append(("active fraction", "fraction of triplets with loss > 0"))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8))
@@ -156,13 +168,29 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path)
             if column not in history.columns:
                 continue
             ax.plot(history["epoch"], history[column], style, color=colour, marker="o", markersize=3)
-            ax.plot(history.loc[kept, "epoch"], history.loc[kept, column], "*", color=colour, markersize=13,
-                    markeredgecolor="black")
+            ax.plot(
+                history.loc[kept, "epoch"],
+                history.loc[kept, column],
+                "*",
+                color=colour,
+                markersize=13,
+                markeredgecolor="black",
+            )
         handles.append(Line2D([], [], color=colour, label=system))
-    handles += [Line2D([], [], color="gray", linestyle="-", label="train"),
-                Line2D([], [], color="gray", linestyle="--", label="validation"),
-                Line2D([], [], color="gray", marker="*", linestyle="", markersize=11, markeredgecolor="black",
-                       label="kept epoch (model.pt)")]
+    handles += [
+        Line2D([], [], color="gray", linestyle="-", label="train"),
+        Line2D([], [], color="gray", linestyle="--", label="validation"),
+        Line2D(
+            [],
+            [],
+            color="gray",
+            marker="*",
+            linestyle="",
+            markersize=11,
+            markeredgecolor="black",
+            label="kept epoch (model.pt)",
+        ),
+    ]
     for ax, (title, ylabel) in zip(axes, panels):
         ax.set_title(title)
         ax.set_xlabel("epoch")
@@ -170,8 +198,7 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path)
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         if not ax.lines:
-            ax.text(0.5, 0.5, "no such system trained", ha="center", va="center", transform=ax.transAxes,
-                    color="gray")
+            ax.text(0.5, 0.5, "no such system trained", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(0.86, 0.5), fontsize=8)
     _save(fig, plt, output)
@@ -210,8 +237,10 @@ def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BAS
             continue
         values = values.set_index("query")
         if set(values.index) != set(reference.index):
-            raise ValueError(f"the per-query metrics of '{system}' and '{baseline}' cover different queries "
-                             f"({len(values)} and {len(reference)}): a paired comparison needs the same ones")
+            raise ValueError(
+                f"the per-query metrics of '{system}' and '{baseline}' cover different queries "
+                f"({len(values)} and {len(reference)}): a paired comparison needs the same ones"
+            )
         values = values.loc[reference.index]
         row = {"system": system, "n_queries": len(values)}
         for metric in PAIRED_METRICS:
@@ -231,21 +260,28 @@ def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level
     """The paired differences as a Markdown table, with what the numbers mean above it."""
     n_queries = int(table["n_queries"].iloc[0]) if len(table) else 0
     names = [METRIC_NAMES[m] for m in PAIRED_METRICS]
-    lines = [f"{level} Difference to {baseline}, paired over the same {n_queries} test queries", "",
-             f"Mean per-query difference (system − {baseline}) in percentage points ± the half-width of its "
-             "paired 95 % Student-t interval; *better* / *worse* where that interval excludes 0, else "
-             "*no difference*.", "",
-             "| Model | " + " | ".join(f"Δ{name}@{k} | {name}@{k} vs {baseline}" for name in names) + " |",
-             "|---" * (1 + 2 * len(PAIRED_METRICS)) + "|"]
+    lines = [
+        f"{level} Difference to {baseline}, paired over the same {n_queries} test queries",
+        "",
+        f"Mean per-query difference (system − {baseline}) in percentage points ± the half-width of its "
+        "paired 95 % Student-t interval; *better* / *worse* where that interval excludes 0, else "
+        "*no difference*.",
+        "",
+        "| Model | " + " | ".join(f"Δ{name}@{k} | {name}@{k} vs {baseline}" for name in names) + " |",
+        "|---" * (1 + 2 * len(PAIRED_METRICS)) + "|",
+    ]
     for _, row in table.iterrows():
-        cells = [f"{row[f'{m}@{k}_diff']:+.2f} ± {row[f'{m}@{k}_diff_ci95']:.2f} | {row[f'{m}@{k}_verdict']}"
-                 for m in PAIRED_METRICS]
+        cells = [
+            f"{row[f'{m}@{k}_diff']:+.2f} ± {row[f'{m}@{k}_diff_ci95']:.2f} | {row[f'{m}@{k}_verdict']}"
+            for m in PAIRED_METRICS
+        ]
         lines.append(f"| {row['system']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_paired(per_query_files: list[str | Path], k: int, out_dir: str | Path,
-                 baseline: str = BASELINE) -> pd.DataFrame | None:
+def write_paired(
+    per_query_files: list[str | Path], k: int, out_dir: str | Path, baseline: str = BASELINE
+) -> pd.DataFrame | None:
     """``paired.csv`` and ``paired.md``; without ``baseline``'s metrics, a line saying so instead.
 
     Returns the table, or None when there is no baseline to compare with.
@@ -254,8 +290,9 @@ def write_paired(per_query_files: list[str | Path], k: int, out_dir: str | Path,
     per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
     if baseline not in per_query:
         pd.DataFrame(columns=_paired_columns(k)).to_csv(out_dir / "paired.csv", index=False)
-        (out_dir / "paired.md").write_text(f"# Difference to {baseline}\n\n{baseline} is not among train.systems: "
-                                           "no paired comparison.\n")
+        (out_dir / "paired.md").write_text(
+            f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n"
+        )
         return None
     table = paired_table(per_query, k, baseline)
     table.to_csv(out_dir / "paired.csv", index=False)
@@ -278,8 +315,12 @@ def _save(fig, plt, output: str | Path) -> None:
     plt.close(fig)
 
 
-def write_report(metric_files: list[str | Path], history_files: list[str | Path], out_dir: str | Path,
-                 per_query_files: list[str | Path] | None = None) -> pd.DataFrame:
+def write_report(
+    metric_files: list[str | Path],
+    history_files: list[str | Path],
+    out_dir: str | Path,
+    per_query_files: list[str | Path] | None = None,
+) -> pd.DataFrame:
     """``table.md``, ``table.csv``, ``table_paper.md``, ``metrics.png`` and ``training_curves.png``;
     with ``per_query_files``, also ``paired.md`` / ``paired.csv``, and the paired section in ``table.md``."""
     out_dir = Path(out_dir)

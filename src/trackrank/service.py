@@ -55,8 +55,11 @@ def create_app(recommender: Recommender, max_upload_bytes: int = 100 * 2**20) ->
     def similar(track_id: str, top: int = Query(10, ge=1, le=1000)) -> dict:
         if track_id not in recommender.index.position:
             raise HTTPException(404, f"no catalog track '{track_id}' in the index")
-        return {**recommender.describe(), "results": [answer(track_id, recommender.similar(track_id, k=top))],
-                "errors": []}
+        return {
+            **recommender.describe(),
+            "results": [answer(track_id, recommender.similar(track_id, k=top))],
+            "errors": [],
+        }
 
     @app.get("/audio/{track_id}")
     def audio(track_id: str) -> FileResponse:

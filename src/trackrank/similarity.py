@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,8 +55,14 @@ def soft_jaccard(query: np.ndarray, others: np.ndarray, weights: np.ndarray) -> 
     return np.divide(low, high, out=np.zeros_like(low, dtype=float), where=high > 0)
 
 
-def category_geometric(query: np.ndarray, others: np.ndarray, weights: np.ndarray, categories: np.ndarray,
-                       category_weights: np.ndarray, eps: float = EPSILON) -> np.ndarray:
+def category_geometric(
+    query: np.ndarray,
+    others: np.ndarray,
+    weights: np.ndarray,
+    categories: np.ndarray,
+    category_weights: np.ndarray,
+    eps: float = EPSILON,
+) -> np.ndarray:
     """Weighted geometric mean of per-category soft Jaccards; reference formula.
 
     ``categories`` gives each tag's category index; ``category_weights`` one weight per category.
@@ -112,9 +118,16 @@ class Oracle:
     category_weights : category name -> weight (default 1).
     """
 
-    def __init__(self, tags: np.ndarray, weights: np.ndarray, categories, name: str = "category_geometric",
-                 function: str | None = None, category_weights: dict[str, float] | None = None,
-                 eps: float = EPSILON):
+    def __init__(
+        self,
+        tags: np.ndarray,
+        weights: np.ndarray,
+        categories,
+        name: str = "category_geometric",
+        function: str | None = None,
+        category_weights: dict[str, float] | None = None,
+        eps: float = EPSILON,
+    ):
         self.tags = np.ascontiguousarray(tags, dtype=np.float64)
         self.weights = np.asarray(weights, dtype=np.float64)
         self.n_tracks, self.n_tags = self.tags.shape
@@ -139,10 +152,17 @@ class Oracle:
         self._norms = np.sqrt(self.tags**2 @ self.weights)
         self._columns = np.ascontiguousarray(self.tags.T)  # (m, n_tracks): a tag's row is contiguous
 
-    def with_tags(self, tags: np.ndarray) -> "Oracle":
+    def with_tags(self, tags: np.ndarray) -> Oracle:
         """The same S (weights, categories, function) over other tag vectors, e.g. estimated ones."""
-        return Oracle(tags, self.weights, self.categories, name=self.name, function=self.function,
-                      category_weights=self.category_weight_map, eps=self.eps)
+        return Oracle(
+            tags,
+            self.weights,
+            self.categories,
+            name=self.name,
+            function=self.function,
+            category_weights=self.category_weight_map,
+            eps=self.eps,
+        )
 
     def scores(self, query: int) -> np.ndarray:
         """S(track ``query``, every track), shape (n_tracks,), float64 >= 0.
@@ -182,13 +202,16 @@ class Oracle:
         except Exception as error:
             raise SimilarityError(f"similarity.function '{self.label}' failed: {error!r}") from error
         if scores.shape != (self.n_tracks,):
-            raise SimilarityError(f"similarity.function '{self.label}' returned shape {scores.shape}; "
-                                  f"expected ({self.n_tracks},): one score per row of 'others'")
+            raise SimilarityError(
+                f"similarity.function '{self.label}' returned shape {scores.shape}; "
+                f"expected ({self.n_tracks},): one score per row of 'others'"
+            )
         if not np.all(np.isfinite(scores)):
             raise SimilarityError(f"similarity.function '{self.label}' returned NaN or infinite scores")
         if (scores < 0).any():
-            raise SimilarityError(f"similarity.function '{self.label}' returned negative scores "
-                                  f"(min {scores.min():g}); S must be >= 0")
+            raise SimilarityError(
+                f"similarity.function '{self.label}' returned negative scores (min {scores.min():g}); S must be >= 0"
+            )
         return scores
 
     def reference_scores(self, query: int) -> np.ndarray:
@@ -201,18 +224,30 @@ class Oracle:
         elif self.name == "soft_jaccard":
             scores = soft_jaccard(vector, self.tags, self.weights)
         else:
-            scores = category_geometric(vector, self.tags, self.weights, self.category_index,
-                                        self.category_weights, self.eps)
+            scores = category_geometric(
+                vector, self.tags, self.weights, self.category_index, self.category_weights, self.eps
+            )
         return np.round(scores, DECIMALS)
 
 
-def split_oracle(catalog, split: str, name: str = "category_geometric", function: str | None = None,
-                 category_weights: dict[str, float] | None = None) -> tuple[list[str], Oracle]:
+def split_oracle(
+    catalog,
+    split: str,
+    name: str = "category_geometric",
+    function: str | None = None,
+    category_weights: dict[str, float] | None = None,
+) -> tuple[list[str], Oracle]:
     """The track ids of one split of a validated catalog (:class:`trackrank.catalog.CatalogFiles`) and the
     Oracle over them."""
     from trackrank.catalog import load_split_tags
 
     track_ids, tags, taxonomy = load_split_tags(catalog, split)
-    oracle = Oracle(tags, taxonomy["weight"].to_numpy(float), taxonomy["category"].tolist(), name=name,
-                    function=function, category_weights=category_weights)
+    oracle = Oracle(
+        tags,
+        taxonomy["weight"].to_numpy(float),
+        taxonomy["category"].tolist(),
+        name=name,
+        function=function,
+        category_weights=category_weights,
+    )
     return track_ids, oracle

@@ -12,8 +12,9 @@ class SplitError(ValueError):
     """The artists cannot be shared out as asked."""
 
 
-def artist_split(artists: pd.Series, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
-                 seed: int = 0) -> np.ndarray:
+def artist_split(
+    artists: pd.Series, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+) -> np.ndarray:
     """Assign every track to a split so that each artist lies in exactly one split.
 
     Artists are visited in a seeded random order, largest first, and each goes to the
@@ -35,8 +36,10 @@ def artist_split(artists: pd.Series, fractions: tuple[float, float, float] = (0.
     sizes = artists.value_counts(sort=False)
     needed = int((fractions > 0).sum())
     if len(sizes) < needed:
-        raise SplitError(f"an artist-disjoint split into {needed} non-empty splits needs at least "
-                         f"{needed} artists; the catalog has {len(sizes)}")
+        raise SplitError(
+            f"an artist-disjoint split into {needed} non-empty splits needs at least "
+            f"{needed} artists; the catalog has {len(sizes)}"
+        )
     rng = np.random.default_rng([seed, 7])
     order = sizes.index[rng.permutation(len(sizes))]
     order = sorted(order, key=lambda artist: -sizes[artist])  # stable: ties keep the random order

@@ -40,8 +40,9 @@ class Timbre:
 INSTRUMENTS: dict[str, Timbre] = {
     "piano": Timbre((1.0, 0.5, 0.3, 0.18, 0.1, 0.06, 0.03), 0.005, 0.7, "chords"),
     "strings": Timbre(tuple(1.0 / k for k in range(1, 11)), 0.18, 8.0, "pad", vibrato=0.12, gain=0.6),
-    "distorted_guitar": Timbre(tuple(1.0 / k for k in range(1, 7)), 0.01, 1.5, "power", octave=-12,
-                               saturate=6.0, gain=0.5),
+    "distorted_guitar": Timbre(
+        tuple(1.0 / k for k in range(1, 7)), 0.01, 1.5, "power", octave=-12, saturate=6.0, gain=0.5
+    ),
     "acoustic_guitar": Timbre((1.0, 0.7, 0.35, 0.2, 0.12, 0.06), 0.003, 0.35, "arpeggio"),
     "synth_pad": Timbre((1.0, 0.45, 0.3, 0.2), 0.4, 10.0, "pad", octave=-12, gain=0.6),
     "synth_lead": Timbre((1.0, 0.0, 0.33, 0.0, 0.2, 0.0, 0.14, 0.0, 0.11), 0.01, 3.0, "melody", gain=0.6),
@@ -51,13 +52,30 @@ INSTRUMENTS: dict[str, Timbre] = {
     "choir": Timbre((0.6, 1.0, 0.7, 0.25, 0.4, 0.3, 0.1), 0.25, 8.0, "pad", vibrato=0.2, gain=0.5),
 }
 
-GENRE_TEMPO = {"rock": 124, "electro": 128, "jazz": 112, "classical": 84, "folk": 100,
-               "hiphop": 88, "ambient": 66, "latin": 108, "pop": 116}
+GENRE_TEMPO = {
+    "rock": 124,
+    "electro": 128,
+    "jazz": 112,
+    "classical": 84,
+    "folk": 100,
+    "hiphop": 88,
+    "ambient": 66,
+    "latin": 108,
+    "pop": 116,
+}
 
 #: Chord progressions as scale degrees (0 = tonic), one chord per bar.
-GENRE_PROGRESSION = {"rock": [0, 3, 4, 3], "electro": [0, 5, 2, 6], "jazz": [1, 4, 0, 5],
-                     "classical": [0, 3, 4, 0], "folk": [0, 3, 0, 4], "hiphop": [0, 0, 5, 6],
-                     "ambient": [0, 3], "latin": [0, 3, 4, 0], "pop": [0, 4, 5, 3]}
+GENRE_PROGRESSION = {
+    "rock": [0, 3, 4, 3],
+    "electro": [0, 5, 2, 6],
+    "jazz": [1, 4, 0, 5],
+    "classical": [0, 3, 4, 0],
+    "folk": [0, 3, 0, 4],
+    "hiphop": [0, 0, 5, 6],
+    "ambient": [0, 3],
+    "latin": [0, 3, 4, 0],
+    "pop": [0, 4, 5, 3],
+}
 
 #: 16-step drum patterns (kick, snare, hat), straight and syncopated.
 GENRE_DRUMS = {
@@ -116,7 +134,7 @@ class _Renderer:
         i = int(start * self.sr)
         n = min(int(duration * self.sr), len(self.buffer) - i)
         if n > 16:
-            self.buffer[i:i + n] += gain * timbre.gain * self._note_wave(timbre, midi, n)
+            self.buffer[i : i + n] += gain * timbre.gain * self._note_wave(timbre, midi, n)
 
     def drum(self, kind: str, electronic: bool, start: float, gain: float) -> None:
         key = ("drum", kind, electronic)
@@ -126,7 +144,7 @@ class _Renderer:
         i = int(start * self.sr)
         n = min(len(wave), len(self.buffer) - i)
         if n > 0:
-            self.buffer[i:i + n] += gain * wave[:n]
+            self.buffer[i : i + n] += gain * wave[:n]
 
     def _drum_wave(self, kind: str, electronic: bool) -> np.ndarray:
         sr = self.sr
@@ -165,8 +183,9 @@ def _step_times(tempo: float, accelerate: float, duration_s: float) -> np.ndarra
     return np.asarray(times)
 
 
-def render_track(tags: dict[str, float], duration_s: float = 20.0, sr: int = 44100,
-                 seed: int | list[int] = 0) -> np.ndarray:
+def render_track(
+    tags: dict[str, float], duration_s: float = 20.0, sr: int = 44100, seed: int | list[int] = 0
+) -> np.ndarray:
     """Render a track from its tag likelihoods.
 
     Parameters
@@ -201,8 +220,9 @@ def render_track(tags: dict[str, float], duration_s: float = 20.0, sr: int = 441
     progression = GENRE_PROGRESSION[genre]
     bars_per_chord = 2 if g("slow") > 0.5 or genre == "ambient" else 1
     seventh = genre == "jazz"
-    density = float(np.clip(0.5 + 0.45 * g("dense") - 0.45 * g("sparse") + 0.2 * g("energetic")
-                            - 0.2 * g("calm"), 0.05, 1.0))
+    density = float(
+        np.clip(0.5 + 0.45 * g("dense") - 0.45 * g("sparse") + 0.2 * g("energetic") - 0.2 * g("calm"), 0.05, 1.0)
+    )
 
     def pitch(degree: int, octave_shift: float = 0.0) -> float:
         octave, index = divmod(degree, 7)

@@ -11,8 +11,11 @@ import re
 #: glibc hands large freed blocks back to the OS at once, so every CPU training step
 #: page-faults its activations in again: about half a step's time at the demo's width,
 #: measured. These keep freed memory in the process.
-MALLOC_SETTINGS = {"MALLOC_TRIM_THRESHOLD_": str(16 << 30), "MALLOC_TOP_PAD_": str(1 << 30),
-                   "MALLOC_MMAP_THRESHOLD_": str(32 << 20)}
+MALLOC_SETTINGS = {
+    "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
+    "MALLOC_TOP_PAD_": str(1 << 30),
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+}
 
 #: Reference rows of the results tables, beside ``random``: rankings that need no ranking
 #: training (``evaluate.references`` in the config chooses which are made).
@@ -22,8 +25,16 @@ REFERENCES = ("mfcc_stats", "at_trunk")
 
 
 #: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.
-ALL_SYSTEMS = ("at_baseline", "tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance",
-               "tl_online", "tl_autopool_online", "tl_online_from_at")
+ALL_SYSTEMS = (
+    "at_baseline",
+    "tl_neighbors",
+    "tl_uniform",
+    "tl_distance",
+    "tl_autopool_distance",
+    "tl_online",
+    "tl_autopool_online",
+    "tl_online_from_at",
+)
 #: Suffix of a TL system whose trunk starts from the trained auto-tagger's (same FCN-5 trunk).
 FROM_TAGGER = "_from_at"
 
@@ -55,8 +66,20 @@ def system_spec(system: str) -> tuple[str, str | None]:
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.
-TRAIN_KEYS = ("width", "dim", "margin", "batch_size", "epochs", "batches_per_epoch", "patience", "min_epochs",
-              "tag_threshold", "val_patches", "workers", "device")
+TRAIN_KEYS = (
+    "width",
+    "dim",
+    "margin",
+    "batch_size",
+    "epochs",
+    "batches_per_epoch",
+    "patience",
+    "min_epochs",
+    "tag_threshold",
+    "val_patches",
+    "workers",
+    "device",
+)
 
 
 def train_settings(system: str, config: dict) -> dict:

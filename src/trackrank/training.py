@@ -92,8 +92,11 @@ class TrainSettings:
     def fingerprint(self) -> str:
         """Hash of the settings a checkpoint depends on (not epochs, patience, min_epochs, workers, device);
         with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts."""
-        kept = {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in ("epochs", "patience", "min_epochs", "workers", "device")}
+        kept = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("epochs", "patience", "min_epochs", "workers", "device")
+        }
         if self.init_trunk:
             kept["init_trunk"] = hashlib.sha256(Path(self.init_trunk).read_bytes()).hexdigest()
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
@@ -105,8 +108,10 @@ class TripletTable:
     def __init__(self, path: str | Path, cache: PatchCache):
         table = pq.read_table(path)
         if table.num_rows == 0:
-            raise ValueError(f"triplet table {path} is empty: the train split is too small to mine "
-                             "(an anchor needs at least 2 other tracks)")
+            raise ValueError(
+                f"triplet table {path} is empty: the train split is too small to mine "
+                "(an anchor needs at least 2 other tracks)"
+            )
         columns = {}
         for name in ("anchor", "positive", "negative"):
             column = table.column(name).combine_chunks()
@@ -144,8 +149,9 @@ class SeededBatches(IterableDataset):
 class TripletBatches(SeededBatches):
     """Batches of (anchor, positive, 42 negatives) patches: a (2 + batch_size, 96, 512) tensor."""
 
-    def __init__(self, cache: PatchCache, triplets: TripletTable, batch_size: int, n_batches: int,
-                 seed: int, epoch: int):
+    def __init__(
+        self, cache: PatchCache, triplets: TripletTable, batch_size: int, n_batches: int, seed: int, epoch: int
+    ):
         self.cache, self.triplets = cache, triplets
         self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
 
@@ -159,7 +165,6 @@ class TripletBatches(SeededBatches):
         return torch.from_numpy(self.cache.patches(tracks, rng))
 
 
-
 class OnlineBatches(SeededBatches):
     """Batches of P train tracks x K patches and their in-batch oracle ranks (online mining).
 
@@ -168,8 +173,18 @@ class OnlineBatches(SeededBatches):
     :mod:`trackrank.online_mining`.
     """
 
-    def __init__(self, cache: PatchCache, train_tracks: np.ndarray, lookup: RankLookup, n_tracks: int,
-                 n_patches: int, n_positives: int, n_batches: int, seed: int, epoch: int):
+    def __init__(
+        self,
+        cache: PatchCache,
+        train_tracks: np.ndarray,
+        lookup: RankLookup,
+        n_tracks: int,
+        n_patches: int,
+        n_positives: int,
+        n_batches: int,
+        seed: int,
+        epoch: int,
+    ):
         self.cache, self.train_tracks, self.lookup = cache, train_tracks, lookup
         self.n_tracks, self.n_patches, self.n_positives = n_tracks, n_patches, n_positives
         self.n_batches, self.seed, self.epoch = n_batches, seed, epoch
@@ -184,8 +199,16 @@ class OnlineBatches(SeededBatches):
 class TagBatches(SeededBatches):
     """Batches of (patches, binarised tags) from random train tracks."""
 
-    def __init__(self, cache: PatchCache, tracks: np.ndarray, targets: np.ndarray, batch_size: int,
-                 n_batches: int, seed: int, epoch: int):
+    def __init__(
+        self,
+        cache: PatchCache,
+        tracks: np.ndarray,
+        targets: np.ndarray,
+        batch_size: int,
+        n_batches: int,
+        seed: int,
+        epoch: int,
+    ):
         self.cache, self.tracks, self.targets = cache, tracks, targets
         self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
 
@@ -194,7 +217,6 @@ class TagBatches(SeededBatches):
         chosen = rng.integers(len(self.tracks), size=self.batch_size)
         patches = self.cache.patches(self.tracks[chosen], rng)
         return torch.from_numpy(patches), torch.from_numpy(self.targets[chosen])
-
 
 
 @dataclass
@@ -214,9 +236,15 @@ class TrainingData:
     tag_names: list[str]
 
 
-def load_training_data(settings: TrainSettings, cache: CacheFiles, catalog: CatalogFiles,
-                       val_rankings: str | Path, triplets: str | Path | None,
-                       train_rankings: str | Path | None = None, similarity: dict | None = None) -> TrainingData:
+def load_training_data(
+    settings: TrainSettings,
+    cache: CacheFiles,
+    catalog: CatalogFiles,
+    val_rankings: str | Path,
+    triplets: str | Path | None,
+    train_rankings: str | Path | None = None,
+    similarity: dict | None = None,
+) -> TrainingData:
     """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones.
 
     ``similarity`` is the configured S (``name``, ``function``, ``category_weights``): the
@@ -244,22 +272,39 @@ def load_training_data(settings: TrainSettings, cache: CacheFiles, catalog: Cata
             raise ValueError(f"{settings.system} mines online: it needs the train split's rankings")
         ranks = RankLookup(train_rankings, train_ids)
         if n_positives >= ranks.beyond:
-            raise ValueError(f"mining.n_positives resolves to {n_positives}, beyond the {ranks.beyond - 1} "
-                             "tracks each ranking stores (ranking.top_k): raise ranking.top_k")
-        log.info("online mining: %d tracks x %d patches per batch, Np = %d of %d train tracks, %s",
-                 settings.online_tracks, settings.online_patches, n_positives, len(train_ids),
-                 settings.online_mining)
+            raise ValueError(
+                f"mining.n_positives resolves to {n_positives}, beyond the {ranks.beyond - 1} "
+                "tracks each ranking stores (ranking.top_k): raise ranking.top_k"
+            )
+        log.info(
+            "online mining: %d tracks x %d patches per batch, Np = %d of %d train tracks, %s",
+            settings.online_tracks,
+            settings.online_patches,
+            n_positives,
+            len(train_ids),
+            settings.online_mining,
+        )
     elif settings.strategy:
         table = TripletTable(triplets, cache)
-    return TrainingData(cache, cache.indices(train_ids), targets, table, ranks, n_positives, val_ids,
-                        cache.indices(val_ids), relevant, val_oracle, tag_names)
+    return TrainingData(
+        cache,
+        cache.indices(train_ids),
+        targets,
+        table,
+        ranks,
+        n_positives,
+        val_ids,
+        cache.indices(val_ids),
+        relevant,
+        val_oracle,
+        tag_names,
+    )
 
 
 @torch.no_grad()
 def validate(model, data: TrainingData, settings: TrainSettings, device: torch.device) -> dict[str, float]:
     """Val MAP@k (early-stopping metric) and a validation loss on track-level outputs."""
-    outputs = track_outputs(model, data.cache, data.val_tracks, settings.val_patches, seed=settings.seed,
-                            device=device)
+    outputs = track_outputs(model, data.cache, data.val_tracks, settings.val_patches, seed=settings.seed, device=device)
     k = min(settings.k, len(data.val_ids) - 1)
     relevant = data.val_relevant
     if settings.architecture == "fcn5_tagger":
@@ -273,8 +318,12 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
         queries = np.repeat(np.arange(len(outputs)), relevant.shape[1])
         negatives = rng.integers(len(outputs), size=len(queries))
         valid = (relevant.ravel() >= 0) & (negatives != queries) & ~(relevant[queries] == negatives[:, None]).any(1)
-        loss = triplet_loss(embeddings[queries[valid]], embeddings[relevant.ravel()[valid]],
-                            embeddings[negatives[valid]], settings.margin)
+        loss = triplet_loss(
+            embeddings[queries[valid]],
+            embeddings[relevant.ravel()[valid]],
+            embeddings[negatives[valid]],
+            settings.margin,
+        )
     usable = (relevant >= 0).all(axis=1)
     metrics = per_query_metrics(predicted[usable], relevant[usable], k)
     return {"val_loss": float(loss), f"val_map@{settings.k}": float(metrics["map"].mean())}
@@ -282,8 +331,9 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
 
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
     torch.manual_seed(settings.seed)
-    model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim,
-                        width=settings.width).to(device)
+    model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim, width=settings.width).to(
+        device
+    )
     if settings.init_trunk:
         if settings.architecture != "triplet":
             raise ValueError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")
@@ -314,42 +364,82 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
             state = checkpoint["state"]
             log.info("resuming %s from epoch %d (step %d)", settings.system, state["epoch"], state["step"])
         else:
-            log.info("%s exists but was written with other settings (or by an older trackrank): starting over",
-                     last)
-    log.info("training %s (%s, %d parameters) on %s", settings.system, settings.architecture,
-             sum(p.numel() for p in model.parameters()), device)
+            log.info("%s exists but was written with other settings (or by an older trackrank): starting over", last)
+    log.info(
+        "training %s (%s, %d parameters) on %s",
+        settings.system,
+        settings.architecture,
+        sum(p.numel() for p in model.parameters()),
+        device,
+    )
     metric = f"val_map@{settings.k}"
     if not state["history"]:  # epoch 0: the untrained network, the bar that training must clear
         started = time.perf_counter()
-        _record_epoch(state, {"epoch": 0, "step": 0, "train_loss": float("nan"),
-                              **validate(model, data, settings, device),
-                              "seconds": time.perf_counter() - started}, model, settings, data, out_dir)
+        _record_epoch(
+            state,
+            {
+                "epoch": 0,
+                "step": 0,
+                "train_loss": float("nan"),
+                **validate(model, data, settings, device),
+                "seconds": time.perf_counter() - started,
+            },
+            model,
+            settings,
+            data,
+            out_dir,
+        )
     while state["epoch"] < settings.epochs and not _should_stop(state, settings):
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         train_loss, active_fraction = _train_epoch(model, optimizer, scaler, data, settings, epoch, device)
         state["step"] += settings.batches_per_epoch
-        row = {"epoch": epoch, "step": state["step"], "train_loss": train_loss,
-               **validate(model, data, settings, device), "seconds": time.perf_counter() - started}
+        row = {
+            "epoch": epoch,
+            "step": state["step"],
+            "train_loss": train_loss,
+            **validate(model, data, settings, device),
+            "seconds": time.perf_counter() - started,
+        }
         if settings.strategy:
             row["active_fraction"] = active_fraction
         _record_epoch(state, row, model, settings, data, out_dir)
-        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                    "scaler": scaler.state_dict(), "torch_rng": torch.get_rng_state(), "state": state,
-                    "fingerprint": fingerprint}, out_dir / "last.pt.tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "state": state,
+                "fingerprint": fingerprint,
+            },
+            out_dir / "last.pt.tmp",
+        )
         (out_dir / "last.pt.tmp").replace(last)
-        log.info("epoch %d: train loss %.4f, val loss %.4f, %s %.4f%s (%.1f s)", epoch, train_loss,
-                 row["val_loss"], metric, row[metric],
-                 f", active triplets {active_fraction:.1%}" if settings.strategy else "", row["seconds"])
+        log.info(
+            "epoch %d: train loss %.4f, val loss %.4f, %s %.4f%s (%.1f s)",
+            epoch,
+            train_loss,
+            row["val_loss"],
+            metric,
+            row[metric],
+            f", active triplets {active_fraction:.1%}" if settings.strategy else "",
+            row["seconds"],
+        )
     if _should_stop(state, settings):
-        log.info("early stop: no %s gain for %d epochs; best epoch %d", metric, settings.patience,
-                 state["best_epoch"])
-    log.info("%s keeps epoch %d of %d (%s %.4f)", settings.system, state["best_epoch"], state["epoch"], metric,
-             state["best"])
+        log.info("early stop: no %s gain for %d epochs; best epoch %d", metric, settings.patience, state["best_epoch"])
+    log.info(
+        "%s keeps epoch %d of %d (%s %.4f)", settings.system, state["best_epoch"], state["epoch"], metric, state["best"]
+    )
     if state["best_epoch"] <= 1 and state["epoch"] > 1:
-        log.warning("%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
-                    "(%s %.4f); see history.csv and training_curves.png", settings.system,
-                    "0, the untrained network" if state["best_epoch"] == 0 else "its first", metric, state["best"])
+        log.warning(
+            "%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
+            "(%s %.4f); see history.csv and training_curves.png",
+            settings.system,
+            "0, the untrained network" if state["best_epoch"] == 0 else "its first",
+            metric,
+            state["best"],
+        )
     if not (out_dir / "model.pt").exists():  # a finished run resumed after Snakemake removed its outputs
         _save_kept(state, out_dir)
     history = pd.DataFrame(state["history"])
@@ -358,21 +448,23 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     return history
 
 
-def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData,
-                  out_dir: Path) -> None:
+def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData, out_dir: Path) -> None:
     """Add an epoch's row to the history; keep its weights in ``model.pt`` when val MAP improved."""
     metric = f"val_map@{settings.k}"
     state["history"].append(row)
     state["epoch"] = row["epoch"]
     if np.isnan(row[metric]):
-        log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"],
-                    metric)
+        log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"], metric)
     if np.isnan(row[metric]) or row[metric] > state["best"]:
         # the kept weights also travel in last.pt: Snakemake deletes model.pt before it reruns a job,
         # and a resumed run must still end with the best epoch's weights
-        kept = {"model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                "settings": dataclasses.asdict(settings), "tags": data.tag_names, "epoch": row["epoch"],
-                metric: row[metric]}
+        kept = {
+            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+            "settings": dataclasses.asdict(settings),
+            "tags": data.tag_names,
+            "epoch": row["epoch"],
+            metric: row[metric],
+        }
         state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0, kept_checkpoint=kept)
         _save_kept(state, out_dir)
     elif row["epoch"] > 0:
@@ -393,21 +485,43 @@ def _should_stop(state: dict, settings: TrainSettings) -> bool:
 def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device) -> DataLoader:
     """The epoch's mini-batches, built by ``settings.workers`` DataLoader processes."""
     if settings.strategy == "online":
-        dataset = OnlineBatches(data.cache, data.train_tracks, data.ranks, settings.online_tracks,
-                                settings.online_patches, data.n_positives, settings.batches_per_epoch,
-                                settings.seed, epoch)
+        dataset = OnlineBatches(
+            data.cache,
+            data.train_tracks,
+            data.ranks,
+            settings.online_tracks,
+            settings.online_patches,
+            data.n_positives,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+        )
     elif settings.strategy:
-        dataset = TripletBatches(data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch,
-                                 settings.seed, epoch)
+        dataset = TripletBatches(
+            data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch, settings.seed, epoch
+        )
     else:
-        dataset = TagBatches(data.cache, data.train_tracks, data.train_targets, settings.batch_size,
-                             settings.batches_per_epoch, settings.seed, epoch)
-    return DataLoader(dataset, batch_size=None, num_workers=settings.workers,
-                      pin_memory=device.type == "cuda", prefetch_factor=4 if settings.workers else None)
+        dataset = TagBatches(
+            data.cache,
+            data.train_tracks,
+            data.train_targets,
+            settings.batch_size,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+        )
+    return DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=settings.workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if settings.workers else None,
+    )
 
 
-def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int,
-                 device: torch.device) -> tuple[float, float]:
+def _train_epoch(
+    model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device
+) -> tuple[float, float]:
     """One epoch of steps: (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
     losses, active = [], []
@@ -416,14 +530,20 @@ def _train_epoch(model, optimizer, scaler, data: TrainingData, settings: TrainSe
             if settings.strategy == "online":
                 patches, ranks = batch
                 embeddings = model(patches.to(device, non_blocking=True))
-                loss, fraction = online_triplet_loss(embeddings, ranks.to(device), data.n_positives,
-                                                     settings.margin, settings.online_mining)
+                loss, fraction = online_triplet_loss(
+                    embeddings, ranks.to(device), data.n_positives, settings.margin, settings.online_mining
+                )
                 active.append(fraction)
             elif settings.strategy:
                 embeddings = model(batch.to(device, non_blocking=True)).float()
                 anchor, positive, negatives = embeddings[:1], embeddings[1:2], embeddings[2:]
-                per_triplet = triplet_loss(anchor.expand_as(negatives), positive.expand_as(negatives), negatives,
-                                           settings.margin, reduction="none")
+                per_triplet = triplet_loss(
+                    anchor.expand_as(negatives),
+                    positive.expand_as(negatives),
+                    negatives,
+                    settings.margin,
+                    reduction="none",
+                )
                 loss = per_triplet.mean()
                 active.append(float((per_triplet > 0).float().mean()))
             else:

@@ -1,6 +1,8 @@
 # Validate the catalog and split it by artist (a checkpoint: the shard jobs read its table).
 
 
+# The audio files whose headers validation reads (durations) are deliberately not inputs: replacing
+# one track must rerun its feature shard only, not the split and everything downstream.
 checkpoint ingest_catalog:
     input:
         tags=catalog_tags_file,
@@ -10,16 +12,16 @@ checkpoint ingest_catalog:
         tags="results/catalog/tags.parquet",
         taxonomy="results/catalog/taxonomy.csv",
         rejected="results/catalog/rejected.csv",
-    params:
-        catalog=CATALOG_DIR,
-        seed=config["seed"],
-        fractions=[lookup(dpath=f"split/{s}", within=config) for s in ("train", "val", "test")],
-        short_tracks=lookup(dpath="features/short_tracks", within=config),
     log:
         "results/logs/ingest_catalog/ingest_catalog.log",
     benchmark:
         "results/benchmarks/ingest_catalog/ingest_catalog.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        catalog=lambda wildcards, input: str(Path(input.meta).parent),  # the folder the tables name audio in
+        seed=config["seed"],
+        fractions=[lookup(dpath=f"split/{s}", within=config) for s in ("train", "val", "test")],
+        short_tracks=lookup(dpath="features/short_tracks", within=config),
     script:
         "../scripts/ingest_catalog.py"

@@ -10,10 +10,9 @@ from trackrank.features import shard_tracks
 from trackrank.systems import MALLOC_SETTINGS
 
 # Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
-# cluster node alike (the node re-reads this file, so it gets the same path).
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (f"{workflow.basedir}/src", os.environ.get("PYTHONPATH")) if p
-)
+# cluster node alike (the node re-reads this file, so it gets the same path). The workflow sets
+# PYTHONPATH rather than needing it from the user, so there is nothing for `envvars:` to assert.
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (f"{workflow.basedir}/src", os.getenv("PYTHONPATH")) if p))
 # Keep freed memory in job processes: halves a CPU training step (trackrank.systems).
 for name, value in MALLOC_SETTINGS.items():
     os.environ.setdefault(name, value)
@@ -54,3 +53,20 @@ def shard_rows(wildcards):
 def shard_audio(wildcards):
     """The audio files of one shard: replacing one reruns its shard only."""
     return [path for _, path in shard_rows(wildcards)]
+
+
+def catalog_rows(wildcards):
+    """(track_id, path) of every validated track, read once the catalog is validated."""
+    path = checkpoints.ingest_catalog.get().output.tracks
+    tracks = validated_tracks(path, os.path.getmtime(path))
+    return list(zip(tracks["track_id"], tracks["path"]))
+
+
+def catalog_audio(wildcards):
+    """Every validated track's audio file: replacing one reruns the MFCC statistics."""
+    return [path for _, path in catalog_rows(wildcards)]
+
+
+def system_embeddings(wildcards):
+    """A system's test embeddings; the random ranking needs none."""
+    return [] if wildcards.system == "random" else [f"results/embeddings/{wildcards.system}.parquet"]

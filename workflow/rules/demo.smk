@@ -17,14 +17,14 @@ rule synthesize_demo:
         # Listed file by file (the tag table is cheap to draw), so that replacing
         # one demo track reruns only its feature shard.
         audio=[f"{DEMO_DIR}/{path}" for path in catalog_tags(DEMO_SETTINGS)["path"]],
-    params:
-        settings=DEMO_SETTINGS,
-    threads: 2
     log:
         "results/logs/synthesize_demo/synthesize_demo.log",
     benchmark:
         "results/benchmarks/synthesize_demo/synthesize_demo.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    threads: 2
+    params:
+        settings=DEMO_SETTINGS,
     script:
         "../scripts/synthesize_demo.py"

@@ -14,8 +14,6 @@ wildcard_constraints:
 
 
 rule embed:
-    wildcard_constraints:
-        system="|".join(SYSTEMS),  # trained systems only: the references have their own rules
     input:
         model="results/models/{system}/model.pt",
         cache_index=rules.cache_features.output.index,
@@ -23,24 +21,21 @@ rule embed:
         tracks=rules.ingest_catalog.output.tracks,
     output:
         "results/embeddings/{system}.parquet",
-    params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
-    threads: lookup(dpath="train/threads", within=config)
     log:
         "results/logs/embed/{system}.log",
     benchmark:
         "results/benchmarks/embed/{system}.tsv"
+    wildcard_constraints:
+        system="|".join(SYSTEMS),  # trained systems only: the references have their own rules
     conda:
         "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
+    params:
+        n_patches=lookup(dpath="evaluate/n_patches", within=config),
+        seed=config["seed"],
+        device=lookup(dpath="train/device", within=config),
     script:
         "../scripts/embed.py"
-
-
-def system_embeddings(wildcards):
-    """A system's test embeddings; the random ranking needs none."""
-    return [] if wildcards.system == "random" else [f"results/embeddings/{wildcards.system}.parquet"]
 
 
 rule evaluate_system:
@@ -55,17 +50,17 @@ rule evaluate_system:
         predictions="results/predictions/{system}.parquet",
         summary="results/metrics/{system}.json",
         per_query="results/metrics/{system}.per_query.parquet",
-    params:
-        k=lookup(dpath="evaluate/k", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
-        similarity=config["similarity"],
     log:
         "results/logs/evaluate_system/{system}.log",
     benchmark:
         "results/benchmarks/evaluate_system/{system}.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        k=lookup(dpath="evaluate/k", within=config),
+        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
+        seed=config["seed"],
+        similarity=config["similarity"],
     script:
         "../scripts/evaluate_system.py"
 
@@ -103,13 +98,13 @@ rule listen_page:
         tags=rules.ingest_catalog.output.tags,
     output:
         report("results/report/listen.html", caption="../report/listen.rst", category="Listening"),
-    params:
-        queries=lookup(dpath="report/listen_queries", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
     log:
         "results/logs/listen_page/listen_page.log",
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        queries=lookup(dpath="report/listen_queries", within=config),
+        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
+        seed=config["seed"],
     script:
         "../scripts/listen_page.py"

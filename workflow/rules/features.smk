@@ -7,16 +7,16 @@ rule cqt_shard:
     output:
         shard="results/features/shard-{shard}.parquet",
         rejected="results/features/shard-{shard}.rejected.csv",
-    params:
-        tracks=shard_rows,
-        short_tracks=lookup(dpath="features/short_tracks", within=config),
-    threads: lookup(dpath="features/threads", within=config)
     log:
         "results/logs/cqt_shard/shard-{shard}.log",
     benchmark:
         "results/benchmarks/cqt_shard/shard-{shard}.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    threads: lookup(dpath="features/threads", within=config)
+    params:
+        tracks=shard_rows,
+        short_tracks=lookup(dpath="features/short_tracks", within=config),
     script:
         "../scripts/cqt_shard.py"
 

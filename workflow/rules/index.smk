@@ -8,8 +8,6 @@ if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not INDEX_SYSTEM.s
 
 
 rule index:
-    wildcard_constraints:
-        system="|".join(INDEXED) or "^$",
     input:
         model="results/models/{system}/model.pt",
         cache_index=rules.cache_features.output.index,
@@ -19,18 +17,20 @@ rule index:
         tracks="results/index/{system}/tracks.parquet",
         vectors="results/index/{system}/vectors.faiss",
         identity="results/index/{system}/identity.json",
+    log:
+        "results/logs/index/{system}.log",
+    benchmark:
+        "results/benchmarks/index/{system}.tsv"
+    wildcard_constraints:
+        system="|".join(INDEXED) or "^$",
+    conda:
+        "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
     params:
         catalog=CATALOG_DIR,
         n_patches=lookup(dpath="index/n_patches", within=config),
         kind=lookup(dpath="index/kind", within=config),
         device=lookup(dpath="train/device", within=config),
-    threads: lookup(dpath="train/threads", within=config)
-    log:
-        "results/logs/index/{system}.log",
-    benchmark:
-        "results/benchmarks/index/{system}.tsv"
-    conda:
-        "../../envs/trackrank.yaml"
     script:
         "../scripts/build_index.py"
 
@@ -41,12 +41,12 @@ rule index_default:
         identities=expand(rules.index.output.identity, system=INDEXED),
     output:
         "results/index/default.json",
-    params:
-        systems=INDEXED,
-        system=INDEX_SYSTEM,
     log:
         "results/logs/index_default/index_default.log",
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        systems=INDEXED,
+        system=INDEX_SYSTEM,
     script:
         "../scripts/index_default.py"

@@ -10,15 +10,15 @@ rule rank_split:
     output:
         rankings="results/rankings/{split}.parquet",
         curve="results/rankings/{split}.curve.csv",
-    params:
-        similarity=config["similarity"],
-        top_k=lookup(dpath="ranking/top_k", within=config),
     log:
         "results/logs/rank_split/{split}.log",
     benchmark:
         "results/benchmarks/rank_split/{split}.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        similarity=config["similarity"],
+        top_k=lookup(dpath="ranking/top_k", within=config),
     script:
         "../scripts/rank_split.py"
 
@@ -30,17 +30,17 @@ rule mine_triplets:
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
         "results/triplets/{strategy}.parquet",
-    params:
-        similarity=config["similarity"],
-        n_positives=lookup(dpath="mining/n_positives", within=config),
-        n_negatives=lookup(dpath="mining/n_negatives", within=config),
-        seed=config["seed"],
     log:
         "results/logs/mine_triplets/{strategy}.log",
     benchmark:
         "results/benchmarks/mine_triplets/{strategy}.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        similarity=config["similarity"],
+        n_positives=lookup(dpath="mining/n_positives", within=config),
+        n_negatives=lookup(dpath="mining/n_negatives", within=config),
+        seed=config["seed"],
     script:
         "../scripts/mine_triplets.py"
 

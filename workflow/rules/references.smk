@@ -2,33 +2,21 @@
 # evaluated by evaluate_system like a TL system (Euclidean distance).
 
 
-def catalog_rows(wildcards):
-    """(track_id, path) of every validated track, read once the catalog is validated."""
-    path = checkpoints.ingest_catalog.get().output.tracks
-    tracks = validated_tracks(path, os.path.getmtime(path))
-    return list(zip(tracks["track_id"], tracks["path"]))
-
-
-def catalog_audio(wildcards):
-    """Every validated track's audio file: replacing one reruns the MFCC statistics."""
-    return [path for _, path in catalog_rows(wildcards)]
-
-
 rule mfcc_stats:
     input:
         tracks=rules.ingest_catalog.output.tracks,
         audio=catalog_audio,
     output:
         "results/features/mfcc_stats.parquet",
-    params:
-        tracks=catalog_rows,
-    threads: lookup(dpath="features/threads", within=config)
     log:
         "results/logs/mfcc_stats/mfcc_stats.log",
     benchmark:
         "results/benchmarks/mfcc_stats/mfcc_stats.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    threads: lookup(dpath="features/threads", within=config)
+    params:
+        tracks=catalog_rows,
     script:
         "../scripts/mfcc_stats.py"
 
@@ -56,16 +44,16 @@ rule embed_at_trunk:
         tracks=rules.ingest_catalog.output.tracks,
     output:
         "results/embeddings/at_trunk.parquet",
-    params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
-    threads: lookup(dpath="train/threads", within=config)
     log:
         "results/logs/embed_at_trunk/at_trunk.log",
     benchmark:
         "results/benchmarks/embed_at_trunk/at_trunk.tsv"
     conda:
         "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
+    params:
+        n_patches=lookup(dpath="evaluate/n_patches", within=config),
+        seed=config["seed"],
+        device=lookup(dpath="train/device", within=config),
     script:
         "../scripts/embed_at_trunk.py"

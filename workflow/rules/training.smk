@@ -39,21 +39,21 @@ for system in lookup(dpath="train/systems", within=config):
         output:
             model=f"results/models/{system}/model.pt",
             history=f"results/models/{system}/history.csv",
-        params:
-            system=system,
-            settings=train_settings(system, config),
-            similarity=config["similarity"],  # the auto-tagger validates by S of its estimated tags
-        threads: lookup(dpath="train/threads", within=config)
-        resources:
-            gpu=lookup(dpath="train/resources/gpu", within=config),
-            mem_mb=lookup(dpath="train/resources/mem_mb", within=config),
-            runtime=lookup(dpath="train/resources/runtime", within=config),
         log:
             f"results/logs/train/{system}.log",
         benchmark:
             f"results/benchmarks/train/{system}.tsv"
         conda:
             "../../envs/trackrank.yaml"
+        threads: lookup(dpath="train/threads", within=config)
+        resources:
+            gpu=lookup(dpath="train/resources/gpu", within=config),
+            mem_mb=lookup(dpath="train/resources/mem_mb", within=config),
+            runtime=lookup(dpath="train/resources/runtime", within=config),
+        params:
+            system=system,
+            settings=train_settings(system, config),
+            similarity=config["similarity"],  # the auto-tagger validates by S of its estimated tags
         script:
             "../scripts/train_system.py"
 

@@ -9,8 +9,15 @@ from trackrank.logs import log_to
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 faiss.omp_set_num_threads(snakemake.threads)
-build_index(model=snakemake.input.model,
-            cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data), tracks=snakemake.input.tracks, catalog_dir=snakemake.params.catalog,
-            out_tracks=snakemake.output.tracks, out_vectors=snakemake.output.vectors,
-            out_identity=snakemake.output.identity, n_patches=snakemake.params.n_patches, kind=snakemake.params.kind,
-            device=snakemake.params.device)
+build_index(
+    model=snakemake.input.model,
+    cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+    tracks=snakemake.input.tracks,
+    catalog_dir=snakemake.params.catalog,
+    out_tracks=snakemake.output.tracks,
+    out_vectors=snakemake.output.vectors,
+    out_identity=snakemake.output.identity,
+    n_patches=snakemake.params.n_patches,
+    kind=snakemake.params.kind,
+    device=snakemake.params.device,
+)

@@ -9,7 +9,12 @@ from trackrank.logs import log_to
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 tracks = pd.read_parquet(snakemake.input.tracks)
-write_trunk_embeddings(snakemake.input.model, CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-                       tracks.loc[tracks.split == "test", "track_id"].tolist(), snakemake.output[0],
-                       n_patches=snakemake.params.n_patches, seed=snakemake.params.seed,
-                       device=snakemake.params.device)
+write_trunk_embeddings(
+    snakemake.input.model,
+    CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+    tracks.loc[tracks.split == "test", "track_id"].tolist(),
+    snakemake.output[0],
+    n_patches=snakemake.params.n_patches,
+    seed=snakemake.params.seed,
+    device=snakemake.params.device,
+)

@@ -6,8 +6,23 @@ from trackrank.logs import log_to
 log_to(snakemake.log[0])
 p, similarity, out = snakemake.params, snakemake.params.similarity, snakemake.output
 catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
-test_ids, oracle = test_tracks(catalog, snakemake.input.cache_index, name=similarity["name"],
-                               function=similarity["function"], category_weights=similarity["category_weights"])
-evaluate(snakemake.wildcards.system, test_ids, oracle, snakemake.input.rankings, predictions=out.predictions,
-         summary=out.summary, per_query=out.per_query, embeddings=(snakemake.input.embeddings or [None])[0],
-         k=p.k, n_relevant=p.n_relevant, seed=p.seed)
+test_ids, oracle = test_tracks(
+    catalog,
+    snakemake.input.cache_index,
+    name=similarity["name"],
+    function=similarity["function"],
+    category_weights=similarity["category_weights"],
+)
+evaluate(
+    snakemake.wildcards.system,
+    test_ids,
+    oracle,
+    snakemake.input.rankings,
+    predictions=out.predictions,
+    summary=out.summary,
+    per_query=out.per_query,
+    embeddings=(snakemake.input.embeddings or [None])[0],
+    k=p.k,
+    n_relevant=p.n_relevant,
+    seed=p.seed,
+)

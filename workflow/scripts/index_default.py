@@ -3,5 +3,6 @@ from trackrank.index import write_default
 from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
-write_default(dict(zip(snakemake.params.systems, snakemake.input.metrics)), snakemake.output[0],
-              system=snakemake.params.system)
+write_default(
+    dict(zip(snakemake.params.systems, snakemake.input.metrics)), snakemake.output[0], system=snakemake.params.system
+)

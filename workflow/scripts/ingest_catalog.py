@@ -8,8 +8,13 @@ from trackrank.logs import log_to
 log_to(snakemake.log[0])
 p = snakemake.params
 try:
-    ingest(p.catalog, Path(snakemake.output.tracks).parent, seed=p.seed, fractions=tuple(p.fractions),
-           short_tracks=p.short_tracks)
+    ingest(
+        p.catalog,
+        Path(snakemake.output.tracks).parent,
+        seed=p.seed,
+        fractions=tuple(p.fractions),
+        short_tracks=p.short_tracks,
+    )
 except CatalogError as error:
     logging.getLogger("trackrank.catalog").error("%s", error)
     raise SystemExit(f"trackrank: {error}") from None

@@ -3,6 +3,13 @@ from trackrank.listen import write_listening_page
 from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
-write_listening_page(snakemake.input.tracks, snakemake.input.tags, snakemake.input.rankings,
-                     snakemake.input.predictions, snakemake.output[0], n_queries=snakemake.params.queries,
-                     n_relevant=snakemake.params.n_relevant, seed=snakemake.params.seed)
+write_listening_page(
+    snakemake.input.tracks,
+    snakemake.input.tags,
+    snakemake.input.rankings,
+    snakemake.input.predictions,
+    snakemake.output[0],
+    n_queries=snakemake.params.queries,
+    n_relevant=snakemake.params.n_relevant,
+    seed=snakemake.params.seed,
+)

@@ -7,10 +7,15 @@ from trackrank.similarity import SimilarityError, split_oracle
 log_to(snakemake.log[0])
 p, similarity = snakemake.params, snakemake.params.similarity
 try:
-    track_ids, oracle = split_oracle(CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", name=similarity["name"],
-                                     function=similarity["function"],
-                                     category_weights=similarity["category_weights"])
-    write_triplets(oracle, track_ids, snakemake.output[0], snakemake.wildcards.strategy, p.n_positives,
-                   p.n_negatives, p.seed)
+    track_ids, oracle = split_oracle(
+        CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy),
+        "train",
+        name=similarity["name"],
+        function=similarity["function"],
+        category_weights=similarity["category_weights"],
+    )
+    write_triplets(
+        oracle, track_ids, snakemake.output[0], snakemake.wildcards.strategy, p.n_positives, p.n_negatives, p.seed
+    )
 except SimilarityError as error:
     raise SystemExit(f"trackrank: {error}") from None

@@ -6,5 +6,9 @@ from trackrank.logs import log_to
 from trackrank.report import write_report
 
 log_to(snakemake.log[0])
-write_report(snakemake.input.summaries, snakemake.input.histories, Path(snakemake.output.table).parent,
-             per_query_files=snakemake.input.per_query)
+write_report(
+    snakemake.input.summaries,
+    snakemake.input.histories,
+    Path(snakemake.output.table).parent,
+    per_query_files=snakemake.input.per_query,
+)

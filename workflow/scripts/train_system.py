@@ -10,11 +10,20 @@ from trackrank.training import TrainSettings, load_training_data, train
 
 log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
-settings = TrainSettings(system=snakemake.params.system, **snakemake.params.settings,
-                         init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "")
+settings = TrainSettings(
+    system=snakemake.params.system,
+    **snakemake.params.settings,
+    init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "",
+)
 cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
 catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
-data = load_training_data(settings, cache, catalog, snakemake.input.val_rankings, snakemake.input.triplets[0] if snakemake.input.triplets else None,
-                          snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
-                          snakemake.params.similarity)
+data = load_training_data(
+    settings,
+    cache,
+    catalog,
+    snakemake.input.val_rankings,
+    snakemake.input.triplets[0] if snakemake.input.triplets else None,
+    snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
+    snakemake.params.similarity,
+)
 train(settings, data, Path(snakemake.output.model).parent)
