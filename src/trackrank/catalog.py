@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrank.atomic import atomic_output
 from trackrank.audio import AudioError, probe_duration
 from trackrank.features import min_duration_s
 from trackrank.split import SPLITS, SplitError, artist_split
@@ -218,11 +219,17 @@ def ingest(
     for split in SPLITS:
         chosen = tracks["split"] == split
         log.info("split %s: %d tracks, %d artists", split, chosen.sum(), tracks.loc[chosen, "artist"].nunique())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracks.to_parquet(out_dir / "tracks.parquet", index=False)
-    tags.to_parquet(out_dir / "tags.parquet", index=False)
-    taxonomy.to_csv(out_dir / "taxonomy.csv", index=False)
-    rejected.to_csv(out_dir / "rejected.csv", index=False)
+    for name, table in (
+        ("tracks.parquet", tracks),
+        ("tags.parquet", tags),
+        ("taxonomy.csv", taxonomy),
+        ("rejected.csv", rejected),
+    ):
+        with atomic_output(out_dir / name) as tmp:
+            if name.endswith(".parquet"):
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False)
     return Catalog(tracks, tags, taxonomy, rejected)
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from trackrank.atomic import atomic_output
 from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.models import build_model
 from trackrank.systems import system_spec
@@ -101,8 +102,8 @@ def save_embeddings(
         raise ValueError(f"{output}: {len(track_ids)} track ids for a matrix of shape {matrix.shape}")
     values = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
     table = pa.table({"track_id": pa.array(track_ids, pa.string()), column: values})
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, output, compression="zstd")
+    with atomic_output(output) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
     return table
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrank.atomic import atomic_output
 from trackrank.catalog import CatalogFiles
 from trackrank.embedding import read_embeddings
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
@@ -80,18 +81,20 @@ def evaluate(
     relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
     values = per_query_metrics(predicted, relevant, k_eff)
     values.insert(0, "query", test_ids)
-    for path in (predictions, summary, per_query):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(
+    top_k = pd.DataFrame(
         {
             "query": np.repeat(test_ids, k_eff),
             "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
             "track_id": np.asarray(test_ids)[predicted.ravel()],
         }
-    ).to_parquet(predictions, index=False)
-    values.to_parquet(per_query, index=False)
+    )
     means = summarise(values, system, k)
-    Path(summary).write_text(json.dumps(means, indent=2) + "\n")
+    with atomic_output(predictions) as tmp:
+        top_k.to_parquet(tmp, index=False)
+    with atomic_output(per_query) as tmp:
+        values.to_parquet(tmp, index=False)
+    with atomic_output(summary) as tmp:
+        tmp.write_text(json.dumps(means, indent=2) + "\n")
     log.info("%s: %s", system, ", ".join(f"{m}@{k} {means[f'{m}@{k}']['mean']:.2f}" for m in METRICS))
     return means
 

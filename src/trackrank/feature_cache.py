@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from trackrank.atomic import atomic_output
 from trackrank.feature_store import cqt_from_list
 from trackrank.features import N_BINS, PATCH_FRAMES
 
@@ -41,11 +42,19 @@ class CacheFiles:
 
 def build_cache(shards: list[str | Path], cache: CacheFiles) -> pd.DataFrame:
     """Unpack the shards into ``cache.data`` (float16 frames) and ``cache.index``; returns the index."""
-    Path(cache.data).parent.mkdir(parents=True, exist_ok=True)
-    Path(cache.index).parent.mkdir(parents=True, exist_ok=True)
     files = [pq.ParquetFile(s) for s in shards]
     total = sum(int(pq.read_table(s, columns=["n_frames"]).column(0).to_numpy().sum()) for s in shards)
-    data = np.lib.format.open_memmap(cache.data, mode="w+", dtype=np.float16, shape=(total, N_BINS))
+    with atomic_output(cache.data) as tmp:
+        rows = _unpack(files, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(total, N_BINS)))
+    index = pd.DataFrame(rows, columns=["track_id", "offset", "n_frames"])
+    with atomic_output(cache.index) as tmp:
+        index.to_parquet(tmp, index=False)
+    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20, cache.data)
+    return index
+
+
+def _unpack(files: list[pq.ParquetFile], data: np.ndarray) -> list[tuple[str, int, int]]:
+    """Copy every track's frames into ``data`` (a writable memory map); (track_id, offset, n_frames) rows."""
     rows, offset = [], 0
     for parquet in files:
         for g in range(parquet.num_row_groups):  # one row group in memory at a time
@@ -56,11 +65,7 @@ def build_cache(shards: list[str | Path], cache: CacheFiles) -> pd.DataFrame:
                 rows.append((track_id, offset, len(matrix)))
                 offset += len(matrix)
     data.flush()
-    del data
-    index = pd.DataFrame(rows, columns=["track_id", "offset", "n_frames"])
-    index.to_parquet(cache.index, index=False)
-    log.info("cached %d tracks, %d frames (%.1f MiB) in %s", len(index), total, total * N_BINS * 2 / 2**20, cache.data)
-    return index
+    return rows
 
 
 class PatchCache:

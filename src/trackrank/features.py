@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trackrank.atomic import atomic_output
 from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
 
 log = logging.getLogger(__name__)
@@ -177,8 +178,7 @@ def extract_shard(
     paths = dict(zip(tracks["track_id"], tracks["path"]))
     jobs = [(tid, paths[tid], short_tracks) for tid in tracks["track_id"]]
     rejected, ids, matrices = [], [], []
-    tmp = output.with_suffix(".parquet.tmp")
-    with pq.ParquetWriter(tmp, SHARD_SCHEMA, **PARQUET_OPTIONS) as writer:
+    with atomic_output(output) as tmp, pq.ParquetWriter(tmp, SHARD_SCHEMA, **PARQUET_OPTIONS) as writer:
         for track_id, cqt, reason in _results(jobs, workers):
             if cqt is None:
                 log.warning("skipped track '%s' (%s): %s", track_id, paths[track_id], reason)
@@ -191,7 +191,6 @@ def extract_shard(
                 ids, matrices = [], []
         if ids:
             writer.write_table(shard_table(ids, matrices))
-    tmp.replace(output)
     log.info("%s: %d tracks written, %d skipped", output, len(jobs) - len(rejected), len(rejected))
     return pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
 
@@ -215,5 +214,6 @@ def run_shard(
     log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)
     rejected = extract_shard(tracks, output, short_tracks=short_tracks, workers=workers)
     if rejected_path is not None:
-        rejected.to_csv(rejected_path, index=False)
+        with atomic_output(rejected_path) as tmp:
+            rejected.to_csv(tmp, index=False)
     return rejected

@@ -33,6 +33,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from trackrank.atomic import atomic_output
 from trackrank.audio import SAMPLE_RATE
 from trackrank.embedding import choose_device, load_model
 from trackrank.feature_cache import CacheFiles, PatchCache
@@ -182,10 +183,10 @@ def build_index(
     frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
     vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)
     table = kept[["track_id", "artist", "split", "path"]].assign(embedding=list(vectors))
-    for path in (out_tracks, out_vectors, out_identity):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    _atomic(out_tracks, lambda tmp: table.to_parquet(tmp, index=False))
-    _atomic(out_vectors, lambda tmp: faiss.write_index(new_faiss_index(vectors, kind), str(tmp)))
+    with atomic_output(out_tracks) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_output(out_vectors) as tmp:
+        faiss.write_index(new_faiss_index(vectors, kind), str(tmp))
     if catalog_dir is None:
         catalog_dir = os.path.commonpath([str(Path(p).resolve().parent) for p in table.path])
     identity.update(
@@ -197,7 +198,8 @@ def build_index(
         n_tracks=len(table),
         catalog_dir=str(Path(catalog_dir).resolve()),
     )
-    _atomic(out_identity, lambda tmp: Path(tmp).write_text(json.dumps(identity, indent=2) + "\n"))
+    with atomic_output(out_identity) as tmp:
+        tmp.write_text(json.dumps(identity, indent=2) + "\n")
     log.info(
         "indexed %d tracks with %s (%s, d=%d, %d patches each)",
         len(table),
@@ -207,13 +209,6 @@ def build_index(
         n_patches,
     )
     return table
-
-
-def _atomic(path: str | Path, write) -> None:
-    """``write(tmp)`` then rename over ``path``: a killed job never leaves a file that looks complete."""
-    tmp = Path(f"{path}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 @dataclass
@@ -324,6 +319,7 @@ def write_default(
     elif system not in scores:
         raise ValueError(f"index.system '{system}': not an indexed system ({', '.join(scores)})")
     chosen = {"system": system, metric: scores[system], "by": metric if len(scores) > 1 else "config"}
-    _atomic(output, lambda tmp: Path(tmp).write_text(json.dumps(chosen, indent=2) + "\n"))
+    with atomic_output(output) as tmp:
+        tmp.write_text(json.dumps(chosen, indent=2) + "\n")
     log.info("default index: %s (test %s %.1f)", system, metric, scores[system])
     return system

@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trackrank.atomic import atomic_output
 from trackrank.ranking import dictionary_column, top_ranked
 from trackrank.similarity import Oracle
 
@@ -187,9 +188,8 @@ def write_triplets(
     ids = pa.array(track_ids, pa.string())
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(".tmp")
     total = 0
-    with pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd") as writer:
+    with atomic_output(output) as tmp, pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd") as writer:
         for start in range(0, n, CHUNK_ANCHORS):
             anchors, positives, negatives = [], [], []
             for anchor in range(start, min(start + CHUNK_ANCHORS, n)):
@@ -218,7 +218,6 @@ def write_triplets(
                 )
             total += len(chunk)
             log.info("%s: mined %d / %d anchors, %d triplets", strategy, min(start + CHUNK_ANCHORS, n), n, total)
-    tmp.replace(output)
     expected = n * n_positives * n_negatives
     if total < expected:
         log.warning(

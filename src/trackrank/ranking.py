@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from trackrank.atomic import atomic_output
 from trackrank.similarity import Oracle
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
     curve = np.zeros(max(n - 1, 0))
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_suffix(".tmp")
-    with pq.ParquetWriter(tmp, RANKING_SCHEMA, compression="zstd") as writer:
+    with atomic_output(output) as tmp, pq.ParquetWriter(tmp, RANKING_SCHEMA, compression="zstd") as writer:
         for start in range(0, n, CHUNK_ANCHORS):
             anchors, ranks, others, scores = [], [], [], []
             for anchor in range(start, min(start + CHUNK_ANCHORS, n)):
@@ -103,7 +103,6 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
                     )
                 )
             log.info("ranked %d / %d anchors", min(start + CHUNK_ANCHORS, n), n)
-    tmp.replace(output)
     return RankingSummary(curve / max(n, 1))
 
 
