@@ -236,11 +236,46 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
 
 
-def test_an_unknown_config_key_stops_the_run_naming_it(tmp_path):
+def test_config_mistakes_stop_the_run_with_one_short_line_each(tmp_path):
     work = workflow_copy(tmp_path)
-    run = snakemake(work, "-n", "--config", "no_such_key=1")
+    run = snakemake(work, "-n", "--config", "no_such_key=1", "train={epochs: ten}")
     assert run.returncode != 0
-    assert "no_such_key" in run.stderr + run.stdout
+    output = run.stderr + run.stdout
+    assert "(top level): Additional properties are not allowed ('no_such_key' was unexpected)" in output
+    assert "train.epochs: 'ten' is not of type 'integer'" in output
+    assert len(output.splitlines()) < 12, output  # not Snakemake's dump of the whole schema
+
+
+#: A user's S that records which job script called it, one line per call, beside itself.
+COUNTING_SIMILARITY = """
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def score(query, others):
+    with open(Path(__file__).with_name("similarity_calls.txt"), "a") as calls:
+        calls.write(Path(sys.argv[0]).name + "\\n")
+    return 1.0 / (1.0 + np.abs(np.asarray(others) - np.asarray(query)).sum(axis=1))
+"""
+
+
+def test_a_users_similarity_is_the_one_every_rule_that_scores_tags_uses(tmp_path):
+    work = workflow_copy(tmp_path)
+    (work / "counting_similarity.py").write_text(COUNTING_SIMILARITY)
+    run = snakemake(
+        work,
+        "--config",
+        "similarity={function: 'counting_similarity:score'}",
+        "train={systems: [at_baseline]}",
+        "evaluate={references: []}",
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    callers = (work / "similarity_calls.txt").read_text().split()
+    # rankings (each split), mining (each strategy), the auto-tagger's validation and its test retrieval
+    for script in ("rank_split", "mine_triplets", "train_system", "evaluate_system"):
+        assert any(caller.endswith(f".{script}.py") for caller in callers), (script, sorted(set(callers)))
 
 
 def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run):

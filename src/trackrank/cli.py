@@ -86,13 +86,16 @@ def parser() -> argparse.ArgumentParser:
         "trained system, recommend for audio files, serve the recommendations.",
     )
     commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False)  # every subcommand
     common.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    common.add_argument("--model", help="model.pt to query with (default: the one the index records)")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    querying = argparse.ArgumentParser(add_help=False, parents=[common])  # recommend and serve
+    querying.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
+    querying.add_argument("--model", help="model.pt to query with (default: the one the index records)")
 
     index = commands.add_parser(
         "index",
+        parents=[common],
         help="embed every catalog track with a trained TL system into an index",
         description="Embed every valid catalog track (all splits) into a FAISS index.",
     )
@@ -111,20 +114,15 @@ def parser() -> argparse.ArgumentParser:
         help="exact inner product, or approximate for catalogs past ~1 M tracks",
     )
     index.add_argument("--n-patches", type=int, default=8, help="evenly spread patches per track")
-    index.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    index.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
     index.set_defaults(run=_index)
 
     recommend = commands.add_parser(
         "recommend",
-        parents=[common],
+        parents=[querying],
         help="catalog tracks nearest to each audio file",
         description="Print the catalog tracks nearest to each audio file.",
     )
     recommend.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
-    recommend.add_argument(
-        "--index", default="results/index", help="index folder, or results/index for the run's default system"
-    )
     recommend.add_argument("--top", type=int, default=10, help="neighbours per file")
     recommend.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     recommend.add_argument("--pad", action="store_true", help="loop a file shorter than one patch (11.87 s)")
@@ -133,11 +131,10 @@ def parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        parents=[common],
+        parents=[querying],
         help="HTTP service and page for recommendations",
         description="Serve POST /recommend, GET /tracks/{id}/similar and a page at /.",
     )
-    serve.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload")
@@ -150,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     log_to(None)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs which CPU build it picked
     logging.getLogger().setLevel(logging.INFO if args.verbose or args.command != "recommend" else logging.WARNING)
+    from trackrank.checkpoints import CheckpointError
     from trackrank.index import IndexMismatch
 
     try:
         return args.run(args)
-    except (FileNotFoundError, IndexMismatch) as error:
+    except (FileNotFoundError, IndexMismatch, CheckpointError) as error:
         print(f"trackrank {args.command}: {error}", file=sys.stderr)
         return 2
 

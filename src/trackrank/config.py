@@ -24,3 +24,19 @@ def typed_values(config):
             return config
         return value if isinstance(value, (int, float, bool)) or value is None else config
     return config
+
+
+def config_problems(config: dict, schema_path: str) -> list[str]:
+    """Every way ``config`` breaks the schema, one short line each: the key's dotted path and the reason.
+
+    Why: Snakemake's own validation error prints the whole schema (300 lines) around one wrong key.
+    """
+    from jsonschema import Draft202012Validator
+
+    with open(schema_path, encoding="utf-8") as stream:
+        schema = yaml.safe_load(stream)
+    problems = []
+    for error in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path)):
+        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
+        problems.append(f"{key}: {error.message}")
+    return problems

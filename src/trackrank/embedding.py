@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import torch
 
 from trackrank.atomic import atomic_output
+from trackrank.checkpoints import CheckpointError, load_checkpoint
 from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.models import build_model
 from trackrank.systems import system_spec
@@ -52,12 +53,16 @@ def track_outputs(
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """A trained system from its ``model.pt`` (loaded with ``weights_only=True``) and its checkpoint."""
-    checkpoint = torch.load(path, map_location=device, weights_only=True)
+    """A trained system from its ``model.pt`` and its checkpoint; :class:`CheckpointError` names the file
+    when it is unsafe, incomplete, or its weights or settings do not make a trackrank network."""
+    checkpoint = load_checkpoint(path, device, keys=("model", "settings", "tags"))
     settings = checkpoint["settings"]
-    architecture, _ = system_spec(settings["system"])
-    model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
-    model.load_state_dict(checkpoint["model"])
+    try:
+        architecture, _ = system_spec(settings["system"])
+        model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: its weights and settings do not make a trackrank network: {error}") from None
     return model.to(device).eval(), checkpoint
 
 

@@ -41,6 +41,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from trackrank.catalog import CatalogFiles
+from trackrank.checkpoints import load_checkpoint
 from trackrank.embedding import choose_device, track_outputs
 from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
@@ -337,7 +338,7 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
     if settings.init_trunk:
         if settings.architecture != "triplet":
             raise ValueError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")
-        tagger = torch.load(settings.init_trunk, map_location=device, weights_only=True)["model"]
+        tagger = load_checkpoint(settings.init_trunk, device, keys=("model",))["model"]
         model.trunk.load_state_dict({k.removeprefix("trunk."): v for k, v in tagger.items() if k.startswith("trunk.")})
         log.info("trunk initialised from %s", settings.init_trunk)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -355,7 +356,7 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
     last = out_dir / "last.pt"
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
-        checkpoint = torch.load(last, map_location=device, weights_only=True)
+        checkpoint = load_checkpoint(last, device)
         if checkpoint.get("fingerprint") == fingerprint and "kept_checkpoint" in checkpoint["state"]:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
