@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -278,9 +279,11 @@ def test_a_users_similarity_is_the_one_every_rule_that_scores_tags_uses(tmp_path
         assert any(caller.endswith(f".{script}.py") for caller in callers), (script, sorted(set(callers)))
 
 
-def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run):
+def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run, tmp_path):
+    work = tmp_path / "run"  # a copy: Snakemake deletes the outputs of a job it reruns
+    shutil.copytree(finished_run, work, ignore=shutil.ignore_patterns(".snakemake"))
     run = snakemake(
-        finished_run,
+        work,
         "--config",
         "similarity={function: 'no_such_module:score'}",
         "--forcerun",
@@ -289,7 +292,7 @@ def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finis
         "results/triplets/uniform.parquet",
     )
     assert run.returncode != 0
-    log = (finished_run / "results" / "logs" / "mine_triplets" / "uniform.log").read_text()
+    log = (work / "results" / "logs" / "mine_triplets" / "uniform.log").read_text()
     assert "cannot import module 'no_such_module'" in run.stderr + log
 
 
