@@ -61,9 +61,7 @@ def write_trunk_embeddings(
             "(at_baseline): at_trunk needs its trunk"
         )
     cache = PatchCache(cache)
-    kept = [t for t in track_ids if t in cache.position]
-    if len(kept) < len(track_ids):
-        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept), len(track_ids))
+    kept = cache.with_features(track_ids)
     outputs = track_outputs(
         TrunkEmbedding(model), cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device
     )

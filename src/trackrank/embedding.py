@@ -84,9 +84,7 @@ def write_embeddings(
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)
     cache = PatchCache(cache)
-    kept = [t for t in track_ids if t in cache.position]
-    if len(kept) < len(track_ids):
-        log.warning("%d of %d tracks have no features and are not embedded", len(track_ids) - len(kept), len(track_ids))
+    kept = cache.with_features(track_ids)
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
     column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
     table = save_embeddings(kept, outputs, output, column=column)

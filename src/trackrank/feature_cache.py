@@ -100,6 +100,13 @@ class PatchCache:
             raise KeyError(f"{len(missing)} track(s) have no features, e.g. '{missing[0]}'")
         return np.array([self.position[t] for t in track_ids], dtype=np.int64)
 
+    def with_features(self, track_ids: list[str]) -> list[str]:
+        """The ``track_ids`` that have features, in their order; how many do not is logged."""
+        kept = [t for t in track_ids if t in self.position]
+        if len(kept) < len(track_ids):
+            log.warning("%d of %d tracks have no features and are left out", len(track_ids) - len(kept), len(track_ids))
+        return kept
+
     def frames(self, track: int) -> np.ndarray:
         """One track's whole CQT (cache position ``track``): (n_frames, 96), float32."""
         first = self.offsets[track]

@@ -176,9 +176,7 @@ def build_index(
     net, identity = load_embedding_model(model, device)
     cache = PatchCache(cache)
     catalog = pd.read_parquet(tracks)
-    kept = catalog[catalog.track_id.isin(cache.position)].reset_index(drop=True)
-    if len(kept) < len(catalog):
-        log.info("%d of %d catalog tracks have no features and are not indexed", len(catalog) - len(kept), len(catalog))
+    kept = catalog[catalog.track_id.isin(cache.with_features(catalog.track_id.tolist()))].reset_index(drop=True)
     positions = cache.indices(kept.track_id.tolist())
     frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
     vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)

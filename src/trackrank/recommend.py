@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trackrank.audio import AudioError, load_audio
+from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
 from trackrank.embedding import choose_device
 from trackrank.features import PATCH_FRAMES, cqt_db, min_duration_s
 from trackrank.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
@@ -40,7 +40,8 @@ def query_cqt(path: str | Path, pad: bool = False) -> np.ndarray:
     cqt = cqt_db(y).astype(np.float16).astype(np.float32)
     if len(cqt) < PATCH_FRAMES and not pad:
         raise QueryError(
-            f"{path}: shorter than one patch ({len(y) / 44100:.2f} s < {min_duration_s():.2f} s); pass --pad to loop it"
+            f"{path}: shorter than one patch ({len(y) / SAMPLE_RATE:.2f} s < {min_duration_s():.2f} s); "
+            "pass --pad to loop it"
         )
     return cqt
 

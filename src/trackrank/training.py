@@ -40,6 +40,7 @@ import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from trackrank.atomic import atomic_output
 from trackrank.catalog import CatalogFiles
 from trackrank.checkpoints import load_checkpoint
 from trackrank.embedding import choose_device, track_outputs
@@ -405,18 +406,18 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
         if settings.strategy:
             row["active_fraction"] = active_fraction
         _record_epoch(state, row, model, settings, data, out_dir)
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-                "fingerprint": fingerprint,
-            },
-            out_dir / "last.pt.tmp",
-        )
-        (out_dir / "last.pt.tmp").replace(last)
+        with atomic_output(last) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "state": state,
+                    "fingerprint": fingerprint,
+                },
+                tmp,
+            )
         log.info(
             "epoch %d: train loss %.4f, val loss %.4f, %s %.4f%s (%.1f s)",
             epoch,
@@ -445,7 +446,8 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
         _save_kept(state, out_dir)
     history = pd.DataFrame(state["history"])
     history["kept"] = history["epoch"] == state["best_epoch"]
-    history.to_csv(out_dir / "history.csv", index=False)
+    with atomic_output(out_dir / "history.csv") as tmp:
+        history.to_csv(tmp, index=False)
     return history
 
 
@@ -474,8 +476,8 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
 
 def _save_kept(state: dict, out_dir: Path) -> None:
     """Write ``model.pt`` (atomically) from the kept epoch's checkpoint."""
-    torch.save(state["kept_checkpoint"], out_dir / "model.pt.tmp")
-    (out_dir / "model.pt.tmp").replace(out_dir / "model.pt")
+    with atomic_output(out_dir / "model.pt") as tmp:
+        torch.save(state["kept_checkpoint"], tmp)
 
 
 def _should_stop(state: dict, settings: TrainSettings) -> bool:
