@@ -12,9 +12,17 @@ from trackrank.catalog import CatalogFiles
 from trackrank.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.features import N_BINS, PARQUET_OPTIONS, shard_table
 from trackrank.mining import write_triplets
+from trackrank.models import triplet_loss
 from trackrank.ranking import write_rankings
 from trackrank.similarity import split_oracle
-from trackrank.training import TrainSettings, TripletBatches, TripletTable, load_training_data, train
+from trackrank.training import (
+    TrainSettings,
+    TripletBatches,
+    TripletTable,
+    load_training_data,
+    offline_triplet_loss,
+    train,
+)
 
 N_TRACKS = 24
 
@@ -97,6 +105,42 @@ def test_a_batch_is_one_anchor_one_positive_and_42_of_their_negatives(pipeline):
         rows = triplets[(triplets.anchor == track[0]) & (triplets.positive == track[1])]
         assert len(rows) > 0, "the (anchor, positive) pair comes from the triplet table"
         assert set(track[2:]) <= set(rows.negative)
+
+
+def test_a_batch_of_several_pairs_holds_each_pair_with_its_own_negatives(pipeline):
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
+    table = TripletTable(pipeline / "triplets.parquet", cache)
+    triplets = pd.read_parquet(pipeline / "triplets.parquet").astype(str)
+    batches = TripletBatches(cache, table, batch_size=6, n_batches=5, seed=0, epoch=1, pairs=3)
+    for batch in batches:
+        assert batch.shape == (3 + 3 + 6, N_BINS, 512)
+        track = [cache.track_ids[int(patch[0, 0])] for patch in batch]
+        for p in range(3):
+            rows = triplets[(triplets.anchor == track[p]) & (triplets.positive == track[3 + p])]
+            assert set(track[6 + 2 * p : 8 + 2 * p]) <= set(rows.negative), "negatives of that pair, in pair order"
+
+
+def test_one_pair_per_batch_draws_exactly_the_papers_batch(pipeline):
+    """pairs = 1 keeps the draws of the paper's batch (one pair, then its 42 negatives): the same numbers."""
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
+    t = TripletTable(pipeline / "triplets.parquet", cache)
+    batch = TripletBatches(cache, t, batch_size=6, n_batches=1, seed=3, epoch=2, pairs=1).batch(0)
+    rng = np.random.default_rng([3, 2, 0])
+    start, end = t.starts[(pair := int(rng.integers(len(t.starts))))], t.ends[pair]
+    negatives = t.negative[start + rng.choice(end - start, 6, replace=end - start < 6)]
+    tracks = np.concatenate([[t.anchor[start], t.positive[start]], negatives])
+    assert torch.equal(batch, torch.from_numpy(cache.patches(tracks, rng)))
+
+
+def test_the_offline_loss_pairs_each_negative_with_its_own_anchor_and_positive():
+    torch.manual_seed(0)
+    embeddings = torch.nn.functional.normalize(torch.randn(2 + 2 + 6, 4), dim=1)
+    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5)
+    anchor = embeddings[[0, 0, 0, 1, 1, 1]]
+    positive = embeddings[[2, 2, 2, 3, 3, 3]]
+    expected = triplet_loss(anchor, positive, embeddings[4:], 0.5, reduction="none")
+    assert loss.item() == pytest.approx(expected.mean().item())
+    assert active == pytest.approx(float((expected > 0).float().mean()))
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(pipeline):

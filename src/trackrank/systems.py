@@ -71,6 +71,7 @@ TRAIN_KEYS = (
     "dim",
     "margin",
     "batch_size",
+    "offline_pairs",
     "epochs",
     "batches_per_epoch",
     "patience",

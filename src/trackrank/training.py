@@ -78,6 +78,7 @@ class TrainSettings:
     workers: int = 0
     device: str = "auto"
     n_positives: float = 15
+    offline_pairs: int = 1  # (anchor, positive) pairs per offline TL batch (paper: 1)
     online_tracks: int = 42
     online_patches: int = 1
     online_mining: str = "semi_hard"
@@ -149,22 +150,56 @@ class SeededBatches(IterableDataset):
 
 
 class TripletBatches(SeededBatches):
-    """Batches of (anchor, positive, 42 negatives) patches: a (2 + batch_size, 96, 512) tensor."""
+    """Batches of offline triplets: ``pairs`` (anchor, positive) pairs of the table, each with
+    ``batch_size // pairs`` of its negatives, one random patch per track.
+
+    Yields a (2 * pairs + pairs * negatives, 96, 512) tensor: the pairs' anchors, then their
+    positives, then each pair's negatives in pair order. ``pairs = 1`` is the paper's batch
+    (one anchor, one positive, 42 negatives: 44 patches).
+    """
 
     def __init__(
-        self, cache: PatchCache, triplets: TripletTable, batch_size: int, n_batches: int, seed: int, epoch: int
+        self,
+        cache: PatchCache,
+        triplets: TripletTable,
+        batch_size: int,
+        n_batches: int,
+        seed: int,
+        epoch: int,
+        pairs: int = 1,
     ):
+        if batch_size % pairs:
+            raise ValueError(f"train.batch_size ({batch_size}) must be a multiple of train.offline_pairs ({pairs})")
         self.cache, self.triplets = cache, triplets
         self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
+        self.pairs = pairs
 
     def batch(self, b: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, b])
         t = self.triplets
-        pair = int(rng.integers(len(t.starts)))
-        start, end = t.starts[pair], t.ends[pair]
-        chosen = rng.choice(end - start, self.batch_size, replace=end - start < self.batch_size)
-        tracks = np.concatenate([[t.anchor[start], t.positive[start]], t.negative[start + chosen]])
+        n_negatives = self.batch_size // self.pairs
+        chosen_pairs = rng.integers(len(t.starts), size=self.pairs)  # with replacement: pairs = 1 draws as before
+        starts = t.starts[chosen_pairs]
+        negatives = []
+        for start, end in zip(starts, t.ends[chosen_pairs]):
+            chosen = rng.choice(end - start, n_negatives, replace=end - start < n_negatives)
+            negatives.append(t.negative[start + chosen])
+        tracks = np.concatenate([t.anchor[starts], t.positive[starts], *negatives])
         return torch.from_numpy(self.cache.patches(tracks, rng))
+
+
+def offline_triplet_loss(embeddings: torch.Tensor, pairs: int, margin: float) -> tuple[torch.Tensor, float]:
+    """Mean triplet loss of a :class:`TripletBatches` batch's embeddings, and its share of active triplets."""
+    anchor, positive, negatives = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
+    per_pair = negatives.shape[0] // pairs
+    per_triplet = triplet_loss(
+        anchor.repeat_interleave(per_pair, dim=0),
+        positive.repeat_interleave(per_pair, dim=0),
+        negatives,
+        margin,
+        reduction="none",
+    )
+    return per_triplet.mean(), float((per_triplet > 0).float().mean())
 
 
 class OnlineBatches(SeededBatches):
@@ -501,7 +536,13 @@ def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, devic
         )
     elif settings.strategy:
         dataset = TripletBatches(
-            data.cache, data.triplets, settings.batch_size, settings.batches_per_epoch, settings.seed, epoch
+            data.cache,
+            data.triplets,
+            settings.batch_size,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+            pairs=settings.offline_pairs,
         )
     else:
         dataset = TagBatches(
@@ -539,16 +580,8 @@ def _train_epoch(
                 active.append(fraction)
             elif settings.strategy:
                 embeddings = model(batch.to(device, non_blocking=True)).float()
-                anchor, positive, negatives = embeddings[:1], embeddings[1:2], embeddings[2:]
-                per_triplet = triplet_loss(
-                    anchor.expand_as(negatives),
-                    positive.expand_as(negatives),
-                    negatives,
-                    settings.margin,
-                    reduction="none",
-                )
-                loss = per_triplet.mean()
-                active.append(float((per_triplet > 0).float().mean()))
+                loss, fraction = offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin)
+                active.append(fraction)
             else:
                 patches, targets = batch
                 logits = model.logits(patches.to(device, non_blocking=True))
