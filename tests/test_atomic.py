@@ -120,3 +120,42 @@ def test_the_demo_catalog_is_written_through_atomic_output(tmp_path, renamed):
     tags = write_demo_catalog(tmp_path / "demo", DemoSettings(n_artists=3, tracks_per_artist=1, duration_s=1.0))
     written = written_files(tmp_path / "demo")
     assert len(written) == 2 + len(tags) and written <= renamed
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs (root only: CI runs as root, where chmod does not stop writes)."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def rankings_into(folder: Path) -> None:
+    tags = random_tags(n=300, m=12, per_track=3, seed=1)
+    oracle = Oracle(tags, np.ones(12), ["Genre"] * 6 + ["Mood"] * 6)
+    ranking.write_rankings(oracle, [f"t{i}" for i in range(300)], folder / "rankings" / "train.parquet", top_k=100)
+
+
+def test_a_real_full_disk_is_a_clear_error_naming_the_output_and_leaves_no_file(small_disk):
+    with pytest.raises(OutputError, match=r"cannot write .*train\.parquet: .*No space left on device"):
+        rankings_into(small_disk)  # 30,000 rows: far more than 64 KiB
+    assert list((small_disk / "rankings").iterdir()) == []
+
+
+def test_a_read_only_results_folder_is_a_clear_error_and_leaves_no_file(small_disk):
+    import subprocess
+
+    (small_disk / "rankings").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    with pytest.raises(OutputError, match=r"cannot write .*train\.parquet: .*Read-only file system"):
+        rankings_into(small_disk)
+    assert list((small_disk / "rankings").iterdir()) == []
