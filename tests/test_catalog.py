@@ -85,6 +85,12 @@ def test_short_track_is_kept_when_config_says_pad(tmp_path):
             "tag column(s) calm of the tags table are not in",
         ),
         (
+            lambda f: pd.concat(
+                [pd.read_csv(f / "tags_meta.csv"), pd.DataFrame({"tag": ["harp"], "category": ["X"]})]
+            ).to_csv(f / "tags_meta.csv", index=False),
+            "lists tag(s) harp that the tags table has no column for",
+        ),
+        (
             lambda f: pd.read_csv(f / "tags.csv").assign(rock=5).to_csv(f / "tags.csv", index=False),
             "has no valid track",
         ),
@@ -139,3 +145,85 @@ def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_pat
         ["b", "b.wav", "shard-003", "cannot decode"],
     ]
     assert pd.read_csv(tmp_path / "all.csv").columns.tolist() == ["track_id", "path", "stage", "reason"]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every entry under ``folder`` (symlinks themselves, not their targets) with its mtime and size."""
+    return {p: (p.lstat().st_mtime_ns, p.lstat().st_size) for p in folder.rglob("*")}
+
+
+def symlink_outside(folder: Path) -> dict:
+    sf.write(folder.parent / "elsewhere.wav", sine(sr=8000), 8000)
+    (folder / "audio" / "link.wav").symlink_to(folder.parent / "elsewhere.wav")
+    return {"path": "audio/link.wav"}
+
+
+def absolute_path(folder: Path) -> dict:
+    return {"path": str((folder / "audio" / "bad.wav").resolve())}
+
+
+#: One bad row each (track 'bad', line 5 of tags.csv, after three good rows), and what its reason says.
+MESSY_ROWS = {
+    "nan": (lambda f: {"rock": "NaN"}, "likelihood for tag 'rock' is missing or not a number ('NaN')"),
+    "empty cell": (lambda f: {"jazz": ""}, "likelihood for tag 'jazz' is missing or not a number ('')"),
+    "non-numeric": (lambda f: {"piano": "high"}, "likelihood for tag 'piano' is missing or not a number ('high')"),
+    "negative": (lambda f: {"calm": -0.2}, "likelihood -0.2 for tag 'calm' is outside [0, 1]"),
+    "above one": (lambda f: {"rock": 1.5}, "likelihood 1.5 for tag 'rock' is outside [0, 1]"),
+    "duplicate id": (lambda f: {"track_id": "ok1"}, "duplicate track_id (first at line 2)"),
+    "empty artist": (lambda f: {"artist": " "}, "empty artist"),
+    "dot-dot path": (lambda f: {"path": "audio/../../elsewhere.wav"}, "path 'audio/../../elsewhere.wav' escapes"),
+    "absolute path": (absolute_path, "is absolute; paths are relative to the catalog folder"),
+    "symlink outside": (symlink_outside, "path 'audio/link.wav' escapes the catalog folder"),
+    "no audio": (lambda f: {"path": "audio/never_written.wav"}, "audio file not found: audio/never_written.wav"),
+    "5-second track": (lambda f: {"seconds": 5.0}, "too short: 5.00 s < one 512-frame patch"),
+}
+
+
+@pytest.mark.parametrize("case", MESSY_ROWS)
+def test_a_messy_row_is_skipped_naming_its_line_track_and_reason_and_the_rest_goes_on(tmp_path, case, caplog):
+    change, reason = MESSY_ROWS[case]
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    sf.write(tmp_path / "elsewhere.wav", sine(sr=8000), 8000)
+    overrides = change(folder)
+    bad = good_row(folder, "bad", "artist1", seconds=overrides.pop("seconds", 13.0))
+    rows.append({**bad, **overrides})
+    write_catalog(folder, rows)
+    before = snapshot(folder)
+
+    catalog = ingest(folder, tmp_path / "results" / "catalog")
+
+    assert snapshot(folder) == before
+    assert list(catalog.tracks["track_id"]) == ["ok1", "ok2", "ok3"]
+    rejected = pd.read_csv(tmp_path / "results" / "catalog" / "rejected.csv", keep_default_na=False)
+    assert list(rejected["track_id"]) == [rows[-1]["track_id"]]
+    assert rejected["reason"][0].startswith("tags.csv line 5: ") and reason in rejected["reason"][0]
+    assert f"line 5 (track '{rows[-1]['track_id']}'): " in caplog.text
+
+
+def test_the_console_hears_how_many_rows_were_skipped_and_where_the_list_is(tmp_path, capfd):
+    from trackrank.logs import log_to
+
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    write_catalog(folder, [*rows, {"track_id": "lost", "path": "audio/lost.wav", "artist": "a"}])
+    log_to(tmp_path / "ingest.log")
+    ingest(folder, tmp_path / "results")
+    console = capfd.readouterr().err
+    assert f"trackrank: 1 of 4 catalog rows skipped, listed with their reasons in {tmp_path / 'results'}" in console
+    assert "lost" not in console  # the rows themselves are in the log and the list, not on the console
+    assert "audio file not found" in (tmp_path / "ingest.log").read_text()
+
+
+def test_audio_files_the_table_does_not_list_are_ignored_and_counted(tmp_path, caplog):
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    for name in ("extra.wav", "sub/Other.FLAC"):
+        (folder / "audio" / name).parent.mkdir(exist_ok=True)
+        sf.write(folder / "audio" / name, sine(sr=8000), 8000)
+    (folder / "audio" / "notes.txt").write_text("not audio")
+    write_catalog(folder, rows)
+    caplog.set_level("INFO")
+    tracks, *_ = validate_catalog(folder)
+    assert len(tracks) == 3
+    assert f"2 audio file(s) in '{folder}' are not listed in tags.csv and are ignored" in caplog.text

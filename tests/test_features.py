@@ -10,13 +10,14 @@ import pytest
 import soundfile as sf
 
 from conftest import sine
-from trackrank.audio import load_audio
+from trackrank.audio import audio_blocks, load_audio
 from trackrank.feature_store import FeatureStore, random_patch
 from trackrank.features import (
     N_BINS,
     PARQUET_OPTIONS,
     PATCH_FRAMES,
     cqt_db,
+    cqt_db_stream,
     extract_shard,
     pad_to_patch,
     shard_of,
@@ -120,3 +121,78 @@ def test_shards_partition_the_tracks_stably():
     grown = pd.concat([tracks, pd.DataFrame({"track_id": ["new"], "path": "x"})])
     changed = [s for s in range(4) if list(shard_tracks(grown, s, 4).track_id) != list(parts[s].track_id)]
     assert changed == [shard_of("new", 4)]
+
+
+def test_a_long_track_in_chunks_gives_the_one_shot_cqt():
+    sr, seconds = 44100, 40.0
+    t = np.arange(int(seconds * sr)) / sr
+    noise = np.random.default_rng(0).standard_normal(len(t))
+    y = (0.3 * np.sin(2 * np.pi * (50 + 20 * t) * t) + 0.05 * noise).astype(np.float32)
+    blocks = np.split(y, [123_457, 600_000, 1_500_001])  # block edges unrelated to the chunks'
+    chunked = cqt_db_stream(blocks, chunk_frames=256)  # 7 chunks of ~6 s
+    one_shot = cqt_db(y)
+    assert chunked.shape == one_shot.shape == (1 + len(y) // 1024, N_BINS)
+    error = np.abs(chunked - one_shot)
+    assert error.max() < 0.02 and np.median(error) < 1e-4  # float32 rounding, in dB
+    assert np.mean(chunked.astype(np.float16) == one_shot.astype(np.float16)) > 0.995  # the stored precision
+
+
+@pytest.mark.parametrize("sr, channels", [(8000, 1), (96000, 2), (22050, 6)])
+def test_audio_decoded_in_blocks_equals_librosa_load(tmp_path, sr, channels):
+    import librosa
+
+    sf.write(tmp_path / "x.flac", sine(330.0, seconds=4.0, sr=sr, channels=channels), sr)
+    expected, _ = librosa.load(tmp_path / "x.flac", sr=44100, mono=True, res_type="soxr_hq")
+    blocks = list(audio_blocks(tmp_path / "x.flac", block_s=1.0))
+    assert len(blocks) > 3
+    assert np.array_equal(np.concatenate(blocks), expected)
+
+
+def truncated(folder, name: str, fmt: str) -> str:
+    """A real encoded file cut in half, as an interrupted copy leaves it."""
+    if fmt.upper() not in sf.available_formats():
+        pytest.skip(f"this libsndfile ({sf.__libsndfile_version__}) cannot write {fmt}")
+    path = folder / name
+    sf.write(path, sine(seconds=20.0), 44100, format=fmt.upper())
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return str(path)
+
+
+#: Files a shard must skip, and what their reason says.
+BAD_AUDIO = {
+    "truncated flac": (lambda f: truncated(f, "cut.flac", "flac"), "cut.flac': libsndfile: Error : flac decoder lost"),
+    "truncated mp3": (lambda f: truncated(f, "cut.mp3", "mp3"), "cut.mp3' is truncated: its header announces 20.00 s"),
+    "digital silence": (
+        lambda f: sf.write(f / "quiet.wav", np.zeros(13 * 8000), 8000) or str(f / "quiet.wav"),
+        "quiet.wav' is digital silence",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_AUDIO)
+def test_a_shard_skips_a_damaged_or_silent_file_naming_it_and_keeps_the_others(tmp_path, case):
+    make, reason = BAD_AUDIO[case]
+    bad = make(tmp_path)
+    sf.write(tmp_path / "good.wav", sine(seconds=12.5), 44100)
+    tracks = pd.DataFrame({"track_id": ["bad", "good"], "path": [bad, str(tmp_path / "good.wav")]})
+    rejected = extract_shard(tracks, tmp_path / "shard-000.parquet")
+    assert list(rejected["track_id"]) == ["bad"] and reason in rejected["reason"][0]
+    assert FeatureStore([tmp_path / "shard-000.parquet"]).track_ids == ["good"]
+
+
+def test_any_rate_channel_count_and_file_name_becomes_features(tmp_path):
+    files = {
+        "8k": ("8 kHz.wav", 8000, 1),
+        "96k": ("96 kHz.flac", 96000, 2),
+        "six": ("5.1 surround.flac", 48000, 6),
+        "unicode": ("Björk – Jóga (live) 日本.ogg", 44100, 1),
+    }
+    for name, sr, channels in files.values():
+        sf.write(tmp_path / name, sine(440.0, seconds=12.5, sr=sr, channels=channels), sr)
+    tracks = pd.DataFrame({"track_id": list(files), "path": [str(tmp_path / f[0]) for f in files.values()]})
+    assert extract_shard(tracks, tmp_path / "shard-000.parquet").empty
+    store = FeatureStore([tmp_path / "shard-000.parquet"])
+    for track_id in files:
+        cqt = store.cqt(track_id)
+        assert len(cqt) == 1 + int(12.5 * 44100) // 1024 and np.isfinite(cqt).all()
+        assert cqt.mean(axis=0).argmax() == A4_BIN  # the 440 Hz sine, whatever the rate and channels

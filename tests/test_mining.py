@@ -119,3 +119,16 @@ def test_same_config_same_table_bit_for_bit(oracle, strategy, tmp_path, monkeypa
 def test_anchor_streams_differ_by_strategy_and_anchor():
     draws = {(s, a): anchor_rng(0, s, a).random() for s in STRATEGIES for a in range(3)}
     assert len(set(draws.values())) == len(draws)
+
+
+def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(oracle, tmp_path, caplog):
+    ids = [f"t{i:03d}" for i in range(N)]
+    small = Oracle(oracle.tags[:8], np.ones(30), oracle.categories)
+    write_triplets(small, ids[:8], tmp_path / "uniform.parquet", "uniform", n_positives=15, n_negatives=4)
+    warnings = [r for r in caplog.records if "mining.n_positives" in r.getMessage()]
+    assert len(warnings) == 1 and getattr(warnings[0], "console", False)
+    assert "mining.n_positives = 15 is more than a split of 8 tracks can supply (at most 6" in warnings[0].getMessage()
+    assert len(pd.read_parquet(tmp_path / "uniform.parquet")) == 8 * 6 * 4  # the run goes on with what it can
+    caplog.clear()
+    write_triplets(small, ids[:8], tmp_path / "fits.parquet", "uniform", n_positives=6, n_negatives=4)
+    assert "mining.n_positives" not in caplog.text

@@ -77,6 +77,9 @@ def negative(query, others):
 
 def not_a_number(query, others):
     return np.full(len(others), np.nan)
+
+def raises(query, others):
+    return 1 / 0
 """
 
 
@@ -113,6 +116,7 @@ def test_a_name_that_does_not_resolve_is_refused_naming_it(user_module, spec, me
         ("wrong_shape", r"returned shape \(3,\); expected \(10,\)"),
         ("negative", "returned negative scores"),
         ("not_a_number", "returned NaN"),
+        ("raises", "failed: ZeroDivisionError"),
     ],
 )
 def test_a_misbehaving_function_stops_with_its_name(user_module, function, message):

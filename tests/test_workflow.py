@@ -325,3 +325,75 @@ def test_one_config_key_runs_every_system(finished_run):
 def test_a_retrained_tagger_retrains_the_system_that_starts_from_it(finished_run):
     planned = planned_rules(finished_run, "train={lr_tagger: 0.002}")
     assert {"train_at_baseline", "train_tl_online_from_at", "embed_at_trunk"} <= planned
+
+
+def two_artist_catalog(folder: Path) -> Path:
+    from conftest import write_catalog
+
+    (folder / "audio").mkdir(parents=True)
+    rows = []
+    for i in range(4):
+        sf.write(folder / "audio" / f"t{i}.wav", sine(220.0 * (i + 1), sr=8000), 8000)
+        rows.append({"track_id": f"t{i}", "path": f"audio/t{i}.wav", "artist": f"a{i % 2}"})
+    return write_catalog(folder, rows)
+
+
+def test_a_catalog_of_fewer_than_3_artists_stops_with_one_message_and_no_traceback(tmp_path):
+    work = workflow_copy(tmp_path)
+    catalog = two_artist_catalog(tmp_path / "catalog")
+    run = snakemake(work, "--config", f"catalog={catalog}", "--", "results/catalog/tracks.parquet")
+    assert run.returncode != 0
+    assert "needs at least 3 artists" in run.stderr and "Traceback" not in run.stderr, run.stderr[-3000:]
+
+
+def test_the_console_says_how_many_tracks_were_skipped_and_where_the_list_is(small_catalog, tmp_path):
+    tags = pd.read_csv(small_catalog / "tags.csv")
+    tags.loc[len(tags)] = ["lost", "audio/lost.wav", "a0", 0.5, 0.5, 0.5, 0.5]
+    tags.to_csv(small_catalog / "tags.csv", index=False)
+    (small_catalog / "audio" / "t5.flac").write_bytes((small_catalog / "audio" / "t5.flac").read_bytes()[:5000])
+    work = workflow_copy(tmp_path)
+    run = snakemake(work, "--config", f"catalog={small_catalog}", "--", "results/report/rejected_tracks.csv")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "trackrank: 1 of 7 catalog rows skipped, listed with their reasons in results/catalog/rejected.csv" in (
+        run.stderr
+    )
+    assert re.search(r"trackrank: 1 track\(s\) skipped by this shard, listed .* results/features/shard-\d+", run.stderr)
+    assert (
+        "trackrank: 2 track(s) skipped in all (validation 1, feature shards 1), listed with their reasons in "
+        "results/report/rejected_tracks.csv" in run.stderr
+    )
+
+
+def test_a_run_killed_during_feature_extraction_recomputes_only_the_unfinished_shards(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import SNAKEMAKE
+
+    work = workflow_copy(tmp_path)
+    features = work / "results" / "features"
+    command = [*SNAKEMAKE, "--cores", "1", "--configfile", "tiny.yaml", "--config", "features={n_shards: 3}"]
+    job = subprocess.Popen([*command, "--", "features"], cwd=work, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not (len(list(features.glob("shard-*.parquet"))) == 1 and len(list(features.glob(".*.tmp.*"))) == 1):
+            assert job.poll() is None and time.monotonic() < deadline, "the run ended before a second shard started"
+            time.sleep(0.05)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)  # snakemake and the shard job it runs
+        job.wait()
+    (done,) = features.glob("shard-*.parquet")
+    before = done.stat().st_mtime_ns
+
+    resume = [*command, "--rerun-incomplete", "--", "features"]
+    rerun = subprocess.run(resume, cwd=work, capture_output=True, text=True)
+    if "cannot be locked" in rerun.stderr:  # a killed run leaves its lock behind
+        subprocess.run([*command, "--unlock"], cwd=work, check=True, capture_output=True)
+        rerun = subprocess.run(resume, cwd=work, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert done.stat().st_mtime_ns == before  # the finished shard was not recomputed
+    assert sorted(p.name for p in features.glob("shard-*.parquet")) == [f"shard-00{i}.parquet" for i in range(3)]
+    assert rerun.stderr.count("rule cqt_shard:") == 2, rerun.stderr

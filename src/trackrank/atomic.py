@@ -36,8 +36,14 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
         yield tmp
         os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise OutputError(error.errno, f"cannot write {path}: {error.strerror or error}") from error
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a temporary file; on a read-only file system even a missing one cannot be unlinked (EROFS)."""
+    with contextlib.suppress(OSError):
+        tmp.unlink(missing_ok=True)

@@ -20,11 +20,14 @@ import pandas as pd
 from trackrank.atomic import atomic_output
 from trackrank.audio import AudioError, probe_duration
 from trackrank.features import min_duration_s
+from trackrank.logs import CONSOLE
 from trackrank.split import SPLITS, SplitError, artist_split
 
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("track_id", "path", "artist")
+#: What counts as an audio file when counting the folder's files that the tags table does not list.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 class CatalogError(Exception):
@@ -113,6 +116,8 @@ def _row_problem(
         return "empty artist", np.nan
     if not rel_path:
         return "empty path", np.nan
+    if Path(rel_path).is_absolute():
+        return f"path '{rel_path}' is absolute; paths are relative to the catalog folder", np.nan
     audio = (folder / rel_path).resolve()
     if not audio.is_relative_to(folder.resolve()):
         return f"path '{rel_path}' escapes the catalog folder", np.nan
@@ -193,7 +198,18 @@ def validate_catalog(
     log.info(
         "catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected), len(tag_columns)
     )
+    unlisted = unlisted_audio(folder, table["path"])
+    if unlisted:
+        log.info("%d audio file(s) in '%s' are not listed in %s and are ignored", len(unlisted), folder, source)
     return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+
+
+def unlisted_audio(folder: Path, listed_paths: pd.Series) -> list[Path]:
+    """The audio files under ``folder`` that no row of the tags table names (the catalog ignores them)."""
+    listed = {(folder / p.strip()).resolve() for p in listed_paths if p.strip()}
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and p.resolve() not in listed
+    )
 
 
 def ingest(
@@ -230,6 +246,14 @@ def ingest(
                 table.to_parquet(tmp, index=False)
             else:
                 table.to_csv(tmp, index=False)
+    if len(rejected):
+        log.warning(
+            "%d of %d catalog rows skipped, listed with their reasons in %s",
+            len(rejected),
+            len(rejected) + len(tracks),
+            out_dir / "rejected.csv",
+            extra=CONSOLE,
+        )
     return Catalog(tracks, tags, taxonomy, rejected)
 
 
@@ -274,5 +298,15 @@ def merge_rejected(paths: list[str | Path], output: str | Path) -> pd.DataFrame:
         if tables
         else pd.DataFrame(columns=["track_id", "path", "stage", "reason"])
     )
-    merged.to_csv(output, index=False)
+    with atomic_output(output) as tmp:
+        merged.to_csv(tmp, index=False)
+    if len(merged):
+        by_stage = merged["stage"].where(merged["stage"] == "validation", "feature shards").value_counts()
+        log.warning(
+            "%d track(s) skipped in all (%s), listed with their reasons in %s",
+            len(merged),
+            ", ".join(f"{stage} {count}" for stage, count in by_stage.items()),
+            output,
+            extra=CONSOLE,
+        )
     return merged

@@ -22,6 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank import synth
+from trackrank.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +213,8 @@ def _render_to_file(job: tuple[Path, dict[str, float], int, DemoSettings]) -> No
     audio = synth.render_track(
         tags, duration_s=settings.duration_s, sr=settings.sample_rate, seed=[settings.seed, 2, track_seed]
     )
-    sf.write(path, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
+    with atomic_output(path) as tmp:
+        sf.write(tmp, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
 
 
 def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int = 1) -> pd.DataFrame:
@@ -242,7 +244,8 @@ def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int 
     else:
         for job in jobs:
             _render_to_file(job)
-    tags.to_csv(folder / "tags.csv", index=False)
-    taxonomy_table().to_csv(folder / "tags_meta.csv", index=False)
+    for name, table in (("tags.csv", tags), ("tags_meta.csv", taxonomy_table())):
+        with atomic_output(folder / name) as tmp:
+            table.to_csv(tmp, index=False)
     log.info("demo catalog written to %s", folder)
     return tags

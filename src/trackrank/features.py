@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -23,7 +23,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trackrank.atomic import atomic_output
-from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
+from trackrank.audio import SAMPLE_RATE, AudioError, audio_blocks
+from trackrank.logs import CONSOLE
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,64 @@ def cqt_db(
         librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
     )
     return librosa.power_to_db(magnitude**2, ref=1.0, amin=AMIN, top_db=None).T.astype(np.float32)
+
+
+#: Frames per CQT chunk of a long track (~47.5 s), and the frames of audio each side that
+#: the chunk's filters see beyond it, so that chunked frames equal one-shot frames.
+CHUNK_FRAMES = 2048
+CONTEXT_FRAMES = 64
+
+
+def cqt_db_stream(
+    blocks: Iterable[np.ndarray],
+    sr: int = SAMPLE_RATE,
+    hop_length: int = HOP_LENGTH,
+    chunk_frames: int = CHUNK_FRAMES,
+    context_frames: int = CONTEXT_FRAMES,
+) -> np.ndarray:
+    """:func:`cqt_db` of a signal given block by block, computed ``chunk_frames`` frames at a time.
+
+    Why: a 20-minute track's signal and CQT at once cost far more memory than its dB matrix; here
+    only one chunk (plus ``context_frames`` frames of audio each side) is transformed at a time.
+    A track that fits in one chunk is transformed in one piece, exactly as :func:`cqt_db` does.
+
+    Parameters
+    ----------
+    blocks : iterable of np.ndarray, shape (n_samples,), mono audio at ``sr`` Hz, any block sizes.
+
+    Returns
+    -------
+    cqt : np.ndarray, shape (1 + n_samples // hop_length, 96), float32, dB, as :func:`cqt_db`.
+    """
+    chunk, context = chunk_frames * hop_length, context_frames * hop_length
+    buffer, start, next_frame, frames = np.zeros(0, np.float32), 0, 0, []  # buffer[0] is sample `start`
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while len(buffer) >= next_frame * hop_length - start + chunk + context:
+            first = next_frame - start // hop_length
+            segment = buffer[: first * hop_length + chunk + context]
+            frames.append(cqt_db(segment, sr=sr, hop_length=hop_length)[first : first + chunk_frames])
+            next_frame += chunk_frames
+            new_start = max(0, next_frame * hop_length - context)
+            buffer, start = buffer[new_start - start :], new_start
+    if start + len(buffer) == 0:
+        return np.zeros((0, N_BINS), np.float32)
+    frames.append(cqt_db(buffer, sr=sr, hop_length=hop_length)[next_frame - start // hop_length :])
+    return np.concatenate(frames)
+
+
+def track_cqt(path: str | Path) -> np.ndarray:
+    """The CQT of one audio file, decoded and transformed chunk by chunk (bounded memory).
+
+    Raises :class:`AudioError` for a file that does not decode, holds no samples, or is digital
+    silence (every bin at the -100 dB floor: such a track has no sound to learn from or rank by).
+    """
+    cqt = cqt_db_stream(audio_blocks(path))
+    if len(cqt) == 0:
+        raise AudioError(f"'{path}' holds no audio samples")
+    if cqt.max() <= 10 * np.log10(AMIN):
+        raise AudioError(f"'{path}' is digital silence: every CQT bin is at the -100 dB floor")
+    return cqt
 
 
 def min_duration_s(n_frames: int = PATCH_FRAMES, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
@@ -104,7 +163,7 @@ def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
     """CQT of one track; returns (track_id, matrix or None, reason it failed)."""
     track_id, path, short_tracks = job
     try:
-        cqt = cqt_db(load_audio(path))
+        cqt = track_cqt(path)
     except AudioError as error:
         return track_id, None, str(error)
     if len(cqt) < PATCH_FRAMES:
@@ -214,6 +273,15 @@ def run_shard(
     log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)
     rejected = extract_shard(tracks, output, short_tracks=short_tracks, workers=workers)
     if rejected_path is not None:
-        with atomic_output(rejected_path) as tmp:
-            rejected.to_csv(tmp, index=False)
+        write_rejected(rejected, rejected_path)
     return rejected
+
+
+def write_rejected(rejected: pd.DataFrame, output: str | Path) -> None:
+    """A shard's skipped tracks (``track_id``, ``path``, ``reason``) as CSV, written atomically."""
+    with atomic_output(output) as tmp:
+        rejected.to_csv(tmp, index=False)
+    if len(rejected):
+        log.warning(
+            "%d track(s) skipped by this shard, listed with their reasons in %s", len(rejected), output, extra=CONSOLE
+        )

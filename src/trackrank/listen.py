@@ -21,6 +21,7 @@ from urllib.parse import quote
 import numpy as np
 import pandas as pd
 
+from trackrank.atomic import atomic_output
 from trackrank.metrics import relevant_from_rankings
 
 STYLE = """
@@ -158,4 +159,5 @@ def write_listening_page(
         n_shown=n_relevant,
         seed=seed,
     )
-    output.write_text(page, encoding="utf-8")
+    with atomic_output(output) as tmp:
+        tmp.write_text(page, encoding="utf-8")

@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from trackrank.atomic import atomic_output
+from trackrank.logs import CONSOLE
 from trackrank.ranking import dictionary_column, top_ranked
 from trackrank.similarity import Oracle
 
@@ -185,6 +186,17 @@ def write_triplets(
     n_positives = split_count(n_positives, n, "mining.n_positives")
     n_negatives = split_count(n_negatives, n, "mining.n_negatives")
     log.info("%s: Np = %d, Nn = %d for a split of %d tracks", strategy, n_positives, n_negatives, n)
+    if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
+        log.warning(
+            "mining.n_positives = %d is more than a split of %d tracks can supply (at most %d: the anchor "
+            "and one negative are not positives); %s mining takes %d positives per anchor",
+            n_positives,
+            n,
+            max(n - 2, 0),
+            strategy,
+            max(n - 2, 0),
+            extra=CONSOLE,
+        )
     ids = pa.array(track_ids, pa.string())
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)

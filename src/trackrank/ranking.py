@@ -108,6 +108,8 @@ def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top
 
 def write_curve(summary: RankingSummary, path: str | Path) -> None:
     """``rank``, ``mean_score``: the mean S of the r-th ranked track over all anchors."""
-    pd.DataFrame(
+    curve = pd.DataFrame(
         {"rank": np.arange(1, len(summary.mean_score_by_rank) + 1), "mean_score": summary.mean_score_by_rank}
-    ).to_csv(path, index=False)
+    )
+    with atomic_output(path) as tmp:
+        curve.to_csv(tmp, index=False)

@@ -1,7 +1,7 @@
 """Catalog tracks that sound like a new audio file: the cold-start query (paper §1).
 
 The file is decoded and turned into a CQT exactly as the feature stage does (44.1 kHz mono,
-:func:`trackrank.features.cqt_db`, stored precision float16), embedded from patches spread
+:func:`trackrank.features.track_cqt`, stored precision float16), embedded from patches spread
 evenly over the whole track by the model the index was built with, and searched in the index.
 A file that cannot serve as a query (missing, undecodable, digital silence, shorter than one
 patch unless padding is asked for) raises :class:`QueryError` naming the file and the reason.
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trackrank.audio import SAMPLE_RATE, AudioError, load_audio
+from trackrank.audio import AudioError
 from trackrank.embedding import choose_device
-from trackrank.features import PATCH_FRAMES, cqt_db, min_duration_s
+from trackrank.features import PATCH_FRAMES, min_duration_s, track_cqt
 from trackrank.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
 
 
@@ -32,15 +32,12 @@ def query_cqt(path: str | Path, pad: bool = False) -> np.ndarray:
     if not path.is_file():
         raise QueryError(f"{path}: no such file")
     try:
-        y = load_audio(path)
+        cqt = track_cqt(path).astype(np.float16).astype(np.float32)
     except AudioError as error:
         raise QueryError(str(error)) from error
-    if not np.any(y):
-        raise QueryError(f"{path}: digital silence (every sample is 0), nothing to compare")
-    cqt = cqt_db(y).astype(np.float16).astype(np.float32)
     if len(cqt) < PATCH_FRAMES and not pad:
         raise QueryError(
-            f"{path}: shorter than one patch ({len(y) / SAMPLE_RATE:.2f} s < {min_duration_s():.2f} s); "
+            f"{path}: shorter than one patch ({len(cqt)} < {PATCH_FRAMES} frames, {min_duration_s():.2f} s); "
             "pass --pad to loop it"
         )
     return cqt

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrank.atomic import atomic_output
 from trackrank.metrics import paired_difference, verdict
 from trackrank.systems import REFERENCES, system_spec
 
@@ -289,15 +290,26 @@ def write_paired(
     out_dir = Path(out_dir)
     per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
     if baseline not in per_query:
-        pd.DataFrame(columns=_paired_columns(k)).to_csv(out_dir / "paired.csv", index=False)
-        (out_dir / "paired.md").write_text(
-            f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n"
+        _write_csv(pd.DataFrame(columns=_paired_columns(k)), out_dir / "paired.csv")
+        _write_text(
+            f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n",
+            out_dir / "paired.md",
         )
         return None
     table = paired_table(per_query, k, baseline)
-    table.to_csv(out_dir / "paired.csv", index=False)
-    (out_dir / "paired.md").write_text(paired_markdown(table, k, baseline))
+    _write_csv(table, out_dir / "paired.csv")
+    _write_text(paired_markdown(table, k, baseline), out_dir / "paired.md")
     return table
+
+
+def _write_csv(table: pd.DataFrame, output: Path) -> None:
+    with atomic_output(output) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def _write_text(text: str, output: Path) -> None:
+    with atomic_output(output) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def _pyplot():
@@ -310,9 +322,11 @@ def _pyplot():
 
 
 def _save(fig, plt, output: str | Path) -> None:
-    Path(output).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
+    try:
+        with atomic_output(output) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def write_report(
@@ -331,15 +345,15 @@ def write_report(
     histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}
     kept = kept_epochs(histories)
     table["kept_epoch"] = [kept.get(system, "") for system in table["system"]]
-    table.to_csv(out_dir / "table.csv", index=False)
+    _write_csv(table, out_dir / "table.csv")
     n_queries = summaries[0]["n_queries"]
     markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
     if per_query_files is not None:
         paired = write_paired(per_query_files, k, out_dir)
         if paired is not None:
             markdown += "\n" + paired_markdown(paired, k, level="##")
-    (out_dir / "table.md").write_text(markdown)
-    (out_dir / "table_paper.md").write_text(paper_table_markdown())
+    _write_text(markdown, out_dir / "table.md")
+    _write_text(paper_table_markdown(), out_dir / "table_paper.md")
     plot_metric_bars(table, k, out_dir / "metrics.png")
     plot_training_curves(histories, out_dir / "training_curves.png")
     return table

@@ -1,7 +1,7 @@
 # Snakemake step: compute one CQT feature shard (trackrank.features).
 import pandas as pd
 
-from trackrank.features import extract_shard
+from trackrank.features import extract_shard, write_rejected
 from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
@@ -9,4 +9,4 @@ tracks = pd.DataFrame(snakemake.params.tracks, columns=["track_id", "path"])
 rejected = extract_shard(
     tracks, snakemake.output.shard, short_tracks=snakemake.params.short_tracks, workers=snakemake.threads
 )
-rejected.to_csv(snakemake.output.rejected, index=False)
+write_rejected(rejected, snakemake.output.rejected)
