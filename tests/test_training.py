@@ -54,7 +54,7 @@ def pipeline(tmp_path_factory):
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
     write_rankings(val_oracle, val_ids, root / "val.parquet", top_k=10)
     train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
-    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", 3, 6, seed=0)
+    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=0)
     write_rankings(train_oracle, train_ids, root / "train.parquet", top_k=10)
     return root
 

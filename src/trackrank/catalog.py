@@ -196,6 +196,17 @@ def validate_catalog(
     return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
 
 
+def ingest_settings(config: dict) -> dict:
+    """:func:`ingest`'s keyword arguments from a validated workflow config (``seed``, ``split``,
+    ``features.short_tracks``)."""
+    split = config["split"]
+    return {
+        "seed": config["seed"],
+        "fractions": tuple(split[s] for s in SPLITS),
+        "short_tracks": config["features"]["short_tracks"],
+    }
+
+
 def ingest(
     folder: str | Path,
     out_dir: str | Path,

@@ -120,6 +120,17 @@ class DemoSettings:
     sample_rate: int = 44100
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, config: dict) -> DemoSettings:
+        """The demo's size from a validated workflow config (``demo``, ``seed``)."""
+        demo = config["demo"]
+        return cls(
+            n_artists=demo["n_artists"],
+            tracks_per_artist=demo["tracks_per_artist"],
+            duration_s=demo["duration_s"],
+            seed=config["seed"],
+        )
+
 
 def tag_names() -> list[str]:
     """All tags of the taxonomy, in column order."""

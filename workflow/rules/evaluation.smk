@@ -1,5 +1,9 @@
 # Test-set embeddings, retrieval metrics and the reports (paper §4).
 
+from trackrank.evaluation import evaluation_settings
+from trackrank.listen import listen_settings
+from trackrank.systems import embedding_settings
+
 SYSTEMS = lookup(dpath="train/systems", within=config)
 # Reference rows beside random (references.smk makes their embeddings); at_trunk reads the
 # trained auto-tagger, so it is made only where at_baseline is trained.
@@ -31,9 +35,7 @@ rule embed:
         "../../envs/trackrank.yaml"
     threads: lookup(dpath="train/threads", within=config)
     params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
+        settings=embedding_settings(config),
     script:
         "../scripts/embed.py"
 
@@ -57,10 +59,8 @@ rule evaluate_system:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        k=lookup(dpath="evaluate/k", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
-        similarity=config["similarity"],
+        similarity=similarity_settings(config),
+        settings=evaluation_settings(config),
     script:
         "../scripts/evaluate_system.py"
 
@@ -103,8 +103,6 @@ rule listen_page:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        queries=lookup(dpath="report/listen_queries", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
+        settings=listen_settings(config),
     script:
         "../scripts/listen_page.py"

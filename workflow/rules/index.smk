@@ -1,5 +1,7 @@
 # The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
 
+from trackrank.systems import index_settings
+
 # index.system "best" indexes every trained TL system and names the best by test MAP@20 the default.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
 INDEXED = [s for s in SYSTEMS if s.startswith("tl_")] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
@@ -28,9 +30,7 @@ rule index:
     threads: lookup(dpath="train/threads", within=config)
     params:
         catalog=CATALOG_DIR,
-        n_patches=lookup(dpath="index/n_patches", within=config),
-        kind=lookup(dpath="index/kind", within=config),
-        device=lookup(dpath="train/device", within=config),
+        settings=index_settings(config),
     script:
         "../scripts/build_index.py"
 

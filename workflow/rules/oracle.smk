@@ -1,6 +1,10 @@
 # Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2).
 # Both score with S themselves, so a mining parameter never reruns the rankings.
 
+from trackrank.mining import mining_settings
+from trackrank.ranking import ranking_settings
+from trackrank.similarity import similarity_settings
+
 
 rule rank_split:
     input:
@@ -17,8 +21,8 @@ rule rank_split:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        similarity=config["similarity"],
-        top_k=lookup(dpath="ranking/top_k", within=config),
+        similarity=similarity_settings(config),
+        settings=ranking_settings(config),
     script:
         "../scripts/rank_split.py"
 
@@ -37,10 +41,8 @@ rule mine_triplets:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        similarity=config["similarity"],
-        n_positives=lookup(dpath="mining/n_positives", within=config),
-        n_negatives=lookup(dpath="mining/n_negatives", within=config),
-        seed=config["seed"],
+        similarity=similarity_settings(config),
+        settings=mining_settings(config),
     script:
         "../scripts/mine_triplets.py"
 

@@ -1,6 +1,8 @@
 # Reference rows beside random (evaluate.references): embeddings made without ranking training,
 # evaluated by evaluate_system like a TL system (Euclidean distance).
 
+from trackrank.systems import embedding_settings
+
 
 rule mfcc_stats:
     input:
@@ -52,8 +54,6 @@ rule embed_at_trunk:
         "../../envs/trackrank.yaml"
     threads: lookup(dpath="train/threads", within=config)
     params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
+        settings=embedding_settings(config),
     script:
         "../scripts/embed_at_trunk.py"

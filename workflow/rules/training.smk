@@ -1,6 +1,7 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
+from trackrank.similarity import similarity_settings
 from trackrank.systems import starts_from_tagger, system_spec, train_settings
 
 
@@ -53,7 +54,7 @@ for system in lookup(dpath="train/systems", within=config):
         params:
             system=system,
             settings=train_settings(system, config),
-            similarity=config["similarity"],  # the auto-tagger validates by S of its estimated tags
+            similarity=similarity_settings(config),  # the auto-tagger validates by S of its estimated tags
         script:
             "../scripts/train_system.py"
 

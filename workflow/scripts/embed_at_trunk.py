@@ -14,7 +14,5 @@ write_trunk_embeddings(
     CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
     tracks.loc[tracks.split == "test", "track_id"].tolist(),
     snakemake.output[0],
-    n_patches=snakemake.params.n_patches,
-    seed=snakemake.params.seed,
-    device=snakemake.params.device,
+    **snakemake.params.settings,
 )

@@ -11,9 +11,7 @@ try:
     ingest(
         p.catalog,
         Path(snakemake.output.tracks).parent,
-        seed=p.seed,
-        fractions=tuple(p.fractions),
-        short_tracks=p.short_tracks,
+        **p.settings,
     )
 except CatalogError as error:
     logging.getLogger("trackrank.catalog").error("%s", error)
