@@ -96,9 +96,15 @@ def test_an_unusable_catalog_stops_with_one_clear_message(small_catalog, damage,
         validate_catalog(small_catalog)
 
 
+def outputs(folder: Path) -> dict[str, Path]:
+    """:func:`ingest`'s four output files, in ``folder``."""
+    names = {"tracks": "tracks.parquet", "tags": "tags.parquet", "taxonomy": "taxonomy.csv", "rejected": "rejected.csv"}
+    return {key: folder / name for key, name in names.items()}
+
+
 def test_ingest_writes_outputs_and_never_touches_the_catalog_folder(small_catalog, tmp_path):
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
-    catalog = ingest(small_catalog, tmp_path / "results" / "catalog", seed=3)
+    catalog = ingest(small_catalog, **outputs(tmp_path / "results" / "catalog"), seed=3)
     after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
     assert before == after
     tracks = pd.read_parquet(tmp_path / "results" / "catalog" / "tracks.parquet")
@@ -112,14 +118,14 @@ def test_ingest_writes_outputs_and_never_touches_the_catalog_folder(small_catalo
 
 def test_ingest_refuses_to_write_inside_the_catalog(small_catalog):
     with pytest.raises(CatalogError, match="never writes into a catalog"):
-        ingest(small_catalog, small_catalog / "results")
+        ingest(small_catalog, **outputs(small_catalog / "results"))
 
 
 def test_too_few_artists_for_a_disjoint_split_is_a_catalog_error(tmp_path):
     folder = tmp_path / "cat"
     write_catalog(folder, [good_row(folder, "x", "solo"), good_row(folder, "y", "solo")])
     with pytest.raises(CatalogError, match="needs at least 3 artists"):
-        ingest(folder, tmp_path / "out")
+        ingest(folder, **outputs(tmp_path / "out"))
 
 
 def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_path):

@@ -226,19 +226,21 @@ def _render_to_file(job: tuple[Path, dict[str, float], int, DemoSettings]) -> No
     sf.write(path, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
 
 
-def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int = 1) -> pd.DataFrame:
-    """Synthesise the demo catalog into ``folder`` (tags.csv, tags_meta.csv, audio/).
+def write_demo_catalog(settings: DemoSettings, *, tags: str | Path, meta: str | Path, workers: int = 1) -> pd.DataFrame:
+    """Synthesise the demo catalog: its ``tags`` table (CSV), its taxonomy ``meta`` (CSV), and the audio
+    files the tags table names, under ``audio/`` beside it (paths relative to its folder, as in a user's
+    catalog).
 
     Each track's audio depends only on its tags and (seed, track number), so the
     result is identical for any number of ``workers``.
     """
-    folder = Path(folder)
+    folder = Path(tags).parent
     (folder / "audio").mkdir(parents=True, exist_ok=True)
-    tags = catalog_tags(settings)
+    table = catalog_tags(settings)
     names = tag_names()
     jobs = [
         (folder / row.path, {n: getattr(row, n) for n in names if getattr(row, n) > 0}, i, settings)
-        for i, row in enumerate(tags.itertuples(index=False))
+        for i, row in enumerate(table.itertuples(index=False))
     ]
     log.info(
         "synthesising %d demo tracks of %.1f s by %d artists with %d worker(s)",
@@ -253,7 +255,8 @@ def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int 
     else:
         for job in jobs:
             _render_to_file(job)
-    tags.to_csv(folder / "tags.csv", index=False)
-    taxonomy_table().to_csv(folder / "tags_meta.csv", index=False)
+    table.to_csv(tags, index=False)
+    Path(meta).parent.mkdir(parents=True, exist_ok=True)
+    taxonomy_table().to_csv(meta, index=False)
     log.info("demo catalog written to %s", folder)
-    return tags
+    return table

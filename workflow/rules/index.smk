@@ -11,7 +11,7 @@ if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not INDEX_SYSTEM.s
 
 rule index:
     input:
-        model="results/models/{system}/model.pt",
+        model=trained_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,

@@ -33,7 +33,7 @@ rule mine_triplets:
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
-        "results/triplets/{strategy}.parquet",
+        triplets="results/triplets/{strategy}.parquet",
     log:
         "results/logs/mine_triplets/{strategy}.log",
     benchmark:
@@ -49,7 +49,7 @@ rule mine_triplets:
 
 rule plot_similarity_vs_rank:
     input:
-        curve="results/rankings/train.curve.csv",
+        curve=rules.rank_split.output.curve.format(split="train"),
     output:
         report(
             "results/plots/similarity_vs_rank.png",
@@ -67,5 +67,5 @@ rule plot_similarity_vs_rank:
 rule oracle:
     input:
         expand(rules.rank_split.output.rankings, split=["train", "val", "test"]),
-        expand(rules.mine_triplets.output[0], strategy=lookup(dpath="mining/strategies", within=config)),
+        expand(rules.mine_triplets.output.triplets, strategy=lookup(dpath="mining/strategies", within=config)),
         rules.plot_similarity_vs_rank.output,

@@ -13,6 +13,6 @@ write_trunk_embeddings(
     snakemake.input.model,
     CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
     tracks.loc[tracks.split == "test", "track_id"].tolist(),
-    snakemake.output[0],
+    snakemake.output.embeddings,
     **snakemake.params.settings,
 )

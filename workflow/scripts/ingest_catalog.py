@@ -1,6 +1,5 @@
 # Snakemake step: validate the catalog and split it by artist (trackrank.catalog).
 import logging
-from pathlib import Path
 
 from trackrank.catalog import CatalogError, ingest
 from trackrank.logs import log_to
@@ -10,7 +9,10 @@ p = snakemake.params
 try:
     ingest(
         p.catalog,
-        Path(snakemake.output.tracks).parent,
+        tracks=snakemake.output.tracks,
+        tags=snakemake.output.tags,
+        taxonomy=snakemake.output.taxonomy,
+        rejected=snakemake.output.rejected,
         **p.settings,
     )
 except CatalogError as error:

@@ -10,6 +10,6 @@ try:
     track_ids, oracle = split_oracle(
         CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", **p.similarity
     )
-    write_triplets(oracle, track_ids, snakemake.output[0], snakemake.wildcards.strategy, **p.settings)
+    write_triplets(oracle, track_ids, snakemake.output.triplets, snakemake.wildcards.strategy, **p.settings)
 except SimilarityError as error:
     raise SystemExit(f"trackrank: {error}") from None

@@ -1,6 +1,4 @@
 # Snakemake step: train one system, resuming from its last checkpoint if any (trackrank.training).
-from pathlib import Path
-
 import torch
 
 from trackrank.catalog import CatalogFiles
@@ -26,4 +24,10 @@ data = load_training_data(
     snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
     snakemake.params.similarity,
 )
-train(settings, data, Path(snakemake.output.model).parent)
+train(
+    settings,
+    data,
+    model_file=snakemake.output.model,
+    history_file=snakemake.output.history,
+    last_file=snakemake.params.last,
+)
