@@ -11,7 +11,7 @@ torch.set_num_threads(snakemake.threads)
 settings = TrainSettings(
     system=snakemake.params.system,
     **snakemake.params.settings,
-    init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "",
+    init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
 )
 cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
 catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
