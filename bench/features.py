@@ -75,7 +75,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         settings = DemoSettings(n_artists=max(3, args.tracks // 4), tracks_per_artist=4, duration_s=args.duration)
-        tags = write_demo_catalog(tmp / "catalog", settings, workers=args.cores).head(args.tracks)
+        catalog = tmp / "catalog"
+        tags = write_demo_catalog(
+            settings, tags=catalog / "tags.csv", meta=catalog / "tags_meta.csv", workers=args.cores
+        ).head(args.tracks)
         tags.to_csv(tmp / "catalog" / "tags.csv", index=False)
         paths = [str(tmp / "catalog" / p) for p in tags["path"]]
         audio_s = len(paths) * args.duration

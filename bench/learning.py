@@ -43,8 +43,9 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
 
     torch.set_num_threads(1)
     from trackrank.embedding import write_embeddings
-    from trackrank.evaluation import evaluate, test_tracks
+    from trackrank.evaluation import evaluate, evaluation_settings, test_tracks
     from trackrank.logs import log_to
+    from trackrank.similarity import similarity_settings
     from trackrank.systems import starts_from_tagger, train_settings
     from trackrank.training import TrainSettings, load_training_data, train
 
@@ -67,10 +68,16 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         results / "rankings" / "val.parquet",
         triplets or (results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None),
         results / "rankings" / "train.parquet",
-        config["similarity"],
+        similarity_settings(config),
     )
-    history = train(settings, data, folder)
-    test_ids, oracle = test_tracks(catalog, cache.index)
+    history = train(
+        settings,
+        data,
+        model_file=folder / "model.pt",
+        history_file=folder / "history.csv",
+        last_file=folder / "last.pt",
+    )
+    test_ids, oracle = test_tracks(catalog, cache.index, **similarity_settings(config))
     write_embeddings(
         folder / "model.pt",
         cache,
@@ -89,9 +96,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         summary=folder / "metrics" / "variant.json",
         per_query=folder / "metrics" / "variant.per_query.parquet",
         embeddings=folder / "embeddings.parquet",
-        k=config["evaluate"]["k"],
-        n_relevant=config["evaluate"]["n_relevant"],
-        seed=config["seed"],
+        **evaluation_settings(config),
     )
     per_query = pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")
     kept = int(history.loc[history["kept"], "epoch"].iloc[0])

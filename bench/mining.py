@@ -61,7 +61,9 @@ def run_step(args) -> None:
         write_rankings(oracle, ids, out / "rankings.parquet", top_k=300)
         rows = oracle.n_tracks * min(300, oracle.n_tracks - 1)
     else:
-        rows = write_triplets(oracle, ids, out / f"{args.step}.parquet", args.step, 15, 250, seed=0)
+        rows = write_triplets(
+            oracle, ids, out / f"{args.step}.parquet", args.step, n_positives=15, n_negatives=250, seed=0
+        )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     size = sum(p.stat().st_size for p in out.glob(f"{args.step}*.parquet")) / 2**20

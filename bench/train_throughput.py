@@ -88,7 +88,15 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     write_rankings(val_oracle, val_ids, root / "rankings" / "val.parquet")
     if strategy:
         train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
-        write_triplets(train_oracle, train_ids, root / "triplets" / f"{strategy}.parquet", strategy)
+        write_triplets(  # the paper's Np, Nn
+            train_oracle,
+            train_ids,
+            root / "triplets" / f"{strategy}.parquet",
+            strategy,
+            n_positives=15,
+            n_negatives=250,
+            seed=0,
+        )
 
 
 class InMemoryPatches:

@@ -104,3 +104,15 @@ def indexed_run(tmp_path_factory) -> Path:
     )
     assert run.returncode == 0, run.stderr[-3000:]
     return work
+
+
+def report_outputs(folder: Path) -> dict[str, Path]:
+    """``write_report``'s output files, named as the workflow names them, in ``folder``."""
+    names = {
+        "table_csv": "table.csv",
+        "table_md": "table.md",
+        "paper_md": "table_paper.md",
+        "bars": "metrics.png",
+        "curves": "training_curves.png",
+    }
+    return {key: folder / name for key, name in names.items()}

@@ -76,6 +76,7 @@ def written_files(folder: Path) -> set:
 def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
     from test_report import per_query, write_run
 
+    from conftest import report_outputs
     from trackrank.report import write_report
 
     files = write_run(tmp_path / "metrics", {"at_baseline": per_query(0.0), "tl_online": per_query(0.1)})
@@ -85,8 +86,10 @@ def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
     write_report(
         [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
         [tmp_path / "history.csv"],
-        tmp_path / "report",
+        **report_outputs(tmp_path / "report"),
         per_query_files=files,
+        paired_csv=tmp_path / "report" / "paired.csv",
+        paired_md=tmp_path / "report" / "paired.md",
     )
     written = written_files(tmp_path / "report")
     assert {p.name for p in written} >= {"table.md", "table.csv", "paired.md", "paired.csv", "metrics.png"}
@@ -117,7 +120,9 @@ def test_the_listening_page_is_written_through_atomic_output(tmp_path, renamed):
 def test_the_demo_catalog_is_written_through_atomic_output(tmp_path, renamed):
     from trackrank.demo import DemoSettings, write_demo_catalog
 
-    tags = write_demo_catalog(tmp_path / "demo", DemoSettings(n_artists=3, tracks_per_artist=1, duration_s=1.0))
+    demo = tmp_path / "demo"
+    settings = DemoSettings(n_artists=3, tracks_per_artist=1, duration_s=1.0)
+    tags = write_demo_catalog(settings, tags=demo / "tags.csv", meta=demo / "tags_meta.csv")
     written = written_files(tmp_path / "demo")
     assert len(written) == 2 + len(tags) and written <= renamed
 

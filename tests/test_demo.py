@@ -49,14 +49,15 @@ def digest(folder) -> dict[str, str]:
 
 def test_written_catalog_is_identical_for_a_seed_whatever_the_workers(tmp_path):
     settings = DemoSettings(n_artists=3, tracks_per_artist=2, duration_s=12.0, seed=4)
-    write_demo_catalog(tmp_path / "one", settings, workers=1)
-    write_demo_catalog(tmp_path / "two", settings, workers=2)
+    for name, workers in (("one", 1), ("two", 2)):
+        folder = tmp_path / name
+        write_demo_catalog(settings, tags=folder / "tags.csv", meta=folder / "tags_meta.csv", workers=workers)
     assert digest(tmp_path / "one") == digest(tmp_path / "two")
 
 
 def test_the_demo_is_a_valid_user_catalog(tmp_path):
     settings = DemoSettings(n_artists=3, tracks_per_artist=2, duration_s=12.0)
-    written = write_demo_catalog(tmp_path, settings)
+    written = write_demo_catalog(settings, tags=tmp_path / "tags.csv", meta=tmp_path / "tags_meta.csv")
     tracks, tags, taxonomy, rejected = validate_catalog(tmp_path)
     assert rejected.empty and len(tracks) == len(written)
     assert list(tags.columns[1:]) == tag_names()

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from test_similarity import random_tags
 
+from conftest import report_outputs
 from trackrank.evaluation import evaluate, random_predictions
 from trackrank.ranking import write_rankings
 from trackrank.report import write_report
@@ -89,7 +90,7 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     table = write_report(
         [tmp_path / "metrics" / "random.json", tmp_path / "metrics" / "oracle_tags.json"],
         [tmp_path / "models" / "oracle_tags" / "history.csv"],
-        tmp_path / "report",
+        **report_outputs(tmp_path / "report"),
     )
     assert table["system"].tolist() == ["random", "oracle_tags"]
     markdown = (tmp_path / "report" / "table.md").read_text()

@@ -25,7 +25,9 @@ def oracle():
 
 def mined(oracle, strategy, tmp_path, n_negatives=NN, seed=0) -> pd.DataFrame:
     ids = [f"t{i:03d}" for i in range(N)]
-    write_triplets(oracle, ids, tmp_path / f"{strategy}.parquet", strategy, NP, n_negatives, seed)
+    write_triplets(
+        oracle, ids, tmp_path / f"{strategy}.parquet", strategy, n_positives=NP, n_negatives=n_negatives, seed=seed
+    )
     table = pd.read_parquet(tmp_path / f"{strategy}.parquet")
     return table.apply(lambda column: column.astype(str).str[1:].astype(int))
 
@@ -61,7 +63,10 @@ def test_a_small_catalog_supplies_what_it_can(oracle):
     assert len(np.unique(pos)) == 6 and len(neg) == sum(6 - i for i in range(6))
     pos, neg = mine_anchor(scores, 0, "uniform", n_positives=15, n_negatives=250, rng=np.random.default_rng(0))
     assert len(pos) == 6 * 250
-    assert mine_anchor(scores[:2], 0, "distance", rng=np.random.default_rng(0))[0].size == 0
+    assert (
+        mine_anchor(scores[:2], 0, "distance", n_positives=15, n_negatives=250, rng=np.random.default_rng(0))[0].size
+        == 0
+    )
 
 
 def test_neighbors_negatives_are_the_tracks_right_after_the_positive(oracle, tmp_path):
@@ -106,13 +111,13 @@ def test_distance_draws_follow_s_after_the_positive(oracle):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_same_config_same_table_bit_for_bit(oracle, strategy, tmp_path, monkeypatch):
     ids = [f"t{i:03d}" for i in range(N)]
-    write_triplets(oracle, ids, tmp_path / "a.parquet", strategy, NP, NN, seed=7)
+    write_triplets(oracle, ids, tmp_path / "a.parquet", strategy, n_positives=NP, n_negatives=NN, seed=7)
     monkeypatch.setattr("trackrank.mining.CHUNK_ANCHORS", 7)  # another chunking, same table
-    write_triplets(oracle, ids, tmp_path / "b.parquet", strategy, NP, NN, seed=7)
+    write_triplets(oracle, ids, tmp_path / "b.parquet", strategy, n_positives=NP, n_negatives=NN, seed=7)
     digest = lambda p: hashlib.sha256(pd.read_parquet(p).to_csv().encode()).hexdigest()  # noqa: E731
     assert digest(tmp_path / "a.parquet") == digest(tmp_path / "b.parquet")
     if strategy != "neighbors":
-        write_triplets(oracle, ids, tmp_path / "c.parquet", strategy, NP, NN, seed=8)
+        write_triplets(oracle, ids, tmp_path / "c.parquet", strategy, n_positives=NP, n_negatives=NN, seed=8)
         assert digest(tmp_path / "a.parquet") != digest(tmp_path / "c.parquet")
 
 
@@ -124,11 +129,11 @@ def test_anchor_streams_differ_by_strategy_and_anchor():
 def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(oracle, tmp_path, caplog):
     ids = [f"t{i:03d}" for i in range(N)]
     small = Oracle(oracle.tags[:8], np.ones(30), oracle.categories)
-    write_triplets(small, ids[:8], tmp_path / "uniform.parquet", "uniform", n_positives=15, n_negatives=4)
+    write_triplets(small, ids[:8], tmp_path / "uniform.parquet", "uniform", n_positives=15, n_negatives=4, seed=0)
     warnings = [r for r in caplog.records if "mining.n_positives" in r.getMessage()]
     assert len(warnings) == 1 and getattr(warnings[0], "console", False)
     assert "mining.n_positives = 15 is more than a split of 8 tracks can supply (at most 6" in warnings[0].getMessage()
     assert len(pd.read_parquet(tmp_path / "uniform.parquet")) == 8 * 6 * 4  # the run goes on with what it can
     caplog.clear()
-    write_triplets(small, ids[:8], tmp_path / "fits.parquet", "uniform", n_positives=6, n_negatives=4)
+    write_triplets(small, ids[:8], tmp_path / "fits.parquet", "uniform", n_positives=6, n_negatives=4, seed=0)
     assert "mining.n_positives" not in caplog.text

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import report_outputs
 from trackrank.report import kept_epoch, paired_table, plot_training_curves, write_paired, write_report
 
 QUERIES = [f"q{i}" for i in range(30)]
@@ -50,8 +51,10 @@ def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_ta
     write_report(
         [tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files],
         [],
-        tmp_path / "report",
+        **report_outputs(tmp_path / "report"),
         per_query_files=files,
+        paired_csv=tmp_path / "report" / "paired.csv",
+        paired_md=tmp_path / "report" / "paired.md",
     )
     paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index("system")
     assert paired.index.tolist() == ["random", "mfcc_stats", "tl_distance"]
@@ -79,8 +82,8 @@ def test_paired_differences_refuse_systems_evaluated_on_other_queries():
 
 def test_without_the_auto_tagger_paired_md_says_there_is_no_comparison(tmp_path):
     files = write_run(tmp_path / "metrics", {"random": per_query(-0.1), "tl_distance": per_query(0.0)})
-    (tmp_path / "report").mkdir()
-    assert write_paired(files, 20, tmp_path / "report") is None
+    report = tmp_path / "report"
+    assert write_paired(files, 20, csv=report / "paired.csv", md=report / "paired.md") is None
     assert "not among train.systems" in (tmp_path / "report" / "paired.md").read_text()
     assert pd.read_csv(tmp_path / "report" / "paired.csv").empty
 
@@ -121,7 +124,7 @@ def test_the_table_reports_each_trained_systems_kept_epoch(tmp_path):
     table = write_report(
         [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
         [tmp_path / "models" / "tl_online" / "history.csv"],
-        tmp_path / "report",
+        **report_outputs(tmp_path / "report"),
     )
     assert table.set_index("system")["kept_epoch"].to_dict() == {"random": "", "tl_online": "2 of 3"}
     markdown = (tmp_path / "report" / "table.md").read_text()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -62,7 +64,7 @@ def pipeline(tmp_path_factory):
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
     write_rankings(val_oracle, val_ids, root / "val.parquet", top_k=10)
     train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
-    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", 3, 6, seed=0)
+    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=0)
     write_rankings(train_oracle, train_ids, root / "train.parquet", top_k=10)
     return root
 
@@ -81,6 +83,11 @@ def settings(**overrides) -> TrainSettings:
         n_relevant=2,
     )
     return TrainSettings(**{**values, **overrides})
+
+
+def model_files(folder: Path) -> dict[str, Path]:
+    """``train``'s three output files, named as the workflow names them, in ``folder``."""
+    return {"model_file": folder / "model.pt", "history_file": folder / "history.csv", "last_file": folder / "last.pt"}
 
 
 def data_for(pipeline, s: TrainSettings):
@@ -154,7 +161,7 @@ def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
 
 def test_a_short_cpu_training_brings_the_loss_down(pipeline, tmp_path):
     s = settings(epochs=4, batches_per_epoch=6)
-    history = train(s, data_for(pipeline, s), tmp_path)
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
     trained = history[history["epoch"] > 0]
     assert trained["train_loss"].iloc[-2:].mean() < trained["train_loss"].iloc[:2].mean()
     assert list(history.columns[:5]) == ["epoch", "step", "train_loss", "val_loss", "val_map@5"]
@@ -168,13 +175,13 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
     s = settings(system="at_baseline", lr=1e-2, epochs=3, batches_per_epoch=5)
     data = data_for(pipeline, s)
     assert set(np.unique(data.train_targets)) == {0.0, 1.0}
-    history = train(s, data, tmp_path)
+    history = train(s, data, **model_files(tmp_path))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
 
 
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch):
     s = settings()
-    reference = train(s, data_for(pipeline, s), tmp_path / "straight")
+    reference = train(s, data_for(pipeline, s), **model_files(tmp_path / "straight"))
 
     import trackrank.training as training
 
@@ -187,22 +194,22 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
 
     monkeypatch.setattr(training, "_train_epoch", killed_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(s, data_for(pipeline, s), tmp_path / "resumed")
+        train(s, data_for(pipeline, s), **model_files(tmp_path / "resumed"))
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["state"]["step"] == 8
     monkeypatch.setattr(training, "_train_epoch", real_epoch)
     calls = []
     monkeypatch.setattr(training, "_train_epoch", lambda *a: calls.append(a[5]) or real_epoch(*a))
-    resumed = train(s, data_for(pipeline, s), tmp_path / "resumed")
+    resumed = train(s, data_for(pipeline, s), **model_files(tmp_path / "resumed"))
     assert calls == [3]  # only the missing epoch ran
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
 
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
     s = settings(epochs=1)
-    first = train(s, data_for(pipeline, s), tmp_path / "run")
+    first = train(s, data_for(pipeline, s), **model_files(tmp_path / "run"))
     other = settings(epochs=1, lr=1e-4)
-    history = train(other, data_for(pipeline, other), tmp_path / "run")  # finds the first run's last.pt
-    fresh = train(other, data_for(pipeline, other), tmp_path / "fresh")
+    history = train(other, data_for(pipeline, other), **model_files(tmp_path / "run"))  # finds the first run's last.pt
+    fresh = train(other, data_for(pipeline, other), **model_files(tmp_path / "fresh"))
     assert list(history["epoch"]) == [0, 1]
     pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
     assert history["train_loss"].iloc[-1] != first["train_loss"].iloc[-1]
@@ -273,7 +280,7 @@ def test_online_training_ranks_the_val_split_better_than_its_untrained_start(hid
         None,
         hidden_pipeline / "train.parquet",
     )
-    history = train(s, data, tmp_path)
+    history = train(s, data, **model_files(tmp_path))
     untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
     kept = history.loc[history["kept"]].iloc[0]
     assert kept["epoch"] > 0 and kept["val_map@10"] > untrained
@@ -305,7 +312,7 @@ def fake_validation(monkeypatch, values):
 def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.40, 0.35, 0.33, 0.32, 0.31])
     s = settings(epochs=5, patience=2)
-    history = train(s, data_for(pipeline, s), tmp_path)
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
     assert history["epoch"].tolist() == [0, 1, 2, 3]
     assert history.loc[history["kept"], "epoch"].tolist() == [1]
     assert "FAILED RUN" in caplog.text and "its first" in caplog.text
@@ -314,7 +321,7 @@ def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp
 def test_early_stopping_waits_for_min_epochs(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.29, 0.28, 0.27, 0.45, 0.44, 0.43])
     s = settings(epochs=6, patience=1, min_epochs=4)
-    history = train(s, data_for(pipeline, s), tmp_path)
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
     assert history.loc[history["kept"], "epoch"].tolist() == [4]
     assert "FAILED RUN" not in caplog.text
@@ -324,7 +331,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     from trackrank.training import _new_state
 
     tagger = settings(system="at_baseline", epochs=1, batches_per_epoch=2)
-    train(tagger, data_for(pipeline, tagger), tmp_path / "at")
+    train(tagger, data_for(pipeline, tagger), **model_files(tmp_path / "at"))
     s = settings(
         system="tl_online_from_at",
         epochs=1,
@@ -337,7 +344,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     at = torch.load(tmp_path / "at" / "model.pt", weights_only=True)["model"]
     trunk = {k: v for k, v in at.items() if k.startswith("trunk.")}
     assert trunk and all(torch.equal(model.state_dict()[k], v) for k, v in trunk.items())
-    history = train(s, data_for(pipeline, s), tmp_path / "tl")
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path / "tl"))
     assert history["epoch"].tolist() == [0, 1]
     first = s.fingerprint()
     torch.save(
@@ -346,7 +353,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     assert s.fingerprint() != first, "a retrained tagger is another starting point: no resume"
     with pytest.raises(ValueError, match="only a TL network shares"):
         autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
-        train(autopool, data_for(pipeline, autopool), tmp_path / "ap")
+        train(autopool, data_for(pipeline, autopool), **model_files(tmp_path / "ap"))
 
 
 def test_validation_ranks_by_the_configured_similarity(pipeline):
@@ -372,11 +379,11 @@ def test_validation_ranks_by_the_configured_similarity(pipeline):
 
 def test_a_finished_run_rerun_without_its_model_writes_the_kept_weights_again(pipeline, tmp_path):
     s = settings(epochs=2)
-    train(s, data_for(pipeline, s), tmp_path)
+    train(s, data_for(pipeline, s), **model_files(tmp_path))
     kept = torch.load(tmp_path / "model.pt", weights_only=True)
     (tmp_path / "model.pt").unlink()  # what Snakemake does to a job's outputs before it reruns it
     (tmp_path / "history.csv").unlink()
-    history = train(s, data_for(pipeline, s), tmp_path)
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
     again = torch.load(tmp_path / "model.pt", weights_only=True)
     assert again["epoch"] == kept["epoch"] == history.loc[history["kept"], "epoch"].item()
     assert all(torch.equal(again["model"][k], v) for k, v in kept["model"].items())

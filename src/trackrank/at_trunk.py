@@ -20,8 +20,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from trackrank.embedding import choose_device, load_model, save_embeddings, track_outputs
-from trackrank.feature_cache import CacheFiles, PatchCache
+from trackrank.embedding import choose_device, embed_into, load_model
+from trackrank.feature_cache import CacheFiles
 from trackrank.models import AutoTagger
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,16 @@ def write_trunk_embeddings(
             f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
             "(at_baseline): at_trunk needs its trunk"
         )
-    cache = PatchCache(cache)
-    kept = cache.with_features(track_ids)
-    outputs = track_outputs(
-        TrunkEmbedding(model), cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device
+    kept, outputs, table = embed_into(
+        TrunkEmbedding(model),
+        cache,
+        track_ids,
+        output,
+        column="embedding",
+        n_patches=n_patches,
+        seed=seed,
+        device=device,
     )
-    table = save_embeddings(kept, outputs, output, column="embedding")
     log.info(
         "at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
         len(kept),

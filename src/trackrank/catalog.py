@@ -212,49 +212,63 @@ def unlisted_audio(folder: Path, listed_paths: pd.Series) -> list[Path]:
     )
 
 
+def ingest_settings(config: dict) -> dict:
+    """:func:`ingest`'s keyword arguments from a validated workflow config (``seed``, ``split``,
+    ``features.short_tracks``)."""
+    split = config["split"]
+    return {
+        "seed": config["seed"],
+        "fractions": tuple(split[s] for s in SPLITS),
+        "short_tracks": config["features"]["short_tracks"],
+    }
+
+
 def ingest(
     folder: str | Path,
-    out_dir: str | Path,
+    *,
+    tracks: str | Path,
+    tags: str | Path,
+    taxonomy: str | Path,
+    rejected: str | Path,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     short_tracks: str = "reject",
 ) -> Catalog:
-    """Validate, split by artist and write ``tracks.parquet``, ``tags.parquet``,
-    ``taxonomy.csv`` and ``rejected.csv`` under ``out_dir``."""
-    out_dir = Path(out_dir)
-    if out_dir.resolve().is_relative_to(Path(folder).resolve()):
-        raise CatalogError(
-            f"output folder '{out_dir}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
-        )
-    tracks, tags, taxonomy, rejected = validate_catalog(folder, short_tracks=short_tracks)
+    """Validate the catalog in ``folder``, split it by artist and write its ``tracks`` and ``tags``
+    (Parquet), ``taxonomy`` and ``rejected`` (CSV) tables to those paths.
+
+    ``fractions`` are the paper's 60/20/20 train/val/test shares unless given."""
+    outputs = {"tracks": tracks, "tags": tags, "taxonomy": taxonomy, "rejected": rejected}
+    for output in outputs.values():
+        if Path(output).resolve().is_relative_to(Path(folder).resolve()):
+            raise CatalogError(
+                f"output '{output}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
+            )
+    catalog = Catalog(*validate_catalog(folder, short_tracks=short_tracks))
     try:
-        split = artist_split(tracks["artist"], fractions=fractions, seed=seed)
+        split = artist_split(catalog.tracks["artist"], fractions=fractions, seed=seed)
     except SplitError as error:
         raise CatalogError(f"catalog '{folder}': {error}") from error
-    tracks.insert(3, "split", split)
+    catalog.tracks.insert(3, "split", split)
     for split in SPLITS:
-        chosen = tracks["split"] == split
-        log.info("split %s: %d tracks, %d artists", split, chosen.sum(), tracks.loc[chosen, "artist"].nunique())
-    for name, table in (
-        ("tracks.parquet", tracks),
-        ("tags.parquet", tags),
-        ("taxonomy.csv", taxonomy),
-        ("rejected.csv", rejected),
-    ):
-        with atomic_output(out_dir / name) as tmp:
-            if name.endswith(".parquet"):
+        chosen = catalog.tracks["split"] == split
+        log.info("split %s: %d tracks, %d artists", split, chosen.sum(), catalog.tracks.loc[chosen, "artist"].nunique())
+    for name, output in outputs.items():
+        table = getattr(catalog, name)
+        with atomic_output(output) as tmp:
+            if name in ("tracks", "tags"):
                 table.to_parquet(tmp, index=False)
             else:
                 table.to_csv(tmp, index=False)
-    if len(rejected):
+    if len(catalog.rejected):
         log.warning(
             "%d of %d catalog rows skipped, listed with their reasons in %s",
-            len(rejected),
-            len(rejected) + len(tracks),
-            out_dir / "rejected.csv",
+            len(catalog.rejected),
+            len(catalog.rejected) + len(catalog.tracks),
+            rejected,
             extra=CONSOLE,
         )
-    return Catalog(tracks, tags, taxonomy, rejected)
+    return catalog
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,17 @@ class DemoSettings:
     sample_rate: int = 44100
     seed: int = 0
 
+    @classmethod
+    def from_config(cls, config: dict) -> DemoSettings:
+        """The demo's size from a validated workflow config (``demo``, ``seed``)."""
+        demo = config["demo"]
+        return cls(
+            n_artists=demo["n_artists"],
+            tracks_per_artist=demo["tracks_per_artist"],
+            duration_s=demo["duration_s"],
+            seed=config["seed"],
+        )
+
 
 def tag_names() -> list[str]:
     """All tags of the taxonomy, in column order."""
@@ -217,19 +228,21 @@ def _render_to_file(job: tuple[Path, dict[str, float], int, DemoSettings]) -> No
         sf.write(tmp, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
 
 
-def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int = 1) -> pd.DataFrame:
-    """Synthesise the demo catalog into ``folder`` (tags.csv, tags_meta.csv, audio/).
+def write_demo_catalog(settings: DemoSettings, *, tags: str | Path, meta: str | Path, workers: int = 1) -> pd.DataFrame:
+    """Synthesise the demo catalog: its ``tags`` table (CSV), its taxonomy ``meta`` (CSV), and the audio
+    files the tags table names, under ``audio/`` beside it (paths relative to its folder, as in a user's
+    catalog).
 
     Each track's audio depends only on its tags and (seed, track number), so the
     result is identical for any number of ``workers``.
     """
-    folder = Path(folder)
+    folder = Path(tags).parent
     (folder / "audio").mkdir(parents=True, exist_ok=True)
-    tags = catalog_tags(settings)
+    table = catalog_tags(settings)
     names = tag_names()
     jobs = [
         (folder / row.path, {n: getattr(row, n) for n in names if getattr(row, n) > 0}, i, settings)
-        for i, row in enumerate(tags.itertuples(index=False))
+        for i, row in enumerate(table.itertuples(index=False))
     ]
     log.info(
         "synthesising %d demo tracks of %.1f s by %d artists with %d worker(s)",
@@ -244,8 +257,9 @@ def write_demo_catalog(folder: str | Path, settings: DemoSettings, workers: int 
     else:
         for job in jobs:
             _render_to_file(job)
-    for name, table in (("tags.csv", tags), ("tags_meta.csv", taxonomy_table())):
-        with atomic_output(folder / name) as tmp:
-            table.to_csv(tmp, index=False)
+    for output, frame in ((tags, table), (meta, taxonomy_table())):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(output) as tmp:
+            frame.to_csv(tmp, index=False)
     log.info("demo catalog written to %s", folder)
-    return tags
+    return table

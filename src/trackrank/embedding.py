@@ -83,13 +83,31 @@ def write_embeddings(
     """
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)
+    column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
+    kept, _, table = embed_into(
+        model, cache, track_ids, output, column=column, n_patches=n_patches, seed=seed, device=device
+    )
+    log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
+    return table.to_pandas()
+
+
+def embed_into(
+    model: torch.nn.Module,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    *,
+    column: str,
+    n_patches: int,
+    seed: int,
+    device: torch.device,
+) -> tuple[list[str], np.ndarray, pa.Table]:
+    """The track outputs of ``model`` (on ``device``) for the ``track_ids`` that have features, written to
+    ``output`` by :func:`save_embeddings`: (those ids, their (n, d) outputs, the table written)."""
     cache = PatchCache(cache)
     kept = cache.with_features(track_ids)
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
-    column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
-    table = save_embeddings(kept, outputs, output, column=column)
-    log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
-    return table.to_pandas()
+    return kept, outputs, save_embeddings(kept, outputs, output, column=column)
 
 
 def save_embeddings(

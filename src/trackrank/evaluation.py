@@ -17,12 +17,17 @@ import pandas as pd
 
 from trackrank.atomic import atomic_output
 from trackrank.catalog import CatalogFiles
-from trackrank.embedding import read_embeddings
 from trackrank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.similarity import split_oracle
 
 log = logging.getLogger(__name__)
+
+
+def evaluation_settings(config: dict) -> dict:
+    """:func:`evaluate`'s keyword arguments from a validated workflow config (``evaluate``, ``seed``)."""
+    evaluate = config["evaluate"]
+    return {"k": evaluate["k"], "n_relevant": evaluate["n_relevant"], "seed": config["seed"]}
 
 
 def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
@@ -39,6 +44,8 @@ def system_predictions(
     embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int, seed: int = 0
 ) -> np.ndarray:
     """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
+    from trackrank.embedding import read_embeddings  # here: the workflow imports this module without torch
+
     if embeddings_path is None:
         return random_predictions(len(test_ids), k, seed)
     ids, matrix, column = read_embeddings(embeddings_path)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from trackrank.atomic import atomic_output
+from trackrank.evaluation import evaluation_settings
 from trackrank.metrics import relevant_from_rankings
 
 STYLE = """
@@ -132,6 +133,16 @@ def listening_page(
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
+
+
+def listen_settings(config: dict) -> dict:
+    """:func:`write_listening_page`'s keyword arguments from a validated workflow config: its relevant
+    tracks are the metrics' (``evaluate.n_relevant``)."""
+    return {
+        "n_queries": config["report"]["listen_queries"],
+        "n_relevant": evaluation_settings(config)["n_relevant"],
+        "seed": config["seed"],
+    }
 
 
 def write_listening_page(

@@ -107,8 +107,9 @@ def mine_anchor(
     scores: np.ndarray,
     anchor: int,
     strategy: str,
-    n_positives: int = 15,
-    n_negatives: int = 250,
+    *,
+    n_positives: int,
+    n_negatives: int,
     rng: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The (positive, negative) pairs of one anchor.
@@ -161,6 +162,13 @@ def split_count(value: float, n_tracks: int, key: str) -> int:
     return int(value)
 
 
+def mining_settings(config: dict) -> dict:
+    """:func:`write_triplets`' keyword arguments from a validated workflow config (``mining``, ``seed``):
+    the one mapping from config to mining; online mining (training) takes its Np from here too."""
+    mining = config["mining"]
+    return {"n_positives": mining["n_positives"], "n_negatives": mining["n_negatives"], "seed": config["seed"]}
+
+
 def anchor_rng(seed: int, strategy: str, anchor: int) -> np.random.Generator:
     """The random stream of one anchor: independent of chunking and of the other anchors."""
     return np.random.default_rng([seed, STRATEGIES.index(strategy), anchor])
@@ -171,14 +179,16 @@ def write_triplets(
     track_ids: list[str],
     output: str | Path,
     strategy: str,
-    n_positives: float = 15,
-    n_negatives: float = 250,
-    seed: int = 0,
+    *,
+    n_positives: float,
+    n_negatives: float,
+    seed: int,
 ) -> int:
     """Mine every anchor of the set and write ``anchor``, ``positive``, ``negative`` (dictionary-encoded ids).
 
-    ``n_positives`` and ``n_negatives`` are counts, or fractions of the set (see :func:`split_count`).
-    Returns the number of triplets written.
+    ``n_positives`` and ``n_negatives`` are counts, or fractions of the set (see :func:`split_count`);
+    they have no default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a small catalog
+    (:func:`mining_settings` reads them from the workflow config). Returns the number of triplets written.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
@@ -209,9 +219,9 @@ def write_triplets(
                     oracle.scores(anchor),
                     anchor,
                     strategy,
-                    n_positives,
-                    n_negatives,
-                    anchor_rng(seed, strategy, anchor),
+                    n_positives=n_positives,
+                    n_negatives=n_negatives,
+                    rng=anchor_rng(seed, strategy, anchor),
                 )
                 anchors.append(np.full(len(pos), anchor))
                 positives.append(pos)

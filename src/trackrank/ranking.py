@@ -68,6 +68,11 @@ class RankingSummary:
     mean_score_by_rank: np.ndarray  # (N - 1,): Fig. 1 (top)
 
 
+def ranking_settings(config: dict) -> dict:
+    """:func:`write_rankings`' keyword arguments from a validated workflow config."""
+    return {"top_k": config["ranking"]["top_k"]}
+
+
 def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top_k: int = 300) -> RankingSummary:
     """Rank every track of the set against the others and write the top ``top_k`` per anchor.
 

@@ -281,24 +281,23 @@ def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level
 
 
 def write_paired(
-    per_query_files: list[str | Path], k: int, out_dir: str | Path, baseline: str = BASELINE
+    per_query_files: list[str | Path], k: int, *, csv: str | Path, md: str | Path, baseline: str = BASELINE
 ) -> pd.DataFrame | None:
-    """``paired.csv`` and ``paired.md``; without ``baseline``'s metrics, a line saying so instead.
+    """The paired differences to ``baseline`` as ``csv`` and ``md`` (Markdown); without ``baseline``'s
+    metrics, an empty table and a line saying so instead.
 
     Returns the table, or None when there is no baseline to compare with.
     """
-    out_dir = Path(out_dir)
     per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
+    for output in (csv, md):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     if baseline not in per_query:
-        _write_csv(pd.DataFrame(columns=_paired_columns(k)), out_dir / "paired.csv")
-        _write_text(
-            f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n",
-            out_dir / "paired.md",
-        )
+        _write_csv(pd.DataFrame(columns=_paired_columns(k)), csv)
+        _write_text(f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n", md)
         return None
     table = paired_table(per_query, k, baseline)
-    _write_csv(table, out_dir / "paired.csv")
-    _write_text(paired_markdown(table, k, baseline), out_dir / "paired.md")
+    _write_csv(table, csv)
+    _write_text(paired_markdown(table, k, baseline), md)
     return table
 
 
@@ -332,28 +331,38 @@ def _save(fig, plt, output: str | Path) -> None:
 def write_report(
     metric_files: list[str | Path],
     history_files: list[str | Path],
-    out_dir: str | Path,
+    *,
+    table_csv: str | Path,
+    table_md: str | Path,
+    paper_md: str | Path,
+    bars: str | Path,
+    curves: str | Path,
     per_query_files: list[str | Path] | None = None,
+    paired_csv: str | Path | None = None,
+    paired_md: str | Path | None = None,
 ) -> pd.DataFrame:
-    """``table.md``, ``table.csv``, ``table_paper.md``, ``metrics.png`` and ``training_curves.png``;
-    with ``per_query_files``, also ``paired.md`` / ``paired.csv``, and the paired section in ``table.md``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The results table (``table_csv``, ``table_md``), the paper's table (``paper_md``), the metric bars
+    (``bars``) and the training curves (``curves``, PNG); with ``per_query_files``, also the paired
+    differences (``paired_csv``, ``paired_md``) and their section in ``table_md``."""
+    if per_query_files is not None and (paired_csv is None or paired_md is None):
+        raise ValueError("per_query_files needs paired_csv and paired_md to write the paired differences to")
+    for output in (table_csv, table_md, paper_md):
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     summaries = [json.loads(Path(f).read_text()) for f in metric_files]
     k = summaries[0]["k"]
     table = results_table(summaries)
     histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}
     kept = kept_epochs(histories)
     table["kept_epoch"] = [kept.get(system, "") for system in table["system"]]
-    _write_csv(table, out_dir / "table.csv")
+    _write_csv(table, table_csv)
     n_queries = summaries[0]["n_queries"]
     markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
     if per_query_files is not None:
-        paired = write_paired(per_query_files, k, out_dir)
+        paired = write_paired(per_query_files, k, csv=paired_csv, md=paired_md)
         if paired is not None:
             markdown += "\n" + paired_markdown(paired, k, level="##")
-    _write_text(markdown, out_dir / "table.md")
-    _write_text(paper_table_markdown(), out_dir / "table_paper.md")
-    plot_metric_bars(table, k, out_dir / "metrics.png")
-    plot_training_curves(histories, out_dir / "training_curves.png")
+    _write_text(markdown, table_md)
+    _write_text(paper_table_markdown(), paper_md)
+    plot_metric_bars(table, k, bars)
+    plot_training_curves(histories, curves)
     return table

@@ -1,11 +1,15 @@
-"""The systems of Table 2 by name, and the process environment their jobs run in.
+"""The systems of Table 2 by name, the process environment their jobs run in, and the config
+mapping of the stages that run a system's network (training, embedding, index).
 
-Kept free of torch so that the workflow can read it when it builds its DAG.
+Kept free of torch so that the workflow can read it when it builds its DAG: the modules of those
+stages import torch, so their ``*_settings(config)`` live here rather than beside their code.
 """
 
 from __future__ import annotations
 
 import re
+
+from trackrank.mining import mining_settings
 
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
 #: glibc hands large freed blocks back to the OS at once, so every CPU training step
@@ -97,6 +101,19 @@ def train_settings(system: str, config: dict) -> dict:
     settings["k"] = train["val_k"]
     settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]
-    settings["n_positives"] = config["mining"]["n_positives"]
+    settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     return settings
+
+
+def embedding_settings(config: dict) -> dict:
+    """The keyword arguments of the test embeddings (``trackrank.embedding.write_embeddings``,
+    ``trackrank.at_trunk.write_trunk_embeddings``) from a validated workflow config."""
+    return {"n_patches": config["evaluate"]["n_patches"], "seed": config["seed"], "device": config["train"]["device"]}
+
+
+def index_settings(config: dict) -> dict:
+    """``trackrank.index.build_index``'s settings from a validated workflow config (``index``,
+    ``train.device``)."""
+    index = config["index"]
+    return {"n_patches": index["n_patches"], "kind": index["kind"], "device": config["train"]["device"]}

@@ -382,14 +382,20 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
     return model, optimizer, scaler
 
 
-def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> pd.DataFrame:
-    """Train (or resume) one system; writes ``model.pt``, ``last.pt`` and ``history.csv`` in ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def train(
+    settings: TrainSettings,
+    data: TrainingData,
+    *,
+    model_file: str | Path,
+    history_file: str | Path,
+    last_file: str | Path,
+) -> pd.DataFrame:
+    """Train (or resume from ``last_file``) one system; writes the kept epoch's checkpoint to ``model_file``
+    (model.pt), the epochs to ``history_file`` (CSV) and, after every epoch, the resumable ``last_file``."""
+    model_file, history_file, last = Path(model_file), Path(history_file), Path(last_file)
     device = choose_device(settings.device)
     model, optimizer, scaler = _new_state(settings, data, device)
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
-    last = out_dir / "last.pt"
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
         checkpoint = load_checkpoint(last, device)
@@ -424,7 +430,7 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
             model,
             settings,
             data,
-            out_dir,
+            model_file,
         )
     while state["epoch"] < settings.epochs and not _should_stop(state, settings):
         epoch = state["epoch"] + 1
@@ -440,7 +446,7 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
         }
         if settings.strategy:
             row["active_fraction"] = active_fraction
-        _record_epoch(state, row, model, settings, data, out_dir)
+        _record_epoch(state, row, model, settings, data, model_file)
         with atomic_output(last) as tmp:
             torch.save(
                 {
@@ -477,17 +483,17 @@ def train(settings: TrainSettings, data: TrainingData, out_dir: str | Path) -> p
             metric,
             state["best"],
         )
-    if not (out_dir / "model.pt").exists():  # a finished run resumed after Snakemake removed its outputs
-        _save_kept(state, out_dir)
+    if not model_file.exists():  # a finished run resumed after Snakemake removed its outputs
+        _save_kept(state, model_file)
     history = pd.DataFrame(state["history"])
     history["kept"] = history["epoch"] == state["best_epoch"]
-    with atomic_output(out_dir / "history.csv") as tmp:
+    with atomic_output(history_file) as tmp:
         history.to_csv(tmp, index=False)
     return history
 
 
-def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData, out_dir: Path) -> None:
-    """Add an epoch's row to the history; keep its weights in ``model.pt`` when val MAP improved."""
+def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData, model_file: Path) -> None:
+    """Add an epoch's row to the history; keep its weights in ``model_file`` when val MAP improved."""
     metric = f"val_map@{settings.k}"
     state["history"].append(row)
     state["epoch"] = row["epoch"]
@@ -504,14 +510,14 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
             metric: row[metric],
         }
         state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0, kept_checkpoint=kept)
-        _save_kept(state, out_dir)
+        _save_kept(state, model_file)
     elif row["epoch"] > 0:
         state["bad_epochs"] += 1
 
 
-def _save_kept(state: dict, out_dir: Path) -> None:
-    """Write ``model.pt`` (atomically) from the kept epoch's checkpoint."""
-    with atomic_output(out_dir / "model.pt") as tmp:
+def _save_kept(state: dict, model_file: Path) -> None:
+    """Write ``model_file`` (atomically) from the kept epoch's checkpoint."""
+    with atomic_output(model_file) as tmp:
         torch.save(state["kept_checkpoint"], tmp)
 
 

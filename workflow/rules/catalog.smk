@@ -1,5 +1,7 @@
 # Validate the catalog and split it by artist (a checkpoint: the shard jobs read its table).
 
+from trackrank.catalog import ingest_settings
+
 
 # The audio files whose headers validation reads (durations) are deliberately not inputs: replacing
 # one track must rerun its feature shard only, not the split and everything downstream.
@@ -20,8 +22,6 @@ checkpoint ingest_catalog:
         "../../envs/trackrank.yaml"
     params:
         catalog=lambda wildcards, input: str(Path(input.meta).parent),  # the folder the tables name audio in
-        seed=config["seed"],
-        fractions=[lookup(dpath=f"split/{s}", within=config) for s in ("train", "val", "test")],
-        short_tracks=lookup(dpath="features/short_tracks", within=config),
+        settings=ingest_settings(config),
     script:
         "../scripts/ingest_catalog.py"

@@ -67,6 +67,26 @@ def catalog_audio(wildcards):
     return [path for _, path in catalog_rows(wildcards)]
 
 
+def trained(system, key="model"):
+    """An output (model, history) of train_<system>, the training rule of ``system`` (training.smk)."""
+    return getattr(rules, f"train_{system}").output[key]
+
+
+def trained_model(wildcards):
+    """The model.pt of the system of the job's wildcards."""
+    return trained(wildcards.system)
+
+
+def tagger_model(wildcards):
+    """The trained auto-tagger's model.pt (its trunk: at_trunk, the *_from_at systems)."""
+    return trained("at_baseline")
+
+
 def system_embeddings(wildcards):
-    """A system's test embeddings; the random ranking needs none."""
-    return [] if wildcards.system == "random" else [f"results/embeddings/{wildcards.system}.parquet"]
+    """A system's test embeddings, from their producer (embed or a reference's own); random needs none."""
+    if wildcards.system == "random":
+        return []
+    producer = {"mfcc_stats": rules.embed_mfcc_stats, "at_trunk": rules.embed_at_trunk}.get(
+        wildcards.system, rules.embed
+    )
+    return [producer.output.embeddings.format(system=wildcards.system)]

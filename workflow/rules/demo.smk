@@ -2,12 +2,7 @@
 
 from trackrank.demo import DemoSettings, catalog_tags
 
-DEMO_SETTINGS = DemoSettings(
-    n_artists=lookup(dpath="demo/n_artists", within=config),
-    tracks_per_artist=lookup(dpath="demo/tracks_per_artist", within=config),
-    duration_s=lookup(dpath="demo/duration_s", within=config),
-    seed=config["seed"],
-)
+DEMO_SETTINGS = DemoSettings.from_config(config)
 
 
 rule synthesize_demo:

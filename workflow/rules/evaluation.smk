@@ -1,5 +1,9 @@
 # Test-set embeddings, retrieval metrics and the reports (paper §4).
 
+from trackrank.evaluation import evaluation_settings
+from trackrank.listen import listen_settings
+from trackrank.systems import embedding_settings
+
 SYSTEMS = lookup(dpath="train/systems", within=config)
 # Reference rows beside random (references.smk makes their embeddings); at_trunk reads the
 # trained auto-tagger, so it is made only where at_baseline is trained.
@@ -15,12 +19,12 @@ wildcard_constraints:
 
 rule embed:
     input:
-        model="results/models/{system}/model.pt",
+        model=trained_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
     output:
-        "results/embeddings/{system}.parquet",
+        embeddings="results/embeddings/{system}.parquet",
     log:
         "results/logs/embed/{system}.log",
     benchmark:
@@ -31,9 +35,7 @@ rule embed:
         "../../envs/trackrank.yaml"
     threads: lookup(dpath="train/threads", within=config)
     params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
+        settings=embedding_settings(config),
     script:
         "../scripts/embed.py"
 
@@ -57,10 +59,8 @@ rule evaluate_system:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        k=lookup(dpath="evaluate/k", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
-        similarity=config["similarity"],
+        similarity=similarity_settings(config),
+        settings=evaluation_settings(config),
     script:
         "../scripts/evaluate_system.py"
 
@@ -69,13 +69,13 @@ rule report:
     input:
         summaries=expand(rules.evaluate_system.output.summary, system=EVALUATED),
         per_query=expand(rules.evaluate_system.output.per_query, system=EVALUATED),
-        histories=expand("results/models/{system}/history.csv", system=SYSTEMS),
+        histories=[trained(system, "history") for system in SYSTEMS],
     output:
-        table=report("results/report/table.csv", caption="../report/table.rst", category="Results"),
-        markdown="results/report/table.md",
-        paired=report("results/report/paired.csv", caption="../report/paired.rst", category="Results"),
-        paired_markdown="results/report/paired.md",
-        paper="results/report/table_paper.md",
+        table_csv=report("results/report/table.csv", caption="../report/table.rst", category="Results"),
+        table_md="results/report/table.md",
+        paired_csv=report("results/report/paired.csv", caption="../report/paired.rst", category="Results"),
+        paired_md="results/report/paired.md",
+        paper_md="results/report/table_paper.md",
         bars=report("results/report/metrics.png", caption="../report/metrics.rst", category="Results"),
         curves=report(
             "results/report/training_curves.png",
@@ -93,7 +93,7 @@ rule report:
 rule listen_page:
     input:
         predictions=expand(rules.evaluate_system.output.predictions, system=EVALUATED),
-        rankings="results/rankings/test.parquet",
+        rankings=rules.rank_split.output.rankings.format(split="test"),
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
     output:
@@ -103,8 +103,6 @@ rule listen_page:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        queries=lookup(dpath="report/listen_queries", within=config),
-        n_relevant=lookup(dpath="evaluate/n_relevant", within=config),
-        seed=config["seed"],
+        settings=listen_settings(config),
     script:
         "../scripts/listen_page.py"

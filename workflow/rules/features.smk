@@ -1,5 +1,7 @@
 # CQT features: one job per shard; a track's shard is a hash of its id.
 
+from trackrank.features import shard_settings
+
 
 rule cqt_shard:
     input:
@@ -16,7 +18,7 @@ rule cqt_shard:
     threads: lookup(dpath="features/threads", within=config)
     params:
         tracks=shard_rows,
-        short_tracks=lookup(dpath="features/short_tracks", within=config),
+        settings=shard_settings(config),
     script:
         "../scripts/cqt_shard.py"
 

@@ -1,5 +1,7 @@
 # The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
 
+from trackrank.systems import index_settings
+
 # index.system "best" indexes every trained TL system and names the best by test MAP@20 the default.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
 INDEXED = [s for s in SYSTEMS if s.startswith("tl_")] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
@@ -9,7 +11,7 @@ if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not INDEX_SYSTEM.s
 
 rule index:
     input:
-        model="results/models/{system}/model.pt",
+        model=trained_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
@@ -28,9 +30,7 @@ rule index:
     threads: lookup(dpath="train/threads", within=config)
     params:
         catalog=CATALOG_DIR,
-        n_patches=lookup(dpath="index/n_patches", within=config),
-        kind=lookup(dpath="index/kind", within=config),
-        device=lookup(dpath="train/device", within=config),
+        settings=index_settings(config),
     script:
         "../scripts/build_index.py"
 

@@ -1,6 +1,10 @@
 # Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2).
 # Both score with S themselves, so a mining parameter never reruns the rankings.
 
+from trackrank.mining import mining_settings
+from trackrank.ranking import ranking_settings
+from trackrank.similarity import similarity_settings
+
 
 rule rank_split:
     input:
@@ -17,8 +21,8 @@ rule rank_split:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        similarity=config["similarity"],
-        top_k=lookup(dpath="ranking/top_k", within=config),
+        similarity=similarity_settings(config),
+        settings=ranking_settings(config),
     script:
         "../scripts/rank_split.py"
 
@@ -29,7 +33,7 @@ rule mine_triplets:
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
-        "results/triplets/{strategy}.parquet",
+        triplets="results/triplets/{strategy}.parquet",
     log:
         "results/logs/mine_triplets/{strategy}.log",
     benchmark:
@@ -37,17 +41,15 @@ rule mine_triplets:
     conda:
         "../../envs/trackrank.yaml"
     params:
-        similarity=config["similarity"],
-        n_positives=lookup(dpath="mining/n_positives", within=config),
-        n_negatives=lookup(dpath="mining/n_negatives", within=config),
-        seed=config["seed"],
+        similarity=similarity_settings(config),
+        settings=mining_settings(config),
     script:
         "../scripts/mine_triplets.py"
 
 
 rule plot_similarity_vs_rank:
     input:
-        curve="results/rankings/train.curve.csv",
+        curve=rules.rank_split.output.curve.format(split="train"),
     output:
         report(
             "results/plots/similarity_vs_rank.png",
@@ -65,5 +67,5 @@ rule plot_similarity_vs_rank:
 rule oracle:
     input:
         expand(rules.rank_split.output.rankings, split=["train", "val", "test"]),
-        expand(rules.mine_triplets.output[0], strategy=lookup(dpath="mining/strategies", within=config)),
+        expand(rules.mine_triplets.output.triplets, strategy=lookup(dpath="mining/strategies", within=config)),
         rules.plot_similarity_vs_rank.output,

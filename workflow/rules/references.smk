@@ -1,13 +1,15 @@
 # Reference rows beside random (evaluate.references): embeddings made without ranking training,
 # evaluated by evaluate_system like a TL system (Euclidean distance).
 
+from trackrank.systems import embedding_settings
+
 
 rule mfcc_stats:
     input:
         tracks=rules.ingest_catalog.output.tracks,
         audio=catalog_audio,
     output:
-        "results/features/mfcc_stats.parquet",
+        stats="results/features/mfcc_stats.parquet",
     log:
         "results/logs/mfcc_stats/mfcc_stats.log",
     benchmark:
@@ -23,11 +25,11 @@ rule mfcc_stats:
 
 rule embed_mfcc_stats:
     input:
-        stats=rules.mfcc_stats.output[0],
+        stats=rules.mfcc_stats.output.stats,
         cache_index=rules.cache_features.output.index,
         tracks=rules.ingest_catalog.output.tracks,
     output:
-        "results/embeddings/mfcc_stats.parquet",
+        embeddings="results/embeddings/mfcc_stats.parquet",
     log:
         "results/logs/embed_mfcc_stats/mfcc_stats.log",
     conda:
@@ -38,12 +40,12 @@ rule embed_mfcc_stats:
 
 rule embed_at_trunk:
     input:
-        model="results/models/at_baseline/model.pt",
+        model=tagger_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
     output:
-        "results/embeddings/at_trunk.parquet",
+        embeddings="results/embeddings/at_trunk.parquet",
     log:
         "results/logs/embed_at_trunk/at_trunk.log",
     benchmark:
@@ -52,8 +54,6 @@ rule embed_at_trunk:
         "../../envs/trackrank.yaml"
     threads: lookup(dpath="train/threads", within=config)
     params:
-        n_patches=lookup(dpath="evaluate/n_patches", within=config),
-        seed=config["seed"],
-        device=lookup(dpath="train/device", within=config),
+        settings=embedding_settings(config),
     script:
         "../scripts/embed_at_trunk.py"

@@ -1,6 +1,7 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
+from trackrank.similarity import similarity_settings
 from trackrank.systems import starts_from_tagger, system_spec, train_settings
 
 
@@ -32,10 +33,14 @@ for system in lookup(dpath="train/systems", within=config):
             tracks=rules.ingest_catalog.output.tracks,
             tags=rules.ingest_catalog.output.tags,
             taxonomy=rules.ingest_catalog.output.taxonomy,
-            val_rankings="results/rankings/val.parquet",
-            triplets=[f"results/triplets/{strategy}.parquet"] if strategy not in (None, "online") else [],
-            train_rankings=["results/rankings/train.parquet"] if strategy == "online" else [],
-            tagger=["results/models/at_baseline/model.pt"] if starts_from_tagger(system) else [],
+            val_rankings=rules.rank_split.output.rankings.format(split="val"),
+            triplets=(
+                [rules.mine_triplets.output.triplets.format(strategy=strategy)]
+                if strategy not in (None, "online")
+                else []
+            ),
+            train_rankings=[rules.rank_split.output.rankings.format(split="train")] if strategy == "online" else [],
+            tagger=tagger_model if starts_from_tagger(system) else [],
         output:
             model=f"results/models/{system}/model.pt",
             history=f"results/models/{system}/history.csv",
@@ -53,11 +58,13 @@ for system in lookup(dpath="train/systems", within=config):
         params:
             system=system,
             settings=train_settings(system, config),
-            similarity=config["similarity"],  # the auto-tagger validates by S of its estimated tags
+            # not an output: Snakemake deletes a job's outputs before it reruns it, and a rerun resumes from it
+            last=f"results/models/{system}/last.pt",
+            similarity=similarity_settings(config),  # the auto-tagger validates by S of its estimated tags
         script:
             "../scripts/train_system.py"
 
 
 rule train:
     input:
-        expand("results/models/{system}/model.pt", system=lookup(dpath="train/systems", within=config)),
+        [trained(system) for system in lookup(dpath="train/systems", within=config)],

@@ -17,7 +17,5 @@ build_index(
     out_tracks=snakemake.output.tracks,
     out_vectors=snakemake.output.vectors,
     out_identity=snakemake.output.identity,
-    n_patches=snakemake.params.n_patches,
-    kind=snakemake.params.kind,
-    device=snakemake.params.device,
+    **snakemake.params.settings,
 )

@@ -6,7 +6,5 @@ from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
 tracks = pd.DataFrame(snakemake.params.tracks, columns=["track_id", "path"])
-rejected = extract_shard(
-    tracks, snakemake.output.shard, short_tracks=snakemake.params.short_tracks, workers=snakemake.threads
-)
+rejected = extract_shard(tracks, snakemake.output.shard, workers=snakemake.threads, **snakemake.params.settings)
 write_rejected(rejected, snakemake.output.rejected)

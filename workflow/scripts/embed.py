@@ -13,8 +13,6 @@ write_embeddings(
     snakemake.input.model,
     CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
     tracks.loc[tracks.split == "test", "track_id"].tolist(),
-    snakemake.output[0],
-    n_patches=snakemake.params.n_patches,
-    seed=snakemake.params.seed,
-    device=snakemake.params.device,
+    snakemake.output.embeddings,
+    **snakemake.params.settings,
 )

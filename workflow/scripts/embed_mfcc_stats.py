@@ -4,5 +4,5 @@ from trackrank.mfcc import write_reference_embeddings
 
 log_to(snakemake.log[0])
 write_reference_embeddings(
-    snakemake.input.stats, snakemake.input.tracks, snakemake.input.cache_index, snakemake.output[0]
+    snakemake.input.stats, snakemake.input.tracks, snakemake.input.cache_index, snakemake.output.embeddings
 )

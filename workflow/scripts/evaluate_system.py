@@ -4,15 +4,9 @@ from trackrank.evaluation import evaluate, test_tracks
 from trackrank.logs import log_to
 
 log_to(snakemake.log[0])
-p, similarity, out = snakemake.params, snakemake.params.similarity, snakemake.output
+p, out = snakemake.params, snakemake.output
 catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
-test_ids, oracle = test_tracks(
-    catalog,
-    snakemake.input.cache_index,
-    name=similarity["name"],
-    function=similarity["function"],
-    category_weights=similarity["category_weights"],
-)
+test_ids, oracle = test_tracks(catalog, snakemake.input.cache_index, **p.similarity)
 evaluate(
     snakemake.wildcards.system,
     test_ids,
@@ -22,7 +16,5 @@ evaluate(
     summary=out.summary,
     per_query=out.per_query,
     embeddings=(snakemake.input.embeddings or [None])[0],
-    k=p.k,
-    n_relevant=p.n_relevant,
-    seed=p.seed,
+    **p.settings,
 )

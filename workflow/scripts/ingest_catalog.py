@@ -1,6 +1,5 @@
 # Snakemake step: validate the catalog and split it by artist (trackrank.catalog).
 import logging
-from pathlib import Path
 
 from trackrank.catalog import CatalogError, ingest
 from trackrank.logs import log_to
@@ -10,10 +9,11 @@ p = snakemake.params
 try:
     ingest(
         p.catalog,
-        Path(snakemake.output.tracks).parent,
-        seed=p.seed,
-        fractions=tuple(p.fractions),
-        short_tracks=p.short_tracks,
+        tracks=snakemake.output.tracks,
+        tags=snakemake.output.tags,
+        taxonomy=snakemake.output.taxonomy,
+        rejected=snakemake.output.rejected,
+        **p.settings,
     )
 except CatalogError as error:
     logging.getLogger("trackrank.catalog").error("%s", error)

@@ -9,7 +9,5 @@ write_listening_page(
     snakemake.input.rankings,
     snakemake.input.predictions,
     snakemake.output[0],
-    n_queries=snakemake.params.queries,
-    n_relevant=snakemake.params.n_relevant,
-    seed=snakemake.params.seed,
+    **snakemake.params.settings,
 )

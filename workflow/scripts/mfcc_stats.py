@@ -6,4 +6,4 @@ from trackrank.mfcc import write_stats
 
 log_to(snakemake.log[0])
 tracks = pd.DataFrame(snakemake.params.tracks, columns=["track_id", "path"])
-write_stats(tracks, snakemake.output[0], workers=snakemake.threads)
+write_stats(tracks, snakemake.output.stats, workers=snakemake.threads)

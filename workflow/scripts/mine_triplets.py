@@ -5,17 +5,11 @@ from trackrank.mining import write_triplets
 from trackrank.similarity import SimilarityError, split_oracle
 
 log_to(snakemake.log[0])
-p, similarity = snakemake.params, snakemake.params.similarity
+p = snakemake.params
 try:
     track_ids, oracle = split_oracle(
-        CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy),
-        "train",
-        name=similarity["name"],
-        function=similarity["function"],
-        category_weights=similarity["category_weights"],
+        CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", **p.similarity
     )
-    write_triplets(
-        oracle, track_ids, snakemake.output[0], snakemake.wildcards.strategy, p.n_positives, p.n_negatives, p.seed
-    )
+    write_triplets(oracle, track_ids, snakemake.output.triplets, snakemake.wildcards.strategy, **p.settings)
 except SimilarityError as error:
     raise SystemExit(f"trackrank: {error}") from None

@@ -1,6 +1,4 @@
 # Snakemake step: train one system, resuming from its last checkpoint if any (trackrank.training).
-from pathlib import Path
-
 import torch
 
 from trackrank.catalog import CatalogFiles
@@ -13,7 +11,7 @@ torch.set_num_threads(snakemake.threads)
 settings = TrainSettings(
     system=snakemake.params.system,
     **snakemake.params.settings,
-    init_trunk=snakemake.input.tagger[0] if snakemake.input.tagger else "",
+    init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
 )
 cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
 catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
@@ -26,4 +24,10 @@ data = load_training_data(
     snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
     snakemake.params.similarity,
 )
-train(settings, data, Path(snakemake.output.model).parent)
+train(
+    settings,
+    data,
+    model_file=snakemake.output.model,
+    history_file=snakemake.output.history,
+    last_file=snakemake.params.last,
+)
