@@ -288,6 +288,37 @@ def test_online_training_ranks_the_val_split_better_than_its_untrained_start(hid
     assert history["active_fraction"].iloc[1:].between(0, 1).all()
 
 
+def test_offline_training_on_several_pairs_per_batch_ranks_the_val_split_better_than_its_untrained_start(
+    hidden_pipeline, tmp_path
+):
+    """12 pairs x 1 negative per batch: val MAP@10 0.23 -> 0.72 in 64 steps (measured); the paper's one
+    pair x 12 negatives stays at or below 0.21, and so did 12 pairs while tied tracks were negatives."""
+    train_ids, oracle = split_oracle(CatalogFiles.in_folder(hidden_pipeline / "catalog"), "train")
+    triplets = tmp_path / "distance.parquet"
+    write_triplets(oracle, train_ids, triplets, "distance", n_positives=7, n_negatives=12, seed=0)
+    s = settings(
+        epochs=8,
+        batches_per_epoch=8,
+        batch_size=12,
+        offline_pairs=12,
+        val_patches=2,
+        k=10,
+        n_relevant=3,
+        lr=3e-3,
+    )
+    data = load_training_data(
+        s,
+        CacheFiles.in_folder(hidden_pipeline / "cache"),
+        CatalogFiles.in_folder(hidden_pipeline / "catalog"),
+        hidden_pipeline / "val.parquet",
+        triplets,
+    )
+    history = train(s, data, **model_files(tmp_path))
+    untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
+    kept = history.loc[history["kept"]].iloc[0]
+    assert kept["epoch"] > 1 and kept["val_map@10"] > untrained + 0.1, "a clear gain, not noise"
+
+
 @pytest.mark.parametrize("mining", ["semi_hard", "hard", "batch_all"])
 def test_online_batches_hold_p_tracks_k_patches_and_their_oracle_ranks(pipeline, mining):
     s = settings(system="tl_online", online_tracks=6, online_patches=3, n_positives=2, online_mining=mining)

@@ -10,6 +10,11 @@ tracks, Nn negatives are chosen among the tracks ranked *after* the positive:
 ``distance``
     Nn independent draws over the whole list after the positive, P(n) proportional to S(t, n).
 
+"After the positive" means less similar to the anchor than the positive (the paper's validity: the
+positive is *more* similar than the negative): a track tied with the positive, which the ranking puts
+after it only by track order, is never its negative, and a positive tied with every track left after
+it has no triplet. (Ties are common with binary tags; a tied "negative" teaches the network noise.)
+
 The whole list is used, not a stored top K: each anchor's S against the split is
 recomputed, one anchor at a time (memory O(N)). Draws over "the list after r_i" are
 made by rejection: draw over all others, redraw those ranked at or before the
@@ -18,7 +23,7 @@ give exactly the stated distribution.
 
 What a small catalog cannot supply: an anchor gets min(Np, N - 2) positives (one
 track must remain after the positive); ``neighbors`` then gets min(Nn, N - 1 - i)
-negatives for the positive at rank i; ``uniform`` and ``distance`` always draw Nn
+negatives for the positive at rank i (fewer with ties); ``uniform`` and ``distance`` always draw Nn
 (with replacement, so a short list repeats negatives). If every track after the
 positive has S = 0, ``distance`` draws uniformly there.
 
@@ -51,53 +56,54 @@ MIN_ACCEPTANCE = 0.2
 CHUNK_ANCHORS = 256
 
 
-def _rejection_draws(sample, rank_of: np.ndarray, n_rows: int, size: int) -> np.ndarray:
-    """(n_rows, size) draws from ``sample``; row i keeps only tracks ranked after position i."""
-    limit = np.arange(n_rows)[:, None]
-    draws = sample((n_rows, size))
-    rejected = rank_of[draws] <= limit
+def _rejection_draws(sample, below: np.ndarray, scores: np.ndarray, size: int) -> np.ndarray:
+    """(len(below), size) draws from ``sample``; row i keeps only tracks whose S is below ``below[i]``
+    (its positive's S: ranked after it and not tied with it)."""
+    limit = below[:, None]
+    draws = sample((len(below), size))
+    rejected = scores[draws] >= limit
     while rejected.any():
         draws[rejected] = sample(int(rejected.sum()))
-        rejected = rank_of[draws] <= limit
+        rejected = scores[draws] >= limit
     return draws
 
 
 def _uniform_draws(
-    n: int, anchor: int, rank_of: np.ndarray, n_rows: int, size: int, rng: np.random.Generator
+    scores: np.ndarray, anchor: int, below: np.ndarray, size: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Row i: ``size`` tracks uniform over those ranked after position i (anchor excluded)."""
+    """Row i: ``size`` tracks uniform over those whose S is below ``below[i]`` (anchor excluded)."""
+    n = len(scores)
 
     def sample(shape):
         drawn = rng.integers(0, n - 1, size=shape)
         return drawn + (drawn >= anchor)  # skip the anchor
 
-    return _rejection_draws(sample, rank_of, n_rows, size)
+    return _rejection_draws(sample, below, scores, size)
 
 
 def _distance_draws(
-    weights: np.ndarray, anchor: int, ranking: np.ndarray, rank_of: np.ndarray, size: int, rng: np.random.Generator
+    weights: np.ndarray, scores: np.ndarray, anchor: int, below: np.ndarray, size: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Row i: ``size`` tracks ranked after position i, P(n) proportional to ``weights[n]``.
+    """Row i: ``size`` tracks whose S is below ``below[i]``, P(n) proportional to ``weights[n]``.
 
     Rejection from the whole list where the region after the positive holds at least
     :data:`MIN_ACCEPTANCE` of the mass; otherwise a draw from that region directly; uniform
     where it holds no mass at all.
     """
-    n_rows = len(ranking)
     total = weights.sum()
-    after = total - np.cumsum(weights[ranking])  # mass ranked after each positive
+    after = np.array([weights[scores < b].sum() for b in below])  # mass after each positive; decreases
     cdf = np.cumsum(weights)
     n_rejection = int((after > MIN_ACCEPTANCE * total).sum())  # a prefix: after[] decreases
     draws = _rejection_draws(
-        lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"), rank_of, n_rejection, size
+        lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"), below[:n_rejection], scores, size
     )
     rows = list(draws)
-    for i in range(n_rejection, n_rows):
-        restricted = weights.copy()
-        restricted[ranking[: i + 1]] = 0.0
+    for b in below[n_rejection:]:
+        valid = scores < b
+        valid[anchor] = False
+        restricted = np.where(valid, weights, 0.0)
         if not restricted.any():  # nothing after the positive has S > 0: uniform there
-            restricted = (rank_of > i).astype(float)
-            restricted[anchor] = 0.0
+            restricted = valid.astype(float)
         local = np.cumsum(restricted)
         rows.append(np.searchsorted(local, rng.random(size) * local[-1], side="right"))
     return np.stack(rows) if rows else np.zeros((0, size), dtype=np.int64)
@@ -127,22 +133,31 @@ def mine_anchor(
     n_pos = min(n_positives, n - 2)
     if n_pos <= 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    if strategy == "neighbors":
-        ranking = top_ranked(scores, anchor, n_pos + n_negatives)
-        negatives = [ranking[i + 1 : i + 1 + n_negatives] for i in range(n_pos)]
-        positives = [np.full(len(neg), ranking[i]) for i, neg in enumerate(negatives)]
-        return np.concatenate(positives), np.concatenate(negatives)
-    if strategy not in ("uniform", "distance"):
+    if strategy not in STRATEGIES:
         raise ValueError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
-    ranking = top_ranked(scores, anchor, n_pos)
-    rank_of = np.full(n, n, dtype=np.int64)  # rank of each track; n = "after every positive"
-    rank_of[ranking] = np.arange(len(ranking))
+    others = np.asarray(scores, dtype=np.float64).copy()
+    others[anchor] = -np.inf
+    ranking = top_ranked(others, anchor, n_pos)
+    below = others[ranking]  # a negative's S must be below its positive's (paper §3.2: "more similar")
+    # positives that every other track ties with, or beats, have no negative: they are left out
+    has_negative = np.array([(others < b).sum() > 1 for b in below])  # the anchor's -inf is not a track
+    ranking, below = ranking[has_negative], below[has_negative]
+    if not len(ranking):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if strategy == "neighbors":
+        # the first Nn tracks below each positive's S lie within the first (ties with the last positive) + Nn
+        depth = int((others >= below.min()).sum()) + n_negatives
+        listed = top_ranked(others, anchor, depth)
+        start = np.searchsorted(-others[listed], -below, side="right")  # first rank whose S is below
+        negatives = [listed[s : s + n_negatives] for s in start]
+        positives = [np.full(len(neg), p) for p, neg in zip(ranking, negatives)]
+        return np.concatenate(positives), np.concatenate(negatives)
     if strategy == "uniform":
-        negatives = _uniform_draws(n, anchor, rank_of, n_pos, n_negatives, rng)
+        negatives = _uniform_draws(others, anchor, below, n_negatives, rng)
     else:
         weights = np.asarray(scores, dtype=np.float64).copy()
         weights[anchor] = 0.0
-        negatives = _distance_draws(weights, anchor, ranking, rank_of, n_negatives, rng)
+        negatives = _distance_draws(weights, others, anchor, below, n_negatives, rng)
     return np.repeat(ranking, n_negatives), negatives.ravel()
 
 
