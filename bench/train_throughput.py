@@ -5,7 +5,8 @@ or TagBatches for at_baseline, on the memory-mapped PatchCache) on the same mode
 batches (one epoch of --steps batches, as training runs it, DataLoader start-up included):
   baseline   the cache replaced by one in-memory random batch: the training step alone;
   real       the real PatchCache with W = 0 .. --workers DataLoader worker processes.
-A TL step processes batch_size + 2 patches (anchor, positive, negatives), an AT step batch_size.
+A TL step processes batch_size + 2 x pairs patches (anchors, positives, negatives; --offline-pairs, 1 as in
+paper.yaml), an AT step batch_size.
 The ratio real / baseline is what data loading leaves of the step's speed (target >= 0.9).
 Beside them, the data pipeline alone (the same batches with no model) for each W: the most
 patches per second those workers can feed a faster device.
@@ -142,9 +143,10 @@ def main() -> None:
     parser.add_argument("--epoch-steps", type=int, default=1000, help="steps per epoch to cost (paper.yaml: 1000)")
     parser.add_argument("--val-tracks", type=int, default=2849, help="val tracks to cost (paper: 20%% of 14,246)")
     parser.add_argument("--val-patches", type=int, default=8, help="patches per val track (paper.yaml: 8)")
+    parser.add_argument("--offline-pairs", type=int, default=1, help="(anchor, positive) pairs per TL batch (paper: 1)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    settings = TrainSettings(system=args.system, width=args.width, device=args.device)
+    settings = TrainSettings(system=args.system, width=args.width, device=args.device, offline_pairs=args.offline_pairs)
     device = choose_device(args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -160,7 +162,7 @@ def main() -> None:
             root / "rankings" / "val.parquet",
             triplets,
         )
-        patches_per_step = settings.batch_size + (2 if settings.strategy else 0)
+        patches_per_step = settings.batch_size + (2 * settings.offline_pairs if settings.strategy else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))
         model, optimizer, scaler = _new_state(settings, data, device)
 

@@ -41,6 +41,15 @@ def test_each_kind_of_system_gets_its_own_learning_rate(config):
     assert train_settings("tl_autopool_online", config)["lr"] == 0.03
 
 
+def test_offline_pairs_that_do_not_divide_the_batch_stop_naming_both_keys(config):
+    config["train"].update(batch_size=42, offline_pairs=5)
+    with pytest.raises(ValueError, match=r"train.batch_size \(42\) must be a multiple of train.offline_pairs \(5\)"):
+        train_settings("tl_distance", config)
+    assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
+    config["train"]["offline_pairs"] = 14
+    assert train_settings("tl_distance", config)["offline_pairs"] == 14
+
+
 def test_every_mapped_setting_is_a_train_settings_field(config):
     for system in ALL_SYSTEMS:
         settings = TrainSettings(system=system, **train_settings(system, config))

@@ -92,6 +92,11 @@ def train_settings(system: str, config: dict) -> dict:
     train = config["train"]
     settings = {key: train[key] for key in TRAIN_KEYS}
     architecture, strategy = system_spec(system)
+    if strategy not in (None, "online") and train["batch_size"] % train["offline_pairs"]:
+        raise ValueError(
+            f"train.batch_size ({train['batch_size']}) must be a multiple of train.offline_pairs "
+            f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
+        )
     online = dict(train["online"])
     online_lr = online.pop("lr")
     if strategy == "online":
