@@ -397,3 +397,68 @@ def test_a_run_killed_during_feature_extraction_recomputes_only_the_unfinished_s
     assert done.stat().st_mtime_ns == before  # the finished shard was not recomputed
     assert sorted(p.name for p in features.glob("shard-*.parquet")) == [f"shard-00{i}.parquet" for i in range(3)]
     assert rerun.stderr.count("rule cqt_shard:") == 2, rerun.stderr
+
+
+def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from conftest import SNAKEMAKE
+
+    epochs = 4
+    overrides = [
+        "--config",
+        f"train={{systems: [tl_online], epochs: {epochs}, batches_per_epoch: 3, patience: {epochs}}}",
+    ]
+    command = [*SNAKEMAKE, "--cores", "1", "--configfile", "tiny.yaml", *overrides]
+    target = "results/models/tl_online/model.pt"
+    (tmp_path / "killed").mkdir()
+    killed = workflow_copy(tmp_path / "killed")
+    last = killed / "results/models/tl_online/last.pt"
+    log = killed / "results/logs/train/tl_online.log"
+
+    def epochs_done() -> int:
+        try:
+            return torch.load(last, weights_only=True)["state"]["epoch"]
+        except (OSError, RuntimeError, EOFError, KeyError):  # not written yet
+            return 0
+
+    job = subprocess.Popen([*command, "--", target], cwd=killed, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while epochs_done() < 1:  # last.pt is written after each epoch, then the next one starts
+            assert job.poll() is None and time.monotonic() < deadline, "the run ended before a first epoch was saved"
+            time.sleep(0.2)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)  # snakemake and the training job it runs
+        job.wait()
+    # killed mid-training: model.pt holds a kept epoch already, only Snakemake's metadata marks it incomplete
+    assert 1 <= epochs_done() < epochs
+    assert "keeps epoch" not in log.read_text()
+
+    resume = [*command, "--rerun-incomplete", "--", target]
+    rerun = subprocess.run(resume, cwd=killed, capture_output=True, text=True)
+    if "cannot be locked" in rerun.stderr:  # a killed run leaves its lock behind
+        subprocess.run([*command, "--unlock"], cwd=killed, check=True, capture_output=True)
+        rerun = subprocess.run(resume, cwd=killed, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert re.search(r"resuming tl_online from epoch [1-9]", log.read_text())  # the rerun's log (mode "w")
+
+    (tmp_path / "straight").mkdir()
+    straight = workflow_copy(tmp_path / "straight")
+    run = subprocess.run([*command, "--", target], cwd=straight, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for weights in (target, "results/models/tl_online/last.pt"):  # the kept epoch's weights, and the last epoch's
+        resumed = torch.load(killed / weights, weights_only=True)["model"]
+        expected = torch.load(straight / weights, weights_only=True)["model"]
+        assert resumed.keys() == expected.keys()
+        assert all(torch.equal(resumed[name], expected[name]) for name in expected), weights
+    history = [
+        pd.read_csv(work / "results/models/tl_online/history.csv").drop(columns="seconds")
+        for work in (killed, straight)
+    ]
+    assert list(history[0]["epoch"]) == list(range(epochs + 1))
+    pd.testing.assert_frame_equal(*history)
