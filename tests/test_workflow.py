@@ -364,46 +364,61 @@ def test_the_console_says_how_many_tracks_were_skipped_and_where_the_list_is(sma
     )
 
 
-def test_a_run_killed_during_feature_extraction_recomputes_only_the_unfinished_shards(tmp_path):
+def kill_when(command: list[str], work, ready, reason: str) -> None:
+    """Start ``command`` in ``work`` and SIGKILL it, with the jobs it runs, as soon as ``ready()`` holds."""
     import os
     import signal
     import subprocess
     import time
 
-    from conftest import SNAKEMAKE
-
-    work = workflow_copy(tmp_path)
-    features = work / "results" / "features"
-    command = [*SNAKEMAKE, "--cores", "1", "--configfile", "tiny.yaml", "--config", "features={n_shards: 3}"]
-    job = subprocess.Popen([*command, "--", "features"], cwd=work, start_new_session=True, stderr=subprocess.DEVNULL)
+    job = subprocess.Popen(command, cwd=work, start_new_session=True, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while not (len(list(features.glob("shard-*.parquet"))) == 1 and len(list(features.glob(".*.tmp.*"))) == 1):
-            assert job.poll() is None and time.monotonic() < deadline, "the run ended before a second shard started"
+        while not ready():
+            assert job.poll() is None and time.monotonic() < deadline, reason
             time.sleep(0.05)
     finally:
         if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)  # snakemake and the shard job it runs
+            os.killpg(job.pid, signal.SIGKILL)  # snakemake and the job it runs
         job.wait()
-    (done,) = features.glob("shard-*.parquet")
-    before = done.stat().st_mtime_ns
 
-    resume = [*command, "--rerun-incomplete", "--", "features"]
+
+def rerun_incomplete(command: list[str], work, target: str):
+    """``command --rerun-incomplete -- target`` after a killed run, unlocking the folder it left locked."""
+    import subprocess
+
+    resume = [*command, "--rerun-incomplete", "--", target]
     rerun = subprocess.run(resume, cwd=work, capture_output=True, text=True)
     if "cannot be locked" in rerun.stderr:  # a killed run leaves its lock behind
         subprocess.run([*command, "--unlock"], cwd=work, check=True, capture_output=True)
         rerun = subprocess.run(resume, cwd=work, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
+    return rerun
+
+
+def test_a_run_killed_during_feature_extraction_recomputes_only_the_unfinished_shards(tmp_path):
+    from conftest import SNAKEMAKE
+
+    work = workflow_copy(tmp_path)
+    features = work / "results" / "features"
+    command = [*SNAKEMAKE, "--cores", "1", "--configfile", "tiny.yaml", "--config", "features={n_shards: 3}"]
+    kill_when(
+        [*command, "--", "features"],
+        work,
+        lambda: len(list(features.glob("shard-*.parquet"))) == 1 and len(list(features.glob(".*.tmp.*"))) == 1,
+        "the run ended before a second shard started",
+    )
+    (done,) = features.glob("shard-*.parquet")
+    before = done.stat().st_mtime_ns
+
+    rerun = rerun_incomplete(command, work, "features")
     assert done.stat().st_mtime_ns == before  # the finished shard was not recomputed
     assert sorted(p.name for p in features.glob("shard-*.parquet")) == [f"shard-00{i}.parquet" for i in range(3)]
     assert rerun.stderr.count("rule cqt_shard:") == 2, rerun.stderr
 
 
 def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
-    import os
-    import signal
     import subprocess
-    import time
 
     from conftest import SNAKEMAKE
 
@@ -425,26 +440,14 @@ def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninter
         except (OSError, RuntimeError, EOFError, KeyError):  # not written yet
             return 0
 
-    job = subprocess.Popen([*command, "--", target], cwd=killed, start_new_session=True, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while epochs_done() < 1:  # last.pt is written after each epoch, then the next one starts
-            assert job.poll() is None and time.monotonic() < deadline, "the run ended before a first epoch was saved"
-            time.sleep(0.2)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)  # snakemake and the training job it runs
-        job.wait()
+    kill_when(  # last.pt is written after each epoch, then the next one starts
+        [*command, "--", target], killed, lambda: epochs_done() >= 1, "the run ended before a first epoch was saved"
+    )
     # killed mid-training: model.pt holds a kept epoch already, only Snakemake's metadata marks it incomplete
     assert 1 <= epochs_done() < epochs
     assert "keeps epoch" not in log.read_text()
 
-    resume = [*command, "--rerun-incomplete", "--", target]
-    rerun = subprocess.run(resume, cwd=killed, capture_output=True, text=True)
-    if "cannot be locked" in rerun.stderr:  # a killed run leaves its lock behind
-        subprocess.run([*command, "--unlock"], cwd=killed, check=True, capture_output=True)
-        rerun = subprocess.run(resume, cwd=killed, capture_output=True, text=True)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    rerun_incomplete(command, killed, target)
     assert re.search(r"resuming tl_online from epoch [1-9]", log.read_text())  # the rerun's log (mode "w")
 
     (tmp_path / "straight").mkdir()

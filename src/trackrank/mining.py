@@ -139,8 +139,8 @@ def mine_anchor(
     others[anchor] = -np.inf
     ranking = top_ranked(others, anchor, n_pos)
     below = others[ranking]  # a negative's S must be below its positive's (paper §3.2: "more similar")
-    # positives that every other track ties with, or beats, have no negative: they are left out
-    has_negative = np.array([(others < b).sum() > 1 for b in below])  # the anchor's -inf is not a track
+    # a positive whose S is the split's lowest (every other track ties with or beats it) has no negative
+    has_negative = below > np.delete(others, anchor).min()
     ranking, below = ranking[has_negative], below[has_negative]
     if not len(ranking):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
