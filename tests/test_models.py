@@ -74,3 +74,23 @@ def test_autopool_alpha_is_learnt():
     loss = triplet_loss(model(patches[:2]), model(patches[2:3]).expand(2, -1), model(patches[3:]).expand(2, -1))
     loss.backward()
     assert model.pool.alpha.grad is not None and model.pool.alpha.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("architecture", ["fcn5_tagger", "triplet", "autopool_triplet"])
+@torch.no_grad()
+def test_weights_saved_from_a_contiguous_model_load_and_give_the_same_outputs(architecture, patch):
+    """The trunk keeps channels-last weights (speed); a checkpoint written before that, with contiguous
+    weights, loads into it and the network computes the same function."""
+    torch.manual_seed(1)
+    old = build_model(architecture, n_tags=12, width=0.0625).to(memory_format=torch.contiguous_format)
+    for module in old.modules():  # non-trivial batch-norm statistics, as after training
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+    assert all(p.is_contiguous() for p in old.parameters())
+    new = build_model(architecture, n_tags=12, width=0.0625)
+    new.load_state_dict(old.state_dict())
+    convolutions = [m for m in new.trunk.modules() if isinstance(m, torch.nn.Conv2d)][1:]  # the first has 1 channel
+    assert all(conv.weight.is_contiguous(memory_format=torch.channels_last) for conv in convolutions)
+    assert not old.trunk.blocks[4].weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(new.eval()(patch), old.eval()(patch), rtol=1e-4, atol=1e-5)
