@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +92,7 @@ def model_files(folder: Path) -> dict[str, Path]:
     return {"model_file": folder / "model.pt", "history_file": folder / "history.csv", "last_file": folder / "last.pt"}
 
 
-def data_for(pipeline, s: TrainSettings):
+def data_for(pipeline, s: TrainSettings, similarity: dict | None = None):
     return load_training_data(
         s,
         CacheFiles.in_folder(pipeline / "cache"),
@@ -98,6 +100,7 @@ def data_for(pipeline, s: TrainSettings):
         pipeline / "val.parquet",
         pipeline / "triplets.parquet" if s.strategy else None,
         pipeline / "train.parquet",
+        similarity,
     )
 
 
@@ -213,6 +216,52 @@ def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
     assert list(history["epoch"]) == [0, 1]
     pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
     assert history["train_loss"].iloc[-1] != first["train_loss"].iloc[-1]
+    trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    expected = torch.load(tmp_path / "fresh" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(trained[name], expected[name]) for name in expected)
+
+
+def changed_inputs(pipeline, folder: Path, change: str) -> dict:
+    """A copy of the pipeline's files (mtimes kept) with one input changed as a rerun upstream would
+    change it; the keyword arguments of ``load_training_data``'s similarity for ``change == "similarity"``."""
+    shutil.copytree(pipeline, folder)
+    train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "train")
+    if change == "triplets":  # mined anew with another seed
+        write_triplets(
+            train_oracle, train_ids, folder / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=1
+        )
+    elif change == "val rankings":  # ranked by another S
+        val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "val", name="soft_jaccard")
+        write_rankings(val_oracle, val_ids, folder / "val.parquet", top_k=10)
+    elif change == "tags":
+        tags = pd.read_parquet(folder / "catalog" / "tags.parquet")
+        tags["calm"] = tags["calm"].to_numpy()[::-1]
+        tags.to_parquet(folder / "catalog" / "tags.parquet")
+    elif change == "features":  # the cache rebuilt: same size, a new mtime
+        data = CacheFiles.in_folder(folder / "cache").data
+        os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
+    return {"similarity": {"name": "soft_jaccard"}} if change == "similarity" else {}
+
+
+@pytest.mark.parametrize("change", ["triplets", "val rankings", "tags", "features", "similarity"])
+def test_the_data_digest_follows_every_input_a_run_trains_on(pipeline, tmp_path, change):
+    s = settings()
+    same = changed_inputs(pipeline, tmp_path / "same", "nothing")
+    assert data_for(pipeline, s, **same).digest == data_for(tmp_path / "same", s).digest  # a copy is the same data
+    other = changed_inputs(pipeline, tmp_path / "other", change)
+    assert data_for(tmp_path / "other", s, **other).digest != data_for(pipeline, s).digest
+
+
+def test_a_checkpoint_trained_on_other_inputs_is_not_resumed(pipeline, tmp_path):
+    """Snakemake reruns a training job after an input changed (here the triplets, mined anew): resuming the
+    old run's last.pt would keep weights trained, and an epoch chosen, on the old triplets."""
+    s = settings(epochs=1)
+    train(s, data_for(pipeline, s), **model_files(tmp_path / "run"))
+    changed_inputs(pipeline, tmp_path / "inputs", "triplets")
+    history = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "run"))  # finds the old last.pt
+    fresh = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "fresh"))
+    assert list(history["epoch"]) == [0, 1]
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
     trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
     expected = torch.load(tmp_path / "fresh" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(trained[name], expected[name]) for name in expected)

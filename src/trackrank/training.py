@@ -1,10 +1,10 @@
 """Training of the AT baseline, TL and TL Autopool systems (paper §3.4).
 
-Batches, as in the paper: a TL mini-batch is 42 triplets sharing one anchor track and
-one positive track, with 42 negative tracks drawn from that (anchor, positive)'s
-negatives in the triplet table; one random 96 x 512 patch of each of those 44 tracks
-goes through the network. The auto-tagger's mini-batch is 42 random patches of random
-train tracks with their binarised tags.
+Batches: an offline TL mini-batch holds ``offline_pairs`` (anchor, positive) pairs of the
+triplet table, each with ``batch_size / offline_pairs`` of its own negatives (the paper's,
+``offline_pairs = 1``: 42 triplets sharing one anchor track and one positive track); one
+random 96 x 512 patch of each of those tracks goes through the network. The auto-tagger's
+mini-batch is 42 random patches of random train tracks with their binarised tags.
 
 Early stopping watches MAP@k on the validation split (each val track queries the
 others; relevant = its first oracle-ranked tracks), not a validation loss: the
@@ -14,7 +14,9 @@ epoch's weights are kept in ``model.pt``.
 
 Resuming: after every epoch, ``last.pt`` holds the model, optimiser, RNG states and
 history. A rerun (a killed process, a preempted cluster job) starts from it when its
-settings fingerprint matches, so it continues from the saved step. Checkpoints hold
+settings fingerprint and the digest of the files it trains on both match, so it continues
+from the saved step; a rerun because an input changed (new triplets, rankings, tags, S or
+features) starts over. Checkpoints hold
 only tensors and plain Python values and are loaded with ``weights_only=True``.
 
 Data loading: patches come from the memory-mapped cache (:mod:`trackrank.feature_cache`)
@@ -271,6 +273,24 @@ class TrainingData:
     val_relevant: np.ndarray  # (n_val, n_relevant) positions in val_ids
     val_oracle: object  # Oracle over the val split's true tags
     tag_names: list[str]
+    digest: str = ""  # identity of the inputs it was read from (input_digest): a resume needs the same
+
+
+def input_digest(files: list[str | Path], large: list[str | Path], similarity: dict | None) -> str:
+    """Identity of what a training run reads: the bytes of ``files``, the size and mtime of the ``large``
+    ones (the patch cache, too big to hash at the paper's scale and rewritten whenever rebuilt), and S.
+
+    Why: ``last.pt`` may only resume a run on the same data; Snakemake reruns a training job after a
+    changed input too, and resuming that from the old run's epochs would keep weights trained and
+    selected on the old triplets, rankings or tags.
+    """
+    digest = hashlib.sha256(json.dumps(similarity or {}, sort_keys=True).encode())
+    for path in files:
+        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+    for path in large:
+        stat = Path(path).stat()
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
 
 
 def load_training_data(
@@ -288,6 +308,10 @@ def load_training_data(
     auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
     relevant tracks and of the test evaluation, not the built-in default.
     """
+    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache.index, val_rankings]
+    read += [triplets] if settings.strategy not in (None, "online") else []
+    read += [train_rankings] if settings.strategy == "online" else []
+    digest = input_digest([path for path in read if path is not None], [cache.data], similarity)
     cache = PatchCache(cache)
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
@@ -335,6 +359,7 @@ def load_training_data(
         relevant,
         val_oracle,
         tag_names,
+        digest,
     )
 
 
@@ -399,13 +424,16 @@ def train(
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
         checkpoint = load_checkpoint(last, device)
-        if checkpoint.get("fingerprint") == fingerprint and "kept_checkpoint" in checkpoint["state"]:
+        same_data = checkpoint.get("data") == data.digest
+        if checkpoint.get("fingerprint") == fingerprint and same_data and "kept_checkpoint" in checkpoint["state"]:
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scaler.load_state_dict(checkpoint["scaler"])
             torch.set_rng_state(checkpoint["torch_rng"])
             state = checkpoint["state"]
             log.info("resuming %s from epoch %d (step %d)", settings.system, state["epoch"], state["step"])
+        elif not same_data:
+            log.info("%s was written for other inputs (triplets, rankings, tags, S or features): starting over", last)
         else:
             log.info("%s exists but was written with other settings (or by an older trackrank): starting over", last)
     log.info(
@@ -456,6 +484,7 @@ def train(
                     "torch_rng": torch.get_rng_state(),
                     "state": state,
                     "fingerprint": fingerprint,
+                    "data": data.digest,
                 },
                 tmp,
             )
