@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+from slurm_run import slurm_run  # noqa: F401  (autouse: the SLURM run starts with the session)
 
 REPO = Path(__file__).resolve().parents[1]
 TAGS = ["rock", "jazz", "piano", "calm"]
@@ -85,23 +86,6 @@ def finished_run(tmp_path_factory) -> Path:
     """The whole tiny workflow, run once for the session (tests/config/tiny.yaml)."""
     work = workflow_copy(tmp_path_factory.mktemp("workflow"))
     run = snakemake(work)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return work
-
-
-@pytest.fixture(scope="session")
-def indexed_run(tmp_path_factory) -> Path:
-    """The tiny workflow with one TL system (tl_online), run up to its default index and listening page."""
-    work = workflow_copy(tmp_path_factory.mktemp("indexed_run"))
-    run = snakemake(
-        work,
-        "--config",
-        "train={systems: [tl_online]}",
-        "evaluate={references: []}",
-        "--",
-        "results/index/default.json",
-        "results/report/listen.html",
-    )
     assert run.returncode == 0, run.stderr[-3000:]
     return work
 

@@ -70,12 +70,12 @@ def audio_metadata(browser, selector: str) -> tuple[float, float]:
     return tuple(browser.execute_async_script(AUDIO_METADATA, selector))
 
 
-def test_the_listening_page_plays_its_audio_in_chromium(browser, indexed_run, tmp_path):
-    page = indexed_run / "results" / "report" / "listen.html"
+def test_the_listening_page_plays_its_audio_in_chromium(browser, finished_run, tmp_path):
+    page = finished_run / "results" / "report" / "listen.html"
     browser.get(page.as_uri())
     sections = browser.find_elements(By.TAG_NAME, "section")
     players = browser.find_elements(By.TAG_NAME, "audio")
-    test_tracks = (pd.read_parquet(indexed_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
+    test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
     assert len(sections) == min(10, test_tracks)
     assert len(players) >= len(sections) * 2 and browser.find_elements(By.CSS_SELECTOR, "tr")
     state, duration = audio_metadata(browser, "audio")
@@ -85,12 +85,12 @@ def test_the_listening_page_plays_its_audio_in_chromium(browser, indexed_run, tm
 
 
 @pytest.fixture(scope="module")
-def live_service(indexed_run):
+def live_service(finished_run):
     """`trackrank serve`'s app under uvicorn on a free local port, in a thread."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(Recommender(indexed_run / "results" / "index"))
+    app = create_app(Recommender(finished_run / "results" / "index" / "tl_online"))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -103,8 +103,8 @@ def live_service(indexed_run):
     thread.join(timeout=10)
 
 
-def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, indexed_run, tmp_path):
-    song = pd.read_parquet(indexed_run / "results" / "catalog" / "tracks.parquet").iloc[5]
+def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, finished_run, tmp_path):
+    song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[5]
     browser.get(live_service)
     browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
     WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "tr.neighbour")) == 10)

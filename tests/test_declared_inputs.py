@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pytest
@@ -68,10 +69,9 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize("rule", RULES)
-def test_a_job_runs_alone_with_only_its_declared_inputs(rule, one_job_per_rule, finished_run, tmp_path):
-    outputs, inputs = one_job_per_rule[rule]
-    work = workflow_copy(tmp_path)
+def run_alone(rule: str, outputs: list[str], inputs: list[str], finished_run, work):
+    """``rule``'s job in a fresh workflow copy ``work`` given only its declared inputs: (given, run)."""
+    work = workflow_copy(work)
     given = set(inputs) | (set() if rule in ("synthesize_demo", "ingest_catalog") else set(CHECKPOINT_OUTPUTS))
     if rule == "ingest_catalog":  # validation reads every audio header, undeclared by design (catalog.smk)
         shutil.copytree(finished_run / "results/demo/audio", work / "results/demo/audio")
@@ -80,7 +80,25 @@ def test_a_job_runs_alone_with_only_its_declared_inputs(rule, one_job_per_rule, 
             continue  # audio named by absolute path in the catalog table: read in place
         (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(finished_run / name, work / name)
-    run = snakemake(work, "--allowed-rules", rule, "--rerun-triggers", "mtime", "--", *outputs)
+    return work, given, snakemake(work, "--allowed-rules", rule, "--rerun-triggers", "mtime", "--", *outputs)
+
+
+@pytest.fixture(scope="module")
+def alone(one_job_per_rule, finished_run, tmp_path_factory) -> dict:
+    """Each rule's job run alone, two at a time: each is mostly one process starting up, so two share
+    the machine's cores better than one after the other."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {
+            rule: pool.submit(run_alone, rule, *one_job_per_rule[rule], finished_run, tmp_path_factory.mktemp(rule))
+            for rule in RULES
+        }
+        return {rule: future.result() for rule, future in futures.items()}
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_a_job_runs_alone_with_only_its_declared_inputs(rule, one_job_per_rule, alone):
+    outputs, _ = one_job_per_rule[rule]
+    work, given, run = alone[rule]
     assert run.returncode == 0, f"{rule} given only {sorted(given)}:\n{run.stderr[-3000:]}"
     for name in outputs:
         assert (work / name).exists(), f"{rule} did not write {name}"

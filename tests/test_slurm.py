@@ -1,150 +1,40 @@
 """The tiny config run end to end through the SLURM profile, on a one-node cluster on this machine.
 
-workflow/profiles/slurm/local-cluster.sh starts slurmctld, slurmd and munged from Debian's packages
-(installing them with apt-get when missing; the test is skipped only when that is impossible). The
-run uses the profile as it is, except for memory and CPU requests shrunk to fit a small machine;
-its GPU requests stay (the node advertises one GPU backed by /dev/null). Its outputs must equal
-those of a plain local run with the same seed.
+The run starts in the background at the session's start (tests/slurm_run.py: the cluster, the
+profile with memory and CPU requests shrunk to fit a small machine, its GPU requests kept). Its
+outputs must equal those of a plain local run with the same seed: the session's ``finished_run``.
 
 Deselect with `pytest -m "not slurm"`.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-import yaml
-
-from conftest import REPO, workflow_copy
+from slurm_run import SYSTEMS
 
 pytestmark = pytest.mark.slurm
 
-CLUSTER = REPO / "workflow" / "profiles" / "slurm" / "local-cluster.sh"
-PROFILE = REPO / "workflow" / "profiles" / "slurm" / "config.yaml"
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--configfile", "tiny.yaml"]
-SYSTEMS = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())["train"]["systems"]
-# What the tiny run's jobs fit in on a 2-core machine; nothing else of the profile changes.
-SMALL_MEM_MB = 2000
-SMALL_CPUS = 1
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
 
-def cluster(command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER), command], capture_output=True, text=True, timeout=900)
+@pytest.fixture(scope="module")
+def slurm_env(slurm_run) -> dict[str, str]:
+    """The environment that reaches the cluster."""
+    slurm_run.wait()
+    return slurm_run.env
 
 
 @pytest.fixture(scope="module")
-def slurm_env() -> dict[str, str]:
-    """The environment that reaches the cluster; starts it when it is down, stops it after if so."""
-    started = False
-    if cluster("status").returncode != 0:
-        start = cluster("start")
-        if start.returncode == 3:
-            pytest.skip(f"no SLURM: {start.stderr.strip().splitlines()[-1]}")
-        assert start.returncode == 0, start.stdout + start.stderr
-        started = "already running" not in start.stderr  # another session's start may have won the race
-    exports = dict(re.findall(r"export (\w+)=(\S+)", cluster("env").stdout))
-    try:
-        yield {**os.environ, **exports}
-    finally:
-        if started:
-            stop = cluster("stop")
-            assert stop.returncode == 0, stop.stdout + stop.stderr
-
-
-def profile_value(value) -> str:
-    """A profile value as Snakemake passes it on (snakemake.profiles.ProfileConfigFileParser)."""
-    if isinstance(value, str):
-        for kind in (int, float):
-            try:
-                kind(value)
-                return repr(value)
-            except ValueError:
-                pass
-    return str(value)
-
-
-def fitted(resources: dict) -> dict:
-    """The profile's resources with memory and CPU requests capped for this machine, the rest as is."""
-    small = dict(resources)
-    if "mem_mb" in small:
-        small["mem_mb"] = min(small["mem_mb"], SMALL_MEM_MB)
-    if isinstance(small.get("cpus_per_task"), int):
-        small["cpus_per_task"] = min(small["cpus_per_task"], SMALL_CPUS)
-    return small
-
-
-def small_machine_overrides() -> list[str]:
-    """--default-resources and --set-resources: the profile's own, with less memory and fewer CPUs.
-
-    A command-line option replaces the profile's whole key, so every entry is passed again.
-    """
-    profile = yaml.safe_load(PROFILE.read_text())
-    defaults = fitted(profile["default-resources"])
-    per_rule = {rule: fitted(resources) for rule, resources in profile["set-resources"].items()}
-    for system in SYSTEMS:
-        assert per_rule[f"train_{system}"]["gpu"] == profile["set-resources"][f"train_{system}"]["gpu"] >= 1
-    return [
-        "--default-resources",
-        *(f"{key}={profile_value(value)}" for key, value in defaults.items()),
-        "--set-resources",
-        *(
-            f"{rule}:{key}={profile_value(value)}"
-            for rule, resources in per_rule.items()
-            for key, value in resources.items()
-        ),
-    ]
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, slurm_env) -> tuple[Path, Path, str]:
-    """(local run, SLURM run, the SLURM run's log): the same tiny config, the same seed.
-
-    The SLURM run mostly waits (submission, scheduling, status polls), so the local run goes
-    meanwhile.
-    """
-    on_slurm = workflow_copy(tmp_path_factory.mktemp("slurm"))
-    with open(on_slurm.parent / "snakemake.log", "w+") as log:
-        slurm_run = subprocess.Popen(
-            [
-                *SNAKEMAKE,
-                "--profile",
-                "workflow/profiles/slurm",
-                # no accounting database on the test cluster
-                "--slurm-status-command",
-                "squeue",
-                "--slurm-no-account",
-                "--slurm-keep-successful-logs",
-                "--slurm-init-seconds-before-status-checks",
-                "2",
-                *small_machine_overrides(),
-            ],
-            cwd=on_slurm,
-            env=slurm_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            local = workflow_copy(tmp_path_factory.mktemp("local"))
-            run = subprocess.run([*SNAKEMAKE, "--cores", "2"], cwd=local, capture_output=True, text=True)
-            assert run.returncode == 0, run.stderr[-3000:]
-            slurm_run.wait(timeout=1800)
-        finally:
-            if slurm_run.poll() is None:
-                slurm_run.terminate()  # Snakemake cancels its SLURM jobs
-                slurm_run.wait(timeout=120)
-        log.seek(0)
-        output = log.read()
-    assert slurm_run.returncode == 0, output[-5000:]
-    return local, on_slurm, output
+def runs(finished_run, slurm_run) -> tuple[Path, Path, str]:
+    """(local run, SLURM run, the SLURM run's log): the same tiny config, the same seed."""
+    output = slurm_run.wait()
+    return finished_run, slurm_run.work, output
 
 
 def slurm_jobs(log: str) -> dict[str, list[tuple[str, Path]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -214,10 +215,15 @@ def test_nothing_is_stale_after_a_complete_run(finished_run):
 def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
     tracks = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet")
     replaced = Path(tracks["path"][0])
+    original, stat = replaced.read_bytes(), replaced.stat()
     sf.write(replaced, sine(330.0, seconds=sf.info(replaced).duration), 44100)
-    plan = snakemake(finished_run, "-n")
+    try:
+        plan = snakemake(finished_run, "-n")
+        planned = planned_rules(finished_run)
+    finally:  # the session's run again as it was (dry runs only: nothing else changed), for the tests after
+        replaced.write_bytes(original)
+        os.utime(replaced, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert plan.stdout.count("rule cqt_shard:") == 1
-    planned = planned_rules(finished_run)
     assert "cqt_shard" in planned
     downstream = {
         "cache_features",
@@ -262,8 +268,8 @@ def score(query, others):
 """
 
 
-def test_a_users_similarity_is_the_one_every_rule_that_scores_tags_uses(tmp_path):
-    work = workflow_copy(tmp_path)
+def test_a_users_similarity_is_the_one_every_rule_that_scores_tags_uses(finished_run, tmp_path):
+    work = run_without(finished_run, tmp_path / "run")  # the new S reruns every rule that scores tags
     (work / "counting_similarity.py").write_text(COUNTING_SIMILARITY)
     run = snakemake(
         work,
@@ -280,8 +286,7 @@ def test_a_users_similarity_is_the_one_every_rule_that_scores_tags_uses(tmp_path
 
 
 def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finished_run, tmp_path):
-    work = tmp_path / "run"  # a copy: Snakemake deletes the outputs of a job it reruns
-    shutil.copytree(finished_run, work, ignore=shutil.ignore_patterns(".snakemake"))
+    work = run_without(finished_run, tmp_path / "run")  # a copy: Snakemake deletes the outputs of a job it reruns
     run = snakemake(
         work,
         "--config",
@@ -364,9 +369,18 @@ def test_the_console_says_how_many_tracks_were_skipped_and_where_the_list_is(sma
     )
 
 
+def run_without(finished_run: Path, work: Path, *outputs: str) -> Path:
+    """A copy of the finished tiny run in ``work`` without ``outputs`` (folders): a test that reruns part of
+    the workflow starts from the run's upstream tables instead of synthesising and extracting them again.
+    Mtimes and Snakemake's metadata come along, so a changed setting reruns what it would in the run."""
+    shutil.copytree(finished_run, work, ignore=shutil.ignore_patterns("locks"))
+    for output in outputs:
+        shutil.rmtree(work / output)
+    return work
+
+
 def kill_when(command: list[str], work, ready, reason: str) -> None:
     """Start ``command`` in ``work`` and SIGKILL it, with the jobs it runs, as soon as ``ready()`` holds."""
-    import os
     import signal
     import subprocess
     import time
@@ -417,7 +431,7 @@ def test_a_run_killed_during_feature_extraction_recomputes_only_the_unfinished_s
     assert rerun.stderr.count("rule cqt_shard:") == 2, rerun.stderr
 
 
-def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(tmp_path):
+def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninterrupted_run(finished_run, tmp_path):
     import subprocess
 
     from conftest import SNAKEMAKE
@@ -429,8 +443,7 @@ def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninter
     ]
     command = [*SNAKEMAKE, "--cores", "1", "--configfile", "tiny.yaml", *overrides]
     target = "results/models/tl_online/model.pt"
-    (tmp_path / "killed").mkdir()
-    killed = workflow_copy(tmp_path / "killed")
+    killed = run_without(finished_run, tmp_path / "killed", "results/models/tl_online")
     last = killed / "results/models/tl_online/last.pt"
     log = killed / "results/logs/train/tl_online.log"
 
@@ -450,8 +463,7 @@ def test_a_training_job_killed_mid_training_resumes_to_the_weights_of_an_uninter
     rerun_incomplete(command, killed, target)
     assert re.search(r"resuming tl_online from epoch [1-9]", log.read_text())  # the rerun's log (mode "w")
 
-    (tmp_path / "straight").mkdir()
-    straight = workflow_copy(tmp_path / "straight")
+    straight = run_without(finished_run, tmp_path / "straight", "results/models/tl_online")
     run = subprocess.run([*command, "--", target], cwd=straight, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
     for weights in (target, "results/models/tl_online/last.pt"):  # the kept epoch's weights, and the last epoch's
