@@ -1,5 +1,7 @@
 """The same inputs give the same tables: two runs of the tiny config agree byte for byte.
 
+The second run is the SLURM run of tests/slurm_run.py when the SLURM tests are selected, else a local one.
+
 On one machine, with the same thread counts. Across machines BLAS kernels and thread counts change
 float sums, so trained weights and what follows them may differ in the last bits (README).
 """
@@ -16,7 +18,12 @@ COMPARED = ("rankings", "triplets", "embeddings", "predictions", "metrics")
 
 
 @pytest.fixture(scope="module")
-def second_run(tmp_path_factory):
+def second_run(slurm_run, tmp_path_factory):
+    """Another run of the tiny config: the session's SLURM run when the SLURM tests run (the same config and
+    seed, its jobs on the one-node cluster of this machine: one tiny run fewer), else a local one."""
+    if slurm_run is not None and slurm_run.skip is None:
+        slurm_run.wait()
+        return slurm_run.work
     work = workflow_copy(tmp_path_factory.mktemp("second_run"))
     run = snakemake(work)
     assert run.returncode == 0, run.stderr[-3000:]
