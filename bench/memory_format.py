@@ -48,7 +48,11 @@ def timed(function, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, patches: torch.Tensor):
+def train_step(model: torch.nn.Module, patches: torch.Tensor):
+    """One training step on ``patches`` (train mode, its own Adam), as a function to time."""
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), 1e-4)
+
     def step() -> None:
         loss = model(patches).float().pow(2).mean()
         optimizer.zero_grad()
@@ -59,11 +63,17 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, patches
 
 
 def embed(model: torch.nn.Module, patches: torch.Tensor):
+    """One forward pass on ``patches`` without gradients (eval mode), as a function to time."""
+    model.eval()
+
     def forward() -> torch.Tensor:
         with torch.no_grad():
             return model(patches)
 
     return forward
+
+
+PASSES = {"step": train_step, "embed": embed}
 
 
 def main() -> None:
@@ -86,17 +96,11 @@ def main() -> None:
         models = {"contiguous": plain, "channels_last": last}
         with torch.no_grad():
             gap = (plain.eval()(patches) - last.eval()(patches)).abs().max().item()
-        for name in ("step", "embed"):
+        for name, build in PASSES.items():
             times: dict[str, list[float]] = {key: [] for key in models}
-            passes = {}
-            for key, model in models.items():
-                if name == "step":
-                    model.train()
-                    passes[key] = train_step(model, torch.optim.Adam(model.parameters(), 1e-4), patches)
-                else:
-                    model.eval()
-                    passes[key] = embed(model, patches)
-                passes[key]()  # warm-up
+            passes = {key: build(model, patches) for key, model in models.items()}
+            for run in passes.values():
+                run()  # warm-up
             for _ in range(args.repeats):
                 for key in models:
                     times[key].append(timed(passes[key], device))

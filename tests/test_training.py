@@ -207,49 +207,56 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
 
 
+def assert_started_over(history: pd.DataFrame, fresh: pd.DataFrame, run: Path, fresh_run: Path) -> None:
+    """The run in ``run`` (which found an earlier run's last.pt) is the fresh run of ``fresh_run``: one epoch
+    after the untrained one, the same history and the same kept weights."""
+    assert list(history["epoch"]) == [0, 1]
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
+    trained = torch.load(run / "model.pt", weights_only=True)["model"]
+    expected = torch.load(fresh_run / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(trained[name], expected[name]) for name in expected)
+
+
 def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
     s = settings(epochs=1)
     first = train(s, data_for(pipeline, s), **model_files(tmp_path / "run"))
     other = settings(epochs=1, lr=1e-4)
     history = train(other, data_for(pipeline, other), **model_files(tmp_path / "run"))  # finds the first run's last.pt
     fresh = train(other, data_for(pipeline, other), **model_files(tmp_path / "fresh"))
-    assert list(history["epoch"]) == [0, 1]
-    pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
+    assert_started_over(history, fresh, tmp_path / "run", tmp_path / "fresh")
     assert history["train_loss"].iloc[-1] != first["train_loss"].iloc[-1]
-    trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
-    expected = torch.load(tmp_path / "fresh" / "model.pt", weights_only=True)["model"]
-    assert all(torch.equal(trained[name], expected[name]) for name in expected)
 
 
-def changed_inputs(pipeline, folder: Path, change: str) -> dict:
-    """A copy of the pipeline's files (mtimes kept) with one input changed as a rerun upstream would
-    change it; the keyword arguments of ``load_training_data``'s similarity for ``change == "similarity"``."""
+def changed_inputs(pipeline, folder: Path, change: str) -> dict | None:
+    """A copy of the pipeline's files in ``folder`` (mtimes kept) with one input changed as a rerun upstream
+    would change it; returns the S to load them with (another one for ``change == "similarity"``)."""
     shutil.copytree(pipeline, folder)
-    train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "train")
+    catalog = CatalogFiles.in_folder(folder / "catalog")
     if change == "triplets":  # mined anew with another seed
+        train_ids, train_oracle = split_oracle(catalog, "train")
         write_triplets(
             train_oracle, train_ids, folder / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=1
         )
     elif change == "val rankings":  # ranked by another S
-        val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "val", name="soft_jaccard")
+        val_ids, val_oracle = split_oracle(catalog, "val", name="soft_jaccard")
         write_rankings(val_oracle, val_ids, folder / "val.parquet", top_k=10)
     elif change == "tags":
-        tags = pd.read_parquet(folder / "catalog" / "tags.parquet")
+        tags = pd.read_parquet(catalog.tags)
         tags["calm"] = tags["calm"].to_numpy()[::-1]
-        tags.to_parquet(folder / "catalog" / "tags.parquet")
+        tags.to_parquet(catalog.tags)
     elif change == "features":  # the cache rebuilt: same size, a new mtime
         data = CacheFiles.in_folder(folder / "cache").data
         os.utime(data, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns + 10**9))
-    return {"similarity": {"name": "soft_jaccard"}} if change == "similarity" else {}
+    return {"name": "soft_jaccard"} if change == "similarity" else None
 
 
 @pytest.mark.parametrize("change", ["triplets", "val rankings", "tags", "features", "similarity"])
 def test_the_data_digest_follows_every_input_a_run_trains_on(pipeline, tmp_path, change):
     s = settings()
-    same = changed_inputs(pipeline, tmp_path / "same", "nothing")
-    assert data_for(pipeline, s, **same).digest == data_for(tmp_path / "same", s).digest  # a copy is the same data
-    other = changed_inputs(pipeline, tmp_path / "other", change)
-    assert data_for(tmp_path / "other", s, **other).digest != data_for(pipeline, s).digest
+    changed_inputs(pipeline, tmp_path / "same", "nothing")
+    assert data_for(pipeline, s).digest == data_for(tmp_path / "same", s).digest  # a copy is the same data
+    similarity = changed_inputs(pipeline, tmp_path / "other", change)
+    assert data_for(tmp_path / "other", s, similarity).digest != data_for(pipeline, s).digest
 
 
 def test_a_checkpoint_trained_on_other_inputs_is_not_resumed(pipeline, tmp_path):
@@ -260,11 +267,7 @@ def test_a_checkpoint_trained_on_other_inputs_is_not_resumed(pipeline, tmp_path)
     changed_inputs(pipeline, tmp_path / "inputs", "triplets")
     history = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "run"))  # finds the old last.pt
     fresh = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "fresh"))
-    assert list(history["epoch"]) == [0, 1]
-    pd.testing.assert_frame_equal(history.drop(columns="seconds"), fresh.drop(columns="seconds"))
-    trained = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
-    expected = torch.load(tmp_path / "fresh" / "model.pt", weights_only=True)["model"]
-    assert all(torch.equal(trained[name], expected[name]) for name in expected)
+    assert_started_over(history, fresh, tmp_path / "run", tmp_path / "fresh")
 
 
 def test_an_empty_triplet_table_is_refused_with_the_reason(pipeline, tmp_path):

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from trackrank.atomic import atomic_output
 from trackrank.audio import SAMPLE_RATE
+from trackrank.digests import file_sha256
 from trackrank.embedding import choose_device, load_model
 from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
@@ -59,15 +60,6 @@ INDEX_FILES = ("tracks.parquet", "vectors.faiss", "identity.json")
 
 class IndexMismatch(ValueError):
     """A model, features or index that do not belong together; the message says which and how."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a checkpoint's identity, wherever it was copied to)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_identity(model_path: str | Path, checkpoint: dict) -> dict:

@@ -45,6 +45,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from trackrank.atomic import atomic_output
 from trackrank.catalog import CatalogFiles
 from trackrank.checkpoints import load_checkpoint
+from trackrank.digests import file_sha256
 from trackrank.embedding import choose_device, track_outputs
 from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.metrics import per_query_metrics, relevant_from_rankings
@@ -103,7 +104,7 @@ class TrainSettings:
             if k not in ("epochs", "patience", "min_epochs", "workers", "device")
         }
         if self.init_trunk:
-            kept["init_trunk"] = hashlib.sha256(Path(self.init_trunk).read_bytes()).hexdigest()
+            kept["init_trunk"] = file_sha256(self.init_trunk)
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -286,7 +287,7 @@ def input_digest(files: list[str | Path], large: list[str | Path], similarity: d
     """
     digest = hashlib.sha256(json.dumps(similarity or {}, sort_keys=True).encode())
     for path in files:
-        digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        digest.update(file_sha256(path).encode())
     for path in large:
         stat = Path(path).stat()
         digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -308,11 +309,7 @@ def load_training_data(
     auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
     relevant tracks and of the test evaluation, not the built-in default.
     """
-    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache.index, val_rankings]
-    read += [triplets] if settings.strategy not in (None, "online") else []
-    read += [train_rankings] if settings.strategy == "online" else []
-    digest = input_digest([path for path in read if path is not None], [cache.data], similarity)
-    cache = PatchCache(cache)
+    cache_files, cache = cache, PatchCache(cache)
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
     tag_names = list(tags.columns)
@@ -347,6 +344,9 @@ def load_training_data(
         )
     elif settings.strategy:
         table = TripletTable(triplets, cache)
+    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache_files.index, val_rankings]
+    read += [train_rankings] if settings.strategy == "online" else [triplets] if settings.strategy else []
+    digest = input_digest(read, [cache_files.data], similarity)  # the files just read: a resume needs the same
     return TrainingData(
         cache,
         cache.indices(train_ids),
