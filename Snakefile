@@ -28,6 +28,7 @@ if any(starts_from_tagger(s) for s in config["train"]["systems"]) and "at_baseli
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/demo.smk"
+include: "workflow/rules/scores.smk"
 include: "workflow/rules/catalog.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/oracle.smk"

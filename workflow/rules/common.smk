@@ -18,7 +18,9 @@ for name, value in MALLOC_SETTINGS.items():
     os.environ.setdefault(name, value)
 
 DEMO_DIR = "results/demo"
-CATALOG_DIR = DEMO_DIR if config["catalog"] == "demo" else config["catalog"]
+SCORES_DIR = "results/scores"
+BUILT_IN_CATALOGS = {"demo": DEMO_DIR, "scores": SCORES_DIR}  # made by the workflow; anything else is a folder
+CATALOG_DIR = BUILT_IN_CATALOGS.get(config["catalog"], config["catalog"])
 N_SHARDS = lookup(dpath="features/n_shards", within=config)
 SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 
@@ -30,7 +32,11 @@ wildcard_constraints:
 def catalog_tags_file(wildcards):
     """The catalog's tags table: tags.csv, or tags.parquet where only that exists."""
     folder = Path(CATALOG_DIR)
-    if config["catalog"] != "demo" and not (folder / "tags.csv").exists() and (folder / "tags.parquet").exists():
+    if (
+        config["catalog"] not in BUILT_IN_CATALOGS
+        and not (folder / "tags.csv").exists()
+        and (folder / "tags.parquet").exists()
+    ):
         return str(folder / "tags.parquet")
     return str(folder / "tags.csv")
 
