@@ -25,7 +25,8 @@ from trackrank.listen import listen_settings, write_listening_page
 from trackrank.mining import mining_settings, write_triplets
 from trackrank.ranking import ranking_settings, write_rankings
 from trackrank.similarity import similarity_settings, split_oracle
-from trackrank.systems import embedding_settings, index_settings
+from trackrank.systems import embedding_settings, index_settings, untrained_settings
+from trackrank.untrained import write_untrained_embeddings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,6 +58,16 @@ MAPPINGS = {
     listen_settings: (
         [write_listening_page],
         {"n_queries": "report/listen_queries", "n_relevant": "evaluate/n_relevant", "seed": "seed"},
+    ),
+    untrained_settings: (
+        [write_untrained_embeddings],
+        {
+            "n_patches": "evaluate/n_patches",
+            "seed": "seed",
+            "device": "train/device",
+            "width": "train/width",
+            "dim": "train/dim",
+        },
     ),
     index_settings: ([build_index], {"n_patches": "index/n_patches", "kind": "index/kind", "device": "train/device"}),
 }

@@ -61,6 +61,7 @@ RULES = [
     "mfcc_stats",
     "embed_mfcc_stats",
     "embed_at_trunk",
+    "embed_untrained",
     "evaluate_system",
     "report",
     "listen_page",

@@ -141,10 +141,11 @@ def lookup(tmp_path):
     return RankLookup(tmp_path / "train.parquet", ids)
 
 
-def test_rank_lookup_reads_stored_ranks_puts_the_rest_after_and_a_track_first_in_its_own_list(lookup):
+def test_rank_lookup_reads_stored_ranks_puts_the_rest_last_and_a_track_first_in_its_own_list(lookup):
     ranks = lookup.submatrix(np.array([0, 1, 3, 5]))
-    assert ranks[0].tolist() == [0, 1, 3, 4], "t5 is beyond t0's stored top 3: ranked after all of them"
-    assert ranks[3].tolist() == [1, 2, 4, 0]
+    # t5 is beyond t0's stored top 3 of 5: it may score as t3 (the last stored), so it shares t3's rank
+    assert ranks[0].tolist() == [0, 1, 3, 3]
+    assert ranks[3].tolist() == [1, 2, 3, 0]
     assert lookup.submatrix(np.array([2, 2]))[0, 1] == 0, "two patches of one track"
 
 
@@ -156,3 +157,42 @@ def test_batch_tracks_are_distinct_and_pair_tracks_with_their_first_ranked(looku
         # each drawn track is followed by its first-ranked track (t(a+1)) when that one was free
         ranks = lookup.submatrix(tracks)
         assert (ranks[0] == 1).any(), "the first track's positive is in the batch"
+
+
+def write_rankings(path, scores: dict[str, dict[str, float]], top_k: int | None = None) -> None:
+    """A rankings table from each anchor's scores, ranked as trackrank ranks them: by score, ties by track order."""
+    rows = []
+    for anchor, others in scores.items():
+        ordered = sorted(others.items(), key=lambda item: -item[1])[:top_k]
+        rows += [{"anchor": anchor, "rank": r + 1, "other": o, "score": s} for r, (o, s) in enumerate(ordered)]
+    pd.DataFrame(rows).to_parquet(path)
+
+
+def test_a_track_tied_with_the_positive_is_never_its_negative(tmp_path):
+    # t0's ranking: t1 and t2 tied (binary tags: the same ones), then t3; t1 is the positive (Np = 1)
+    ids = ["t0", "t1", "t2", "t3"]
+    scores = {"t0": {"t1": 0.8, "t2": 0.8, "t3": 0.2}}
+    scores |= {a: {o: 0.1 for o in ids if o != a} for a in ids[1:]}
+    write_rankings(tmp_path / "train.parquet", scores)
+    ranks = RankLookup(tmp_path / "train.parquet", ids).submatrix(np.arange(4))
+    assert ranks[0].tolist() == [0, 1, 1, 3], "t1 and t2 share rank 1: S cannot tell them apart"
+    positive, valid = valid_triplets(torch.from_numpy(ranks), n_positives=1)
+    assert positive[0].tolist() == [False, True, True, False], "both tied tracks are positives"
+    assert valid[0, 1].tolist() == [False, False, False, True], "only t3 is a negative for (t0, t1)"
+    # a batch whose tied track is far and whose negative is near: the loss must not push the tie away
+    embeddings = torch.tensor([point(0), point(10), point(170), point(20)])
+    loss, _ = online_triplet_loss(embeddings, torch.from_numpy(ranks), n_positives=1, margin=MARGIN, mining="hard")
+    d = lambda a, b: float(((embeddings[a] - embeddings[b]) ** 2).sum())  # noqa: E731
+    expected = np.mean([max(d(0, 1) - d(0, 3) + MARGIN, 0), max(d(0, 2) - d(0, 3) + MARGIN, 0)])
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_tracks_beyond_a_list_cut_inside_a_tie_are_tied_with_its_last_track(tmp_path):
+    ids = ["t0", "t1", "t2", "t3", "t4"]
+    scores = {a: {o: 0.5 for o in ids if o != a} for a in ids}
+    scores["t0"] = {"t1": 0.9, "t2": 0.4, "t3": 0.4, "t4": 0.4}
+    write_rankings(tmp_path / "train.parquet", scores, top_k=2)  # t0 stores t1, t2; t3, t4 are cut off
+    ranks = RankLookup(tmp_path / "train.parquet", ids).submatrix(np.arange(5))
+    assert ranks[0].tolist() == [0, 1, 2, 2, 2]
+    _, valid = valid_triplets(torch.from_numpy(ranks), n_positives=2)
+    assert valid[0, 1, 2:].all() and not valid[0, 2].any()

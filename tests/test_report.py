@@ -56,7 +56,9 @@ def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_ta
         paired_csv=tmp_path / "report" / "paired.csv",
         paired_md=tmp_path / "report" / "paired.md",
     )
-    paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index("system")
+    paired = pd.read_csv(tmp_path / "report" / "paired.csv")
+    assert set(paired["baseline"]) == {"at_baseline"}  # no untrained row in this run
+    paired = paired.set_index("system")
     assert paired.index.tolist() == ["random", "mfcc_stats", "tl_distance"]
     assert paired.loc["tl_distance", "map@20_diff"] == pytest.approx(10.0, abs=1.5)
     assert paired.loc["random", "ndcg@20_diff"] == pytest.approx(-10.0, abs=1.5)
@@ -83,9 +85,39 @@ def test_paired_differences_refuse_systems_evaluated_on_other_queries():
 def test_without_the_auto_tagger_paired_md_says_there_is_no_comparison(tmp_path):
     files = write_run(tmp_path / "metrics", {"random": per_query(-0.1), "tl_distance": per_query(0.0)})
     report = tmp_path / "report"
-    assert write_paired(files, 20, csv=report / "paired.csv", md=report / "paired.md") is None
-    assert "not among train.systems" in (tmp_path / "report" / "paired.md").read_text()
+    assert write_paired(files, 20, csv=report / "paired.csv", md=report / "paired.md") == []
+    assert "at_baseline was not run" in (tmp_path / "report" / "paired.md").read_text()
     assert pd.read_csv(tmp_path / "report" / "paired.csv").empty
+
+
+def test_trained_systems_are_compared_with_their_untrained_network_and_the_references_are_not(tmp_path):
+    files = write_run(
+        tmp_path / "metrics",
+        {
+            "random": per_query(-0.1, seed=1),
+            "untrained": per_query(0.0),
+            "mfcc_stats": per_query(0.0, seed=2),
+            "at_baseline": per_query(0.02, seed=5),
+            "tl_online": per_query(0.1, seed=3),
+            "tl_distance": per_query(-0.05, seed=4),
+        },
+    )
+    report = tmp_path / "report"
+    write_paired(files, 20, csv=report / "paired.csv", md=report / "paired.md")
+    paired = pd.read_csv(report / "paired.csv")
+    against_untrained = paired[paired["baseline"] == "untrained"].set_index("system")
+    assert against_untrained.index.tolist() == ["at_baseline", "tl_online", "tl_distance"]
+    assert against_untrained.loc["tl_online", "map@20_verdict"] == "better"
+    assert against_untrained.loc["tl_distance", "map@20_verdict"] == "worse"
+    assert paired.loc[paired["baseline"] == "at_baseline", "system"].tolist() == [
+        "random",
+        "untrained",
+        "mfcc_stats",
+        "tl_online",
+        "tl_distance",
+    ]
+    markdown = (report / "paired.md").read_text()
+    assert "# Difference to at_baseline" in markdown and "# Difference to untrained" in markdown
 
 
 def test_the_kept_epoch_is_the_kept_row_else_the_best_val_map():

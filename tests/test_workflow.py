@@ -115,6 +115,7 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
         "random",
         "mfcc_stats",
         "at_trunk",
+        "untrained",
         "at_baseline",
         "tl_distance",
         "tl_autopool_distance",
@@ -137,7 +138,7 @@ def test_tiny_run_ends_with_a_table_row_per_system_and_random(finished_run):
 
 def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     results = finished_run / "results"
-    for reference in ("mfcc_stats", "at_trunk"):
+    for reference in ("mfcc_stats", "at_trunk", "untrained"):
         assert json.loads((results / "metrics" / f"{reference}.json").read_text())["system"] == reference
     assert pq.read_schema(results / "features" / "mfcc_stats.parquet").field("mfcc_stats").type.list_size == 40
     assert pq.read_schema(results / "embeddings" / "mfcc_stats.parquet").field("embedding").type.list_size == 40
@@ -145,16 +146,26 @@ def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     channels = trunk["trunk.blocks.16.weight"].shape[0]  # the last convolution
     assert pq.read_schema(results / "embeddings" / "at_trunk.parquet").field("embedding").type.list_size == channels
     paired = pd.read_csv(results / "report" / "paired.csv")
-    assert paired["system"].tolist() == [
+    assert paired.loc[paired.baseline == "at_baseline", "system"].tolist() == [
         "random",
         "mfcc_stats",
         "at_trunk",
+        "untrained",
         "tl_distance",
         "tl_autopool_distance",
         "tl_online",
         "tl_online_from_at",
     ]
-    assert "Difference to at_baseline" in (results / "report" / "paired.md").read_text()
+    assert paired.loc[paired.baseline == "untrained", "system"].tolist() == [
+        "at_baseline",
+        "tl_distance",
+        "tl_autopool_distance",
+        "tl_online",
+        "tl_online_from_at",
+    ]
+    assert pq.read_schema(results / "embeddings" / "untrained.parquet").field("embedding").type.list_size == 128
+    paired_md = (results / "report" / "paired.md").read_text()
+    assert "Difference to at_baseline" in paired_md and "Difference to untrained" in paired_md
 
 
 def test_tiny_run_indexes_every_tl_system_and_names_the_best_the_default(finished_run):
@@ -173,9 +184,9 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
     page = finished_run / "results" / "report" / "listen.html"
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page.read_text())
     # up to 10 queries, each: itself, then its first 5 other test tracks by S and by each system
-    # (random, 2 references, 5 trained): 9 lists
+    # (random, 3 references, 5 trained): 10 lists
     test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
-    assert len(sources) == min(10, test_tracks) * (1 + 9 * min(5, test_tracks - 1))
+    assert len(sources) == min(10, test_tracks) * (1 + 10 * min(5, test_tracks - 1))
     for source in set(sources):
         assert (page.parent / unquote(source)).resolve().is_file(), source
 
@@ -191,6 +202,7 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run)
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
         "embed",
         "embed_at_trunk",
+        "embed_untrained",
         "evaluate_system",
         "report",
         "listen_page",
@@ -232,6 +244,7 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
         "embed",
         "embed_mfcc_stats",
         "embed_at_trunk",
+        "embed_untrained",
         "evaluate_system",
         "report",
         "listen_page",

@@ -141,8 +141,13 @@ def triplet_loss(
     return losses if reduction == "none" else losses.mean()
 
 
-def build_model(architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0) -> nn.Module:
-    """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``."""
+def build_model(
+    architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0, *, seed: int | None = None
+) -> nn.Module:
+    """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
+    seed (torch's global generator is seeded first): the network a training run of that seed starts from."""
+    if seed is not None:
+        torch.manual_seed(seed)
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":

@@ -8,7 +8,8 @@ at every step:
   anchor patch i when its track is among the first Np tracks of the anchor track's
   ranking, or is the anchor track itself (another patch of it: rank 0); patch k may be
   a negative for that pair only when the anchor's ranking puts its track strictly after
-  the positive's. A pair the ranking calls wrong is never used, whatever the model says.
+  the positive's, S scoring it lower (a track tied with the positive is no negative).
+  A pair the ranking calls wrong is never used, whatever the model says.
 * the **model's current embeddings** decide which valid triplets are useful:
 
   - ``semi_hard`` (Schroff, Kalenichenko & Philbin, "FaceNet", CVPR 2015): for each
@@ -46,39 +47,54 @@ MINING_MODES = ("semi_hard", "hard", "batch_all")
 
 
 class RankLookup:
-    """Rank of track o in track a's oracle ranking, for any two train tracks.
+    """Rank of track o in track a's oracle ranking, for any two train tracks, ties shared.
 
-    Built from a rankings table (``anchor``, ``rank``, ``other``) that stores each
-    anchor's top K: a track beyond the stored K is ranked K + 1 (after every stored
-    one, which is exact for the question asked here as long as Np <= K). A track's
-    rank in its own ranking is 0.
+    Built from a rankings table (``anchor``, ``rank``, ``other``, ``score``) that stores each
+    anchor's top K. Tracks that S scores equally share the rank of the first of them (a
+    "1224" competition rank): the ranking orders a tie by track order alone, and the paper's
+    triplet needs a positive *more* similar than its negative (§3.2), so a track tied with the
+    positive must never be its negative (with binary tags, ties are everywhere). A track beyond
+    the stored K shares the last stored track's rank when the list was cut (it may score the same:
+    after every stored track is exact for the question asked here as long as Np < K), and is
+    ranked after all of them when the list holds the whole split. A track's rank in its own
+    ranking is 0.
     """
 
     def __init__(self, rankings_path: str | Path, track_ids: list[str]):
-        table = pd.read_parquet(rankings_path, columns=["anchor", "rank", "other"])
+        table = pd.read_parquet(rankings_path, columns=["anchor", "rank", "other", "score"])
         position = {t: i for i, t in enumerate(track_ids)}
         anchors = table["anchor"].astype(str).map(position)
         others = table["other"].astype(str).map(position)
         kept = anchors.notna() & others.notna()
+        # ties share the rank of their first track (scores are rounded, so equal means tied)
+        shared = table.groupby([table["anchor"].astype(str), "score"], sort=False)["rank"].transform("min")
         self.beyond = int(table["rank"].max()) + 1 if len(table) else 1
         self.ranks = sp.csr_matrix(
             (
-                table.loc[kept, "rank"].to_numpy(np.int32),
+                shared[kept].to_numpy(np.int32),
                 (anchors[kept].to_numpy(np.int64), others[kept].to_numpy(np.int64)),
             ),
             shape=(len(track_ids), len(track_ids)),
         )
+        # what an unstored track ranks for each anchor: after every stored one, or, where the list was cut
+        # (fewer stored than the split's other tracks), tied with the last stored one: it may score the same
+        self.tail = np.full(len(track_ids), self.beyond, dtype=np.int64)
+        last = table.loc[table.groupby(table["anchor"].astype(str))["rank"].idxmax()]
+        last_anchor = last["anchor"].astype(str).map(position)
+        cut = last_anchor.notna().to_numpy() & (last["rank"].to_numpy() < len(track_ids) - 1)
+        self.tail[last_anchor[cut].to_numpy(np.int64)] = shared.loc[last.index].to_numpy()[cut]
         self.n_tracks = len(track_ids)
 
     def submatrix(self, tracks: np.ndarray) -> np.ndarray:
         """(len, len) ranks among ``tracks`` (positions in ``track_ids``); row = anchor."""
         ranks = self.ranks[tracks][:, tracks].toarray()
-        ranks[ranks == 0] = self.beyond
+        unstored = ranks == 0
+        ranks[unstored] = np.broadcast_to(self.tail[tracks][:, None], ranks.shape)[unstored]
         ranks[tracks[:, None] == tracks[None, :]] = 0
         return ranks
 
     def first(self, track: int, n_positives: int) -> np.ndarray:
-        """The tracks at ranks 1..n_positives of ``track``'s ranking."""
+        """The tracks ranked 1..n_positives in ``track``'s ranking (with every track tied with them)."""
         row = self.ranks[track]
         return row.indices[(row.data >= 1) & (row.data <= n_positives)]
 

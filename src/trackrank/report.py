@@ -209,9 +209,15 @@ def plot_training_curves(histories: dict[str, pd.DataFrame], output: str | Path)
 #: The metrics compared query by query with the auto-tagger.
 PAIRED_METRICS = ("map", "ndcg")
 BASELINE = "at_baseline"
+#: The second bar of the paired comparisons: a trained system that does not beat the network it
+#: started from (trackrank.untrained) has learnt nothing from the rankings.
+UNTRAINED = "untrained"
+NOT_TRAINED = ("random", *REFERENCES)
 
 
-def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BASELINE) -> pd.DataFrame:
+def paired_table(
+    per_query: dict[str, pd.DataFrame], k: int, baseline: str = BASELINE, systems: list[str] | None = None
+) -> pd.DataFrame:
     """Each system minus ``baseline``, query by query: mean difference, paired 95 % CI, verdict.
 
     Why paired: all systems answer the same test queries, and a query that is hard for one is
@@ -225,16 +231,16 @@ def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BAS
 
     Returns
     -------
-    One row per other system, in the given order: ``system``, ``n_queries`` and, per metric,
-    ``{metric}@{k}_diff`` and ``_diff_ci95`` (percentage points) and ``_verdict``
-    (better / worse / no difference).
+    One row per other system (or per one of ``systems``), in the given order: ``baseline``,
+    ``system``, ``n_queries`` and, per metric, ``{metric}@{k}_diff`` and ``_diff_ci95``
+    (percentage points) and ``_verdict`` (better / worse / no difference).
     """
     if baseline not in per_query:
         raise ValueError(f"no per-query metrics of '{baseline}' to compare with")
     reference = per_query[baseline].set_index("query")
     rows = []
     for system, values in per_query.items():
-        if system == baseline:
+        if system == baseline or (systems is not None and system not in systems):
             continue
         values = values.set_index("query")
         if set(values.index) != set(reference.index):
@@ -243,7 +249,7 @@ def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BAS
                 f"({len(values)} and {len(reference)}): a paired comparison needs the same ones"
             )
         values = values.loc[reference.index]
-        row = {"system": system, "n_queries": len(values)}
+        row = {"baseline": baseline, "system": system, "n_queries": len(values)}
         for metric in PAIRED_METRICS:
             mean, half = paired_difference(values[metric].to_numpy(), reference[metric].to_numpy())
             row[f"{metric}@{k}_diff"] = 100 * mean
@@ -254,7 +260,12 @@ def paired_table(per_query: dict[str, pd.DataFrame], k: int, baseline: str = BAS
 
 
 def _paired_columns(k: int) -> list[str]:
-    return ["system", "n_queries", *(f"{m}@{k}_{s}" for m in PAIRED_METRICS for s in ("diff", "diff_ci95", "verdict"))]
+    return [
+        "baseline",
+        "system",
+        "n_queries",
+        *(f"{m}@{k}_{s}" for m in PAIRED_METRICS for s in ("diff", "diff_ci95", "verdict")),
+    ]
 
 
 def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level: str = "#") -> str:
@@ -280,25 +291,25 @@ def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level
     return "\n".join(lines) + "\n"
 
 
-def write_paired(
-    per_query_files: list[str | Path], k: int, *, csv: str | Path, md: str | Path, baseline: str = BASELINE
-) -> pd.DataFrame | None:
-    """The paired differences to ``baseline`` as ``csv`` and ``md`` (Markdown); without ``baseline``'s
-    metrics, an empty table and a line saying so instead.
+def write_paired(per_query_files: list[str | Path], k: int, *, csv: str | Path, md: str | Path) -> list[pd.DataFrame]:
+    """The paired differences as ``csv`` and ``md`` (Markdown): every system against ``at_baseline`` (the
+    paper's comparison), and every trained system against ``untrained`` (did training teach it anything);
+    a baseline without metrics gets a line saying so instead.
 
-    Returns the table, or None when there is no baseline to compare with.
+    Returns the tables written (one per baseline present), their rows in ``csv`` one after the other.
     """
     per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
-    for output in (csv, md):
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-    if baseline not in per_query:
-        _write_csv(pd.DataFrame(columns=_paired_columns(k)), csv)
-        _write_text(f"# Difference to {baseline}\n\n{baseline} is not among train.systems: no paired comparison.\n", md)
-        return None
-    table = paired_table(per_query, k, baseline)
-    _write_csv(table, csv)
-    _write_text(paired_markdown(table, k, baseline), md)
-    return table
+    trained = [system for system in per_query if system not in NOT_TRAINED]
+    tables, sections = [], []
+    for baseline, systems in ((BASELINE, None), (UNTRAINED, trained)):
+        if baseline not in per_query:
+            sections.append(f"# Difference to {baseline}\n\n{baseline} was not run: no paired comparison.\n")
+            continue
+        tables.append(paired_table(per_query, k, baseline, systems))
+        sections.append(paired_markdown(tables[-1], k, baseline))
+    _write_csv(pd.concat(tables) if tables else pd.DataFrame(columns=_paired_columns(k)), csv)
+    _write_text("\n".join(sections), md)
+    return tables
 
 
 def _write_csv(table: pd.DataFrame, output: Path) -> None:
@@ -358,9 +369,9 @@ def write_report(
     n_queries = summaries[0]["n_queries"]
     markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
     if per_query_files is not None:
-        paired = write_paired(per_query_files, k, csv=paired_csv, md=paired_md)
-        if paired is not None:
-            markdown += "\n" + paired_markdown(paired, k, level="##")
+        for paired in write_paired(per_query_files, k, csv=paired_csv, md=paired_md):
+            if len(paired):
+                markdown += "\n" + paired_markdown(paired, k, paired["baseline"].iloc[0], level="##")
     _write_text(markdown, table_md)
     _write_text(paper_table_markdown(), paper_md)
     plot_metric_bars(table, k, bars)

@@ -24,8 +24,9 @@ MALLOC_SETTINGS = {
 #: Reference rows of the results tables, beside ``random``: rankings that need no ranking
 #: training (``evaluate.references`` in the config chooses which are made).
 #: ``mfcc_stats``: MFCC mean/std per track (trackrank.mfcc); ``at_trunk``: the trained
-#: auto-tagger's penultimate layer (trackrank.at_trunk). Both rank by Euclidean distance.
-REFERENCES = ("mfcc_stats", "at_trunk")
+#: auto-tagger's penultimate layer (trackrank.at_trunk); ``untrained``: the TL network at its
+#: initialisation (trackrank.untrained). All rank by Euclidean distance.
+REFERENCES = ("mfcc_stats", "at_trunk", "untrained")
 
 
 #: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.
@@ -115,6 +116,12 @@ def embedding_settings(config: dict) -> dict:
     """The keyword arguments of the test embeddings (``trackrank.embedding.write_embeddings``,
     ``trackrank.at_trunk.write_trunk_embeddings``) from a validated workflow config."""
     return {"n_patches": config["evaluate"]["n_patches"], "seed": config["seed"], "device": config["train"]["device"]}
+
+
+def untrained_settings(config: dict) -> dict:
+    """``trackrank.untrained.write_untrained_embeddings``'s settings: the test embeddings' and the TL
+    network's shape (``train.width``, ``train.dim``), so that it is the network training starts from."""
+    return {**embedding_settings(config), "width": config["train"]["width"], "dim": config["train"]["dim"]}
 
 
 def index_settings(config: dict) -> dict:

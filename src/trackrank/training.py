@@ -392,10 +392,9 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
 
 
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
-    torch.manual_seed(settings.seed)
-    model = build_model(settings.architecture, n_tags=len(data.tag_names), dim=settings.dim, width=settings.width).to(
-        device
-    )
+    model = build_model(
+        settings.architecture, n_tags=len(data.tag_names), dim=settings.dim, width=settings.width, seed=settings.seed
+    ).to(device)
     if settings.init_trunk:
         if settings.architecture != "triplet":
             raise ValueError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")

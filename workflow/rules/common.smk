@@ -92,7 +92,9 @@ def system_embeddings(wildcards):
     """A system's test embeddings, from their producer (embed or a reference's own); random needs none."""
     if wildcards.system == "random":
         return []
-    producer = {"mfcc_stats": rules.embed_mfcc_stats, "at_trunk": rules.embed_at_trunk}.get(
-        wildcards.system, rules.embed
-    )
+    producer = {
+        "mfcc_stats": rules.embed_mfcc_stats,
+        "at_trunk": rules.embed_at_trunk,
+        "untrained": rules.embed_untrained,
+    }.get(wildcards.system, rules.embed)
     return [producer.output.embeddings.format(system=wildcards.system)]

@@ -1,7 +1,8 @@
-# Reference rows beside random (evaluate.references): embeddings made without ranking training,
+# Reference rows beside random (evaluate.references): embeddings made without ranking training (MFCC
+# statistics, the auto-tagger's trunk, the TL network at its initialisation),
 # evaluated by evaluate_system like a TL system (Euclidean distance).
 
-from trackrank.systems import embedding_settings
+from trackrank.systems import embedding_settings, untrained_settings
 
 
 rule mfcc_stats:
@@ -57,3 +58,23 @@ rule embed_at_trunk:
         settings=embedding_settings(config),
     script:
         "../scripts/embed_at_trunk.py"
+
+
+rule embed_untrained:
+    input:
+        cache_index=rules.cache_features.output.index,
+        cache_data=rules.cache_features.output.data,
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        embeddings="results/embeddings/untrained.parquet",
+    log:
+        "results/logs/embed_untrained/untrained.log",
+    benchmark:
+        "results/benchmarks/embed_untrained/untrained.tsv"
+    conda:
+        "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
+    params:
+        settings=untrained_settings(config),
+    script:
+        "../scripts/embed_untrained.py"
