@@ -81,6 +81,7 @@ TRAIN_KEYS = (
     "batches_per_epoch",
     "patience",
     "min_epochs",
+    "smoothing",
     "tag_threshold",
     "val_patches",
     "workers",
@@ -109,6 +110,7 @@ def train_settings(system: str, config: dict) -> dict:
     settings["seed"] = config["seed"]
     settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
+    settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
     return settings
 
 

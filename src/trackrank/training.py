@@ -9,8 +9,13 @@ mini-batch is 42 random patches of random train tracks with their binarised tags
 Early stopping watches MAP@k on the validation split (each val track queries the
 others; relevant = its first oracle-ranked tracks), not a validation loss: the
 retrieval metric is what the paper reports, and it compares the auto-tagger (BCE) and
-the triplet systems on one scale. Validation losses are logged beside it. The best
-epoch's weights are kept in ``model.pt``.
+the triplet systems on one scale. Validation losses are logged beside it. On a small
+val split one epoch's MAP is noisy (80 val tracks: a few points either way), and a rule
+that stops at the first three epochs without a new maximum stops on a lucky epoch, long
+before music has taught the network anything; so the rule watches the mean of the last
+``smoothing`` validations (epoch 0, the untrained network, among them while the window
+reaches back to it). The kept epoch is the last of the best window: the most trained
+network of the best stretch. Its weights are kept in ``model.pt``.
 
 Resuming: after every epoch, ``last.pt`` holds the model, optimiser, RNG states and
 history. A rerun (a killed process, a preempted cluster job) starts from it when its
@@ -43,6 +48,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from trackrank.atomic import atomic_output
+from trackrank.augment import Augmentation, augment
 from trackrank.catalog import CatalogFiles
 from trackrank.checkpoints import load_checkpoint
 from trackrank.digests import file_sha256
@@ -73,6 +79,7 @@ class TrainSettings:
     batches_per_epoch: int = 1000
     patience: int = 10
     min_epochs: int = 1
+    smoothing: int = 1  # early stopping and the kept epoch follow the mean of the last `smoothing` validations
     tag_threshold: float = 0.5
     val_patches: int = 8
     k: int = 20
@@ -86,6 +93,14 @@ class TrainSettings:
     online_patches: int = 1
     online_mining: str = "semi_hard"
     init_trunk: str = ""  # a trained auto-tagger's model.pt whose trunk starts a TL network ("": random)
+    aug_pitch: int = 0  # training-patch augmentation (trackrank.augment); all 0: none
+    aug_gain_db: float = 0.0
+    aug_tilt_db: float = 0.0
+    aug_stretch: float = 0.0
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
 
     @property
     def architecture(self) -> str:
@@ -141,9 +156,14 @@ class SeededBatches(IterableDataset):
     """
 
     n_batches: int
+    augmentation: Augmentation = Augmentation()
 
     def batch(self, b: int):
         raise NotImplementedError
+
+    def draw_patches(self, cache: PatchCache, tracks: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """One random patch of each of ``tracks``, augmented (:mod:`trackrank.augment`) from the same stream."""
+        return torch.from_numpy(augment(cache.patches(tracks, rng), rng, self.augmentation))
 
     def __iter__(self):
         info = get_worker_info()
@@ -188,7 +208,7 @@ class TripletBatches(SeededBatches):
             chosen = rng.choice(end - start, n_negatives, replace=end - start < n_negatives)
             negatives.append(t.negative[start + chosen])
         tracks = np.concatenate([t.anchor[starts], t.positive[starts], *negatives])
-        return torch.from_numpy(self.cache.patches(tracks, rng))
+        return self.draw_patches(self.cache, tracks, rng)
 
 
 def offline_triplet_loss(embeddings: torch.Tensor, pairs: int, margin: float) -> tuple[torch.Tensor, float]:
@@ -232,8 +252,8 @@ class OnlineBatches(SeededBatches):
     def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
         tracks = np.repeat(sample_batch_tracks(self.lookup, self.n_tracks, self.n_positives, rng), self.n_patches)
-        patches = self.cache.patches(self.train_tracks[tracks], rng)
-        return torch.from_numpy(patches), torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
+        patches = self.draw_patches(self.cache, self.train_tracks[tracks], rng)
+        return patches, torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
 
 
 class TagBatches(SeededBatches):
@@ -255,8 +275,8 @@ class TagBatches(SeededBatches):
     def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
         chosen = rng.integers(len(self.tracks), size=self.batch_size)
-        patches = self.cache.patches(self.tracks[chosen], rng)
-        return torch.from_numpy(patches), torch.from_numpy(self.targets[chosen])
+        patches = self.draw_patches(self.cache, self.tracks[chosen], rng)
+        return patches, torch.from_numpy(self.targets[chosen])
 
 
 @dataclass
@@ -497,10 +517,23 @@ def train(
             f", active triplets {active_fraction:.1%}" if settings.strategy else "",
             row["seconds"],
         )
+    smoothing = f" (mean of {settings.smoothing})" if settings.smoothing > 1 else ""
     if _should_stop(state, settings):
-        log.info("early stop: no %s gain for %d epochs; best epoch %d", metric, settings.patience, state["best_epoch"])
+        log.info(
+            "early stop: no %s%s gain for %d epochs; best epoch %d",
+            metric,
+            smoothing,
+            settings.patience,
+            state["best_epoch"],
+        )
     log.info(
-        "%s keeps epoch %d of %d (%s %.4f)", settings.system, state["best_epoch"], state["epoch"], metric, state["best"]
+        "%s keeps epoch %d of %d (%s%s %.4f)",
+        settings.system,
+        state["best_epoch"],
+        state["epoch"],
+        metric,
+        smoothing,
+        state["best"],
     )
     if state["best_epoch"] <= 1 and state["epoch"] > 1:
         log.warning(
@@ -520,14 +553,21 @@ def train(
     return history
 
 
+def smoothed(history: list[dict], metric: str, window: int) -> float:
+    """The mean of ``metric`` over the last ``window`` rows of ``history`` (all of them while fewer)."""
+    return float(np.mean([row[metric] for row in history[-window:]]))
+
+
 def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: TrainingData, model_file: Path) -> None:
-    """Add an epoch's row to the history; keep its weights in ``model_file`` when val MAP improved."""
+    """Add an epoch's row to the history; keep its weights in ``model_file`` when the smoothed val MAP
+    (:func:`smoothed`, over ``settings.smoothing`` validations) improved."""
     metric = f"val_map@{settings.k}"
     state["history"].append(row)
     state["epoch"] = row["epoch"]
+    row[f"{metric}_smoothed"] = smoothed(state["history"], metric, settings.smoothing)
     if np.isnan(row[metric]):
         log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"], metric)
-    if np.isnan(row[metric]) or row[metric] > state["best"]:
+    if np.isnan(row[metric]) or row[f"{metric}_smoothed"] > state["best"]:
         # the kept weights also travel in last.pt: Snakemake deletes model.pt before it reruns a job,
         # and a resumed run must still end with the best epoch's weights
         kept = {
@@ -537,7 +577,7 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
             "epoch": row["epoch"],
             metric: row[metric],
         }
-        state.update(best=row[metric], best_epoch=row["epoch"], bad_epochs=0, kept_checkpoint=kept)
+        state.update(best=row[f"{metric}_smoothed"], best_epoch=row["epoch"], bad_epochs=0, kept_checkpoint=kept)
         _save_kept(state, model_file)
     elif row["epoch"] > 0:
         state["bad_epochs"] += 1
@@ -588,6 +628,7 @@ def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, devic
             settings.seed,
             epoch,
         )
+    dataset.augmentation = settings.augmentation
     return DataLoader(
         dataset,
         batch_size=None,
