@@ -40,6 +40,19 @@ def write_catalog(folder: Path, rows: list[dict], tags: list[str] = TAGS) -> Pat
 
 
 @pytest.fixture
+def cache_dir(tmp_path):
+    """A patch cache of three tracks (a, b, c) of 600 random CQT frames (dB)."""
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    np.save(folder / "cqt.f16.npy", (rng.normal(-40, 15, (3 * 600, 96))).astype(np.float16))
+    pd.DataFrame({"track_id": ["a", "b", "c"], "offset": [0, 600, 1200], "n_frames": 600}).to_parquet(
+        folder / "index.parquet"
+    )
+    return folder
+
+
+@pytest.fixture
 def small_catalog(tmp_path: Path) -> Path:
     """Six good tracks by three artists, one per supported format and rate."""
     folder = tmp_path / "catalog"

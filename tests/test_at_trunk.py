@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -13,19 +12,6 @@ from trackrank.feature_cache import CacheFiles, PatchCache
 from trackrank.models import AutoTagger, TripletNet
 
 WIDTH = 0.03125
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    """Three tracks of 600 random CQT frames in a patch cache."""
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    np.save(folder / "cqt.f16.npy", (rng.normal(-40, 15, (3 * 600, 96))).astype(np.float16))
-    pd.DataFrame({"track_id": ["a", "b", "c"], "offset": [0, 600, 1200], "n_frames": 600}).to_parquet(
-        folder / "index.parquet"
-    )
-    return folder
 
 
 def save_checkpoint(model, system, path):

@@ -457,13 +457,13 @@ NOISY_RISE = [0.10, 0.12, 0.17, 0.12, 0.13, 0.15, 0.18, 0.16, 0.19, 0.21, 0.18, 
 PLATEAU = [0.10, 0.14, 0.18, 0.22, 0.24, 0.23, 0.25, 0.24, 0.23, 0.25, 0.24, 0.23, 0.24, 0.25, 0.23, 0.24]
 
 
-def test_one_lucky_epoch_stops_the_raw_rule_but_not_the_smoothed_one(pipeline, tmp_path, monkeypatch):
+def test_one_lucky_epoch_stops_the_old_rule_but_not_the_smoothed_one(pipeline, tmp_path, monkeypatch):
     fake_validation(monkeypatch, NOISY_RISE)
-    raw = settings(epochs=12, patience=3, batches_per_epoch=1)
+    raw = settings(epochs=12, patience=3, batches_per_epoch=1)  # the old default: each epoch alone, patience 3
     history = train(raw, data_for(pipeline, raw), **model_files(tmp_path / "raw"))
     assert history["epoch"].max() == 5 and history.loc[history["kept"], "epoch"].tolist() == [2]
     fake_validation(monkeypatch, NOISY_RISE)
-    smooth = settings(epochs=12, patience=3, batches_per_epoch=1, smoothing=3)
+    smooth = settings(epochs=12, patience=5, batches_per_epoch=1, smoothing=3)  # the default
     history = train(smooth, data_for(pipeline, smooth), **model_files(tmp_path / "smooth"))
     assert history["epoch"].max() == 12, "the trend goes on: so does training"
     assert history.loc[history["kept"], "epoch"].tolist() == [11]  # the last of the best 3-epoch window
@@ -493,3 +493,27 @@ def test_training_batches_are_augmented_when_the_settings_ask_and_only_then(pipe
     offsets = (gained - plain)[:, 1:, :]  # bin 0 (the track number) moves with the rest
     assert offsets.abs().max() > 0.1 and offsets.abs().max() <= 6.0
     assert torch.allclose(offsets, offsets[:, :1, :1].expand_as(offsets), atol=1e-4), "one gain per patch"
+
+
+#: Music's curve: a fair untrained network, then worse epochs (the first six as tl_distance measured them on
+#: the scores catalog), then learning.
+DIP_THEN_RISE = [0.26, 0.221, 0.226, 0.242, 0.223, 0.242, 0.257, 0.26, 0.27, 0.28, 0.285, 0.28, 0.29, 0.29, 0.28, 0.285]
+
+
+def test_a_strong_untrained_start_does_not_stop_training_before_it_learns(pipeline, tmp_path, monkeypatch, caplog):
+    fake_validation(monkeypatch, DIP_THEN_RISE)
+    s = settings(epochs=15, patience=5, batches_per_epoch=1, smoothing=3)
+    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    assert history["epoch"].max() == 15, "the dip below epoch 0 is not a plateau"
+    assert history.loc[history["kept"], "epoch"].item() >= 12
+    assert "FAILED RUN" not in caplog.text
+
+
+def test_the_smoothed_value_of_a_trained_epoch_never_averages_in_the_untrained_network():
+    from trackrank.training import smoothed
+
+    history = [{"epoch": e, "m": v} for e, v in enumerate([0.9, 0.1, 0.2, 0.3, 0.4])]
+    assert smoothed(history[:1], "m", 3) == 0.9
+    assert smoothed(history[:2], "m", 3) == pytest.approx(0.1)
+    assert smoothed(history[:3], "m", 3) == pytest.approx(0.15)
+    assert smoothed(history, "m", 3) == pytest.approx(0.3)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -15,19 +14,6 @@ from trackrank.training import TrainSettings, _new_state
 from trackrank.untrained import write_untrained_embeddings
 
 WIDTH = 0.03125
-
-
-@pytest.fixture
-def cache_dir(tmp_path):
-    """Three tracks of 600 random CQT frames in a patch cache."""
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    np.save(folder / "cqt.f16.npy", (rng.normal(-40, 15, (3 * 600, 96))).astype(np.float16))
-    pd.DataFrame({"track_id": ["a", "b", "c"], "offset": [0, 600, 1200], "n_frames": 600}).to_parquet(
-        folder / "index.parquet"
-    )
-    return folder
 
 
 @pytest.mark.parametrize("seed", [0, 3])

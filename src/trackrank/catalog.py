@@ -68,6 +68,18 @@ def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
     return table, name
 
 
+def taxonomy_tags(taxonomy: dict[str, list[str]]) -> list[str]:
+    """Every tag of a category -> tags taxonomy, in column order (a built-in catalog's tag columns)."""
+    return [tag for tags in taxonomy.values() for tag in tags]
+
+
+def taxonomy_meta(taxonomy: dict[str, list[str]], weights: dict[str, float]) -> pd.DataFrame:
+    """A category -> tags taxonomy as a ``tags_meta.csv`` table: ``tag``, ``category``, ``weight`` (its
+    category's)."""
+    rows = [(tag, category, weights[category]) for category, tags in taxonomy.items() for tag in tags]
+    return pd.DataFrame(rows, columns=["tag", "category", "weight"])
+
+
 def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
     """``tags_meta.csv`` checked against the tag columns of the tags table."""
     path = folder / "tags_meta.csv"

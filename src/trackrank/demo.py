@@ -23,6 +23,7 @@ import soundfile as sf
 
 from trackrank import synth
 from trackrank.atomic import atomic_output
+from trackrank.catalog import taxonomy_meta, taxonomy_tags
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,12 @@ class DemoSettings:
 
 def tag_names() -> list[str]:
     """All tags of the taxonomy, in column order."""
-    return [tag for tags in TAXONOMY.values() for tag in tags]
+    return taxonomy_tags(TAXONOMY)
 
 
 def taxonomy_table() -> pd.DataFrame:
     """The taxonomy as a ``tags_meta.csv`` table: ``tag``, ``category``, ``weight``."""
-    rows = [(tag, category, CATEGORY_WEIGHTS[category]) for category, tags in TAXONOMY.items() for tag in tags]
-    return pd.DataFrame(rows, columns=["tag", "category", "weight"])
+    return taxonomy_meta(TAXONOMY, CATEGORY_WEIGHTS)
 
 
 def _pick(rng: np.random.Generator, options: list[str], k: int, taken: set[str]) -> list[str]:

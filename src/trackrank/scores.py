@@ -42,6 +42,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from trackrank.catalog import taxonomy_meta, taxonomy_tags
+
 log = logging.getLogger(__name__)
 
 #: corpus folder -> (period, [(artist, file-name prefixes or () for all)]): who wrote what, and when.
@@ -167,13 +169,12 @@ class ScoresSettings:
 
 def tag_names() -> list[str]:
     """All tags, in column order."""
-    return [tag for tags in TAXONOMY.values() for tag in tags]
+    return taxonomy_tags(TAXONOMY)
 
 
 def taxonomy_table() -> pd.DataFrame:
     """The taxonomy as a ``tags_meta.csv`` table: ``tag``, ``category``, ``weight``."""
-    rows = [(tag, category, CATEGORY_WEIGHTS[category]) for category, tags in TAXONOMY.items() for tag in tags]
-    return pd.DataFrame(rows, columns=["tag", "category", "weight"])
+    return taxonomy_meta(TAXONOMY, CATEGORY_WEIGHTS)
 
 
 def corpus_root() -> Path:

@@ -48,6 +48,9 @@ for system in lookup(dpath="train/systems", within=config):
             f"results/logs/train/{system}.log",
         benchmark:
             f"results/benchmarks/train/{system}.tsv"
+        # An offline TL step embeds 3 patches per triplet (126 a batch), 3x the others' 42: start those
+        # jobs first, so the longest training is not the last to begin.
+        priority: 1 if strategy not in (None, "online") else 0
         conda:
             "../../envs/trackrank.yaml"
         threads: lookup(dpath="train/threads", within=config)
