@@ -63,11 +63,12 @@ class RankLookup:
     def __init__(self, rankings_path: str | Path, track_ids: list[str]):
         table = pd.read_parquet(rankings_path, columns=["anchor", "rank", "other", "score"])
         position = {t: i for i, t in enumerate(track_ids)}
-        anchors = table["anchor"].astype(str).map(position)
+        anchor_ids = table["anchor"].astype(str)
+        anchors = anchor_ids.map(position)
         others = table["other"].astype(str).map(position)
         kept = anchors.notna() & others.notna()
         # ties share the rank of their first track (scores are rounded, so equal means tied)
-        shared = table.groupby([table["anchor"].astype(str), "score"], sort=False)["rank"].transform("min")
+        shared = table.groupby([anchor_ids, "score"], sort=False)["rank"].transform("min")
         self.beyond = int(table["rank"].max()) + 1 if len(table) else 1
         self.ranks = sp.csr_matrix(
             (
@@ -79,8 +80,9 @@ class RankLookup:
         # what an unstored track ranks for each anchor: after every stored one, or, where the list was cut
         # (fewer stored than the split's other tracks), tied with the last stored one: it may score the same
         self.tail = np.full(len(track_ids), self.beyond, dtype=np.int64)
-        last = table.loc[table.groupby(table["anchor"].astype(str))["rank"].idxmax()]
-        last_anchor = last["anchor"].astype(str).map(position)
+        last = table["rank"].groupby(anchor_ids).idxmax()  # each anchor's last stored row
+        last_anchor = anchors[last]
+        last = table.loc[last]
         cut = last_anchor.notna().to_numpy() & (last["rank"].to_numpy() < len(track_ids) - 1)
         self.tail[last_anchor[cut].to_numpy(np.int64)] = shared.loc[last.index].to_numpy()[cut]
         self.n_tracks = len(track_ids)

@@ -218,8 +218,9 @@ def write_midi(excerpt: Excerpt, path: str | Path) -> None:
     midi.save(str(path))
 
 
+@functools.cache
 def fluidsynth_command() -> str:
-    """The FluidSynth program, or an error that says how to install it."""
+    """The FluidSynth program (looked up once per job), or an error that says how to install it."""
     program = shutil.which("fluidsynth")
     if program is None:
         raise FileNotFoundError(

@@ -568,15 +568,15 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
     metric = f"val_map@{settings.k}"
     state["history"].append(row)
     state["epoch"] = row["epoch"]
-    row[f"{metric}_smoothed"] = smoothed(state["history"], metric, settings.smoothing)
+    value = row[f"{metric}_smoothed"] = smoothed(state["history"], metric, settings.smoothing)
     if np.isnan(row[metric]):
         log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"], metric)
     if row["epoch"] > 0:  # patience runs from the best *trained* epoch (see _should_stop)
-        if row[f"{metric}_smoothed"] > state.get("best_trained", -1.0):
-            state.update(best_trained=row[f"{metric}_smoothed"], bad_epochs=0)
+        if value > state.get("best_trained", -1.0):
+            state.update(best_trained=value, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
-    if np.isnan(row[metric]) or row[f"{metric}_smoothed"] > state["best"]:
+    if np.isnan(row[metric]) or value > state["best"]:
         # the kept weights also travel in last.pt: Snakemake deletes model.pt before it reruns a job,
         # and a resumed run must still end with the best epoch's weights
         kept = {
@@ -586,7 +586,7 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
             "epoch": row["epoch"],
             metric: row[metric],
         }
-        state.update(best=row[f"{metric}_smoothed"], best_epoch=row["epoch"], kept_checkpoint=kept)
+        state.update(best=value, best_epoch=row["epoch"], kept_checkpoint=kept)
         _save_kept(state, model_file)
 
 

@@ -78,6 +78,11 @@ def trained(system, key="model"):
     return getattr(rules, f"train_{system}").output[key]
 
 
+def rendered(key):
+    """An output (tags, arrangements) of every render_scores_NNN job (scores.smk), one per SCORE_SHARDS."""
+    return [getattr(rules, f"render_scores_{shard:03d}").output[key] for shard in SCORE_SHARDS]
+
+
 def trained_model(wildcards):
     """The model.pt of the system of the job's wildcards."""
     return trained(wildcards.system)

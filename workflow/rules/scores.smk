@@ -34,8 +34,8 @@ for score_shard in SCORE_SHARDS:
 
 rule score_catalog:
     input:
-        tags=[f"{SCORES_DIR}/shards/{shard:03d}.tags.csv" for shard in SCORE_SHARDS],
-        arrangements=[f"{SCORES_DIR}/shards/{shard:03d}.arrangements.csv" for shard in SCORE_SHARDS],
+        tags=rendered("tags"),
+        arrangements=rendered("arrangements"),
     output:
         tags=f"{SCORES_DIR}/tags.csv",
         meta=f"{SCORES_DIR}/tags_meta.csv",
