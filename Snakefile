@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # the package of this checkout, installed or not
 from trackrank.config import config_problems, typed_values
-from trackrank.systems import expand_systems, starts_from_tagger
+from trackrank.learn.settings import expand_systems, starts_from_tagger
 
 min_version("9.17")  # 9.10-9.16 overbook --cores (upstream issue 3913)
 

@@ -21,8 +21,8 @@ from pathlib import Path
 import librosa
 import pandas as pd
 
-from trackrank.demo import DemoSettings, write_demo_catalog
-from trackrank.features import BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, extract_shard
+from trackrank.data.demo.catalog import DemoSettings, write_demo_catalog
+from trackrank.data.features import BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, extract_shard
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -32,9 +32,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-from trackrank.catalog import CatalogFiles
-from trackrank.feature_cache import CacheFiles
-from trackrank.metrics import paired_difference  # noqa: E402  (after the path)
+from trackrank.data.catalog import CatalogFiles
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.rank.metrics import paired_difference  # noqa: E402  (after the path)
 
 
 def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path, config: dict) -> dict:
@@ -42,12 +42,12 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     import torch
 
     torch.set_num_threads(1)
-    from trackrank.embedding import write_embeddings
-    from trackrank.evaluation import evaluate, evaluation_settings, test_tracks
+    from trackrank.evaluate.evaluation import evaluate, evaluation_settings, test_tracks
+    from trackrank.learn.embedding import write_embeddings
+    from trackrank.learn.settings import starts_from_tagger, train_settings
+    from trackrank.learn.training import TrainSettings, load_training_data, train
     from trackrank.logs import log_to
-    from trackrank.similarity import similarity_settings
-    from trackrank.systems import starts_from_tagger, train_settings
-    from trackrank.training import TrainSettings, load_training_data, train
+    from trackrank.rank.similarity import similarity_settings
 
     folder = out / name / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,5 @@
 """Peak memory of one long track's CQT: the whole signal at once (librosa.load + cqt_db) against the
-feature stage's block decoding and chunked CQT (trackrank.features.track_cqt).
+feature stage's block decoding and chunked CQT (trackrank.data.features.track_cqt).
 
     python bench/long_track.py --minutes 20 --rate 44100 --channels 2
 
@@ -20,9 +20,9 @@ import numpy as np
 import soundfile as sf
 
 WAYS = {
-    "whole": "import librosa; from trackrank.features import cqt_db; "
+    "whole": "import librosa; from trackrank.data.features import cqt_db; "
     "y, _ = librosa.load(PATH, sr=44100, mono=True, res_type='soxr_hq'); cqt = cqt_db(y)",
-    "chunked": "from trackrank.features import track_cqt; cqt = track_cqt(PATH)",
+    "chunked": "from trackrank.data.features import track_cqt; cqt = track_cqt(PATH)",
 }
 
 

@@ -2,7 +2,7 @@
 
 Why: at the demo's width a CPU step is dominated by the first conv block's memory traffic
 (a 42 x 8 x 96 x 512 activation through conv, batch norm, ELU and max-pool); trackrank's
-ConvTrunk keeps its weights channels-last (trackrank.models), and this says what that buys.
+ConvTrunk keeps its weights channels-last (trackrank.learn.models), and this says what that buys.
 
 For each architecture, the same weights and the same random batch of CQT patches, timed in
 alternation (contiguous, channels-last, ...) so that a noisy machine slows both alike:
@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-from trackrank.systems import MALLOC_SETTINGS
+from trackrank.learn.settings import MALLOC_SETTINGS
 
 if any(name not in os.environ for name in MALLOC_SETTINGS):  # as the workflow's jobs run (glibc reads them at start)
     os.environ.update({name: value for name, value in MALLOC_SETTINGS.items() if name not in os.environ})
@@ -32,8 +32,8 @@ import time
 
 import torch
 
-from trackrank.models import build_model
-from trackrank.training import choose_device
+from trackrank.learn.models import build_model
+from trackrank.learn.training import choose_device
 
 ARCHITECTURES = ("fcn5_tagger", "triplet", "autopool_triplet")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trackrank.mining import STRATEGIES, write_triplets
-from trackrank.ranking import write_rankings
-from trackrank.similarity import Oracle
+from trackrank.rank.mining import STRATEGIES, write_triplets
+from trackrank.rank.oracle import write_rankings
+from trackrank.rank.similarity import Oracle
 
 CATEGORIES = ["Genre", "Recording", "Mood", "Movement", "Lyrics"]
 

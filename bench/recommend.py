@@ -59,8 +59,8 @@ import faiss
 import numpy as np
 import torch
 
-from trackrank.index import new_faiss_index
-from trackrank.recommend import Recommender, query_cqt
+from trackrank.coldstart.index import new_faiss_index
+from trackrank.coldstart.recommend import Recommender, query_cqt
 
 K, DIM = 10, 128
 

@@ -1,6 +1,6 @@
 """Benchmark: training throughput in patches per second, real data pipeline against no data loading.
 
-Runs the real training loop (trackrank.training._train_epoch: DataLoader over TripletBatches,
+Runs the real training loop (trackrank.learn.training._train_epoch: DataLoader over TripletBatches,
 or TagBatches for at_baseline, on the memory-mapped PatchCache) on the same model, the same
 batches (one epoch of --steps batches, as training runs it, DataLoader start-up included):
   baseline   the cache replaced by one in-memory random batch: the training step alone;
@@ -20,7 +20,7 @@ Data: a synthetic run laid out like results/ (random tags, one CQT shard of rand
 its cache, val rankings and the triplet table of the system's strategy) in a temporary folder,
 or an existing run's with --results (its catalog/, cache/, rankings/val.parquet, triplets/).
 
-The process runs with trackrank.systems.MALLOC_SETTINGS, as the workflow's jobs do (without
+The process runs with trackrank.learn.settings.MALLOC_SETTINGS, as the workflow's jobs do (without
 them a CPU step is about 2x slower); the script re-executes itself to set them.
 
 Usage: python bench/train_throughput.py [--system tl_distance] [--width 0.0625] [--steps 50]
@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import sys
 
-from trackrank.systems import MALLOC_SETTINGS
+from trackrank.learn.settings import MALLOC_SETTINGS
 
 if any(name not in os.environ for name in MALLOC_SETTINGS):  # glibc reads them at process start only
     os.environ.update({name: value for name, value in MALLOC_SETTINGS.items() if name not in os.environ})
@@ -52,14 +52,21 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from trackrank.catalog import CatalogFiles
-from trackrank.embedding import track_outputs
-from trackrank.feature_cache import CacheFiles, build_cache
-from trackrank.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
-from trackrank.mining import write_triplets
-from trackrank.ranking import write_rankings
-from trackrank.similarity import split_oracle
-from trackrank.training import TrainSettings, _new_state, _train_epoch, choose_device, epoch_batches, load_training_data
+from trackrank.data.catalog import CatalogFiles
+from trackrank.data.feature_cache import CacheFiles, build_cache
+from trackrank.data.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
+from trackrank.learn.embedding import track_outputs
+from trackrank.learn.training import (
+    TrainSettings,
+    _new_state,
+    _train_epoch,
+    choose_device,
+    epoch_batches,
+    load_training_data,
+)
+from trackrank.rank.mining import write_triplets
+from trackrank.rank.oracle import write_rankings
+from trackrank.rank.similarity import split_oracle
 
 CATEGORIES = ["Genre", "Recording", "Mood", "Movement"]
 TRACK_FRAMES = 1300  # 30 s of CQT frames

@@ -74,6 +74,16 @@ def small_catalog(tmp_path: Path) -> Path:
 
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+#: Fixtures that run the workflow: a test that uses one is a ``workflow`` test.
+WORKFLOW_FIXTURES = {"finished_run"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that runs Snakemake ``workflow`` (``-m "not workflow"``: the unit tests alone):
+    those that use a workflow fixture, and those of modules that declare ``pytestmark = workflow``."""
+    for item in items:
+        if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.workflow)
 
 
 def workflow_copy(tmp_path: Path) -> Path:

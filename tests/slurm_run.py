@@ -1,7 +1,7 @@
 """The tiny config's run through the SLURM profile, started in the background when the session starts.
 
 Why in the background: that run mostly waits (submission, scheduling, status polls), so it goes on
-while the rest of the suite runs, and tests/test_slurm.py only waits for what is left of it. It
+while the rest of the suite runs, and tests/workflow/test_slurm.py only waits for what is left of it. It
 starts only when a test marked ``slurm`` is selected (``-m "not slurm"`` starts nothing).
 
 workflow/profiles/slurm/local-cluster.sh starts slurmctld, slurmd and munged from Debian's packages

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_similarity import random_tags
 
-import trackrank.ranking as ranking
-from trackrank.atomic import OutputError, atomic_output
-from trackrank.similarity import Oracle
+import trackrank.rank.oracle as ranking
+from builders import random_tags
+from trackrank.atomic import atomic_output
+from trackrank.errors import OutputError
+from trackrank.rank.similarity import Oracle
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):
@@ -74,10 +75,9 @@ def written_files(folder: Path) -> set:
 
 
 def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
-    from test_report import per_query, write_run
-
+    from builders import per_query, write_run
     from conftest import report_outputs
-    from trackrank.report import write_report
+    from trackrank.evaluate.report import write_report
 
     files = write_run(tmp_path / "metrics", {"at_baseline": per_query(0.0), "tl_online": per_query(0.1)})
     pd.DataFrame(
@@ -97,9 +97,8 @@ def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
 
 
 def test_the_listening_page_is_written_through_atomic_output(tmp_path, renamed):
-    from test_listen import tables
-
-    from trackrank.listen import write_listening_page
+    from builders import tables
+    from trackrank.evaluate.listen import write_listening_page
 
     tracks, tags, rankings = tables(tmp_path)
     tracks.to_parquet(tmp_path / "tracks.parquet")
@@ -118,7 +117,7 @@ def test_the_listening_page_is_written_through_atomic_output(tmp_path, renamed):
 
 
 def test_the_demo_catalog_is_written_through_atomic_output(tmp_path, renamed):
-    from trackrank.demo import DemoSettings, write_demo_catalog
+    from trackrank.data.demo.catalog import DemoSettings, write_demo_catalog
 
     demo = tmp_path / "demo"
     settings = DemoSettings(n_artists=3, tracks_per_artist=1, duration_s=1.0)

@@ -14,9 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class OutputError(OSError):
-    """An output that could not be written (full disk, read-only folder); nothing was left behind."""
+from trackrank.errors import OutputError
 
 
 @contextlib.contextmanager

@@ -18,8 +18,8 @@ log = logging.getLogger("trackrank")
 
 
 def _index(args: argparse.Namespace) -> int:
-    from trackrank.feature_cache import CacheFiles
-    from trackrank.index import build_index
+    from trackrank.coldstart.index import build_index
+    from trackrank.data.feature_cache import CacheFiles
 
     out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
     build_index(
@@ -39,7 +39,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from trackrank.recommend import QueryError, Recommender, answer
+    from trackrank.coldstart.recommend import Recommender, answer
+    from trackrank.errors import QueryError
 
     recommender = Recommender(args.index, model=args.model, device=args.device, n_patches=args.n_patches)
     answers, failed = [], []
@@ -68,8 +69,8 @@ def _print_table(found: dict) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from trackrank.recommend import Recommender
-    from trackrank.service import create_app
+    from trackrank.coldstart.recommend import Recommender
+    from trackrank.coldstart.service import create_app
 
     app = create_app(
         Recommender(args.index, model=args.model, device=args.device), max_upload_bytes=int(args.max_upload_mb * 2**20)
@@ -147,12 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     log_to(None)
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs which CPU build it picked
     logging.getLogger().setLevel(logging.INFO if args.verbose or args.command != "recommend" else logging.WARNING)
-    from trackrank.checkpoints import CheckpointError
-    from trackrank.index import IndexMismatch
+    from trackrank.errors import TrackrankError
 
     try:
         return args.run(args)
-    except (FileNotFoundError, IndexMismatch, CheckpointError) as error:
+    except (FileNotFoundError, TrackrankError) as error:
         print(f"trackrank {args.command}: {error}", file=sys.stderr)
         return 2
 

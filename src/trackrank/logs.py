@@ -6,9 +6,13 @@ is): log them with ``extra=CONSOLE`` and they also go to stderr, which Snakemake
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+from trackrank.errors import TrackrankError
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: ``log.warning(..., extra=CONSOLE)``: the line goes to the job's log and to the console.
@@ -34,3 +38,16 @@ def log_to(path: str | Path | None, level: int = logging.INFO) -> None:
     root.handlers = [handler, *handlers]
     root.setLevel(level)
     logging.captureWarnings(True)
+
+
+@contextlib.contextmanager
+def workflow_step(path: str | Path) -> Iterator[None]:
+    """A workflow script's body: its messages go to the job's log (:func:`log_to`), and a
+    :class:`~trackrank.errors.TrackrankError` ends the job with its message as one line, in the log and
+    on the console, instead of a traceback (the message already names the file, track or key)."""
+    log_to(path)
+    try:
+        yield
+    except TrackrankError as error:
+        logging.getLogger("trackrank").error("%s", error)
+        raise SystemExit(f"trackrank: {error}") from None

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from trackrank.features import shard_tracks
-from trackrank.systems import MALLOC_SETTINGS
+from trackrank.data.features import shard_tracks
+from trackrank.learn.settings import MALLOC_SETTINGS
 
 # Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
 # cluster node alike (the node re-reads this file, so it gets the same path). The workflow sets
 # PYTHONPATH rather than needing it from the user, so there is nothing for `envvars:` to assert.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (f"{workflow.basedir}/src", os.getenv("PYTHONPATH")) if p))
-# Keep freed memory in job processes: halves a CPU training step (trackrank.systems).
+# Keep freed memory in job processes: halves a CPU training step (trackrank.learn.settings).
 for name, value in MALLOC_SETTINGS.items():
     os.environ.setdefault(name, value)
 

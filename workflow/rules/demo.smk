@@ -1,6 +1,6 @@
 # The built-in demo catalog, synthesised in the user catalog format.
 
-from trackrank.demo import DemoSettings, catalog_tags
+from trackrank.data.demo.catalog import catalog_tags, DemoSettings
 
 DEMO_SETTINGS = DemoSettings.from_config(config)
 

@@ -1,6 +1,6 @@
 # The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
 
-from trackrank.systems import index_settings
+from trackrank.learn.settings import index_settings
 
 # index.system "best" indexes every trained TL system and names the best by test MAP@20 the default.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)

@@ -1,9 +1,9 @@
 # Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2).
 # Both score with S themselves, so a mining parameter never reruns the rankings.
 
-from trackrank.mining import mining_settings
-from trackrank.ranking import ranking_settings
-from trackrank.similarity import similarity_settings
+from trackrank.rank.mining import mining_settings
+from trackrank.rank.oracle import ranking_settings
+from trackrank.rank.similarity import similarity_settings
 
 
 rule rank_split:

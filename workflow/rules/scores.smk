@@ -1,7 +1,7 @@
 # The built-in real-music catalog (catalog: scores): public-domain scores of the music21 corpus,
 # arranged and rendered with FluidSynth, one job per render shard, in the user catalog format.
 
-from trackrank.scores import ScoresSettings, catalog_plan
+from trackrank.data.scores.plan import catalog_plan, ScoresSettings
 
 SCORES_SETTINGS = ScoresSettings.from_config(config)
 # The plan (piece, artist and shard of each track) is drawn from the seed without parsing a score,

@@ -1,8 +1,8 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
-from trackrank.similarity import similarity_settings
-from trackrank.systems import starts_from_tagger, system_spec, train_settings
+from trackrank.rank.similarity import similarity_settings
+from trackrank.learn.settings import starts_from_tagger, system_spec, train_settings
 
 
 rule cache_features:

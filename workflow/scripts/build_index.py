@@ -1,21 +1,21 @@
-# Snakemake step: the cold-start index of one TL system (trackrank.index).
+# Snakemake step: the cold-start index of one TL system (trackrank.coldstart.index).
 import faiss
 import torch
 
-from trackrank.feature_cache import CacheFiles
-from trackrank.index import build_index
-from trackrank.logs import log_to
+from trackrank.coldstart.index import build_index
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-faiss.omp_set_num_threads(snakemake.threads)
-build_index(
-    model=snakemake.input.model,
-    cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-    tracks=snakemake.input.tracks,
-    catalog_dir=snakemake.params.catalog,
-    out_tracks=snakemake.output.tracks,
-    out_vectors=snakemake.output.vectors,
-    out_identity=snakemake.output.identity,
-    **snakemake.params.settings,
-)
+with workflow_step(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    faiss.omp_set_num_threads(snakemake.threads)
+    build_index(
+        model=snakemake.input.model,
+        cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        tracks=snakemake.input.tracks,
+        catalog_dir=snakemake.params.catalog,
+        out_tracks=snakemake.output.tracks,
+        out_vectors=snakemake.output.vectors,
+        out_identity=snakemake.output.identity,
+        **snakemake.params.settings,
+    )

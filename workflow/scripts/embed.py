@@ -1,18 +1,18 @@
-# Snakemake step: embed the test tracks with one trained system (trackrank.embedding).
+# Snakemake step: embed the test tracks with one trained system (trackrank.learn.embedding).
 import pandas as pd
 import torch
 
-from trackrank.embedding import write_embeddings
-from trackrank.feature_cache import CacheFiles
-from trackrank.logs import log_to
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.learn.embedding import write_embeddings
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-tracks = pd.read_parquet(snakemake.input.tracks)
-write_embeddings(
-    snakemake.input.model,
-    CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-    tracks.loc[tracks.split == "test", "track_id"].tolist(),
-    snakemake.output.embeddings,
-    **snakemake.params.settings,
-)
+with workflow_step(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    tracks = pd.read_parquet(snakemake.input.tracks)
+    write_embeddings(
+        snakemake.input.model,
+        CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        tracks.loc[tracks.split == "test", "track_id"].tolist(),
+        snakemake.output.embeddings,
+        **snakemake.params.settings,
+    )

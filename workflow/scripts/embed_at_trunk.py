@@ -1,18 +1,19 @@
-# Snakemake step: the at_trunk reference, the test tracks embedded by the auto-tagger's trunk (trackrank.at_trunk).
+# Snakemake step: the at_trunk reference, the test tracks embedded by the auto-tagger's trunk
+# (trackrank.evaluate.references.at_trunk).
 import pandas as pd
 import torch
 
-from trackrank.at_trunk import write_trunk_embeddings
-from trackrank.feature_cache import CacheFiles
-from trackrank.logs import log_to
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-tracks = pd.read_parquet(snakemake.input.tracks)
-write_trunk_embeddings(
-    snakemake.input.model,
-    CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-    tracks.loc[tracks.split == "test", "track_id"].tolist(),
-    snakemake.output.embeddings,
-    **snakemake.params.settings,
-)
+with workflow_step(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    tracks = pd.read_parquet(snakemake.input.tracks)
+    write_trunk_embeddings(
+        snakemake.input.model,
+        CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        tracks.loc[tracks.split == "test", "track_id"].tolist(),
+        snakemake.output.embeddings,
+        **snakemake.params.settings,
+    )

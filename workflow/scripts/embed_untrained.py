@@ -1,18 +1,18 @@
 # Snakemake step: the untrained reference, the test tracks embedded by the TL network at its initialisation
-# (trackrank.untrained).
+# (trackrank.evaluate.references.untrained).
 import pandas as pd
 import torch
 
-from trackrank.feature_cache import CacheFiles
-from trackrank.logs import log_to
-from trackrank.untrained import write_untrained_embeddings
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.evaluate.references.untrained import write_untrained_embeddings
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-tracks = pd.read_parquet(snakemake.input.tracks)
-write_untrained_embeddings(
-    CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-    tracks.loc[tracks.split == "test", "track_id"].tolist(),
-    snakemake.output.embeddings,
-    **snakemake.params.settings,
-)
+with workflow_step(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    tracks = pd.read_parquet(snakemake.input.tracks)
+    write_untrained_embeddings(
+        CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        tracks.loc[tracks.split == "test", "track_id"].tolist(),
+        snakemake.output.embeddings,
+        **snakemake.params.settings,
+    )

@@ -1,8 +1,7 @@
-# Snakemake step: name the index `trackrank recommend` and `serve` use by default (trackrank.index).
-from trackrank.index import write_default
-from trackrank.logs import log_to
+# Snakemake step: name the index `trackrank recommend` and `serve` use by default (trackrank.coldstart.index).
+from trackrank.coldstart.index import write_default
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-write_default(
-    dict(zip(snakemake.params.systems, snakemake.input.metrics)), snakemake.output[0], system=snakemake.params.system
-)
+with workflow_step(snakemake.log[0]):
+    metrics = dict(zip(snakemake.params.systems, snakemake.input.metrics))
+    write_default(metrics, snakemake.output[0], system=snakemake.params.system)

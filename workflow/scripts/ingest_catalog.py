@@ -1,12 +1,10 @@
-# Snakemake step: validate the catalog and split it by artist (trackrank.catalog).
-import logging
+# Snakemake step: validate the catalog and split it by artist (trackrank.data.catalog).
 
-from trackrank.catalog import CatalogError, ingest
-from trackrank.logs import log_to
+from trackrank.data.catalog import ingest
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-p = snakemake.params
-try:
+with workflow_step(snakemake.log[0]):
+    p = snakemake.params
     ingest(
         p.catalog,
         tracks=snakemake.output.tracks,
@@ -15,6 +13,3 @@ try:
         rejected=snakemake.output.rejected,
         **p.settings,
     )
-except CatalogError as error:
-    logging.getLogger("trackrank.catalog").error("%s", error)
-    raise SystemExit(f"trackrank: {error}") from None

@@ -1,6 +1,6 @@
-# Snakemake step: the paper's Fig. 1 (top) for the train split (trackrank.report).
-from trackrank.logs import log_to
-from trackrank.report import plot_similarity_vs_rank
+# Snakemake step: the paper's Fig. 1 (top) for the train split (trackrank.evaluate.report).
+from trackrank.evaluate.report import plot_similarity_vs_rank
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-plot_similarity_vs_rank(snakemake.input.curve, snakemake.output[0])
+with workflow_step(snakemake.log[0]):
+    plot_similarity_vs_rank(snakemake.input.curve, snakemake.output[0])

@@ -1,8 +1,8 @@
-# Snakemake step: synthesise the demo catalog (trackrank.demo).
-from trackrank.demo import write_demo_catalog
-from trackrank.logs import log_to
+# Snakemake step: synthesise the demo catalog (trackrank.data.demo.catalog).
+from trackrank.data.demo.catalog import write_demo_catalog
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-write_demo_catalog(
-    snakemake.params.settings, tags=snakemake.output.tags, meta=snakemake.output.meta, workers=snakemake.threads
-)
+with workflow_step(snakemake.log[0]):
+    write_demo_catalog(
+        snakemake.params.settings, tags=snakemake.output.tags, meta=snakemake.output.meta, workers=snakemake.threads
+    )

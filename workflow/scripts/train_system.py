@@ -1,33 +1,33 @@
-# Snakemake step: train one system, resuming from its last checkpoint if any (trackrank.training).
+# Snakemake step: train one system, resuming from its last checkpoint if any (trackrank.learn.training).
 import torch
 
-from trackrank.catalog import CatalogFiles
-from trackrank.feature_cache import CacheFiles
-from trackrank.logs import log_to
-from trackrank.training import TrainSettings, load_training_data, train
+from trackrank.data.catalog import CatalogFiles
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.learn.training import TrainSettings, load_training_data, train
+from trackrank.logs import workflow_step
 
-log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
-settings = TrainSettings(
-    system=snakemake.params.system,
-    **snakemake.params.settings,
-    init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
-)
-cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
-catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
-data = load_training_data(
-    settings,
-    cache,
-    catalog,
-    snakemake.input.val_rankings,
-    snakemake.input.triplets[0] if snakemake.input.triplets else None,
-    snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
-    snakemake.params.similarity,
-)
-train(
-    settings,
-    data,
-    model_file=snakemake.output.model,
-    history_file=snakemake.output.history,
-    last_file=snakemake.params.last,
-)
+with workflow_step(snakemake.log[0]):
+    torch.set_num_threads(snakemake.threads)
+    settings = TrainSettings(
+        system=snakemake.params.system,
+        **snakemake.params.settings,
+        init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
+    )
+    cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
+    catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
+    data = load_training_data(
+        settings,
+        cache,
+        catalog,
+        snakemake.input.val_rankings,
+        snakemake.input.triplets[0] if snakemake.input.triplets else None,
+        snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
+        snakemake.params.similarity,
+    )
+    train(
+        settings,
+        data,
+        model_file=snakemake.output.model,
+        history_file=snakemake.output.history,
+        last_file=snakemake.params.last,
+    )

@@ -1,0 +1,312 @@
+"""A nearest-neighbour index of the whole catalog for one trained TL system (cold start).
+
+Why: a new, untagged track must get its catalog neighbours at once. Every valid catalog track
+(all splits) is embedded from ``n_patches`` patches spread evenly over it (the same patches a
+query gets, :func:`trackrank.data.features.even_patches`), L2-normalised, and put in a FAISS index:
+exact inner-product search by default (``IndexFlatIP``; on unit vectors the nearest by inner
+product are the nearest by Euclidean distance), HNSW or IVF for catalogs past ~1 M tracks.
+
+An index is three files in one folder:
+
+- ``tracks.parquet``: ``track_id``, ``artist``, ``split``, ``path``, ``embedding`` (the row order
+  of the FAISS index);
+- ``vectors.faiss``: the FAISS index;
+- ``identity.json``: what the vectors depend on (system, checkpoint SHA-256 and settings
+  fingerprint, feature parameters, patches per track, catalog folder). A query with another
+  model or other features is refused, since its vectors would not be comparable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from trackrank.atomic import atomic_output
+from trackrank.data.audio import SAMPLE_RATE
+from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.data.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
+from trackrank.digests import file_sha256
+from trackrank.errors import ConfigError, IndexMismatch
+from trackrank.learn.embedding import choose_device, load_model
+from trackrank.learn.settings import system_spec
+
+log = logging.getLogger(__name__)
+
+INDEX_KINDS = ("exact", "hnsw", "ivf")
+#: What a CQT patch depends on; an index built with other values cannot take this code's queries.
+FEATURES = {
+    "sample_rate": SAMPLE_RATE,
+    "n_bins": N_BINS,
+    "bins_per_octave": BINS_PER_OCTAVE,
+    "fmin": FMIN,
+    "hop_length": HOP_LENGTH,
+    "patch_frames": PATCH_FRAMES,
+    "amin": AMIN,
+    "dtype": "float16",
+}
+INDEX_FILES = ("tracks.parquet", "vectors.faiss", "identity.json")
+
+
+def model_identity(model_path: str | Path, checkpoint: dict) -> dict:
+    """System, checkpoint hash and settings fingerprint of a trained model."""
+    settings = checkpoint["settings"]
+    fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return {"system": settings["system"], "model_sha256": file_sha256(model_path), "settings_fingerprint": fingerprint}
+
+
+def load_embedding_model(model_path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """A trained TL system and its identity; the auto-tagger is refused (it outputs tags, not an embedding)."""
+    model, checkpoint = load_model(model_path, device)
+    if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger":
+        raise IndexMismatch(
+            f"{model_path}: {checkpoint['settings']['system']} outputs tag likelihoods, "
+            "not an embedding: index a TL system (tl_*)"
+        )
+    return model, model_identity(model_path, checkpoint)
+
+
+@torch.no_grad()
+def embed_tracks(
+    model: torch.nn.Module,
+    cqts: Iterable[np.ndarray],
+    n_patches: int = 8,
+    device: torch.device | None = None,
+    tracks_per_batch: int = 8,
+) -> np.ndarray:
+    """Unit-norm track embeddings: the mean over ``n_patches`` evenly spread patches, L2-normalised.
+
+    ``cqts`` yields (n_frames, 96) matrices; returns (n_tracks, d) float32. ``device``: the model's (CPU if None).
+    """
+    device = device or torch.device("cpu")
+    model.eval()
+    out, pending = [], []
+
+    def flush():
+        patches = torch.from_numpy(np.concatenate(pending)).to(device)
+        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+            outputs = model(patches).float().cpu().numpy()
+        out.append(outputs.reshape(len(pending), n_patches, -1).mean(axis=1))
+        pending.clear()
+
+    for cqt in cqts:
+        pending.append(even_patches(cqt, n_patches))
+        if len(pending) == tracks_per_batch:
+            flush()
+    if pending:
+        flush()
+    vectors = np.concatenate(out).astype(np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def progress(items: list, what: str, every: int = 1000) -> Iterator:
+    """``items`` with a tqdm bar on a terminal, else a log line every ``every`` items (cluster logs)."""
+    if sys.stderr.isatty():
+        yield from tqdm(items, desc=what, unit="track")
+        return
+    for done, item in enumerate(items, start=1):
+        yield item
+        if done % every == 0 or done == len(items):
+            log.info("%s: %d of %d", what, done, len(items))
+
+
+def new_faiss_index(
+    vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, ivf_lists: int | None = None, seed: int = 0
+) -> faiss.Index:
+    """An inner-product FAISS index holding ``vectors`` (unit rows): exact, HNSW or IVF."""
+    n, dim = vectors.shape
+    if kind == "exact":
+        index = faiss.IndexFlatIP(dim)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    elif kind == "ivf":
+        lists = ivf_lists or max(1, min(int(4 * np.sqrt(n)), n // 39 or 1))  # FAISS wants >= 39 points per list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        index.cp.seed = seed
+        index.train(vectors)
+        index.nprobe = min(lists, 16)
+    else:
+        raise ConfigError(f"index.kind '{kind}': expected one of {', '.join(INDEX_KINDS)}")
+    index.add(vectors)
+    return index
+
+
+def build_index(
+    *,
+    model: str | Path,
+    cache: CacheFiles,
+    tracks: str | Path,
+    catalog_dir: str | Path | None,
+    out_tracks: str | Path,
+    out_vectors: str | Path,
+    out_identity: str | Path,
+    n_patches: int = 8,
+    kind: str = "exact",
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Embed every catalog track that has features and write the index's three files.
+
+    Tracks without features (rejected by the feature stage) are left out and counted in the log.
+    ``catalog_dir``: the folder ``trackrank serve`` may stream audio from; None: the deepest folder
+    holding every track's file.
+    """
+    device = choose_device(device)
+    net, identity = load_embedding_model(model, device)
+    cache = PatchCache(cache)
+    catalog = pd.read_parquet(tracks)
+    kept = catalog[catalog.track_id.isin(cache.with_features(catalog.track_id.tolist()))].reset_index(drop=True)
+    positions = cache.indices(kept.track_id.tolist())
+    frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
+    vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)
+    table = kept[["track_id", "artist", "split", "path"]].assign(embedding=list(vectors))
+    with atomic_output(out_tracks) as tmp:
+        table.to_parquet(tmp, index=False)
+    with atomic_output(out_vectors) as tmp:
+        faiss.write_index(new_faiss_index(vectors, kind), str(tmp))
+    if catalog_dir is None:
+        catalog_dir = os.path.commonpath([str(Path(p).resolve().parent) for p in table.path])
+    identity.update(
+        model_path=str(Path(model).resolve()),
+        features=FEATURES,
+        n_patches=n_patches,
+        kind=kind,
+        dim=int(vectors.shape[1]),
+        n_tracks=len(table),
+        catalog_dir=str(Path(catalog_dir).resolve()),
+    )
+    with atomic_output(out_identity) as tmp:
+        tmp.write_text(json.dumps(identity, indent=2) + "\n")
+    log.info(
+        "indexed %d tracks with %s (%s, d=%d, %d patches each)",
+        len(table),
+        identity["system"],
+        kind,
+        vectors.shape[1],
+        n_patches,
+    )
+    return table
+
+
+@dataclass
+class Neighbour:
+    rank: int
+    track_id: str
+    artist: str
+    distance: float
+
+
+class CatalogIndex:
+    """A built index, opened for search; refuses features it was not built with."""
+
+    def __init__(self, folder: str | Path):
+        folder = resolve_index_folder(folder)
+        missing = [name for name in INDEX_FILES if not (folder / name).is_file()]
+        if missing:
+            raise FileNotFoundError(
+                f"{folder}: not an index, missing {', '.join(missing)} (run `trackrank index` "
+                "or the workflow's index rule)"
+            )
+        self.folder = folder
+        self.identity = json.loads((folder / "identity.json").read_text())
+        if self.identity.get("features") != FEATURES:
+            raise IndexMismatch(
+                f"{folder}: built with features {self.identity.get('features')}, but this trackrank "
+                f"computes {FEATURES}: rebuild the index"
+            )
+        self.tracks = pd.read_parquet(folder / "tracks.parquet", columns=["track_id", "artist", "split", "path"])
+        self.position = {t: i for i, t in enumerate(self.tracks.track_id)}
+        self.faiss = faiss.read_index(str(folder / "vectors.faiss"))
+        if self.faiss.ntotal != len(self.tracks):
+            raise IndexMismatch(
+                f"{folder}: vectors.faiss holds {self.faiss.ntotal} vectors for "
+                f"{len(self.tracks)} tracks in tracks.parquet: rebuild the index"
+            )
+        if hasattr(self.faiss, "hnsw"):
+            self.faiss.hnsw.efSearch = max(self.faiss.hnsw.efSearch, 128)
+        if self.identity["kind"] == "ivf":
+            faiss.extract_index_ivf(self.faiss).make_direct_map()  # for vector()
+
+    def check_model(self, model_path: str | Path, found: dict) -> None:
+        """Refuse a model (``found``: its :func:`model_identity`) other than the one the index was built with:
+        its vectors would not be comparable."""
+        expected = {key: self.identity[key] for key in found}
+        if found != expected:
+            raise IndexMismatch(
+                f"model {model_path} ({found['system']}, sha256 {found['model_sha256'][:12]}) is not "
+                f"the model index {self.folder} was built with ({expected['system']}, sha256 "
+                f"{expected['model_sha256'][:12]}): rebuild the index with this model"
+            )
+
+    def search(
+        self, vectors: np.ndarray, k: int = 10, exclude: list[str | None] | None = None
+    ) -> list[list[Neighbour]]:
+        """The ``k`` nearest catalog tracks of each unit row of ``vectors``, nearest first.
+
+        ``exclude[i]``: a track id left out of row i's answer (a catalog track's own entry).
+        Distances are Euclidean between unit vectors, sqrt(2 - 2 cos).
+        """
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        extra = 1 if exclude else 0
+        scores, rows = self.faiss.search(vectors, min(k + extra, len(self.tracks)))
+        answers = []
+        for q in range(len(vectors)):
+            skip = exclude[q] if exclude else None
+            found = [
+                (int(r), float(s)) for r, s in zip(rows[q], scores[q]) if r >= 0 and self.tracks.track_id.iat[r] != skip
+            ][:k]
+            answers.append(
+                [
+                    Neighbour(
+                        rank,
+                        self.tracks.track_id.iat[r],
+                        self.tracks.artist.iat[r],
+                        float(np.sqrt(max(2.0 - 2.0 * s, 0.0))),
+                    )
+                    for rank, (r, s) in enumerate(found, start=1)
+                ]
+            )
+        return answers
+
+    def vector(self, track_id: str) -> np.ndarray:
+        """The indexed embedding of a catalog track (KeyError for an unknown id)."""
+        return self.faiss.reconstruct(self.position[track_id])
+
+
+def resolve_index_folder(folder: str | Path) -> Path:
+    """An index folder, or the run's default one: ``results/index`` holds ``default.json`` naming it."""
+    folder = Path(folder)
+    pointer = folder / "default.json"
+    if not (folder / "identity.json").exists() and pointer.is_file():
+        return folder / json.loads(pointer.read_text())["system"]
+    return folder
+
+
+def write_default(
+    metrics: dict[str, str | Path], output: str | Path, system: str = "best", metric: str = "map@20"
+) -> str:
+    """Name the index that ``trackrank recommend`` and ``serve`` use by default in ``output`` (JSON).
+
+    ``system="best"``: the system of ``metrics`` (system -> its metrics JSON) with the highest test
+    ``metric`` (ties: the first listed); else ``system`` itself, which must be among them.
+    """
+    scores = {name: json.loads(Path(path).read_text())[metric]["mean"] for name, path in metrics.items()}
+    if system == "best":
+        system = max(scores, key=scores.get)
+    elif system not in scores:
+        raise ConfigError(f"index.system '{system}': not an indexed system ({', '.join(scores)})")
+    chosen = {"system": system, metric: scores[system], "by": metric if len(scores) > 1 else "config"}
+    with atomic_output(output) as tmp:
+        tmp.write_text(json.dumps(chosen, indent=2) + "\n")
+    log.info("default index: %s (test %s %.1f)", system, metric, scores[system])
+    return system

@@ -1,0 +1,335 @@
+"""Catalog ingestion: read a user's (or the demo's) catalog folder and validate it.
+
+A catalog folder holds ``tags.csv`` (or ``tags.parquet``): ``track_id``, ``path``
+(relative to the folder), ``artist``, then one column per tag with a likelihood in
+[0, 1]; ``tags_meta.csv``: ``tag``, ``category`` and an optional ``weight``; and the
+audio files. Every bad row gets a reason and is skipped (``rejected.csv``); only
+problems that make the whole catalog unusable raise :class:`CatalogError`.
+Nothing is ever written inside the catalog folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trackrank.atomic import atomic_output
+from trackrank.data.audio import probe_duration
+from trackrank.data.features import min_duration_s
+from trackrank.data.split import SPLITS, artist_split
+from trackrank.errors import AudioError, CatalogError, SplitError
+from trackrank.logs import CONSOLE
+
+log = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS = ("track_id", "path", "artist")
+#: What counts as an audio file when counting the folder's files that the tags table does not list.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+
+@dataclass
+class Catalog:
+    """A validated catalog: what every later stage reads."""
+
+    tracks: pd.DataFrame  # track_id, path (absolute), artist, split, duration_s
+    tags: pd.DataFrame  # track_id, then one float32 column per tag
+    taxonomy: pd.DataFrame  # tag, category, weight
+    rejected: pd.DataFrame  # track_id, path, reason
+
+
+def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
+    """The raw tags table, every cell as text, and the file name to cite in messages."""
+    for name in ("tags.csv", "tags.parquet"):
+        path = folder / name
+        if path.is_file():
+            break
+    else:
+        raise CatalogError(f"catalog '{folder}' has no tags.csv (or tags.parquet)")
+    try:
+        if name.endswith(".csv"):
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        else:
+            table = pd.read_parquet(path).astype(str)
+    except Exception as error:
+        raise CatalogError(f"cannot read {path}: {error}") from error
+    table.columns = [str(c).strip() for c in table.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
+    if missing:
+        raise CatalogError(
+            f"{path} lacks the required column(s) {', '.join(missing)} (it has: {', '.join(table.columns)})"
+        )
+    return table, name
+
+
+def taxonomy_tags(taxonomy: dict[str, list[str]]) -> list[str]:
+    """Every tag of a category -> tags taxonomy, in column order (a built-in catalog's tag columns)."""
+    return [tag for tags in taxonomy.values() for tag in tags]
+
+
+def taxonomy_meta(taxonomy: dict[str, list[str]], weights: dict[str, float]) -> pd.DataFrame:
+    """A category -> tags taxonomy as a ``tags_meta.csv`` table: ``tag``, ``category``, ``weight`` (its
+    category's)."""
+    rows = [(tag, category, weights[category]) for category, tags in taxonomy.items() for tag in tags]
+    return pd.DataFrame(rows, columns=["tag", "category", "weight"])
+
+
+def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
+    """``tags_meta.csv`` checked against the tag columns of the tags table."""
+    path = folder / "tags_meta.csv"
+    if not path.is_file():
+        raise CatalogError(f"catalog '{folder}' has no tags_meta.csv (columns: tag, category, weight)")
+    meta = pd.read_csv(path, dtype={"tag": str, "category": str}, keep_default_na=False)
+    missing = [c for c in ("tag", "category") if c not in meta.columns]
+    if missing:
+        raise CatalogError(f"{path} lacks the required column(s) {', '.join(missing)}")
+    if "weight" not in meta.columns:
+        meta["weight"] = 1.0
+    weight = pd.to_numeric(meta["weight"].replace("", "1.0"), errors="coerce")
+    for line, (tag, value) in enumerate(zip(meta["tag"], weight), start=2):
+        if not np.isfinite(value) or value < 0:
+            raise CatalogError(f"{path} line {line} (tag '{tag}'): weight must be a number >= 0")
+    meta["weight"] = weight.astype(float)
+    duplicated = meta["tag"][meta["tag"].duplicated()].tolist()
+    if duplicated:
+        raise CatalogError(f"{path} lists tag(s) twice: {', '.join(duplicated)}")
+    unknown = sorted(set(tag_columns) - set(meta["tag"]))
+    if unknown:
+        raise CatalogError(f"tag column(s) {', '.join(unknown)} of the tags table are not in {path}")
+    absent = sorted(set(meta["tag"]) - set(tag_columns))
+    if absent:
+        raise CatalogError(f"{path} lists tag(s) {', '.join(absent)} that the tags table has no column for")
+    return meta.set_index("tag").loc[tag_columns].reset_index()[["tag", "category", "weight"]]
+
+
+def _row_problem(
+    row: pd.Series,
+    line: int,
+    folder: Path,
+    seen: dict[str, int],
+    tag_values: np.ndarray,
+    raw_tags: pd.Series,
+    short_tracks: str,
+) -> tuple[str, float]:
+    """Why a row is unusable ('' if it is fine) and the audio duration."""
+    track_id, rel_path, artist = row["track_id"].strip(), row["path"].strip(), row["artist"].strip()
+    if not track_id:
+        return "empty track_id", np.nan
+    if track_id in seen:
+        return f"duplicate track_id (first at line {seen[track_id]})", np.nan
+    seen[track_id] = line
+    if not artist:
+        return "empty artist", np.nan
+    if not rel_path:
+        return "empty path", np.nan
+    if Path(rel_path).is_absolute():
+        return f"path '{rel_path}' is absolute; paths are relative to the catalog folder", np.nan
+    audio = (folder / rel_path).resolve()
+    if not audio.is_relative_to(folder.resolve()):
+        return f"path '{rel_path}' escapes the catalog folder", np.nan
+    bad = ~np.isfinite(tag_values)
+    if bad.any():
+        tag = raw_tags.index[np.argmax(bad)]
+        return f"likelihood for tag '{tag}' is missing or not a number ('{raw_tags[tag]}')", np.nan
+    out = (tag_values < 0) | (tag_values > 1)
+    if out.any():
+        tag = raw_tags.index[np.argmax(out)]
+        return f"likelihood {raw_tags[tag]} for tag '{tag}' is outside [0, 1]", np.nan
+    if not audio.is_file():
+        return f"audio file not found: {rel_path}", np.nan
+    try:
+        duration = probe_duration(audio)
+    except AudioError as error:
+        return f"unreadable audio: {error}", np.nan
+    if duration <= 0:
+        return "audio file holds no samples", duration
+    if duration < min_duration_s() and short_tracks != "pad":
+        return (
+            f"too short: {duration:.2f} s < one 512-frame patch ({min_duration_s():.2f} s); "
+            f"set features.short_tracks=pad to keep it"
+        ), duration
+    return "", duration
+
+
+def validate_catalog(
+    folder: str | Path, short_tracks: str = "reject"
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate every row of a catalog folder.
+
+    Returns
+    -------
+    tracks : ``track_id``, ``path`` (absolute), ``artist``, ``duration_s`` of the valid rows.
+    tags : ``track_id`` and one float32 likelihood column per tag, same rows.
+    taxonomy : ``tag``, ``category``, ``weight``.
+    rejected : ``track_id``, ``path``, ``reason`` of the skipped rows.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogError(f"catalog folder '{folder}' does not exist")
+    table, source = read_tags_table(folder)
+    tag_columns = [c for c in table.columns if c not in REQUIRED_COLUMNS]
+    if not tag_columns:
+        raise CatalogError(f"{folder / source} has no tag columns after {', '.join(REQUIRED_COLUMNS)}")
+    taxonomy = read_taxonomy(folder, tag_columns)
+    raw_tags = table[tag_columns]
+    values = raw_tags.apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce")).to_numpy(float)
+
+    seen: dict[str, int] = {}
+    kept, durations, rejected = [], [], []
+    for i, row in table.iterrows():
+        line = i + 2  # the header is line 1
+        reason, duration = _row_problem(row, line, folder, seen, values[i], raw_tags.loc[i], short_tracks)
+        if reason:
+            log.warning("%s line %d (track '%s'): %s", source, line, row["track_id"], reason)
+            rejected.append((row["track_id"], row["path"], f"{source} line {line}: {reason}"))
+        else:
+            kept.append(i)
+            durations.append(duration)
+    if not kept:
+        raise CatalogError(
+            f"catalog '{folder}' has no valid track ({len(rejected)} rejected; "
+            f"first reason: {rejected[0][2] if rejected else 'the table is empty'})"
+        )
+    valid = table.loc[kept]
+    tracks = pd.DataFrame(
+        {
+            "track_id": valid["track_id"].str.strip().to_numpy(),
+            "path": [str((folder / p.strip()).resolve()) for p in valid["path"]],
+            "artist": valid["artist"].str.strip().to_numpy(),
+            "duration_s": np.asarray(durations, dtype=float),
+        }
+    )
+    tags = pd.DataFrame(values[kept].astype(np.float32), columns=tag_columns)
+    tags.insert(0, "track_id", tracks["track_id"])
+    log.info(
+        "catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected), len(tag_columns)
+    )
+    unlisted = unlisted_audio(folder, table["path"])
+    if unlisted:
+        log.info("%d audio file(s) in '%s' are not listed in %s and are ignored", len(unlisted), folder, source)
+    return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+
+
+def unlisted_audio(folder: Path, listed_paths: pd.Series) -> list[Path]:
+    """The audio files under ``folder`` that no row of the tags table names (the catalog ignores them)."""
+    listed = {(folder / p.strip()).resolve() for p in listed_paths if p.strip()}
+    return sorted(
+        p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file() and p.resolve() not in listed
+    )
+
+
+def ingest_settings(config: dict) -> dict:
+    """:func:`ingest`'s keyword arguments from a validated workflow config (``seed``, ``split``,
+    ``features.short_tracks``)."""
+    split = config["split"]
+    return {
+        "seed": config["seed"],
+        "fractions": tuple(split[s] for s in SPLITS),
+        "short_tracks": config["features"]["short_tracks"],
+    }
+
+
+def ingest(
+    folder: str | Path,
+    *,
+    tracks: str | Path,
+    tags: str | Path,
+    taxonomy: str | Path,
+    rejected: str | Path,
+    seed: int = 0,
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    short_tracks: str = "reject",
+) -> Catalog:
+    """Validate the catalog in ``folder``, split it by artist and write its ``tracks`` and ``tags``
+    (Parquet), ``taxonomy`` and ``rejected`` (CSV) tables to those paths.
+
+    ``fractions`` are the paper's 60/20/20 train/val/test shares unless given."""
+    outputs = {"tracks": tracks, "tags": tags, "taxonomy": taxonomy, "rejected": rejected}
+    for output in outputs.values():
+        if Path(output).resolve().is_relative_to(Path(folder).resolve()):
+            raise CatalogError(
+                f"output '{output}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
+            )
+    catalog = Catalog(*validate_catalog(folder, short_tracks=short_tracks))
+    try:
+        split = artist_split(catalog.tracks["artist"], fractions=fractions, seed=seed)
+    except SplitError as error:
+        raise CatalogError(f"catalog '{folder}': {error}") from error
+    catalog.tracks.insert(3, "split", split)
+    for split in SPLITS:
+        chosen = catalog.tracks["split"] == split
+        log.info("split %s: %d tracks, %d artists", split, chosen.sum(), catalog.tracks.loc[chosen, "artist"].nunique())
+    for name, output in outputs.items():
+        table = getattr(catalog, name)
+        with atomic_output(output) as tmp:
+            if name in ("tracks", "tags"):
+                table.to_parquet(tmp, index=False)
+            else:
+                table.to_csv(tmp, index=False)
+    if len(catalog.rejected):
+        log.warning(
+            "%d of %d catalog rows skipped, listed with their reasons in %s",
+            len(catalog.rejected),
+            len(catalog.rejected) + len(catalog.tracks),
+            rejected,
+            extra=CONSOLE,
+        )
+    return catalog
+
+
+@dataclass(frozen=True)
+class CatalogFiles:
+    """The validated catalog's tables by path: a job names each file it reads, so Snakemake sees them all."""
+
+    tracks: Path
+    tags: Path
+    taxonomy: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> CatalogFiles:
+        """The tables where :func:`ingest` writes them."""
+        folder = Path(folder)
+        return cls(folder / "tracks.parquet", folder / "tags.parquet", folder / "taxonomy.csv")
+
+
+def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:
+    """The ids and tag matrix (n_tracks, m) of one split, in catalog order, and the taxonomy."""
+    tracks = pd.read_parquet(catalog.tracks, columns=["track_id", "split"])
+    tags = pd.read_parquet(catalog.tags)
+    taxonomy = pd.read_csv(catalog.taxonomy, keep_default_na=False)
+    chosen = tracks["split"].to_numpy() == split
+    matrix = tags[taxonomy["tag"].tolist()].to_numpy(np.float64)[chosen]
+    return tracks["track_id"][chosen].tolist(), matrix, taxonomy
+
+
+def merge_rejected(paths: list[str | Path], output: str | Path) -> pd.DataFrame:
+    """One rejected-tracks report from validation's ``rejected.csv`` and the shards' decode failures.
+
+    Columns ``track_id``, ``path``, ``stage`` (the file's stem: ``rejected`` for validation,
+    ``shard-NNN`` for a feature shard), ``reason``.
+    """
+    tables = []
+    for path in paths:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.insert(2, "stage", "validation" if Path(path).stem == "rejected" else Path(path).stem.split(".")[0])
+        tables.append(table)
+    merged = (
+        pd.concat(tables, ignore_index=True)
+        if tables
+        else pd.DataFrame(columns=["track_id", "path", "stage", "reason"])
+    )
+    with atomic_output(output) as tmp:
+        merged.to_csv(tmp, index=False)
+    if len(merged):
+        by_stage = merged["stage"].where(merged["stage"] == "validation", "feature shards").value_counts()
+        log.warning(
+            "%d track(s) skipped in all (%s), listed with their reasons in %s",
+            len(merged),
+            ", ".join(f"{stage} {count}" for stage, count in by_stage.items()),
+            output,
+            extra=CONSOLE,
+        )
+    return merged

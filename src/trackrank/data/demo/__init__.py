@@ -1,0 +1,1 @@
+"""The synthetic demo catalog: tags drawn per track, audio synthesised from them."""

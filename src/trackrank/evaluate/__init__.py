@@ -1,0 +1,1 @@
+"""Stage 4: test-split metrics, reference rows, the report and the listening page."""

@@ -1,0 +1,122 @@
+"""Test-set retrieval and its metrics (paper §4.2): predictions, per-query values, summary.
+
+Every test track queries all other test tracks. TL systems rank by ascending
+Euclidean distance between embeddings, the auto-tagger by decreasing oracle S of its
+estimated tags, and ``random`` by a seeded random order. The ground truth is each
+query's oracle ranking among the other test tracks (``rankings/test.parquet``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trackrank.atomic import atomic_output
+from trackrank.data.catalog import CatalogFiles
+from trackrank.rank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
+from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
+from trackrank.rank.similarity import split_oracle
+
+log = logging.getLogger(__name__)
+
+
+def evaluation_settings(config: dict) -> dict:
+    """:func:`evaluate`'s keyword arguments from a validated workflow config (``evaluate``, ``seed``)."""
+    evaluate = config["evaluate"]
+    return {"k": evaluate["k"], "n_relevant": evaluate["n_relevant"], "seed": config["seed"]}
+
+
+def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
+    """(n, k): each query's others in a seeded random order."""
+    rng = np.random.default_rng([seed, 17])
+    rows = []
+    for query in range(n_tracks):
+        others = np.delete(np.arange(n_tracks), query)
+        rows.append(rng.permutation(others)[:k])
+    return np.stack(rows)
+
+
+def system_predictions(
+    embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int, seed: int = 0
+) -> np.ndarray:
+    """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
+    from trackrank.learn.embedding import read_embeddings  # here: the workflow imports this module without torch
+
+    if embeddings_path is None:
+        return random_predictions(len(test_ids), k, seed)
+    ids, matrix, column = read_embeddings(embeddings_path)
+    if ids != test_ids:
+        raise ValueError(
+            f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks with features, in order"
+        )
+    if column == "tags":
+        return rank_by_oracle(matrix.astype(np.float64), oracle, k)
+    return rank_by_distance(matrix.astype(np.float64), k)
+
+
+def summarise(per_query: pd.DataFrame, system: str, k: int) -> dict:
+    """Mean and 95 % CI half-width of each metric, in percent."""
+    summary = {"system": system, "k": k, "n_queries": len(per_query)}
+    for name in METRICS:
+        mean, half = mean_and_ci(per_query[name].to_numpy())
+        summary[f"{name}@{k}"] = {"mean": 100 * mean, "ci95": 100 * half}
+    return summary
+
+
+def evaluate(
+    system: str,
+    test_ids: list[str],
+    oracle,
+    test_rankings: str | Path,
+    *,
+    predictions: str | Path,
+    summary: str | Path,
+    per_query: str | Path,
+    embeddings: str | Path | None = None,
+    k: int = 20,
+    n_relevant: int = 5,
+    seed: int = 0,
+) -> dict:
+    """Write the system's top-k ``predictions`` (Parquet), its ``per_query`` metrics (Parquet) and their
+    ``summary`` (JSON)."""
+    k_eff = min(k, len(test_ids) - 1)
+    predicted = system_predictions(embeddings, test_ids, oracle, k_eff, seed)
+    relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
+    values = per_query_metrics(predicted, relevant, k_eff)
+    values.insert(0, "query", test_ids)
+    top_k = pd.DataFrame(
+        {
+            "query": np.repeat(test_ids, k_eff),
+            "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
+            "track_id": np.asarray(test_ids)[predicted.ravel()],
+        }
+    )
+    means = summarise(values, system, k)
+    with atomic_output(predictions) as tmp:
+        top_k.to_parquet(tmp, index=False)
+    with atomic_output(per_query) as tmp:
+        values.to_parquet(tmp, index=False)
+    with atomic_output(summary) as tmp:
+        tmp.write_text(json.dumps(means, indent=2) + "\n")
+    log.info("%s: %s", system, ", ".join(f"{m}@{k} {means[f'{m}@{k}']['mean']:.2f}" for m in METRICS))
+    return means
+
+
+def test_tracks(catalog: CatalogFiles, cache_index: str | Path, **similarity) -> tuple[list[str], object]:
+    """The test tracks that have features (``cache_index`` lists them; catalog order) and the oracle S
+    (as configured) over the split."""
+    ids, oracle = split_oracle(catalog, "test", **similarity)
+    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
+    return [t for t in ids if t in cached], oracle
+
+
+def split_tracks_with_features(tracks: str | Path, cache_index: str | Path, split: str) -> list[str]:
+    """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
+    :func:`test_tracks`, which every system's embeddings must list in this order."""
+    tracks = pd.read_parquet(tracks, columns=["track_id", "split"])
+    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
+    return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]

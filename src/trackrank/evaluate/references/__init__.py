@@ -1,0 +1,1 @@
+"""Reference rows that need no ranking training: MFCC statistics, the tagger's trunk, the untrained network."""

@@ -1,0 +1,82 @@
+"""The ``at_trunk`` reference: the trained auto-tagger's penultimate layer as a Euclidean embedding.
+
+Why a reference: the paper's claim is that learning the ranking (triplet loss) beats ranking
+through tags (the auto-tagger and S). A third reading separates the two: the auto-tagger's own
+audio representation, the flattened trunk output before dropout and FC(m)
+(:meth:`trackrank.learn.models.AutoTagger.embedding`), ranked by Euclidean distance like a TL
+system, with no extra training. If it ranks as well as TL, the triplet loss adds little
+over tag supervision; if worse, ranking by distance needs the metric learning.
+
+Each test track is the mean over the same ``n_patches`` seeded patches that
+:func:`trackrank.learn.embedding.track_outputs` draws for every system, so the comparison with
+``at_baseline`` sees the same audio.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from trackrank.data.feature_cache import CacheFiles
+from trackrank.errors import CheckpointError
+from trackrank.learn.embedding import choose_device, embed_into, load_model
+from trackrank.learn.models import AutoTagger
+
+log = logging.getLogger(__name__)
+
+
+class TrunkEmbedding(torch.nn.Module):
+    """An auto-tagger seen through its penultimate layer: ``forward`` is its ``embedding``."""
+
+    def __init__(self, tagger: AutoTagger):
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(batch, 96, 512) -> (batch, trunk channels)."""
+        return self.tagger.embedding(patches)
+
+
+def write_trunk_embeddings(
+    model_path: str | Path,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    n_patches: int = 8,
+    seed: int = 0,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Embed ``track_ids`` by the auto-tagger's trunk into ``output`` (``track_id``, ``embedding``).
+
+    Tracks without features are left out (and logged), as :func:`trackrank.learn.embedding.write_embeddings`
+    does, so the ids match the evaluation's test tracks.
+    """
+    device = choose_device(device)
+    model, checkpoint = load_model(model_path, device)
+    if not isinstance(model, AutoTagger):
+        raise CheckpointError(
+            f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
+            "(at_baseline): at_trunk needs its trunk"
+        )
+    kept, outputs, table = embed_into(
+        TrunkEmbedding(model),
+        cache,
+        track_ids,
+        output,
+        column="embedding",
+        n_patches=n_patches,
+        seed=seed,
+        device=device,
+    )
+    log.info(
+        "at_trunk: embedded %d tracks with the trunk of %s (%d dimensions, %d patches each) on %s",
+        len(kept),
+        model_path,
+        outputs.shape[1],
+        n_patches,
+        device,
+    )
+    return table.to_pandas()

@@ -1,0 +1,1 @@
+"""Stage 3: the networks, their batches and losses, training, checkpoints and embeddings."""

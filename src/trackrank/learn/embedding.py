@@ -1,0 +1,145 @@
+"""Track-level outputs of a trained model (paper §3.4, §4.2).
+
+A track is represented by ``n_patches`` random 96 x 512 patches (8 in the paper):
+the mean of their embeddings for the TL systems, the mean of their tag likelihoods
+for the auto-tagger. The rankings they give are in :mod:`trackrank.rank.retrieval`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from trackrank.atomic import atomic_output
+from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.errors import CheckpointError
+from trackrank.learn.checkpoints import load_checkpoint
+from trackrank.learn.models import build_model
+from trackrank.learn.settings import system_spec
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def track_outputs(
+    model: torch.nn.Module,
+    cache: PatchCache,
+    tracks: np.ndarray,
+    n_patches: int = 8,
+    seed: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Mean model output over ``n_patches`` seeded random patches of each track.
+
+    Returns
+    -------
+    np.ndarray, shape (len(tracks), d or m), float32
+    """
+    model.eval()
+    rng = np.random.default_rng([seed, 11])
+    per_patch = np.repeat(tracks, n_patches)
+    outputs = []
+    for start in range(0, len(per_patch), batch_size):
+        patches = torch.from_numpy(cache.patches(per_patch[start : start + batch_size], rng)).to(device)
+        with torch.autocast(device_type=torch.device(device).type, enabled=torch.device(device).type == "cuda"):
+            outputs.append(model(patches).float().cpu().numpy())
+    return np.concatenate(outputs).reshape(len(tracks), n_patches, -1).mean(axis=1)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """A trained system from its ``model.pt`` and its checkpoint; :class:`CheckpointError` names the file
+    when it is unsafe, incomplete, or its weights or settings do not make a trackrank network."""
+    checkpoint = load_checkpoint(path, device, keys=("model", "settings", "tags"))
+    settings = checkpoint["settings"]
+    try:
+        architecture, _ = system_spec(settings["system"])
+        model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: its weights and settings do not make a trackrank network: {error}") from None
+    return model.to(device).eval(), checkpoint
+
+
+def write_embeddings(
+    model_path: str | Path,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    n_patches: int = 8,
+    seed: int = 0,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Embed ``track_ids`` with a trained system into a Parquet table.
+
+    TL systems: ``track_id``, ``embedding`` (fixed_size_list<float32, d>); the auto-tagger:
+    ``track_id``, ``tags`` (fixed_size_list<float32, m>), the mean likelihoods.
+    Tracks without features are left out (and logged).
+    """
+    device = choose_device(device)
+    model, checkpoint = load_model(model_path, device)
+    column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
+    kept, _, table = embed_into(
+        model, cache, track_ids, output, column=column, n_patches=n_patches, seed=seed, device=device
+    )
+    log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
+    return table.to_pandas()
+
+
+def embed_into(
+    model: torch.nn.Module,
+    cache: CacheFiles,
+    track_ids: list[str],
+    output: str | Path,
+    *,
+    column: str,
+    n_patches: int,
+    seed: int,
+    device: torch.device,
+) -> tuple[list[str], np.ndarray, pa.Table]:
+    """The track outputs of ``model`` (on ``device``) for the ``track_ids`` that have features, written to
+    ``output`` by :func:`save_embeddings`: (those ids, their (n, d) outputs, the table written)."""
+    cache = PatchCache(cache)
+    kept = cache.with_features(track_ids)
+    outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
+    return kept, outputs, save_embeddings(kept, outputs, output, column=column)
+
+
+def save_embeddings(
+    track_ids: list[str], matrix: np.ndarray, output: str | Path, column: str = "embedding"
+) -> pa.Table:
+    """Write one row per track, ``track_id`` and ``column`` (fixed_size_list<float32, d>), to Parquet.
+
+    The one format :func:`read_embeddings` reads, whatever produced the vectors (a trained
+    system, a reference without training): the evaluation treats them all alike.
+    """
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim != 2 or len(matrix) != len(track_ids):
+        raise ValueError(f"{output}: {len(track_ids)} track ids for a matrix of shape {matrix.shape}")
+    values = pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1])
+    table = pa.table({"track_id": pa.array(track_ids, pa.string()), column: values})
+    with atomic_output(output) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+    return table
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, str]:
+    """(track ids, (n, d or m) matrix, column name) from an embeddings table."""
+    table = pq.read_table(path)
+    column = "tags" if "tags" in table.column_names else "embedding"
+    values = table.column(column).combine_chunks()
+    matrix = values.flatten().to_numpy().reshape(len(values), values.type.list_size)
+    return table.column("track_id").to_pylist(), matrix, column
+
+
+def choose_device(name: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)

@@ -1,0 +1,1 @@
+"""Stage 2: the oracle S, its rankings, the mined triplets, and ranking metrics."""

@@ -1,0 +1,120 @@
+"""Oracle rankings R^S(t) (paper §3.1): every track's ranking of the others of its split.
+
+For each anchor, S against every track of the split is computed (memory O(N) per
+anchor, O(chunk x K) for the buffered output), the others are ordered by decreasing S
+with ties broken by track order, and only the top K are stored. The mean score at
+each rank over all anchors is kept too: the paper's Fig. 1 (top).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from trackrank.atomic import atomic_output
+from trackrank.rank.similarity import Oracle
+
+log = logging.getLogger(__name__)
+
+#: Anchors whose rows are buffered before a Parquet row group is written.
+CHUNK_ANCHORS = 256
+
+
+def top_ranked(scores: np.ndarray, anchor: int, k: int) -> np.ndarray:
+    """Indices of the ``k`` tracks most similar to ``anchor`` (itself excluded).
+
+    Decreasing score; equal scores keep track order, so the ranking is deterministic.
+    Costs O(N) plus O(k log k): the full list is never sorted.
+    """
+    keys = scores.astype(np.float64, copy=True)
+    keys[anchor] = -np.inf
+    n_others = len(keys) - 1
+    k = min(k, n_others)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if k < n_others:
+        threshold = np.partition(keys, len(keys) - k)[len(keys) - k]  # the k-th largest score
+        above = np.flatnonzero(keys > threshold)
+        ties = np.flatnonzero(keys == threshold)[: k - len(above)]
+        chosen = np.concatenate([above, ties])
+    else:
+        chosen = np.delete(np.arange(len(keys)), anchor)
+    return chosen[np.lexsort((chosen, -keys[chosen]))]
+
+
+def dictionary_column(indices: np.ndarray, track_ids: pa.Array) -> pa.DictionaryArray:
+    """Track ids as a dictionary-encoded column: int32 indices into the split's ids."""
+    return pa.DictionaryArray.from_arrays(pa.array(indices.astype(np.int32)), track_ids)
+
+
+RANKING_SCHEMA = pa.schema(
+    [
+        ("anchor", pa.dictionary(pa.int32(), pa.string())),
+        ("rank", pa.int32()),
+        ("other", pa.dictionary(pa.int32(), pa.string())),
+        ("score", pa.float32()),
+    ]
+)
+
+
+@dataclass
+class RankingSummary:
+    mean_score_by_rank: np.ndarray  # (N - 1,): Fig. 1 (top)
+
+
+def ranking_settings(config: dict) -> dict:
+    """:func:`write_rankings`' keyword arguments from a validated workflow config."""
+    return {"top_k": config["ranking"]["top_k"]}
+
+
+def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top_k: int = 300) -> RankingSummary:
+    """Rank every track of the set against the others and write the top ``top_k`` per anchor.
+
+    The Parquet table has ``anchor``, ``rank`` (1-based), ``other`` (track ids,
+    dictionary-encoded) and ``score`` (float32).
+    """
+    n = len(track_ids)
+    ids = pa.array(track_ids, pa.string())
+    curve = np.zeros(max(n - 1, 0))
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(output) as tmp, pq.ParquetWriter(tmp, RANKING_SCHEMA, compression="zstd") as writer:
+        for start in range(0, n, CHUNK_ANCHORS):
+            anchors, ranks, others, scores = [], [], [], []
+            for anchor in range(start, min(start + CHUNK_ANCHORS, n)):
+                s = oracle.scores(anchor)
+                top = top_ranked(s, anchor, top_k)
+                anchors.append(np.full(len(top), anchor))
+                ranks.append(np.arange(1, len(top) + 1))
+                others.append(top)
+                scores.append(s[top])
+                curve += np.sort(np.delete(s, anchor))[::-1]
+            if anchors:
+                writer.write_table(
+                    pa.table(
+                        {
+                            "anchor": dictionary_column(np.concatenate(anchors), ids),
+                            "rank": pa.array(np.concatenate(ranks).astype(np.int32)),
+                            "other": dictionary_column(np.concatenate(others), ids),
+                            "score": pa.array(np.concatenate(scores).astype(np.float32)),
+                        },
+                        schema=RANKING_SCHEMA,
+                    )
+                )
+            log.info("ranked %d / %d anchors", min(start + CHUNK_ANCHORS, n), n)
+    return RankingSummary(curve / max(n, 1))
+
+
+def write_curve(summary: RankingSummary, path: str | Path) -> None:
+    """``rank``, ``mean_score``: the mean S of the r-th ranked track over all anchors."""
+    curve = pd.DataFrame(
+        {"rank": np.arange(1, len(summary.mean_score_by_rank) + 1), "mean_score": summary.mean_score_by_rank}
+    )
+    with atomic_output(path) as tmp:
+        curve.to_csv(tmp, index=False)

@@ -1,0 +1,60 @@
+"""Builders of test inputs that several test files share: tag matrices, metric tables, page tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+QUERIES = [f"q{i}" for i in range(30)]
+IDS = ["q1", "a", "b", "c <x>", "d"]
+
+
+def random_tags(n: int = 80, m: int = 24, per_track: int = 5, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    tags = np.zeros((n, m))
+    for row in tags:
+        row[rng.choice(m, per_track, replace=False)] = rng.uniform(0.05, 1.0, per_track).round(2)
+    return tags
+
+
+def per_query(shift: float, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:
+    """Per-query metrics: a shared query difficulty, plus ``shift`` and a little noise."""
+    difficulty = np.random.default_rng(99).uniform(0.1, 0.8, len(QUERIES))
+    rng = np.random.default_rng(seed)
+    values = {
+        m: np.clip(difficulty + shift + rng.normal(0, noise, len(QUERIES)), 0, 1)
+        for m in ("map", "recall", "rr", "ndcg")
+    }
+    return pd.DataFrame({"query": QUERIES, **values})
+
+
+def write_run(folder, systems: dict[str, pd.DataFrame]) -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for system, table in systems.items():
+        table.to_parquet(folder / f"{system}.per_query.parquet", index=False)
+        summary = {"system": system, "k": 20, "n_queries": len(table)}
+        for m in ("map", "recall", "rr", "ndcg"):
+            summary[f"{m}@20"] = {"mean": 100 * table[m].mean(), "ci95": 1.0}
+        (folder / f"{system}.json").write_text(json.dumps(summary))
+        files.append(folder / f"{system}.per_query.parquet")
+    return files
+
+
+def tables(audio_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Five test tracks whose files have awkward names; the oracle ranks the others in list order."""
+    paths = []
+    for i in range(len(IDS)):
+        path = audio_dir / f"track #{i} & more.flac"
+        path.write_bytes(b"audio")
+        paths.append(str(path))
+    tracks = pd.DataFrame({"track_id": IDS, "path": paths, "artist": [f"artist{i}" for i in range(5)], "split": "test"})
+    tags = pd.DataFrame({"rock": [0.9, 0.2, 0.6, 0.0, 1.0], "calm": [0.5, 0.7, 0.0, 0.3, 0.0]}, index=IDS)
+    rows = [
+        (anchor, rank, other) for anchor in IDS for rank, other in enumerate((o for o in IDS if o != anchor), start=1)
+    ]
+    rankings = pd.DataFrame(rows, columns=["anchor", "rank", "other"])
+    return tracks, tags, rankings

@@ -1,0 +1,236 @@
+"""Catalog validation: every bad row gets its reason; the catalog folder stays untouched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from conftest import sine, write_catalog
+from trackrank.data.catalog import ingest, merge_rejected, validate_catalog
+from trackrank.errors import CatalogError
+
+
+def good_row(folder: Path, track_id: str, artist: str = "a", seconds: float = 13.0, **tags) -> dict:
+    path = f"audio/{track_id}.wav"
+    (folder / "audio").mkdir(parents=True, exist_ok=True)
+    sf.write(folder / path, sine(seconds=seconds, sr=8000), 8000)
+    return {"track_id": track_id, "path": path, "artist": artist, **tags}
+
+
+def reasons(folder: Path, **kwargs) -> dict[str, str]:
+    _, _, _, rejected = validate_catalog(folder, **kwargs)
+    return dict(zip(rejected["track_id"], rejected["reason"]))
+
+
+def test_every_supported_format_rate_and_channel_count_is_accepted(small_catalog):
+    tracks, tags, taxonomy, rejected = validate_catalog(small_catalog)
+    assert rejected.empty
+    assert list(tracks["track_id"]) == [f"t{i}" for i in range(6)]
+    assert tracks["duration_s"].round(1).eq(13.0).all()
+    assert list(tags.columns) == ["track_id", "rock", "jazz", "piano", "calm"]
+    assert list(taxonomy["category"]) == ["Genre", "Genre", "Recording", "Mood"]
+
+
+def test_bad_rows_are_skipped_each_with_its_reason(tmp_path):
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, "ok1", "a"), good_row(folder, "ok2", "b"), good_row(folder, "ok3", "c")]
+    rows.append({**good_row(folder, "short", "a", seconds=5.0)})
+    rows.append({"track_id": "missing", "path": "audio/nothere.wav", "artist": "a"})
+    (folder / "audio" / "garbage.wav").write_bytes(b"this is not audio at all" * 100)
+    rows.append({"track_id": "garbage", "path": "audio/garbage.wav", "artist": "a"})
+    rows.append({**good_row(folder, "nan", "a"), "rock": "nan"})
+    rows.append({**good_row(folder, "toolarge", "a"), "jazz": 1.7})
+    rows.append({**good_row(folder, "negative", "a"), "calm": -0.1})
+    rows.append({**good_row(folder, "ok1", "a")})  # duplicate id of row 1
+    sf.write(tmp_path / "outside.wav", sine(sr=8000), 8000)
+    rows.append({"track_id": "escape", "path": "../outside.wav", "artist": "a"})
+    rows.append({**good_row(folder, "noartist", "")})
+    write_catalog(folder, rows)
+
+    got = reasons(folder)
+    assert set(got) == {"short", "missing", "garbage", "nan", "toolarge", "negative", "ok1", "escape", "noartist"}
+    assert "too short: 5.00 s" in got["short"] and "short_tracks=pad" in got["short"]
+    assert "audio file not found: audio/nothere.wav" in got["missing"]
+    assert "unreadable audio" in got["garbage"] and "garbage.wav" in got["garbage"]
+    assert "tag 'rock' is missing or not a number ('nan')" in got["nan"]
+    assert "likelihood 1.7 for tag 'jazz' is outside [0, 1]" in got["toolarge"]
+    assert "likelihood -0.1 for tag 'calm' is outside [0, 1]" in got["negative"]
+    assert "duplicate track_id (first at line 2)" in got["ok1"]
+    assert "escapes the catalog folder" in got["escape"]
+    assert "empty artist" in got["noartist"]
+    assert got["toolarge"].startswith("tags.csv line 9:")
+
+
+def test_short_track_is_kept_when_config_says_pad(tmp_path):
+    folder = tmp_path / "cat"
+    write_catalog(folder, [good_row(folder, "short", "a", seconds=5.0), good_row(folder, "long", "b")])
+    tracks, *_ = validate_catalog(folder, short_tracks="pad")
+    assert list(tracks["track_id"]) == ["short", "long"]
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "tags.csv").unlink(), "has no tags.csv"),
+        (lambda f: (f / "tags_meta.csv").unlink(), "has no tags_meta.csv"),
+        (
+            lambda f: pd.read_csv(f / "tags.csv").drop(columns="artist").to_csv(f / "tags.csv", index=False),
+            "lacks the required column(s) artist",
+        ),
+        (
+            lambda f: pd.read_csv(f / "tags_meta.csv").iloc[:-1].to_csv(f / "tags_meta.csv", index=False),
+            "tag column(s) calm of the tags table are not in",
+        ),
+        (
+            lambda f: pd.concat(
+                [pd.read_csv(f / "tags_meta.csv"), pd.DataFrame({"tag": ["harp"], "category": ["X"]})]
+            ).to_csv(f / "tags_meta.csv", index=False),
+            "lists tag(s) harp that the tags table has no column for",
+        ),
+        (
+            lambda f: pd.read_csv(f / "tags.csv").assign(rock=5).to_csv(f / "tags.csv", index=False),
+            "has no valid track",
+        ),
+    ],
+)
+def test_an_unusable_catalog_stops_with_one_clear_message(small_catalog, damage, message):
+    damage(small_catalog)
+    with pytest.raises(CatalogError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        validate_catalog(small_catalog)
+
+
+def outputs(folder: Path) -> dict[str, Path]:
+    """:func:`ingest`'s four output files, in ``folder``."""
+    names = {"tracks": "tracks.parquet", "tags": "tags.parquet", "taxonomy": "taxonomy.csv", "rejected": "rejected.csv"}
+    return {key: folder / name for key, name in names.items()}
+
+
+def test_ingest_writes_outputs_and_never_touches_the_catalog_folder(small_catalog, tmp_path):
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
+    catalog = ingest(small_catalog, **outputs(tmp_path / "results" / "catalog"), seed=3)
+    after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
+    assert before == after
+    tracks = pd.read_parquet(tmp_path / "results" / "catalog" / "tracks.parquet")
+    assert list(tracks.columns) == ["track_id", "path", "artist", "split", "duration_s"]
+    assert tracks.equals(catalog.tracks)
+    assert all(os.path.isabs(p) for p in tracks["path"])
+    assert set(tracks["split"]) == {"train", "val", "test"}
+    rejected = pd.read_csv(tmp_path / "results" / "catalog" / "rejected.csv")
+    assert list(rejected.columns) == ["track_id", "path", "reason"]
+
+
+def test_ingest_refuses_to_write_inside_the_catalog(small_catalog):
+    with pytest.raises(CatalogError, match="never writes into a catalog"):
+        ingest(small_catalog, **outputs(small_catalog / "results"))
+
+
+def test_too_few_artists_for_a_disjoint_split_is_a_catalog_error(tmp_path):
+    folder = tmp_path / "cat"
+    write_catalog(folder, [good_row(folder, "x", "solo"), good_row(folder, "y", "solo")])
+    with pytest.raises(CatalogError, match="needs at least 3 artists"):
+        ingest(folder, **outputs(tmp_path / "out"))
+
+
+def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_path):
+    pd.DataFrame({"track_id": ["a"], "path": ["a.wav"], "reason": ["too short"]}).to_csv(
+        tmp_path / "rejected.csv", index=False
+    )
+    pd.DataFrame({"track_id": ["b"], "path": ["b.wav"], "reason": ["cannot decode"]}).to_csv(
+        tmp_path / "shard-003.rejected.csv", index=False
+    )
+    pd.DataFrame(columns=["track_id", "path", "reason"]).to_csv(tmp_path / "shard-004.rejected.csv", index=False)
+    merged = merge_rejected(
+        [tmp_path / "rejected.csv", tmp_path / "shard-003.rejected.csv", tmp_path / "shard-004.rejected.csv"],
+        tmp_path / "all.csv",
+    )
+    assert merged.values.tolist() == [
+        ["a", "a.wav", "validation", "too short"],
+        ["b", "b.wav", "shard-003", "cannot decode"],
+    ]
+    assert pd.read_csv(tmp_path / "all.csv").columns.tolist() == ["track_id", "path", "stage", "reason"]
+
+
+def snapshot(folder: Path) -> dict:
+    """Every entry under ``folder`` (symlinks themselves, not their targets) with its mtime and size."""
+    return {p: (p.lstat().st_mtime_ns, p.lstat().st_size) for p in folder.rglob("*")}
+
+
+def symlink_outside(folder: Path) -> dict:
+    sf.write(folder.parent / "elsewhere.wav", sine(sr=8000), 8000)
+    (folder / "audio" / "link.wav").symlink_to(folder.parent / "elsewhere.wav")
+    return {"path": "audio/link.wav"}
+
+
+def absolute_path(folder: Path) -> dict:
+    return {"path": str((folder / "audio" / "bad.wav").resolve())}
+
+
+#: One bad row each (track 'bad', line 5 of tags.csv, after three good rows), and what its reason says.
+MESSY_ROWS = {
+    "nan": (lambda f: {"rock": "NaN"}, "likelihood for tag 'rock' is missing or not a number ('NaN')"),
+    "empty cell": (lambda f: {"jazz": ""}, "likelihood for tag 'jazz' is missing or not a number ('')"),
+    "non-numeric": (lambda f: {"piano": "high"}, "likelihood for tag 'piano' is missing or not a number ('high')"),
+    "negative": (lambda f: {"calm": -0.2}, "likelihood -0.2 for tag 'calm' is outside [0, 1]"),
+    "above one": (lambda f: {"rock": 1.5}, "likelihood 1.5 for tag 'rock' is outside [0, 1]"),
+    "duplicate id": (lambda f: {"track_id": "ok1"}, "duplicate track_id (first at line 2)"),
+    "empty artist": (lambda f: {"artist": " "}, "empty artist"),
+    "dot-dot path": (lambda f: {"path": "audio/../../elsewhere.wav"}, "path 'audio/../../elsewhere.wav' escapes"),
+    "absolute path": (absolute_path, "is absolute; paths are relative to the catalog folder"),
+    "symlink outside": (symlink_outside, "path 'audio/link.wav' escapes the catalog folder"),
+    "no audio": (lambda f: {"path": "audio/never_written.wav"}, "audio file not found: audio/never_written.wav"),
+    "5-second track": (lambda f: {"seconds": 5.0}, "too short: 5.00 s < one 512-frame patch"),
+}
+
+
+@pytest.mark.parametrize("case", MESSY_ROWS)
+def test_a_messy_row_is_skipped_naming_its_line_track_and_reason_and_the_rest_goes_on(tmp_path, case, caplog):
+    change, reason = MESSY_ROWS[case]
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    sf.write(tmp_path / "elsewhere.wav", sine(sr=8000), 8000)
+    overrides = change(folder)
+    bad = good_row(folder, "bad", "artist1", seconds=overrides.pop("seconds", 13.0))
+    rows.append({**bad, **overrides})
+    write_catalog(folder, rows)
+    before = snapshot(folder)
+
+    catalog = ingest(folder, **outputs(tmp_path / "results" / "catalog"))
+
+    assert snapshot(folder) == before
+    assert list(catalog.tracks["track_id"]) == ["ok1", "ok2", "ok3"]
+    rejected = pd.read_csv(tmp_path / "results" / "catalog" / "rejected.csv", keep_default_na=False)
+    assert list(rejected["track_id"]) == [rows[-1]["track_id"]]
+    assert rejected["reason"][0].startswith("tags.csv line 5: ") and reason in rejected["reason"][0]
+    assert f"line 5 (track '{rows[-1]['track_id']}'): " in caplog.text
+
+
+def test_the_console_hears_how_many_rows_were_skipped_and_where_the_list_is(tmp_path, capfd):
+    from trackrank.logs import log_to
+
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    write_catalog(folder, [*rows, {"track_id": "lost", "path": "audio/lost.wav", "artist": "a"}])
+    log_to(tmp_path / "ingest.log")
+    ingest(folder, **outputs(tmp_path / "results"))
+    console = capfd.readouterr().err
+    assert f"trackrank: 1 of 4 catalog rows skipped, listed with their reasons in {tmp_path / 'results'}" in console
+    assert "lost" not in console  # the rows themselves are in the log and the list, not on the console
+    assert "audio file not found" in (tmp_path / "ingest.log").read_text()
+
+
+def test_audio_files_the_table_does_not_list_are_ignored_and_counted(tmp_path, caplog):
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
+    for name in ("extra.wav", "sub/Other.FLAC"):
+        (folder / "audio" / name).parent.mkdir(exist_ok=True)
+        sf.write(folder / "audio" / name, sine(sr=8000), 8000)
+    (folder / "audio" / "notes.txt").write_text("not audio")
+    write_catalog(folder, rows)
+    caplog.set_level("INFO")
+    tracks, *_ = validate_catalog(folder)
+    assert len(tracks) == 3
+    assert f"2 audio file(s) in '{folder}' are not listed in tags.csv and are ignored" in caplog.text

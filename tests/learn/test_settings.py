@@ -1,0 +1,71 @@
+"""System names and the one mapping from the workflow config to each system's training settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from trackrank.learn.settings import ALL_SYSTEMS, expand_systems, system_spec, train_settings
+from trackrank.learn.training import TrainSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def config():
+    """config.yaml as the workflow sees it: validated, schema defaults filled in."""
+    values = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(values, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return values
+
+
+def test_all_means_every_system_of_table_2_and_the_online_ones():
+    assert expand_systems("all") == list(ALL_SYSTEMS)
+    assert {system_spec(s) for s in ALL_SYSTEMS} >= {
+        ("fcn5_tagger", None),
+        ("triplet", "online"),
+        ("autopool_triplet", "online"),
+        ("triplet", "distance"),
+    }
+    assert expand_systems(["tl_online"]) == ["tl_online"]
+
+
+def test_each_kind_of_system_gets_its_own_learning_rate(config):
+    config["train"].update(lr_tagger=0.01, lr_triplet=0.02)
+    config["train"]["online"]["lr"] = 0.03
+    assert train_settings("at_baseline", config)["lr"] == 0.01
+    assert train_settings("tl_distance", config)["lr"] == 0.02
+    assert train_settings("tl_autopool_online", config)["lr"] == 0.03
+
+
+def test_offline_pairs_that_do_not_divide_the_batch_stop_naming_both_keys(config):
+    config["train"].update(batch_size=42, offline_pairs=5)
+    with pytest.raises(ValueError, match=r"train.batch_size \(42\) must be a multiple of train.offline_pairs \(5\)"):
+        train_settings("tl_distance", config)
+    assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
+    config["train"]["offline_pairs"] = 14
+    assert train_settings("tl_distance", config)["offline_pairs"] == 14
+
+
+def test_every_mapped_setting_is_a_train_settings_field(config):
+    for system in ALL_SYSTEMS:
+        settings = TrainSettings(system=system, **train_settings(system, config))
+        assert settings.n_positives == config["mining"]["n_positives"]
+        assert settings.online_mining == config["train"]["online"]["mining"]
+
+
+def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
+    from trackrank.learn.settings import starts_from_tagger
+
+    assert system_spec("tl_online_from_at") == ("triplet", "online")
+    assert starts_from_tagger("tl_online_from_at") and not starts_from_tagger("tl_online")
+    assert not starts_from_tagger("tl_autopool_online_from_at"), "the Auto-pool trunk is not the tagger's"
+
+
+def test_the_slurm_profile_asks_a_gpu_for_every_system_that_trains():
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    for system in ALL_SYSTEMS:
+        assert profile["set-resources"][f"train_{system}"]["gpu"] >= 1, system

@@ -1,0 +1,127 @@
+"""The oracle S: built-in formulas on hand-computed cases, the fast kernels, a user's own S."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from builders import random_tags
+from trackrank.errors import SimilarityError
+from trackrank.rank.similarity import BUILTINS, Oracle, category_geometric, soft_jaccard, weighted_cosine
+
+W = np.array([1.0, 2.0, 1.0])
+Q = np.array([1.0, 0.5, 0.0])
+OTHERS = np.array([[0.5, 0.5, 1.0]])
+
+
+def test_weighted_cosine_by_hand():
+    # dot = 1*1*.5 + 2*.5*.5 = 1; |q| = sqrt(1 + 2*.25) ; |o| = sqrt(.25 + 2*.25 + 1)
+    assert weighted_cosine(Q, OTHERS, W)[0] == pytest.approx(1.0 / np.sqrt(1.5 * 1.75))
+
+
+def test_soft_jaccard_by_hand():
+    # sum w min = .5 + 2*.5 = 1.5 ; sum w max = 1 + 2*.5 + 1 = 3
+    assert soft_jaccard(Q, OTHERS, W)[0] == pytest.approx(0.5)
+
+
+def test_category_geometric_by_hand():
+    # Genre = tags 0, 1: J = 1.5 / 2 ; Mood = tag 2: J = 0 ; geometric mean of (eps + J) - eps
+    got = category_geometric(Q, OTHERS, W, np.array([0, 0, 1]), np.array([1.0, 1.0]), eps=0.05)[0]
+    assert got == pytest.approx(np.sqrt(0.80 * 0.05) - 0.05)
+
+
+def test_agreeing_on_genre_only_scores_low_with_the_category_aware_s():
+    weights, categories = np.ones(4), ["Genre", "Genre", "Mood", "Mood"]
+    tags = np.array([[1, 0, 1, 0], [1, 0, 0, 1], [1, 0, 1, 0.0]])
+    oracle = Oracle(tags, weights, categories)
+    genre_only, everything = oracle.scores(0)[1], oracle.scores(0)[2]
+    assert everything == pytest.approx(1.0)
+    assert genre_only < 0.2 < soft_jaccard(tags[0], tags[1:2], weights)[0]
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_sparse_kernels_equal_the_plain_formulas(name):
+    tags = random_tags()
+    categories = [["Genre", "Recording", "Mood", "Movement"][t % 4] for t in range(tags.shape[1])]
+    weights = np.random.default_rng(1).uniform(0.2, 2.0, tags.shape[1])
+    oracle = Oracle(tags, weights, categories, name=name, category_weights={"Genre": 2.0})
+    for query in (0, 17, 79):
+        np.testing.assert_allclose(oracle.scores(query), oracle.reference_scores(query), rtol=1e-10, atol=1e-12)
+        assert (oracle.scores(query) >= 0).all()
+
+
+def test_an_all_zero_track_scores_zero_not_nan():
+    tags = np.array([[0.0, 0.0], [1.0, 0.0]])
+    for name in BUILTINS:
+        scores = Oracle(tags, np.ones(2), ["a", "b"], name=name).scores(0)
+        assert np.isfinite(scores).all() and scores[1] == 0
+
+
+USER_MODULE = """
+import numpy as np
+
+def dot(query, others):
+    return others @ query
+
+def wrong_shape(query, others):
+    return np.zeros(3)
+
+def negative(query, others):
+    return -others @ query
+
+def not_a_number(query, others):
+    return np.full(len(others), np.nan)
+
+def raises(query, others):
+    return 1 / 0
+"""
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_similarity.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "my_similarity"
+
+
+def test_a_users_function_is_called_with_one_query_against_the_matrix(user_module):
+    tags = random_tags(10)
+    oracle = Oracle(tags, np.ones(tags.shape[1]), ["x"] * tags.shape[1], function=f"{user_module}:dot")
+    np.testing.assert_allclose(oracle.scores(3), tags @ tags[3])
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no_colon", "must look like 'module:function'"),
+        ("no_such_module_xyz:f", "cannot import module 'no_such_module_xyz'"),
+        ("my_similarity:missing", "has no function 'missing'"),
+    ],
+)
+def test_a_name_that_does_not_resolve_is_refused_naming_it(user_module, spec, message):
+    with pytest.raises(SimilarityError, match=message) as error:
+        Oracle(random_tags(5), np.ones(24), ["x"] * 24, function=spec)
+    assert spec in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "function, message",
+    [
+        ("wrong_shape", r"returned shape \(3,\); expected \(10,\)"),
+        ("negative", "returned negative scores"),
+        ("not_a_number", "returned NaN"),
+        ("raises", "failed: ZeroDivisionError"),
+    ],
+)
+def test_a_misbehaving_function_stops_with_its_name(user_module, function, message):
+    oracle = Oracle(random_tags(10), np.ones(24), ["x"] * 24, function=f"{user_module}:{function}")
+    with pytest.raises(SimilarityError, match=message) as error:
+        oracle.scores(0)
+    assert f"{user_module}:{function}" in str(error.value)
+
+
+def test_unknown_builtin_and_unknown_category_weight_are_refused():
+    with pytest.raises(SimilarityError, match="'cosine' is not one of"):
+        Oracle(random_tags(5), np.ones(24), ["x"] * 24, name="cosine")
+    with pytest.raises(SimilarityError, match="unknown categories"):
+        Oracle(random_tags(5), np.ones(24), ["x"] * 24, category_weights={"Lyrics": 1.0})

@@ -1,0 +1,130 @@
+"""The pages a person opens, in a real headless Chromium: the listening page and the `serve` page.
+
+Skips, with the reason, only where Debian's chromium and chromium-driver are not installed
+(`.ci/run` installs them).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from trackrank.coldstart.recommend import Recommender
+from trackrank.coldstart.service import create_app
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (test extras)")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = [
+    pytest.mark.workflow,  # the pages are the finished run's
+    pytest.mark.skipif(
+        not (CHROMIUM and CHROMEDRIVER),
+        reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)",
+    ),
+]
+
+#: Waits for the first player's metadata: [readyState, duration], or [-1, error code] when it fails to load.
+AUDIO_METADATA = """
+const done = arguments[arguments.length - 1];
+const player = document.querySelector(arguments[0]);
+const report = () => done([player.readyState, player.duration]);
+if (player.readyState >= 1) { report(); return; }
+player.addEventListener("loadedmetadata", report);
+player.addEventListener("error", () => done([-1, player.error ? player.error.code : null]));
+player.load();
+"""
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    # no background connections: this machine's closed network refuses them, many at a time
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--allow-file-access-from-files",
+        "--window-size=1200,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def audio_metadata(browser, selector: str) -> tuple[float, float]:
+    return tuple(browser.execute_async_script(AUDIO_METADATA, selector))
+
+
+def test_the_listening_page_plays_its_audio_in_chromium(browser, finished_run, tmp_path):
+    page = finished_run / "results" / "report" / "listen.html"
+    browser.get(page.as_uri())
+    sections = browser.find_elements(By.TAG_NAME, "section")
+    players = browser.find_elements(By.TAG_NAME, "audio")
+    test_tracks = (pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").split == "test").sum()
+    assert len(sections) == min(10, test_tracks)
+    assert len(players) >= len(sections) * 2 and browser.find_elements(By.CSS_SELECTOR, "tr")
+    state, duration = audio_metadata(browser, "audio")
+    browser.save_screenshot(str(tmp_path / "listen.png"))
+    assert state >= 1, f"the first player did not load (media error {duration})"
+    assert duration == pytest.approx(13.0, abs=0.1)  # tests/config/tiny.yaml: demo tracks last 13 s
+
+
+@pytest.fixture(scope="module")
+def live_service(finished_run):
+    """`trackrank serve`'s app under uvicorn on a free local port, in a thread."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(Recommender(finished_run / "results" / "index" / "tl_online"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, finished_run, tmp_path):
+    song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[5]
+    browser.get(live_service)
+    browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
+    WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "tr.neighbour")) == 10)
+    rows = browser.find_elements(By.CSS_SELECTOR, "tr.neighbour")
+    assert rows[0].find_elements(By.TAG_NAME, "td")[1].text == song.track_id
+    assert len(browser.find_elements(By.CSS_SELECTOR, "tr.neighbour audio")) == 10
+    state, duration = audio_metadata(browser, "tr.neighbour audio")
+    browser.save_screenshot(str(tmp_path / "serve.png"))
+    assert state >= 1, f"the first player did not load (media error {duration})"
+    assert duration == pytest.approx(13.0, abs=0.1)
+
+
+def test_the_serve_page_shows_why_a_file_was_refused(browser, live_service, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    browser.get(live_service)
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    WebDriverWait(browser, 30).until(lambda b: "error" in b.find_element(By.ID, "status").get_attribute("class"))
+    assert "notes.wav" in browser.find_element(By.ID, "status").text
+    assert not browser.find_elements(By.CSS_SELECTOR, "tr.neighbour")

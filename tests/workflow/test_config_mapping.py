@@ -1,0 +1,150 @@
+"""Each stage's settings come from one mapping of the validated config (``*_settings(config)``), and the
+workflow builds that mapping without importing torch."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from trackrank.coldstart.index import build_index
+from trackrank.data.catalog import ingest, ingest_settings
+from trackrank.data.demo.catalog import DemoSettings
+from trackrank.data.features import extract_shard, shard_settings
+from trackrank.evaluate.evaluation import evaluate, evaluation_settings
+from trackrank.evaluate.listen import listen_settings, write_listening_page
+from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
+from trackrank.evaluate.references.untrained import write_untrained_embeddings
+from trackrank.learn.embedding import write_embeddings
+from trackrank.learn.settings import embedding_settings, index_settings, untrained_settings
+from trackrank.rank.mining import mining_settings, write_triplets
+from trackrank.rank.oracle import ranking_settings, write_rankings
+from trackrank.rank.similarity import similarity_settings, split_oracle
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: mapping -> (the calls it feeds, {setting: the config key it comes from})
+MAPPINGS = {
+    ingest_settings: (
+        [ingest],
+        {"seed": "seed", "fractions": "split", "short_tracks": "features/short_tracks"},
+    ),
+    shard_settings: ([extract_shard], {"short_tracks": "features/short_tracks"}),
+    similarity_settings: (
+        [split_oracle],
+        {
+            "name": "similarity/name",
+            "function": "similarity/function",
+            "category_weights": "similarity/category_weights",
+        },
+    ),
+    ranking_settings: ([write_rankings], {"top_k": "ranking/top_k"}),
+    mining_settings: (
+        [write_triplets],
+        {"n_positives": "mining/n_positives", "n_negatives": "mining/n_negatives", "seed": "seed"},
+    ),
+    embedding_settings: (
+        [write_embeddings, write_trunk_embeddings],
+        {"n_patches": "evaluate/n_patches", "seed": "seed", "device": "train/device"},
+    ),
+    evaluation_settings: ([evaluate], {"k": "evaluate/k", "n_relevant": "evaluate/n_relevant", "seed": "seed"}),
+    listen_settings: (
+        [write_listening_page],
+        {"n_queries": "report/listen_queries", "n_relevant": "evaluate/n_relevant", "seed": "seed"},
+    ),
+    untrained_settings: (
+        [write_untrained_embeddings],
+        {
+            "n_patches": "evaluate/n_patches",
+            "seed": "seed",
+            "device": "train/device",
+            "width": "train/width",
+            "dim": "train/dim",
+        },
+    ),
+    index_settings: ([build_index], {"n_patches": "index/n_patches", "kind": "index/kind", "device": "train/device"}),
+}
+
+
+@pytest.fixture
+def config():
+    """config.yaml as the workflow sees it: validated, schema defaults filled in."""
+    values = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(values, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return values
+
+
+def changed(config: dict, key: str) -> dict:
+    """``config`` with the value at ``key`` (a/b) replaced by another valid one of its type."""
+    other = copy.deepcopy(config)
+    *parents, last = key.split("/")
+    holder = other
+    for parent in parents:
+        holder = holder[parent]
+    value = holder[last]
+    if isinstance(value, bool) or value is None:
+        holder[last] = "tests.module:function"
+    elif isinstance(value, (int, float)):
+        holder[last] = value + 1
+    elif isinstance(value, str):
+        holder[last] = value + "_other"
+    elif isinstance(value, dict) and last == "split":
+        holder[last] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    else:
+        holder[last] = {"Genre": 2.0}
+    return other
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: m.__name__)
+def test_every_setting_is_a_keyword_of_the_calls_it_feeds(config, mapping):
+    calls, _ = MAPPINGS[mapping]
+    for call in calls:
+        keywords = {
+            name
+            for name, p in inspect.signature(call).parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+        assert set(mapping(config)) <= keywords, call.__name__
+
+
+@pytest.mark.parametrize("mapping", MAPPINGS, ids=lambda m: m.__name__)
+def test_each_setting_follows_its_config_key(config, mapping):
+    _, sources = MAPPINGS[mapping]
+    settings = mapping(config)
+    assert set(settings) == set(sources)
+    for setting, key in sources.items():
+        moved = mapping(changed(config, key))
+        assert moved[setting] != settings[setting], f"{mapping.__name__}: {setting} ignores {key}"
+        assert {s: v for s, v in moved.items() if sources[s] != key} == {
+            s: v for s, v in settings.items() if sources[s] != key
+        }, f"{mapping.__name__}: {key} leaks into another setting"
+
+
+def test_the_demo_settings_follow_the_config(config):
+    config["demo"].update(n_artists=9, tracks_per_artist=2, duration_s=12.5)
+    config["seed"] = 4
+    assert DemoSettings.from_config(config) == DemoSettings(n_artists=9, tracks_per_artist=2, duration_s=12.5, seed=4)
+
+
+def test_online_mining_takes_its_np_from_the_miners_mapping(config):
+    from trackrank.learn.settings import train_settings
+
+    config["mining"]["n_positives"] = 7
+    assert train_settings("tl_online", config)["n_positives"] == mining_settings(config)["n_positives"] == 7
+
+
+def test_the_workflow_imports_no_torch_when_it_builds_its_dag():
+    sources = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
+    modules = sorted({m for f in sources for m in re.findall(r"^from (trackrank[\w.]+) import", f.read_text(), re.M)})
+    assert "trackrank.learn.settings" in modules and "trackrank.evaluate.evaluation" in modules
+    code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(sorted(m for m in sys.modules if m == 'torch'))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "src")
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"importing {modules} imports torch"
