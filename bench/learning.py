@@ -44,8 +44,9 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     torch.set_num_threads(1)
     from trackrank.evaluate.evaluation import evaluate, evaluation_settings, test_tracks
     from trackrank.learn.embedding import write_embeddings
-    from trackrank.learn.settings import starts_from_tagger, train_settings
-    from trackrank.learn.training import TrainSettings, load_training_data, train
+    from trackrank.learn.settings import TrainSettings, starts_from_tagger, train_settings
+    from trackrank.learn.training import train
+    from trackrank.learn.training_data import load_training_data
     from trackrank.logs import log_to
     from trackrank.rank.similarity import similarity_settings
 

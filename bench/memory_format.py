@@ -32,8 +32,8 @@ import time
 
 import torch
 
+from trackrank.learn.embedding import choose_device
 from trackrank.learn.models import build_model
-from trackrank.learn.training import choose_device
 
 ARCHITECTURES = ("fcn5_tagger", "triplet", "autopool_triplet")
 

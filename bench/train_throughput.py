@@ -55,15 +55,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, build_cache
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
-from trackrank.learn.embedding import track_outputs
-from trackrank.learn.training import (
-    TrainSettings,
-    _new_state,
-    _train_epoch,
-    choose_device,
-    epoch_batches,
-    load_training_data,
-)
+from trackrank.learn.embedding import choose_device, track_outputs
+from trackrank.learn.settings import TrainSettings
+from trackrank.learn.training import _new_state, _train_epoch, epoch_batches
+from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.similarity import split_oracle

@@ -31,16 +31,17 @@ def per_query(shift: float, noise: float = 0.02, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"query": QUERIES, **values})
 
 
-def write_run(folder, systems: dict[str, pd.DataFrame]) -> list:
+def write_run(folder, systems: dict[str, pd.DataFrame]) -> dict[str, Path]:
+    """Each system's per-query metrics and summary JSON in ``folder``; returns system -> per-query file."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = []
+    files = {}
     for system, table in systems.items():
         table.to_parquet(folder / f"{system}.per_query.parquet", index=False)
         summary = {"system": system, "k": 20, "n_queries": len(table)}
         for m in ("map", "recall", "rr", "ndcg"):
             summary[f"{m}@20"] = {"mean": 100 * table[m].mean(), "ci95": 1.0}
         (folder / f"{system}.json").write_text(json.dumps(summary))
-        files.append(folder / f"{system}.per_query.parquet")
+        files[system] = folder / f"{system}.per_query.parquet"
     return files
 
 

@@ -84,8 +84,8 @@ def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
         {"epoch": [0, 1], "train_loss": [np.nan, 0.4], "val_loss": [0.5, 0.4], "val_map@20": [0.3, 0.4]}
     ).to_csv(tmp_path / "history.csv", index=False)
     write_report(
-        [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
-        [tmp_path / "history.csv"],
+        [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files.values()],
+        {"tl_online": tmp_path / "history.csv"},
         **report_outputs(tmp_path / "report"),
         per_query_files=files,
         paired_csv=tmp_path / "report" / "paired.csv",

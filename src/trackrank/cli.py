@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from trackrank.coldstart.settings import INDEX_KINDS
 from trackrank.logs import log_to
 
 log = logging.getLogger("trackrank")
@@ -111,7 +112,7 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--kind",
         default="exact",
-        choices=["exact", "hnsw", "ivf"],
+        choices=INDEX_KINDS,
         help="exact inner product, or approximate for catalogs past ~1 M tracks",
     )
     index.add_argument("--n-patches", type=int, default=8, help="evenly spread patches per track")

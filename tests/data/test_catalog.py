@@ -144,7 +144,11 @@ def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_pat
     )
     pd.DataFrame(columns=["track_id", "path", "reason"]).to_csv(tmp_path / "shard-004.rejected.csv", index=False)
     merged = merge_rejected(
-        [tmp_path / "rejected.csv", tmp_path / "shard-003.rejected.csv", tmp_path / "shard-004.rejected.csv"],
+        {
+            "validation": tmp_path / "rejected.csv",
+            "shard-003": tmp_path / "shard-003.rejected.csv",
+            "shard-004": tmp_path / "shard-004.rejected.csv",
+        },
         tmp_path / "all.csv",
     )
     assert merged.values.tolist() == [

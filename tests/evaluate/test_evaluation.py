@@ -89,7 +89,7 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     history.to_csv(tmp_path / "models" / "oracle_tags" / "history.csv", index=False)
     table = write_report(
         [tmp_path / "metrics" / "random.json", tmp_path / "metrics" / "oracle_tags.json"],
-        [tmp_path / "models" / "oracle_tags" / "history.csv"],
+        {"oracle_tags": tmp_path / "models" / "oracle_tags" / "history.csv"},
         **report_outputs(tmp_path / "report"),
     )
     assert table["system"].tolist() == ["random", "oracle_tags"]

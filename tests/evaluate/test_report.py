@@ -22,8 +22,8 @@ def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_ta
         },
     )
     write_report(
-        [tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files],
-        [],
+        [tmp_path / "metrics" / f.name.replace(".per_query.parquet", ".json") for f in files.values()],
+        {},
         **report_outputs(tmp_path / "report"),
         per_query_files=files,
         paired_csv=tmp_path / "report" / "paired.csv",
@@ -127,8 +127,8 @@ def test_the_table_reports_each_trained_systems_kept_epoch(tmp_path):
     )
     history.to_csv(tmp_path / "models" / "tl_online" / "history.csv", index=False)
     table = write_report(
-        [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files],
-        [tmp_path / "models" / "tl_online" / "history.csv"],
+        [f.with_name(f.name.replace(".per_query.parquet", ".json")) for f in files.values()],
+        {"tl_online": tmp_path / "models" / "tl_online" / "history.csv"},
         **report_outputs(tmp_path / "report"),
     )
     assert table.set_index("system")["kept_epoch"].to_dict() == {"random": "", "tl_online": "2 of 3"}

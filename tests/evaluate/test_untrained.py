@@ -11,7 +11,8 @@ import torch
 from trackrank.data.feature_cache import CacheFiles, PatchCache
 from trackrank.evaluate.references.untrained import write_untrained_embeddings
 from trackrank.learn.embedding import read_embeddings, track_outputs
-from trackrank.learn.training import TrainSettings, _new_state
+from trackrank.learn.settings import TrainSettings
+from trackrank.learn.training import _new_state
 
 WIDTH = 0.03125
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trackrank.learn.models import AutoPool, AutoPoolTripletNet, AutoTagger, TripletNet, build_model, triplet_loss
+from trackrank.learn.losses import triplet_loss
+from trackrank.learn.models import AutoPool, AutoPoolTripletNet, AutoTagger, TripletNet, build_model
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trackrank.learn.settings import ALL_SYSTEMS, expand_systems, system_spec, train_settings
-from trackrank.learn.training import TrainSettings
+from trackrank.learn.settings import ALL_SYSTEMS, TrainSettings, expand_systems, system_spec, train_settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,15 +15,11 @@ import torch
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, shard_table
-from trackrank.learn.models import triplet_loss
-from trackrank.learn.training import (
-    TrainSettings,
-    TripletBatches,
-    TripletTable,
-    load_training_data,
-    offline_triplet_loss,
-    train,
-)
+from trackrank.learn.batches import TripletBatches, TripletTable
+from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.settings import TrainSettings
+from trackrank.learn.training import train
+from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.similarity import split_oracle

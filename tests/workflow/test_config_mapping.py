@@ -14,7 +14,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trackrank.coldstart.index import build_index
+from trackrank.coldstart.index import build_index, write_default
+from trackrank.coldstart.settings import INDEX_KINDS, default_index_settings, index_settings
 from trackrank.data.catalog import ingest, ingest_settings
 from trackrank.data.demo.catalog import DemoSettings
 from trackrank.data.features import extract_shard, shard_settings
@@ -23,7 +24,7 @@ from trackrank.evaluate.listen import listen_settings, write_listening_page
 from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 from trackrank.evaluate.references.untrained import write_untrained_embeddings
 from trackrank.learn.embedding import write_embeddings
-from trackrank.learn.settings import embedding_settings, index_settings, untrained_settings
+from trackrank.learn.settings import ALL_SYSTEMS, embedding_settings, system_spec, untrained_settings
 from trackrank.rank.mining import mining_settings, write_triplets
 from trackrank.rank.oracle import ranking_settings, write_rankings
 from trackrank.rank.similarity import similarity_settings, split_oracle
@@ -70,6 +71,7 @@ MAPPINGS = {
         },
     ),
     index_settings: ([build_index], {"n_patches": "index/n_patches", "kind": "index/kind", "device": "train/device"}),
+    default_index_settings: ([write_default], {"system": "index/system", "metric": "evaluate/k"}),
 }
 
 
@@ -148,3 +150,25 @@ def test_the_workflow_imports_no_torch_when_it_builds_its_dag():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "src")
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]", f"importing {modules} imports torch"
+
+
+def schema() -> dict:
+    return yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+
+def test_the_schema_offers_the_index_kinds_the_code_builds():
+    assert tuple(schema()["properties"]["index"]["properties"]["kind"]["enum"]) == INDEX_KINDS
+
+
+@pytest.mark.parametrize(
+    "name", [*ALL_SYSTEMS, "tl_autopool_online_from_at", "tl_bogus", "at_baseline_from_at", "tl_", "tl_distance_x"]
+)
+def test_the_schema_and_the_system_grammar_accept_the_same_names(name):
+    """The schema's pattern says which names a config may list; ``system_spec`` says what they are:
+    a name the schema accepts must parse, and every name of ``train.systems: all`` must be accepted."""
+    pattern = schema()["properties"]["train"]["properties"]["systems"]["oneOf"][0]["items"]["pattern"]
+    if re.fullmatch(pattern, name):
+        architecture, strategy = system_spec(name)
+        assert strategy in (None, "neighbors", "uniform", "distance", "online")
+    else:
+        assert name not in ALL_SYSTEMS

@@ -194,6 +194,16 @@ def test_tiny_run_writes_a_listening_page_whose_players_find_the_audio(finished_
         assert (page.parent / unquote(source)).resolve().is_file(), source
 
 
+def test_the_default_index_is_chosen_by_the_configured_evaluation_k(finished_run, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(finished_run, work, symlinks=True)  # copy2 keeps the mtimes: only what k touches reruns
+    run = snakemake(work, "--config", "evaluate={k: 10}", "--", "results/index/default.json")
+    assert run.returncode == 0, run.stderr[-3000:]
+    default = json.loads((work / "results" / "index" / "default.json").read_text())
+    metrics = json.loads((work / "results" / "metrics" / f"{default['system']}.json").read_text())
+    assert default["map@10"] == metrics["map@10"]["mean"]
+
+
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
     assert planned_rules(finished_run, "evaluate={k: 10}") == {
         "evaluate_system",

@@ -86,6 +86,9 @@ rule report:
         "results/logs/report/report.log",
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        evaluated=EVALUATED,
+        trained=SYSTEMS,
     script:
         "../scripts/report.py"
 

@@ -38,5 +38,7 @@ rule rejected_tracks:
         "results/logs/rejected_tracks/rejected_tracks.log",
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        shards=SHARDS,
     script:
         "../scripts/rejected_tracks.py"

@@ -1,11 +1,11 @@
 # The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
 
-from trackrank.learn.settings import index_settings
+from trackrank.coldstart.settings import default_index_settings, index_settings, indexable
 
-# index.system "best" indexes every trained TL system and names the best by test MAP@20 the default.
+# index.system "best" indexes every trained TL system and names the best by test MAP@k the default.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
-INDEXED = [s for s in SYSTEMS if s.startswith("tl_")] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
-if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not INDEX_SYSTEM.startswith("tl_")):
+INDEXED = [s for s in SYSTEMS if indexable(s)] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
+if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not indexable(INDEX_SYSTEM)):
     raise WorkflowError(f"index.system: '{INDEX_SYSTEM}' is not a TL system of train.systems ({', '.join(SYSTEMS)})")
 
 
@@ -47,6 +47,6 @@ rule index_default:
         "../../envs/trackrank.yaml"
     params:
         systems=INDEXED,
-        system=INDEX_SYSTEM,
+        settings=default_index_settings(config),
     script:
         "../scripts/index_default.py"

@@ -4,4 +4,4 @@ from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
     metrics = dict(zip(snakemake.params.systems, snakemake.input.metrics))
-    write_default(metrics, snakemake.output[0], system=snakemake.params.system)
+    write_default(metrics, snakemake.output[0], **snakemake.params.settings)

@@ -3,4 +3,5 @@ from trackrank.data.catalog import merge_rejected
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
-    merge_rejected([snakemake.input.validation, *snakemake.input.shards], snakemake.output[0])
+    shards = {f"shard-{shard}": path for shard, path in zip(snakemake.params.shards, snakemake.input.shards)}
+    merge_rejected({"validation": snakemake.input.validation, **shards}, snakemake.output[0])

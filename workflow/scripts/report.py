@@ -5,15 +5,16 @@ from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
     out = snakemake.output
+    p = snakemake.params
     write_report(
         snakemake.input.summaries,
-        snakemake.input.histories,
+        dict(zip(p.trained, snakemake.input.histories)),
         table_csv=out.table_csv,
         table_md=out.table_md,
         paper_md=out.paper_md,
         bars=out.bars,
         curves=out.curves,
-        per_query_files=snakemake.input.per_query,
+        per_query_files=dict(zip(p.evaluated, snakemake.input.per_query)),
         paired_csv=out.paired_csv,
         paired_md=out.paired_md,
     )

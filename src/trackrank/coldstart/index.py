@@ -19,6 +19,7 @@ An index is three files in one folder:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -34,17 +35,17 @@ import torch
 from tqdm import tqdm
 
 from trackrank.atomic import atomic_output
+from trackrank.coldstart.settings import INDEX_KINDS
 from trackrank.data.audio import SAMPLE_RATE
 from trackrank.data.feature_cache import CacheFiles, PatchCache
 from trackrank.data.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
 from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError, IndexMismatch
-from trackrank.learn.embedding import choose_device, load_model
+from trackrank.learn.embedding import choose_device, load_model, mean_outputs
 from trackrank.learn.settings import system_spec
 
 log = logging.getLogger(__name__)
 
-INDEX_KINDS = ("exact", "hnsw", "ivf")
 #: What a CQT patch depends on; an index built with other values cannot take this code's queries.
 FEATURES = {
     "sample_rate": SAMPLE_RATE,
@@ -77,7 +78,6 @@ def load_embedding_model(model_path: str | Path, device: torch.device) -> tuple[
     return model, model_identity(model_path, checkpoint)
 
 
-@torch.no_grad()
 def embed_tracks(
     model: torch.nn.Module,
     cqts: Iterable[np.ndarray],
@@ -89,24 +89,10 @@ def embed_tracks(
 
     ``cqts`` yields (n_frames, 96) matrices; returns (n_tracks, d) float32. ``device``: the model's (CPU if None).
     """
-    device = device or torch.device("cpu")
-    model.eval()
-    out, pending = [], []
-
-    def flush():
-        patches = torch.from_numpy(np.concatenate(pending)).to(device)
-        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
-            outputs = model(patches).float().cpu().numpy()
-        out.append(outputs.reshape(len(pending), n_patches, -1).mean(axis=1))
-        pending.clear()
-
-    for cqt in cqts:
-        pending.append(even_patches(cqt, n_patches))
-        if len(pending) == tracks_per_batch:
-            flush()
-    if pending:
-        flush()
-    vectors = np.concatenate(out).astype(np.float32)
+    patches = (even_patches(cqt, n_patches) for cqt in cqts)
+    batches = iter(lambda: list(itertools.islice(patches, tracks_per_batch)), [])
+    vectors = mean_outputs(model, (np.concatenate(batch) for batch in batches), n_patches, device or "cpu")
+    vectors = vectors.astype(np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
@@ -293,7 +279,7 @@ def resolve_index_folder(folder: str | Path) -> Path:
 
 
 def write_default(
-    metrics: dict[str, str | Path], output: str | Path, system: str = "best", metric: str = "map@20"
+    metrics: dict[str, str | Path], output: str | Path, *, system: str = "best", metric: str = "map@20"
 ) -> str:
     """Name the index that ``trackrank recommend`` and ``serve`` use by default in ``output`` (JSON).
 

@@ -305,16 +305,16 @@ def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.nd
     return tracks["track_id"][chosen].tolist(), matrix, taxonomy
 
 
-def merge_rejected(paths: list[str | Path], output: str | Path) -> pd.DataFrame:
+def merge_rejected(paths: dict[str, str | Path], output: str | Path) -> pd.DataFrame:
     """One rejected-tracks report from validation's ``rejected.csv`` and the shards' decode failures.
 
-    Columns ``track_id``, ``path``, ``stage`` (the file's stem: ``rejected`` for validation,
-    ``shard-NNN`` for a feature shard), ``reason``.
+    ``paths``: stage -> its rejected-tracks CSV (``validation``, ``shard-NNN`` for a feature shard).
+    Columns ``track_id``, ``path``, ``stage``, ``reason``.
     """
     tables = []
-    for path in paths:
+    for stage, path in paths.items():
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        table.insert(2, "stage", "validation" if Path(path).stem == "rejected" else Path(path).stem.split(".")[0])
+        table.insert(2, "stage", stage)
         tables.append(table)
     merged = (
         pd.concat(tables, ignore_index=True)

@@ -10,10 +10,10 @@ catalog changes the content of one shard only.
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from pathlib import Path
 
 import librosa
@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from trackrank.atomic import atomic_output
 from trackrank.data.audio import SAMPLE_RATE, audio_blocks
+from trackrank.data.per_track import REJECTED_COLUMNS, each_track
 from trackrank.errors import AudioError
 from trackrank.logs import CONSOLE
 
@@ -160,25 +161,18 @@ def even_patches(cqt: np.ndarray, n_patches: int, n_frames: int = PATCH_FRAMES) 
     return np.stack([cqt[start : start + n_frames].T for start in starts]).astype(np.float32)
 
 
-def _extract(job: tuple[str, str, str]) -> tuple[str, np.ndarray | None, str]:
-    """CQT of one track; returns (track_id, matrix or None, reason it failed)."""
-    track_id, path, short_tracks = job
-    try:
-        cqt = track_cqt(path)
-    except AudioError as error:
-        return track_id, None, str(error)
+def patchable_cqt(path: str, short_tracks: str = "reject") -> np.ndarray:
+    """CQT of one track as stored (float16), padded to one patch when ``short_tracks`` is ``pad``;
+    :class:`AudioError` when it cannot be decoded, or is shorter than a patch and not to be padded."""
+    cqt = track_cqt(path)
     if len(cqt) < PATCH_FRAMES:
         if short_tracks == "reject":
-            return (
-                track_id,
-                None,
-                (
-                    f"shorter than one patch: {len(cqt)} < {PATCH_FRAMES} frames "
-                    f"({min_duration_s():.2f} s); set features.short_tracks=pad to keep it"
-                ),
+            raise AudioError(
+                f"shorter than one patch: {len(cqt)} < {PATCH_FRAMES} frames "
+                f"({min_duration_s():.2f} s); set features.short_tracks=pad to keep it"
             )
         cqt = pad_to_patch(cqt)
-    return track_id, cqt.astype(np.float16), ""
+    return cqt.astype(np.float16)
 
 
 def cqt_column(matrices: list[np.ndarray], dtype: type = np.float16) -> pa.ListArray:
@@ -212,14 +206,6 @@ def shard_table(track_ids: list[str], matrices: list[np.ndarray]) -> pa.Table:
     )
 
 
-def _results(jobs: list[tuple[str, str, str]], workers: int) -> Iterator[tuple[str, np.ndarray | None, str]]:
-    if workers <= 1:
-        yield from map(_extract, jobs)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_extract, jobs, chunksize=1)
-
-
 def extract_shard(
     tracks: pd.DataFrame, output: str | Path, short_tracks: str = "reject", workers: int = 1
 ) -> pd.DataFrame:
@@ -236,14 +222,10 @@ def extract_shard(
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     paths = dict(zip(tracks["track_id"], tracks["path"]))
-    jobs = [(tid, paths[tid], short_tracks) for tid in tracks["track_id"]]
+    cqt_of = functools.partial(patchable_cqt, short_tracks=short_tracks)
     rejected, ids, matrices = [], [], []
     with atomic_output(output) as tmp, pq.ParquetWriter(tmp, SHARD_SCHEMA, **PARQUET_OPTIONS) as writer:
-        for track_id, cqt, reason in _results(jobs, workers):
-            if cqt is None:
-                log.warning("skipped track '%s' (%s): %s", track_id, paths[track_id], reason)
-                rejected.append((track_id, paths[track_id], reason))
-                continue
+        for track_id, cqt in each_track(cqt_of, paths, rejected=rejected, workers=workers):
             ids.append(track_id)
             matrices.append(cqt)
             if len(ids) == ROW_GROUP_TRACKS:
@@ -251,8 +233,8 @@ def extract_shard(
                 ids, matrices = [], []
         if ids:
             writer.write_table(shard_table(ids, matrices))
-    log.info("%s: %d tracks written, %d skipped", output, len(jobs) - len(rejected), len(rejected))
-    return pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+    log.info("%s: %d tracks written, %d skipped", output, len(paths) - len(rejected), len(rejected))
+    return pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
 def shard_settings(config: dict) -> dict:

@@ -291,14 +291,17 @@ def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level
     return "\n".join(lines) + "\n"
 
 
-def write_paired(per_query_files: list[str | Path], k: int, *, csv: str | Path, md: str | Path) -> list[pd.DataFrame]:
-    """The paired differences as ``csv`` and ``md`` (Markdown): every system against ``at_baseline`` (the
+def write_paired(
+    per_query_files: dict[str, str | Path], k: int, *, csv: str | Path, md: str | Path
+) -> list[pd.DataFrame]:
+    """The paired differences of ``per_query_files`` (system -> its per-query metrics) as ``csv`` and
+    ``md`` (Markdown): every system against ``at_baseline`` (the
     paper's comparison), and every trained system against ``untrained`` (did training teach it anything);
     a baseline without metrics gets a line saying so instead.
 
     Returns the tables written (one per baseline present), their rows in ``csv`` one after the other.
     """
-    per_query = {Path(f).name.removesuffix(".per_query.parquet"): pd.read_parquet(f) for f in per_query_files}
+    per_query = {system: pd.read_parquet(path) for system, path in per_query_files.items()}
     trained = [system for system in per_query if system not in NOT_TRAINED]
     tables, sections = [], []
     for baseline, systems in ((BASELINE, None), (UNTRAINED, trained)):
@@ -341,19 +344,20 @@ def _save(fig, plt, output: str | Path) -> None:
 
 def write_report(
     metric_files: list[str | Path],
-    history_files: list[str | Path],
+    history_files: dict[str, str | Path],
     *,
     table_csv: str | Path,
     table_md: str | Path,
     paper_md: str | Path,
     bars: str | Path,
     curves: str | Path,
-    per_query_files: list[str | Path] | None = None,
+    per_query_files: dict[str, str | Path] | None = None,
     paired_csv: str | Path | None = None,
     paired_md: str | Path | None = None,
 ) -> pd.DataFrame:
     """The results table (``table_csv``, ``table_md``), the paper's table (``paper_md``), the metric bars
-    (``bars``) and the training curves (``curves``, PNG); with ``per_query_files``, also the paired
+    (``bars``) and the training curves (``curves``, PNG) of ``history_files`` (trained system -> its
+    history.csv); with ``per_query_files`` (system -> its per-query metrics), also the paired
     differences (``paired_csv``, ``paired_md``) and their section in ``table_md``."""
     if per_query_files is not None and (paired_csv is None or paired_md is None):
         raise ValueError("per_query_files needs paired_csv and paired_md to write the paired differences to")
@@ -362,7 +366,7 @@ def write_report(
     summaries = [json.loads(Path(f).read_text()) for f in metric_files]
     k = summaries[0]["k"]
     table = results_table(summaries)
-    histories = {Path(f).parent.name: pd.read_csv(f) for f in history_files}
+    histories = {system: pd.read_csv(path) for system, path in history_files.items()}
     kept = kept_epochs(histories)
     table["kept_epoch"] = [kept.get(system, "") for system in table["system"]]
     _write_csv(table, table_csv)

@@ -8,6 +8,7 @@ for the auto-tagger. The rankings they give are in :mod:`trackrank.rank.retrieva
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,25 @@ log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
+def mean_outputs(
+    model: torch.nn.Module, batches: Iterable[np.ndarray], n_patches: int, device: str | torch.device = "cpu"
+) -> np.ndarray:
+    """The one embedder: the mean model output over each track's ``n_patches`` patches.
+
+    ``batches`` yields whole tracks' patches, track after track, shape (tracks * n_patches, 96, 512);
+    where the patches come from is the caller's choice (:func:`track_outputs`: seeded random patches
+    of the cache; the cold-start index: patches spread evenly over a CQT). Returns (n_tracks, d or m).
+    """
+    model.eval()
+    device = torch.device(device)
+    means = []
+    for patches in batches:
+        with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
+            outputs = model(torch.from_numpy(patches).to(device)).float().cpu().numpy()
+        means.append(outputs.reshape(-1, n_patches, outputs.shape[-1]).mean(axis=1))
+    return np.concatenate(means)
+
+
 def track_outputs(
     model: torch.nn.Module,
     cache: PatchCache,
@@ -36,21 +56,20 @@ def track_outputs(
     batch_size: int = 64,
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
-    """Mean model output over ``n_patches`` seeded random patches of each track.
+    """Mean model output over ``n_patches`` seeded random patches of each track (``tracks``: cache
+    positions), about ``batch_size`` patches per forward pass.
 
     Returns
     -------
     np.ndarray, shape (len(tracks), d or m), float32
     """
-    model.eval()
     rng = np.random.default_rng([seed, 11])
-    per_patch = np.repeat(tracks, n_patches)
-    outputs = []
-    for start in range(0, len(per_patch), batch_size):
-        patches = torch.from_numpy(cache.patches(per_patch[start : start + batch_size], rng)).to(device)
-        with torch.autocast(device_type=torch.device(device).type, enabled=torch.device(device).type == "cuda"):
-            outputs.append(model(patches).float().cpu().numpy())
-    return np.concatenate(outputs).reshape(len(tracks), n_patches, -1).mean(axis=1)
+    per_batch = max(1, batch_size // n_patches)
+    batches = (
+        cache.patches(np.repeat(tracks[start : start + per_batch], n_patches), rng)
+        for start in range(0, len(tracks), per_batch)
+    )
+    return mean_outputs(model, batches, n_patches, device)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

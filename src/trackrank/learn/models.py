@@ -132,17 +132,6 @@ class AutoPoolTripletNet(nn.Module):
         return F.normalize(self.pool(self.frames(patches)), dim=1)
 
 
-def triplet_loss(
-    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.5, reduction: str = "mean"
-) -> torch.Tensor:
-    """max(||a - p||^2 - ||a - n||^2 + margin, 0) (paper §3.2): its mean over the batch, or with
-    ``reduction="none"`` one value per triplet."""
-    d_positive = (anchor - positive).pow(2).sum(dim=1)
-    d_negative = (anchor - negative).pow(2).sum(dim=1)
-    losses = F.relu(d_positive - d_negative + margin)
-    return losses if reduction == "none" else losses.mean()
-
-
 def build_model(
     architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0, *, seed: int | None = None
 ) -> nn.Module:

@@ -41,9 +41,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch.nn import functional as F
 
 from trackrank.errors import ConfigError
+from trackrank.learn.losses import triplet_hinge
 
 MINING_MODES = ("semi_hard", "hard", "batch_all")
 
@@ -163,7 +163,7 @@ def online_triplet_loss(
     positive, valid = valid_triplets(ranks, n_positives)
     d_pos = distances[:, :, None]
     d_neg = distances[:, None, :]
-    all_losses = F.relu(d_pos - d_neg + margin)
+    all_losses = triplet_hinge(d_pos, d_neg, margin)
     n_valid = int(valid.sum())
     if n_valid == 0:
         return embeddings.sum() * 0.0, 0.0
@@ -183,5 +183,5 @@ def online_triplet_loss(
     else:
         chosen = hardest
     pairs = positive & torch.isfinite(hardest)
-    losses = F.relu(distances[pairs] - chosen[pairs] + margin)
+    losses = triplet_hinge(distances[pairs], chosen[pairs], margin)
     return losses.mean(), active_fraction

@@ -1,15 +1,20 @@
-"""The systems of Table 2 by name, the process environment their jobs run in, and the config
+"""What a training run is: the systems of Table 2 by name, :class:`TrainSettings`, and the config
 mapping of the stages that run a system's network (training, embedding, index).
 
-Kept free of torch so that the workflow can read it when it builds its DAG: the modules of those
-stages import torch, so their ``*_settings(config)`` live here rather than beside their code.
+Free of torch: the workflow reads the system names and the mappings when it builds its DAG.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
+from dataclasses import dataclass
 
+from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError
+from trackrank.learn.augment import Augmentation
 from trackrank.rank.mining import mining_settings
 
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
@@ -71,6 +76,64 @@ def system_spec(system: str) -> tuple[str, str | None]:
     raise ConfigError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
 
 
+@dataclass
+class TrainSettings:
+    """Everything that defines a training run. Paper values: width 1, lr 1e-6 (TL) / 1e-4 (AT)."""
+
+    system: str
+    width: float = 1.0
+    dim: int = 128
+    margin: float = 0.5
+    lr: float = 1e-6
+    batch_size: int = 42
+    epochs: int = 100
+    batches_per_epoch: int = 1000
+    patience: int = 10
+    min_epochs: int = 1
+    smoothing: int = 1  # early stopping and the kept epoch follow the mean of the last `smoothing` validations
+    tag_threshold: float = 0.5
+    val_patches: int = 8
+    k: int = 20
+    n_relevant: int = 5
+    seed: int = 0
+    workers: int = 0
+    device: str = "auto"
+    n_positives: float = 15
+    offline_pairs: int = 1  # (anchor, positive) pairs per offline TL batch (paper: 1)
+    online_tracks: int = 42
+    online_patches: int = 1
+    online_mining: str = "semi_hard"
+    init_trunk: str = ""  # a trained auto-tagger's model.pt whose trunk starts a TL network ("": random)
+    aug_pitch: int = 0  # training-patch augmentation (trackrank.learn.augment); all 0: none
+    aug_gain_db: float = 0.0
+    aug_tilt_db: float = 0.0
+    aug_stretch: float = 0.0
+
+    @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
+
+    @property
+    def architecture(self) -> str:
+        return system_spec(self.system)[0]
+
+    @property
+    def strategy(self) -> str | None:
+        return system_spec(self.system)[1]
+
+    def fingerprint(self) -> str:
+        """Hash of the settings a checkpoint depends on (not epochs, patience, min_epochs, workers, device);
+        with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts."""
+        kept = {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("epochs", "patience", "min_epochs", "workers", "device")
+        }
+        if self.init_trunk:
+            kept["init_trunk"] = file_sha256(self.init_trunk)
+        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
 #: config ``train`` keys that are TrainSettings fields under the same name.
 TRAIN_KEYS = (
     "width",
@@ -126,10 +189,3 @@ def untrained_settings(config: dict) -> dict:
     embeddings' and the TL network's shape (``train.width``, ``train.dim``), so that it is the network
     training starts from."""
     return {**embedding_settings(config), "width": config["train"]["width"], "dim": config["train"]["dim"]}
-
-
-def index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config (``index``,
-    ``train.device``)."""
-    index = config["index"]
-    return {"n_patches": index["n_patches"], "kind": index["kind"], "device": config["train"]["device"]}

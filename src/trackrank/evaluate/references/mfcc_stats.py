@@ -19,8 +19,6 @@ embeddings ``embeddings/mfcc_stats.parquet`` in the format of
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import librosa
@@ -29,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from trackrank.data.audio import SAMPLE_RATE, load_audio
-from trackrank.errors import AudioError
+from trackrank.data.per_track import REJECTED_COLUMNS, each_track
 from trackrank.evaluate.evaluation import split_tracks_with_features
 from trackrank.learn.embedding import save_embeddings
 
@@ -51,21 +49,9 @@ def mfcc_stats(y: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = N_MFCC) -> np
     return np.concatenate([mfcc.mean(axis=1), mfcc.std(axis=1)]).astype(np.float32)
 
 
-def _track_stats(job: tuple[str, str]) -> tuple[str, np.ndarray | None, str]:
-    """(track_id, stats or None, why it failed) of one track."""
-    track_id, path = job
-    try:
-        return track_id, mfcc_stats(load_audio(path)), ""
-    except AudioError as error:
-        return track_id, None, str(error)
-
-
-def _results(jobs: list[tuple[str, str]], workers: int) -> Iterator[tuple[str, np.ndarray | None, str]]:
-    if workers <= 1:
-        yield from map(_track_stats, jobs)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_track_stats, jobs, chunksize=4)
+def track_stats(path: str) -> np.ndarray:
+    """MFCC statistics of one audio file (:class:`AudioError` when it does not decode)."""
+    return mfcc_stats(load_audio(path))
 
 
 def write_stats(tracks: pd.DataFrame, output: str | Path, workers: int = 1) -> pd.DataFrame:
@@ -80,17 +66,13 @@ def write_stats(tracks: pd.DataFrame, output: str | Path, workers: int = 1) -> p
     """
     paths = dict(zip(tracks["track_id"], tracks["path"]))
     ids, vectors, rejected = [], [], []
-    for track_id, stats, reason in _results(list(paths.items()), workers):
-        if stats is None:
-            log.warning("skipped track '%s' (%s): %s", track_id, paths[track_id], reason)
-            rejected.append((track_id, paths[track_id], reason))
-            continue
+    for track_id, stats in each_track(track_stats, paths, rejected=rejected, workers=workers, chunksize=4):
         ids.append(track_id)
         vectors.append(stats)
     matrix = np.stack(vectors) if vectors else np.zeros((0, 2 * N_MFCC), np.float32)
     save_embeddings(ids, matrix, output, column=COLUMN)
     log.info("%s: MFCC statistics of %d tracks, %d skipped", output, len(ids), len(rejected))
-    return pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
+    return pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
 def read_stats(path: str | Path) -> pd.DataFrame:

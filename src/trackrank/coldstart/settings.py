@@ -1,0 +1,27 @@
+"""The cold-start stage's names and config mapping, free of torch and FAISS: the workflow reads them
+when it builds its DAG, and the CLI parser offers the same index kinds."""
+
+from __future__ import annotations
+
+from trackrank.learn.settings import system_spec
+
+#: FAISS index kinds: exact inner product, or approximate (graph, inverted lists) for large catalogs.
+INDEX_KINDS = ("exact", "hnsw", "ivf")
+
+
+def indexable(system: str) -> bool:
+    """A system that embeds tracks (a TL system; the auto-tagger estimates tags), so an index can hold it."""
+    return system_spec(system)[0] != "fcn5_tagger"
+
+
+def index_settings(config: dict) -> dict:
+    """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config (``index``,
+    ``train.device``)."""
+    index = config["index"]
+    return {"n_patches": index["n_patches"], "kind": index["kind"], "device": config["train"]["device"]}
+
+
+def default_index_settings(config: dict) -> dict:
+    """``trackrank.coldstart.index.write_default``'s settings: ``index.system`` and the test metric it
+    chooses by, MAP at the evaluation's ``evaluate.k``."""
+    return {"system": config["index"]["system"], "metric": f"map@{config['evaluate']['k']}"}

@@ -1,0 +1,202 @@
+"""The three kinds of system, each one object: the auto-tagger, offline TL and online TL.
+
+A kind says what it trains on beyond the common inputs, how it draws its batches, what its loss is
+and how its validation ranks the val split; the training loop (:mod:`trackrank.learn.training`) calls
+these and knows nothing else about the system it trains.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn import functional as F
+
+from trackrank.data.feature_cache import PatchCache
+from trackrank.errors import ConfigError
+from trackrank.learn.batches import OnlineBatches, SeededBatches, TagBatches, TripletBatches, TripletTable
+from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.online_mining import RankLookup, online_triplet_loss
+from trackrank.learn.settings import TrainSettings
+from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
+
+if TYPE_CHECKING:
+    from trackrank.learn.training_data import TrainingData
+
+log = logging.getLogger(__name__)
+
+
+class SystemKind:
+    """What the training loop asks of a kind of system."""
+
+    #: its loss is a triplet loss, so its epochs report the share of active triplets
+    reports_active = True
+
+    def inputs(self, triplets: str | Path | None, train_rankings: str | Path | None) -> list[str | Path]:
+        """The kind's own input files, beyond the catalog, the cache and the val rankings."""
+        return []
+
+    def read(
+        self,
+        settings: TrainSettings,
+        cache: PatchCache,
+        train_ids: list[str],
+        tags: pd.DataFrame,
+        n_positives: int,
+        triplets: str | Path | None,
+        train_rankings: str | Path | None,
+    ) -> dict:
+        """The kind's own :class:`~trackrank.learn.training_data.TrainingData` fields."""
+        return {}
+
+    def batches(self, data: TrainingData, settings: TrainSettings, epoch: int) -> SeededBatches:
+        """The epoch's mini-batches, before augmentation and loading."""
+        raise NotImplementedError
+
+    def loss(
+        self, model, batch, data: TrainingData, settings: TrainSettings, device: torch.device
+    ) -> tuple[torch.Tensor, float | None]:
+        """One batch's loss and its share of active triplets (None where the loss has no triplets)."""
+        raise NotImplementedError
+
+    def validation(
+        self, outputs: np.ndarray, data: TrainingData, settings: TrainSettings, k: int
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """The val tracks' first ``k`` neighbours by the model's outputs, and a validation loss."""
+        raise NotImplementedError
+
+
+class Tagger(SystemKind):
+    """The auto-tagger (AT baseline): binary cross-entropy on binarised tags; its validation ranks the
+    val tracks by S of their estimated tags, as the evaluation does."""
+
+    reports_active = False
+
+    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+        return {"train_targets": (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)}
+
+    def batches(self, data, settings, epoch) -> SeededBatches:
+        return TagBatches(
+            data.cache,
+            data.train_tracks,
+            data.train_targets,
+            settings.batch_size,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+        )
+
+    def loss(self, model, batch, data, settings, device):
+        patches, targets = batch
+        logits = model.logits(patches.to(device, non_blocking=True))
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.to(device)), None
+
+    def validation(self, outputs, data, settings, k):
+        predicted = rank_by_oracle(outputs.astype(np.float64), data.val_oracle, k)
+        truth = (data.val_oracle.tags >= settings.tag_threshold).astype(np.float32)
+        loss = F.binary_cross_entropy(torch.from_numpy(outputs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(truth))
+        return predicted, loss
+
+
+class TripletSystem(SystemKind):
+    """A TL system: embeddings ranked by Euclidean distance; its validation loss is the triplet loss of
+    each val track, each of its relevant tracks and a random other track."""
+
+    def validation(self, outputs, data, settings, k):
+        predicted = rank_by_distance(outputs, k)
+        relevant = data.val_relevant
+        embeddings = torch.from_numpy(outputs)
+        rng = np.random.default_rng([settings.seed, 13])
+        queries = np.repeat(np.arange(len(outputs)), relevant.shape[1])
+        negatives = rng.integers(len(outputs), size=len(queries))
+        valid = (relevant.ravel() >= 0) & (negatives != queries) & ~(relevant[queries] == negatives[:, None]).any(1)
+        loss = triplet_loss(
+            embeddings[queries[valid]],
+            embeddings[relevant.ravel()[valid]],
+            embeddings[negatives[valid]],
+            settings.margin,
+        )
+        return predicted, loss
+
+
+class OfflineTriplets(TripletSystem):
+    """TL on a mined triplet table (the paper's systems)."""
+
+    def inputs(self, triplets, train_rankings):
+        return [triplets]
+
+    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+        return {"triplets": TripletTable(triplets, cache)}
+
+    def batches(self, data, settings, epoch) -> SeededBatches:
+        return TripletBatches(
+            data.cache,
+            data.triplets,
+            settings.batch_size,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+            pairs=settings.offline_pairs,
+        )
+
+    def loss(self, model, batch, data, settings, device):
+        embeddings = model(batch.to(device, non_blocking=True)).float()
+        return offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin)
+
+
+class OnlineTriplets(TripletSystem):
+    """TL with its triplets mined inside each batch from the train split's rankings
+    (:mod:`trackrank.learn.online_mining`)."""
+
+    def inputs(self, triplets, train_rankings):
+        return [train_rankings]
+
+    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+        if train_rankings is None:
+            raise ConfigError(f"{settings.system} mines online: it needs the train split's rankings")
+        ranks = RankLookup(train_rankings, train_ids)
+        if n_positives >= ranks.beyond:
+            raise ConfigError(
+                f"mining.n_positives resolves to {n_positives}, beyond the {ranks.beyond - 1} "
+                "tracks each ranking stores (ranking.top_k): raise ranking.top_k"
+            )
+        log.info(
+            "online mining: %d tracks x %d patches per batch, Np = %d of %d train tracks, %s",
+            settings.online_tracks,
+            settings.online_patches,
+            n_positives,
+            len(train_ids),
+            settings.online_mining,
+        )
+        return {"ranks": ranks}
+
+    def batches(self, data, settings, epoch) -> SeededBatches:
+        return OnlineBatches(
+            data.cache,
+            data.train_tracks,
+            data.ranks,
+            settings.online_tracks,
+            settings.online_patches,
+            data.n_positives,
+            settings.batches_per_epoch,
+            settings.seed,
+            epoch,
+        )
+
+    def loss(self, model, batch, data, settings, device):
+        patches, ranks = batch
+        embeddings = model(patches.to(device, non_blocking=True))
+        return online_triplet_loss(
+            embeddings, ranks.to(device), data.n_positives, settings.margin, settings.online_mining
+        )
+
+
+def kind_of(settings: TrainSettings) -> SystemKind:
+    """The kind of ``settings.system``."""
+    if settings.architecture == "fcn5_tagger":
+        return Tagger()
+    return OnlineTriplets() if settings.strategy == "online" else OfflineTriplets()

@@ -1,0 +1,42 @@
+"""The triplet loss of the paper (§3.2), written once: every triplet system and its validation use it.
+
+``max(||a - p||^2 - ||a - n||^2 + margin, 0)`` on L2-normalised embeddings. Offline batches
+(:class:`~trackrank.learn.batches.TripletBatches`) feed it their table's triplets; online batches
+choose theirs inside the batch (:mod:`trackrank.learn.online_mining`) and feed it the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def triplet_hinge(d_positive: torch.Tensor, d_negative: torch.Tensor, margin: float) -> torch.Tensor:
+    """``max(d_positive - d_negative + margin, 0)`` elementwise, on squared distances of any shape."""
+    return F.relu(d_positive - d_negative + margin)
+
+
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.5, reduction: str = "mean"
+) -> torch.Tensor:
+    """The loss of triplets given row by row, shape (n, d) each: its mean over the batch, or with
+    ``reduction="none"`` one value per triplet."""
+    d_positive = (anchor - positive).pow(2).sum(dim=1)
+    d_negative = (anchor - negative).pow(2).sum(dim=1)
+    losses = triplet_hinge(d_positive, d_negative, margin)
+    return losses if reduction == "none" else losses.mean()
+
+
+def offline_triplet_loss(embeddings: torch.Tensor, pairs: int, margin: float) -> tuple[torch.Tensor, float]:
+    """Mean triplet loss of a :class:`~trackrank.learn.batches.TripletBatches` batch's embeddings (its
+    ``pairs`` anchors, then their positives, then each pair's negatives), and its share of active triplets."""
+    anchor, positive, negatives = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
+    per_pair = negatives.shape[0] // pairs
+    per_triplet = triplet_loss(
+        anchor.repeat_interleave(per_pair, dim=0),
+        positive.repeat_interleave(per_pair, dim=0),
+        negatives,
+        margin,
+        reduction="none",
+    )
+    return per_triplet.mean(), float((per_triplet > 0).float().mean())

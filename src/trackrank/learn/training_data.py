@@ -1,0 +1,107 @@
+"""What a training run reads: the patch cache, its train examples and the validation split, and
+the digest of those files that a resume must match."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from trackrank.data.catalog import CatalogFiles
+from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.digests import file_sha256
+from trackrank.learn.batches import TripletTable
+from trackrank.learn.kinds import kind_of
+from trackrank.learn.online_mining import RankLookup
+from trackrank.learn.settings import TrainSettings
+from trackrank.rank.metrics import relevant_from_rankings
+from trackrank.rank.mining import split_count
+from trackrank.rank.similarity import split_oracle
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingData:
+    """What a training run reads: the patch cache, its train examples and the validation split."""
+
+    cache: PatchCache
+    train_tracks: np.ndarray  # cache positions
+    train_targets: np.ndarray | None  # binarised tags (auto-tagger)
+    triplets: TripletTable | None
+    ranks: RankLookup | None  # train split oracle ranks (online mining), over train_tracks
+    n_positives: int  # Np resolved against the train split (online mining)
+    val_ids: list[str]
+    val_tracks: np.ndarray
+    val_relevant: np.ndarray  # (n_val, n_relevant) positions in val_ids
+    val_oracle: object  # Oracle over the val split's true tags
+    tag_names: list[str]
+    digest: str = ""  # identity of the inputs it was read from (input_digest): a resume needs the same
+
+
+def input_digest(files: list[str | Path], large: list[str | Path], similarity: dict | None) -> str:
+    """Identity of what a training run reads: the bytes of ``files``, the size and mtime of the ``large``
+    ones (the patch cache, too big to hash at the paper's scale and rewritten whenever rebuilt), and S.
+
+    Why: ``last.pt`` may only resume a run on the same data; Snakemake reruns a training job after a
+    changed input too, and resuming that from the old run's epochs would keep weights trained and
+    selected on the old triplets, rankings or tags.
+    """
+    digest = hashlib.sha256(json.dumps(similarity or {}, sort_keys=True).encode())
+    for path in files:
+        digest.update(file_sha256(path).encode())
+    for path in large:
+        stat = Path(path).stat()
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def load_training_data(
+    settings: TrainSettings,
+    cache: CacheFiles,
+    catalog: CatalogFiles,
+    val_rankings: str | Path,
+    triplets: str | Path | None = None,
+    train_rankings: str | Path | None = None,
+    similarity: dict | None = None,
+) -> TrainingData:
+    """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones.
+
+    ``similarity`` is the configured S (``name``, ``function``, ``category_weights``): the
+    auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
+    relevant tracks and of the test evaluation, not the built-in default.
+    """
+    cache_files, cache = cache, PatchCache(cache)
+    kind = kind_of(settings)
+    tracks = pd.read_parquet(catalog.tracks)
+    tags = pd.read_parquet(catalog.tags).set_index("track_id")
+    train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
+    val_ids, val_oracle = split_oracle(catalog, "val", **(similarity or {}))
+    kept = [i for i, t in enumerate(val_ids) if t in cache.position]
+    if len(kept) < len(val_ids):
+        log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
+    val_ids = [val_ids[i] for i in kept]
+    relevant = relevant_from_rankings(pd.read_parquet(val_rankings), val_ids, settings.n_relevant)
+    n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
+    own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
+    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache_files.index, val_rankings]
+    read += kind.inputs(triplets, train_rankings)
+    return TrainingData(
+        cache=cache,
+        train_tracks=cache.indices(train_ids),
+        train_targets=own.get("train_targets"),
+        triplets=own.get("triplets"),
+        ranks=own.get("ranks"),
+        n_positives=n_positives,
+        val_ids=val_ids,
+        val_tracks=cache.indices(val_ids),
+        val_relevant=relevant,
+        val_oracle=val_oracle,
+        tag_names=list(tags.columns),
+        digest=input_digest(read, [cache_files.data], similarity),  # the files just read: a resume needs the same
+    )
