@@ -65,11 +65,12 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     data = load_training_data(
         settings,
         cache,
-        catalog,
-        results / "rankings" / "val.parquet",
-        triplets or (results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None),
-        results / "rankings" / "train.parquet",
-        similarity_settings(config),
+        catalog=catalog,
+        val_rankings=results / "rankings" / "val.parquet",
+        triplets=triplets
+        or (results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None),
+        train_rankings=results / "rankings" / "train.parquet",
+        similarity=similarity_settings(config),
     )
     history = train(
         settings,
@@ -82,8 +83,8 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     write_embeddings(
         folder / "model.pt",
         cache,
-        test_ids,
-        folder / "embeddings.parquet",
+        track_ids=test_ids,
+        output=folder / "embeddings.parquet",
         n_patches=config["evaluate"]["n_patches"],
         seed=config["seed"],
         device="cpu",

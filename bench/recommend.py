@@ -114,7 +114,7 @@ def search_part(args) -> None:
         rows.append(("numpy", None, stats(seconds)))
         for kind in ("exact", "hnsw"):
             start = time.perf_counter()
-            index = new_faiss_index(vectors, kind)
+            index = new_faiss_index(vectors, kind=kind)
             build = time.perf_counter() - start
             if kind == "hnsw":
                 index.hnsw.efSearch = 128  # as CatalogIndex opens an HNSW index

@@ -160,9 +160,9 @@ def main() -> None:
         data = load_training_data(
             settings,
             CacheFiles.in_folder(root / "cache"),
-            CatalogFiles.in_folder(root / "catalog"),
-            root / "rankings" / "val.parquet",
-            triplets,
+            catalog=CatalogFiles.in_folder(root / "catalog"),
+            val_rankings=root / "rankings" / "val.parquet",
+            triplets=triplets,
         )
         patches_per_step = settings.batch_size + (2 * settings.offline_pairs if settings.strategy else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))

@@ -108,10 +108,10 @@ def test_the_listening_page_is_written_through_atomic_output(tmp_path, renamed):
     output = tmp_path / "report" / "listen.html"
     write_listening_page(
         tmp_path / "tracks.parquet",
-        tmp_path / "tags.parquet",
-        tmp_path / "test.parquet",
-        [tmp_path / "random.parquet"],
-        output,
+        tags_file=tmp_path / "tags.parquet",
+        test_rankings_file=tmp_path / "test.parquet",
+        prediction_files={"random": tmp_path / "random.parquet"},
+        output=output,
     )
     assert written_files(output.parent) == {output} and output in renamed
 

@@ -32,8 +32,8 @@ def test_at_trunk_embeds_by_the_trunk_output_over_the_evaluation_patches(tmp_pat
     write_trunk_embeddings(
         tmp_path / "model.pt",
         CacheFiles.in_folder(cache_dir),
-        ["c", "missing", "a"],
-        tmp_path / "at_trunk.parquet",
+        track_ids=["c", "missing", "a"],
+        output=tmp_path / "at_trunk.parquet",
         n_patches=3,
         seed=4,
         device="cpu",
@@ -53,5 +53,9 @@ def test_at_trunk_refuses_a_model_that_is_not_the_auto_tagger(tmp_path, cache_di
     save_checkpoint(TripletNet(dim=16, width=WIDTH), "tl_distance", tmp_path / "model.pt")
     with pytest.raises(ValueError, match="tl_distance.*not the auto-tagger"):
         write_trunk_embeddings(
-            tmp_path / "model.pt", CacheFiles.in_folder(cache_dir), ["a"], tmp_path / "out.parquet", device="cpu"
+            tmp_path / "model.pt",
+            CacheFiles.in_folder(cache_dir),
+            track_ids=["a"],
+            output=tmp_path / "out.parquet",
+            device="cpu",
         )

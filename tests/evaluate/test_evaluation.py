@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from builders import random_tags
 from conftest import report_outputs
@@ -97,3 +98,14 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     assert "| oracle_tags | 100.00 ± 0.00 |" in markdown
     assert "private" in (tmp_path / "report" / "table_paper.md").read_text()
     assert (tmp_path / "report" / "metrics.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("stored", [["b", "a", "c"], ["a", "b"], ["a", "b", "c", "d"]])
+def test_embeddings_that_do_not_align_with_the_test_tracks_are_refused(tmp_path, stored):
+    """A metric computed on embeddings of other tracks, or in another order, would be silently wrong."""
+    from trackrank.evaluate.evaluation import system_predictions
+    from trackrank.learn.embedding import save_embeddings
+
+    save_embeddings(stored, np.eye(len(stored), 4), tmp_path / "e.parquet")
+    with pytest.raises(ValueError, match="not the 3 test tracks with features, in order"):
+        system_predictions(tmp_path / "e.parquet", ["a", "b", "c"], oracle=None, k=2)

@@ -92,9 +92,9 @@ def test_reference_embeddings_list_the_test_tracks_with_features_in_catalog_orde
     with caplog.at_level(logging.WARNING):
         write_reference_embeddings(
             tmp_path / "stats.parquet",
-            tmp_path / "catalog" / "tracks.parquet",
-            tmp_path / "cache" / "index.parquet",
-            tmp_path / "mfcc_stats.parquet",
+            tracks=tmp_path / "catalog" / "tracks.parquet",
+            cache_index=tmp_path / "cache" / "index.parquet",
+            output=tmp_path / "mfcc_stats.parquet",
         )
     ids, matrix, column = read_embeddings(tmp_path / "mfcc_stats.parquet")
     assert ids == ["te2", "te0", "te1"] and column == "embedding" and matrix.shape == (3, 40)

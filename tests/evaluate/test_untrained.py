@@ -22,7 +22,7 @@ def test_untrained_is_the_network_a_tl_run_of_that_seed_starts_from(tmp_path, ca
     write_untrained_embeddings(
         CacheFiles.in_folder(cache_dir),
         ["c", "missing", "a"],
-        tmp_path / "untrained.parquet",
+        output=tmp_path / "untrained.parquet",
         width=WIDTH,
         dim=16,
         n_patches=3,
@@ -45,7 +45,7 @@ def test_untrained_networks_of_two_seeds_differ(tmp_path, cache_dir):
     for seed in (0, 1):
         output = tmp_path / f"{seed}.parquet"
         write_untrained_embeddings(
-            CacheFiles.in_folder(cache_dir), ["a", "b"], output, width=WIDTH, dim=16, n_patches=2, seed=seed
+            CacheFiles.in_folder(cache_dir), ["a", "b"], output=output, width=WIDTH, dim=16, n_patches=2, seed=seed
         )
         matrices.append(read_embeddings(output)[1])
     assert not np.allclose(*matrices)

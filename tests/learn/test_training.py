@@ -92,11 +92,11 @@ def data_for(pipeline, s: TrainSettings, similarity: dict | None = None):
     return load_training_data(
         s,
         CacheFiles.in_folder(pipeline / "cache"),
-        CatalogFiles.in_folder(pipeline / "catalog"),
-        pipeline / "val.parquet",
-        pipeline / "triplets.parquet" if s.strategy else None,
-        pipeline / "train.parquet",
-        similarity,
+        catalog=CatalogFiles.in_folder(pipeline / "catalog"),
+        val_rankings=pipeline / "val.parquet",
+        triplets=pipeline / "triplets.parquet" if s.strategy else None,
+        train_rankings=pipeline / "train.parquet",
+        similarity=similarity,
     )
 
 
@@ -314,10 +314,10 @@ def train_on_hidden(hidden_pipeline, tmp_path, triplets=None, **overrides):
     data = load_training_data(
         s,
         CacheFiles.in_folder(hidden_pipeline / "cache"),
-        CatalogFiles.in_folder(hidden_pipeline / "catalog"),
-        hidden_pipeline / "val.parquet",
-        triplets,
-        hidden_pipeline / "train.parquet",
+        catalog=CatalogFiles.in_folder(hidden_pipeline / "catalog"),
+        val_rankings=hidden_pipeline / "val.parquet",
+        triplets=triplets,
+        train_rankings=hidden_pipeline / "train.parquet",
     )
     history = train(s, data, **model_files(tmp_path))
     untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
@@ -418,16 +418,16 @@ def test_validation_ranks_by_the_configured_similarity(pipeline):
     default = load_training_data(
         s,
         CacheFiles.in_folder(pipeline / "cache"),
-        CatalogFiles.in_folder(pipeline / "catalog"),
-        pipeline / "val.parquet",
-        None,
+        catalog=CatalogFiles.in_folder(pipeline / "catalog"),
+        val_rankings=pipeline / "val.parquet",
+        triplets=None,
     )
     configured = load_training_data(
         s,
         CacheFiles.in_folder(pipeline / "cache"),
-        CatalogFiles.in_folder(pipeline / "catalog"),
-        pipeline / "val.parquet",
-        None,
+        catalog=CatalogFiles.in_folder(pipeline / "catalog"),
+        val_rankings=pipeline / "val.parquet",
+        triplets=None,
         similarity={"name": "soft_jaccard", "function": None},
     )
     assert default.val_oracle.name == "category_geometric"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from builders import random_tags
 from trackrank.errors import SimilarityError
-from trackrank.rank.similarity import BUILTINS, Oracle, category_geometric, soft_jaccard, weighted_cosine
+from trackrank.rank.similarity import (
+    BUILTINS,
+    Oracle,
+    category_geometric,
+    soft_jaccard,
+    split_oracle,
+    weighted_cosine,
+)
 
 W = np.array([1.0, 2.0, 1.0])
 Q = np.array([1.0, 0.5, 0.0])
@@ -125,3 +133,35 @@ def test_unknown_builtin_and_unknown_category_weight_are_refused():
         Oracle(random_tags(5), np.ones(24), ["x"] * 24, name="cosine")
     with pytest.raises(SimilarityError, match="unknown categories"):
         Oracle(random_tags(5), np.ones(24), ["x"] * 24, category_weights={"Lyrics": 1.0})
+
+
+def written_catalog(folder, tags: dict[str, list[float]], categories: dict[str, str]):
+    """tracks.parquet, tags.parquet and taxonomy.csv of an ingested catalog, every track in the test split."""
+    from trackrank.data.catalog import CatalogFiles
+
+    n = len(next(iter(tags.values())))
+    ids = [f"t{i}" for i in range(n)]
+    pd.DataFrame({"track_id": ids, "split": "test"}).to_parquet(folder / "tracks.parquet")
+    pd.DataFrame({"track_id": ids, **tags}).to_parquet(folder / "tags.parquet")
+    pd.DataFrame({"tag": list(categories), "category": list(categories.values()), "weight": 1.0}).to_csv(
+        folder / "taxonomy.csv", index=False
+    )
+    return CatalogFiles(folder / "tracks.parquet", folder / "tags.parquet", folder / "taxonomy.csv")
+
+
+def test_the_configured_category_weights_and_the_default_epsilon_reach_s_as_the_formula_says(tmp_path):
+    """S = exp(sum_c w_c log(eps + J_c) / sum_c w_c) - eps, eps = 0.05 unless configured (paper §3.1):
+    one catalog, read as the workflow reads it, with Genre weighted 3 and Mood 1."""
+    catalog = written_catalog(
+        tmp_path,
+        {"rock": [1.0, 0.5], "jazz": [0.0, 0.5], "calm": [0.5, 0.5]},
+        {"rock": "Genre", "jazz": "Genre", "calm": "Mood"},
+    )
+    ids, oracle = split_oracle(catalog, "test", category_weights={"Genre": 3.0, "Mood": 1.0})
+    genre = (0.5 + 0.0) / (1.0 + 0.5)  # soft Jaccard: sum of minima over sum of maxima
+    mood = 0.5 / 0.5
+    expected = np.exp((3 * np.log(0.05 + genre) + 1 * np.log(0.05 + mood)) / 4) - 0.05
+    assert ids == ["t0", "t1"]
+    assert oracle.scores(0)[1] == pytest.approx(expected, abs=1e-9)
+    unweighted = split_oracle(catalog, "test")[1].scores(0)[1]
+    assert unweighted == pytest.approx(np.exp((np.log(0.05 + genre) + np.log(0.05 + mood)) / 2) - 0.05, abs=1e-9)

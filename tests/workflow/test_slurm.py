@@ -18,7 +18,7 @@ import pytest
 import torch
 from slurm_run import SYSTEMS
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.timeout(1800)]  # waits for the whole cluster run
 
 SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 

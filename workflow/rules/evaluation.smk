@@ -106,6 +106,7 @@ rule listen_page:
     conda:
         "../../envs/trackrank.yaml"
     params:
+        systems=EVALUATED,
         settings=listen_settings(config),
     script:
         "../scripts/listen_page.py"

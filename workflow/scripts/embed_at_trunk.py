@@ -13,7 +13,7 @@ with workflow_step(snakemake.log[0]):
     write_trunk_embeddings(
         snakemake.input.model,
         CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
-        tracks.loc[tracks.split == "test", "track_id"].tolist(),
-        snakemake.output.embeddings,
+        track_ids=tracks.loc[tracks.split == "test", "track_id"].tolist(),
+        output=snakemake.output.embeddings,
         **snakemake.params.settings,
     )

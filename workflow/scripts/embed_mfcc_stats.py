@@ -5,5 +5,8 @@ from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
     write_reference_embeddings(
-        snakemake.input.stats, snakemake.input.tracks, snakemake.input.cache_index, snakemake.output.embeddings
+        snakemake.input.stats,
+        tracks=snakemake.input.tracks,
+        cache_index=snakemake.input.cache_index,
+        output=snakemake.output.embeddings,
     )

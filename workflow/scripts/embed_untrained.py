@@ -13,6 +13,6 @@ with workflow_step(snakemake.log[0]):
     write_untrained_embeddings(
         CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
         tracks.loc[tracks.split == "test", "track_id"].tolist(),
-        snakemake.output.embeddings,
+        output=snakemake.output.embeddings,
         **snakemake.params.settings,
     )

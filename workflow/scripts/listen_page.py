@@ -5,9 +5,9 @@ from trackrank.logs import workflow_step
 with workflow_step(snakemake.log[0]):
     write_listening_page(
         snakemake.input.tracks,
-        snakemake.input.tags,
-        snakemake.input.rankings,
-        snakemake.input.predictions,
-        snakemake.output[0],
+        tags_file=snakemake.input.tags,
+        test_rankings_file=snakemake.input.rankings,
+        prediction_files=dict(zip(snakemake.params.systems, snakemake.input.predictions)),
+        output=snakemake.output[0],
         **snakemake.params.settings,
     )

@@ -20,11 +20,11 @@ with workflow_step(snakemake.log[0]):
     data = load_training_data(
         settings,
         cache,
-        catalog,
-        snakemake.input.val_rankings,
-        snakemake.input.triplets[0] if snakemake.input.triplets else None,
-        snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
-        snakemake.params.similarity,
+        catalog=catalog,
+        val_rankings=snakemake.input.val_rankings,
+        triplets=snakemake.input.triplets[0] if snakemake.input.triplets else None,
+        train_rankings=snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
+        similarity=snakemake.params.similarity,
     )
     train(
         settings,

@@ -81,6 +81,7 @@ def load_embedding_model(model_path: str | Path, device: torch.device) -> tuple[
 def embed_tracks(
     model: torch.nn.Module,
     cqts: Iterable[np.ndarray],
+    *,
     n_patches: int = 8,
     device: torch.device | None = None,
     tracks_per_batch: int = 8,
@@ -108,7 +109,7 @@ def progress(items: list, what: str, every: int = 1000) -> Iterator:
 
 
 def new_faiss_index(
-    vectors: np.ndarray, kind: str = "exact", hnsw_m: int = 32, ivf_lists: int | None = None, seed: int = 0
+    vectors: np.ndarray, *, kind: str = "exact", hnsw_m: int = 32, ivf_lists: int | None = None, seed: int = 0
 ) -> faiss.Index:
     """An inner-product FAISS index holding ``vectors`` (unit rows): exact, HNSW or IVF."""
     n, dim = vectors.shape
@@ -159,7 +160,7 @@ def build_index(
     with atomic_output(out_tracks) as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_output(out_vectors) as tmp:
-        faiss.write_index(new_faiss_index(vectors, kind), str(tmp))
+        faiss.write_index(new_faiss_index(vectors, kind=kind), str(tmp))
     if catalog_dir is None:
         catalog_dir = os.path.commonpath([str(Path(p).resolve().parent) for p in table.path])
     identity.update(

@@ -207,7 +207,7 @@ def shard_table(track_ids: list[str], matrices: list[np.ndarray]) -> pa.Table:
 
 
 def extract_shard(
-    tracks: pd.DataFrame, output: str | Path, short_tracks: str = "reject", workers: int = 1
+    tracks: pd.DataFrame, output: str | Path, *, short_tracks: str = "reject", workers: int = 1
 ) -> pd.DataFrame:
     """Compute the CQT of ``tracks`` (``track_id``, ``path``) into one Parquet shard.
 
@@ -249,6 +249,7 @@ def shard_tracks(tracks: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFram
 
 def run_shard(
     tracks_path: str | Path,
+    *,
     shard: int,
     n_shards: int,
     output: str | Path,

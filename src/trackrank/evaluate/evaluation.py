@@ -41,7 +41,7 @@ def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
 
 
 def system_predictions(
-    embeddings_path: str | Path | None, test_ids: list[str], oracle, k: int, seed: int = 0
+    embeddings_path: str | Path | None, test_ids: list[str], *, oracle, k: int, seed: int = 0
 ) -> np.ndarray:
     """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
     from trackrank.learn.embedding import read_embeddings  # here: the workflow imports this module without torch
@@ -84,7 +84,7 @@ def evaluate(
     """Write the system's top-k ``predictions`` (Parquet), its ``per_query`` metrics (Parquet) and their
     ``summary`` (JSON)."""
     k_eff = min(k, len(test_ids) - 1)
-    predicted = system_predictions(embeddings, test_ids, oracle, k_eff, seed)
+    predicted = system_predictions(embeddings, test_ids, oracle=oracle, k=k_eff, seed=seed)
     relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
     values = per_query_metrics(predicted, relevant, k_eff)
     values.insert(0, "query", test_ids)

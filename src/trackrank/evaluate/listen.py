@@ -72,6 +72,7 @@ def listening_page(
     tracks: pd.DataFrame,
     tags: pd.DataFrame,
     test_rankings: pd.DataFrame,
+    *,
     predictions: dict[str, pd.DataFrame],
     page_dir: str | Path,
     n_queries: int = 10,
@@ -147,24 +148,35 @@ def listen_settings(config: dict) -> dict:
 
 def write_listening_page(
     tracks_file: str | Path,
+    *,
     tags_file: str | Path,
     test_rankings_file: str | Path,
-    prediction_files: list[str | Path],
+    prediction_files: dict[str, str | Path],
     output: str | Path,
     n_queries: int = 10,
     n_relevant: int = 5,
     seed: int = 0,
 ) -> None:
-    """Read the run's tables and write ``listen.html``; a system's name is its predictions file's stem."""
+    """Read the run's tables and write the listening page.
+
+    Parameters
+    ----------
+    tracks_file, tags_file : the validated catalog's ``tracks.parquet`` and ``tags.parquet``.
+    test_rankings_file : the test split's oracle rankings (``rankings/test.parquet``).
+    prediction_files : system name -> its test predictions (``metrics/<system>.predictions.parquet``).
+    output : the HTML page; audio is linked relative to its folder.
+    n_queries : test queries shown (>= 1), drawn with ``seed``.
+    n_relevant : each query's first oracle-ranked tracks that count as relevant (graded), >= 1.
+    """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    predictions = {Path(f).stem: pd.read_parquet(f) for f in prediction_files}
+    predictions = {system: pd.read_parquet(path) for system, path in prediction_files.items()}
     page = listening_page(
         pd.read_parquet(tracks_file),
         pd.read_parquet(tags_file).set_index("track_id"),
         pd.read_parquet(test_rankings_file),
-        predictions,
-        output.parent,
+        predictions=predictions,
+        page_dir=output.parent,
         n_queries=n_queries,
         n_relevant=n_relevant,
         n_shown=n_relevant,

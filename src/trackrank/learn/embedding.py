@@ -51,6 +51,7 @@ def track_outputs(
     model: torch.nn.Module,
     cache: PatchCache,
     tracks: np.ndarray,
+    *,
     n_patches: int = 8,
     seed: int = 0,
     batch_size: int = 64,
@@ -89,6 +90,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
 def write_embeddings(
     model_path: str | Path,
     cache: CacheFiles,
+    *,
     track_ids: list[str],
     output: str | Path,
     n_patches: int = 8,
@@ -100,6 +102,16 @@ def write_embeddings(
     TL systems: ``track_id``, ``embedding`` (fixed_size_list<float32, d>); the auto-tagger:
     ``track_id``, ``tags`` (fixed_size_list<float32, m>), the mean likelihoods.
     Tracks without features are left out (and logged).
+
+    Parameters
+    ----------
+    model_path : a trained system's ``model.pt``.
+    cache : the patch cache the tracks' CQT frames are read from.
+    track_ids : the tracks to embed, in the order of the table written.
+    output : the Parquet table.
+    n_patches : random 96 x 512 patches (11.9 s each) averaged per track, >= 1 (paper: 8).
+    seed : the patches' random stream; the same seed gives every system the same patches.
+    device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)

@@ -56,7 +56,9 @@ log = logging.getLogger(__name__)
 @torch.no_grad()
 def validate(model, data: TrainingData, settings: TrainSettings, device: torch.device) -> dict[str, float]:
     """Val MAP@k (early-stopping metric) and a validation loss on track-level outputs."""
-    outputs = track_outputs(model, data.cache, data.val_tracks, settings.val_patches, seed=settings.seed, device=device)
+    outputs = track_outputs(
+        model, data.cache, data.val_tracks, n_patches=settings.val_patches, seed=settings.seed, device=device
+    )
     k = min(settings.k, len(data.val_ids) - 1)
     predicted, loss = kind_of(settings).validation(outputs, data, settings, k)
     relevant = data.val_relevant

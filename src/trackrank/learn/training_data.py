@@ -64,17 +64,26 @@ def input_digest(files: list[str | Path], large: list[str | Path], similarity: d
 def load_training_data(
     settings: TrainSettings,
     cache: CacheFiles,
+    *,
     catalog: CatalogFiles,
     val_rankings: str | Path,
     triplets: str | Path | None = None,
     train_rankings: str | Path | None = None,
     similarity: dict | None = None,
 ) -> TrainingData:
-    """What one system trains on; ``triplets`` for offline TL systems, ``train_rankings`` for online ones.
+    """What one system trains on.
 
-    ``similarity`` is the configured S (``name``, ``function``, ``category_weights``): the
-    auto-tagger's validation ranks by S of its estimated tags, so it must be the S of the
-    relevant tracks and of the test evaluation, not the built-in default.
+    Parameters
+    ----------
+    settings : the run's settings; its system decides which of ``triplets`` and ``train_rankings`` it reads.
+    cache : the patch cache (``cache/index.parquet``, ``cache/cqt.f16.npy``).
+    catalog : the validated catalog's tracks, tags and taxonomy.
+    val_rankings : the val split's oracle rankings; a val track's first ``settings.n_relevant`` are relevant.
+    triplets : the mined triplet table (offline TL systems only).
+    train_rankings : the train split's oracle rankings (online TL systems only).
+    similarity : the configured S (``name``, ``function``, ``category_weights``): the auto-tagger's
+        validation ranks by S of its estimated tags, so it must be the S of the relevant tracks and of
+        the test evaluation, not the built-in default.
     """
     cache_files, cache = cache, PatchCache(cache)
     kind = kind_of(settings)

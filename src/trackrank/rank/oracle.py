@@ -73,11 +73,19 @@ def ranking_settings(config: dict) -> dict:
     return {"top_k": config["ranking"]["top_k"]}
 
 
-def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, top_k: int = 300) -> RankingSummary:
+def write_rankings(oracle: Oracle, track_ids: list[str], output: str | Path, *, top_k: int = 300) -> RankingSummary:
     """Rank every track of the set against the others and write the top ``top_k`` per anchor.
 
     The Parquet table has ``anchor``, ``rank`` (1-based), ``other`` (track ids,
     dictionary-encoded) and ``score`` (float32).
+
+    Parameters
+    ----------
+    oracle : S over the set's tag vectors, in the order of ``track_ids``.
+    track_ids : the set's tracks (one split).
+    output : the Parquet table.
+    top_k : tracks kept per anchor, >= 1 (all others when the set is smaller); mining draws its positives
+        from the first ``mining.n_positives`` and online mining its ranks from these.
     """
     n = len(track_ids)
     ids = pa.array(track_ids, pa.string())

@@ -237,6 +237,7 @@ def similarity_settings(config: dict) -> dict:
 def split_oracle(
     catalog,
     split: str,
+    *,
     name: str = "category_geometric",
     function: str | None = None,
     category_weights: dict[str, float] | None = None,

@@ -43,6 +43,7 @@ class TrunkEmbedding(torch.nn.Module):
 def write_trunk_embeddings(
     model_path: str | Path,
     cache: CacheFiles,
+    *,
     track_ids: list[str],
     output: str | Path,
     n_patches: int = 8,

@@ -54,7 +54,7 @@ def track_stats(path: str) -> np.ndarray:
     return mfcc_stats(load_audio(path))
 
 
-def write_stats(tracks: pd.DataFrame, output: str | Path, workers: int = 1) -> pd.DataFrame:
+def write_stats(tracks: pd.DataFrame, output: str | Path, *, workers: int = 1) -> pd.DataFrame:
     """MFCC statistics of ``tracks`` (``track_id``, ``path``) into ``output``, catalog order.
 
     A track whose audio does not decode is skipped with a log line naming it and its file:
@@ -115,7 +115,7 @@ def reference_embeddings(stats: pd.DataFrame, train_ids: list[str], test_ids: li
 
 
 def write_reference_embeddings(
-    stats_path: str | Path, tracks: str | Path, cache_index: str | Path, output: str | Path
+    stats_path: str | Path, *, tracks: str | Path, cache_index: str | Path, output: str | Path
 ) -> pd.DataFrame:
     """``embeddings/mfcc_stats.parquet``: the test tracks that have CQT features, in evaluation order.
 
