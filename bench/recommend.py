@@ -1,6 +1,6 @@
 """Benchmark: catalog search and recommendation latency, FAISS against numpy brute force.
 
-Why: the README's index table and the closing note quote these figures, to show what the FAISS
+Why: the index table of docs/cold-start.md and the closing note quote these figures, to show what the FAISS
 index buys over the obvious numpy search and at which catalog size an approximate index (HNSW)
 starts to matter, and how long one cold-start query takes end to end on a trained run.
 

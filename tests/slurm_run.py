@@ -58,16 +58,17 @@ def fitted(resources: dict) -> dict:
 
 
 def small_machine_overrides() -> list[str]:
-    """--default-resources and --set-resources: the profile's own, with less memory and fewer CPUs.
+    """--default-resources and --set-resources: the profile's own, with less memory and fewer CPUs, and
+    training's memory request (train.resources in the config) capped the same way.
 
     A command-line option replaces the profile's whole key, so every entry is passed again.
     """
     profile = yaml.safe_load(PROFILE.read_text())
     defaults = fitted(profile["default-resources"])
     per_rule = {rule: fitted(resources) for rule, resources in profile["set-resources"].items()}
-    for system in SYSTEMS:
-        assert per_rule[f"train_{system}"]["gpu"] == profile["set-resources"][f"train_{system}"]["gpu"] >= 1
     return [
+        "--config",  # training's own request (train.resources), its memory capped like the rest
+        f"train={{resources: {{mem_mb: {SMALL_MEM_MB}}}}}",
         "--default-resources",
         *(f"{key}={profile_value(value)}" for key, value in defaults.items()),
         "--set-resources",

@@ -172,3 +172,13 @@ def test_the_schema_and_the_system_grammar_accept_the_same_names(name):
         assert strategy in (None, "neighbors", "uniform", "distance", "online")
     else:
         assert name not in ALL_SYSTEMS
+
+
+def test_training_resources_are_set_in_one_place():
+    """train.resources (config.yaml) is what a training job asks for; the SLURM profile only says where
+    it runs, so the two can never disagree."""
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    config_keys = set(yaml.safe_load((REPO / "config.yaml").read_text())["train"]["resources"])
+    assert config_keys >= {"gpu", "mem_mb", "runtime"}
+    for system in ALL_SYSTEMS:
+        assert not config_keys & set(profile["set-resources"][f"train_{system}"]), system

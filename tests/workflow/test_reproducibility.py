@@ -3,7 +3,7 @@
 The second run is the SLURM run of tests/slurm_run.py when the SLURM tests are selected, else a local one.
 
 On one machine, with the same thread counts. Across machines BLAS kernels and thread counts change
-float sums, so trained weights and what follows them may differ in the last bits (README).
+float sums, so trained weights and what follows them may differ in the last bits (docs/training.md, Reproducibility).
 """
 
 from __future__ import annotations
