@@ -64,7 +64,8 @@ def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
     assert not starts_from_tagger("tl_autopool_online_from_at"), "the Auto-pool trunk is not the tagger's"
 
 
-def test_the_slurm_profile_asks_a_gpu_for_every_system_that_trains():
+def test_every_system_that_trains_asks_a_gpu_on_the_profiles_gpu_partition():
     profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    assert yaml.safe_load((REPO / "config.yaml").read_text())["train"]["resources"]["gpu"] >= 1
     for system in ALL_SYSTEMS:
-        assert profile["set-resources"][f"train_{system}"]["gpu"] >= 1, system
+        assert profile["set-resources"][f"train_{system}"]["slurm_partition"] == "gpu", system
