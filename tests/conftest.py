@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
 from slurm_run import slurm_run  # noqa: F401  (autouse: the SLURM run starts with the session)
@@ -123,3 +125,49 @@ def report_outputs(folder: Path) -> dict[str, Path]:
         "curves": "training_curves.png",
     }
     return {key: folder / name for key, name in names.items()}
+
+
+@pytest.fixture(scope="session")
+def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
+    """An exact index of three 40 s tracks (3+ patches each) whose sound changes along the track, built
+    with a TL network at its initialisation; its checkpoint is a trained one's shape."""
+    import torch
+
+    from trackrank.coldstart.index import build_index
+    from trackrank.data.feature_cache import CacheFiles, build_cache
+    from trackrank.data.features import PARQUET_OPTIONS, shard_table, track_cqt
+    from trackrank.learn.models import build_model
+    from trackrank.learn.settings import TrainSettings
+
+    root = tmp_path_factory.mktemp("small_index")
+    ids, paths, matrices = [], [], []
+    for i in range(3):
+        audio = np.concatenate([sine(110.0 * (i + 1) * (j + 1), seconds=10.0) for j in range(4)])
+        path = root / f"t{i}.wav"
+        sf.write(path, audio, 44100)
+        ids.append(f"t{i}")
+        paths.append(str(path))
+        matrices.append(track_cqt(path).astype(np.float16))
+    pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
+    cache = CacheFiles.in_folder(root / "cache")
+    build_cache([root / "shard-000.parquet"], cache)
+    pd.DataFrame({"track_id": ids, "path": paths, "artist": ["a", "b", "c"], "split": "train"}).to_parquet(
+        root / "tracks.parquet"
+    )
+    settings = TrainSettings(system="tl_distance", width=1 / 32, dim=8)
+    model = build_model("triplet", dim=8, width=settings.width, seed=0)
+    checkpoint = {"model": model.state_dict(), "settings": dataclasses.asdict(settings), "tags": ["x"], "epoch": 0}
+    torch.save(checkpoint, root / "model.pt")
+    folder = root / "index"
+    build_index(
+        model=root / "model.pt",
+        cache=cache,
+        tracks=root / "tracks.parquet",
+        catalog_dir=root,
+        out_tracks=folder / "tracks.parquet",
+        out_vectors=folder / "vectors.faiss",
+        out_identity=folder / "identity.json",
+        n_patches=5,
+        device="cpu",
+    )
+    return folder, paths

@@ -10,9 +10,10 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from trackrank.coldstart.settings import INDEX_KINDS
+from trackrank.coldstart.settings import INDEX_KINDS, MAX_DURATION_S, MAX_UPLOAD_MB
 from trackrank.logs import log_to
 
 log = logging.getLogger("trackrank")
@@ -40,12 +41,27 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
-    from trackrank.coldstart.recommend import Recommender, answer
+    from trackrank.coldstart.recommend import Recommender, answer, check_query_file
     from trackrank.errors import QueryError
+    from trackrank.learn.embedding import choose_device
 
-    recommender = Recommender(args.index, model=args.model, device=args.device, n_patches=args.n_patches)
-    answers, failed = [], []
-    for path in args.audio:
+    answers, failed, usable = [], [], []
+    for path in args.audio:  # a bad path is refused before the model loads
+        try:
+            usable.append(str(check_query_file(path)))
+        except QueryError as error:
+            print(f"trackrank recommend: {error}", file=sys.stderr)
+            failed.append({"file": path, "reason": str(error)})
+    if not usable:
+        if args.json:
+            json.dump({"results": [], "errors": failed}, sys.stdout, indent=2)
+            print()
+        return 1
+    choose_device(args.device)  # a device this machine lacks is refused before the model loads, too
+    recommender = Recommender(
+        args.index, model=args.model, device=args.device, n_patches=args.n_patches, max_duration_s=args.max_duration
+    )
+    for path in usable:
         try:
             answers.append(answer(path, recommender.recommend(path, k=args.top, pad=args.pad)))
         except QueryError as error:
@@ -71,13 +87,34 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from trackrank.coldstart.recommend import Recommender
-    from trackrank.coldstart.service import create_app
+    from trackrank.coldstart.service import LOCAL_HOSTS, create_app
+    from trackrank.learn.embedding import choose_device
 
+    choose_device(args.device)
+    recommender = Recommender(args.index, model=args.model, device=args.device, max_duration_s=args.max_duration)
+    hosts = args.allowed_host or [args.host, *LOCAL_HOSTS]
     app = create_app(
-        Recommender(args.index, model=args.model, device=args.device), max_upload_bytes=int(args.max_upload_mb * 2**20)
+        recommender, int(args.max_upload_mb * 2**20), allowed_hosts=hosts, cors_origins=args.cors_origin or None
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # access_log off: the app logs one line per request itself (trackrank.coldstart.service.RequestLog)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above 0, or the usage error that says so."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+        if not value > 0:
+            raise argparse.ArgumentTypeError(f"{text}: must be above 0")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -94,6 +131,13 @@ def parser() -> argparse.ArgumentParser:
     querying = argparse.ArgumentParser(add_help=False, parents=[common])  # recommend and serve
     querying.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
     querying.add_argument("--model", help="model.pt to query with (default: the one the index records)")
+    querying.add_argument(
+        "--max-duration",
+        type=positive(float),
+        default=MAX_DURATION_S,
+        metavar="SECONDS",
+        help=f"refuse audio longer than this, read from its header before decoding (default {MAX_DURATION_S:.0f})",
+    )
 
     index = commands.add_parser(
         "index",
@@ -115,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
         choices=INDEX_KINDS,
         help="exact inner product, or approximate for catalogs past ~1 M tracks",
     )
-    index.add_argument("--n-patches", type=int, default=8, help="evenly spread patches per track")
+    index.add_argument("--n-patches", type=positive(int), default=8, help="evenly spread patches per track")
     index.set_defaults(run=_index)
 
     recommend = commands.add_parser(
@@ -125,10 +169,10 @@ def parser() -> argparse.ArgumentParser:
         description="Print the catalog tracks nearest to each audio file.",
     )
     recommend.add_argument("audio", nargs="+", help="audio files (any format librosa reads)")
-    recommend.add_argument("--top", type=int, default=10, help="neighbours per file")
+    recommend.add_argument("--top", type=positive(int), default=10, help="neighbours per file")
     recommend.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     recommend.add_argument("--pad", action="store_true", help="loop a file shorter than one patch (11.87 s)")
-    recommend.add_argument("--n-patches", type=int, help="patches per file (default: as the index)")
+    recommend.add_argument("--n-patches", type=positive(int), help="patches per file (default: as the index)")
     recommend.set_defaults(run=_recommend)
 
     serve = commands.add_parser(
@@ -139,7 +183,18 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-upload-mb", type=float, default=100.0, help="largest accepted upload")
+    serve.add_argument(
+        "--max-upload-mb", type=positive(float), default=MAX_UPLOAD_MB, help="largest accepted upload (MiB)"
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="HOST",
+        help="a Host header to answer (repeat; '*' any): default the bound address and localhost",
+    )
+    serve.add_argument(
+        "--cors-origin", action="append", metavar="ORIGIN", help="an origin other pages may call from (repeat)"
+    )
     serve.set_defaults(run=_serve)
     return main
 

@@ -3,8 +3,10 @@
 The file is decoded and turned into a CQT exactly as the feature stage does (44.1 kHz mono,
 :func:`trackrank.data.features.track_cqt`, stored precision float16), embedded from patches spread
 evenly over the whole track by the model the index was built with, and searched in the index.
-A file that cannot serve as a query (missing, undecodable, digital silence, shorter than one
-patch unless padding is asked for) raises :class:`QueryError` naming the file and the reason.
+A file that cannot serve as a query (missing, a folder, not audio, undecodable, longer than the
+allowed duration, digital silence, shorter than one patch unless padding is asked for) raises
+:class:`QueryError` naming the file and the reason. The work a query can cause is bounded: its
+duration is read from the header before anything is decoded, and counted again while decoding.
 """
 
 from __future__ import annotations
@@ -17,24 +19,44 @@ import numpy as np
 import torch
 
 from trackrank.coldstart.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
+from trackrank.coldstart.settings import MAX_DURATION_S
+from trackrank.data.audio import looks_like_audio
 from trackrank.data.features import PATCH_FRAMES, min_duration_s, track_cqt
 from trackrank.errors import AudioError, QueryError
 from trackrank.learn.embedding import choose_device
 
 
-def query_cqt(path: str | Path, pad: bool = False) -> np.ndarray:
-    """The feature stage's CQT of one file, (n_frames, 96), at the stored precision (float16 values)."""
+def check_query_file(path: str | Path) -> Path:
+    """``path`` when it can be a query file to decode; else the :class:`QueryError` that says why (missing,
+    a folder, or content that is no audio container), before any decoder or model is touched."""
     path = Path(path)
+    if path.is_dir():
+        raise QueryError(f"{path}: a folder, not an audio file")
     if not path.is_file():
         raise QueryError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise QueryError(f"{path}: empty file (0 bytes)")
+    if not looks_like_audio(path):
+        raise QueryError(
+            f"{path}: not an audio file (its first bytes are no WAV, FLAC, Ogg, MP3, AAC, M4A, AIFF or AU header)"
+        )
+    return path
+
+
+def query_cqt(path: str | Path, pad: bool = False, *, max_duration_s: float | None = MAX_DURATION_S) -> np.ndarray:
+    """The feature stage's CQT of one file, (n_frames, 96), at the stored precision (float16 values).
+
+    ``max_duration_s``: the longest file accepted (None: any); ``pad``: loop a file shorter than one patch.
+    """
+    path = check_query_file(path)
     try:
-        cqt = track_cqt(path).astype(np.float16).astype(np.float32)
+        cqt = track_cqt(path, max_duration_s=max_duration_s).astype(np.float16).astype(np.float32)
     except AudioError as error:
         raise QueryError(str(error)) from error
     if len(cqt) < PATCH_FRAMES and not pad:
         raise QueryError(
             f"{path}: shorter than one patch ({len(cqt)} < {PATCH_FRAMES} frames, {min_duration_s():.2f} s); "
-            "pass --pad to loop it"
+            "ask for padding to loop it (recommend --pad, or pad=true over HTTP)"
         )
     return cqt
 
@@ -48,6 +70,7 @@ class Recommender:
         model: str | Path | None = None,
         device: str = "auto",
         n_patches: int | None = None,
+        max_duration_s: float | None = MAX_DURATION_S,
     ):
         self.index = CatalogIndex(index_folder)
         self.device = choose_device(device)
@@ -57,15 +80,23 @@ class Recommender:
         self.model, identity = load_embedding_model(model_path, self.device)
         self.index.check_model(model_path, identity)
         self.n_patches = n_patches or self.index.identity["n_patches"]
+        self.max_duration_s = max_duration_s
         self._lock = threading.Lock()  # one forward pass at a time: requests of a server share the model
 
     def embed(self, cqt: np.ndarray) -> np.ndarray:
         with self._lock, torch.inference_mode():
             return embed_tracks(self.model, [cqt], n_patches=self.n_patches, device=self.device)
 
+    def warm_up(self) -> None:
+        """One forward pass on a silent patch, so the first request does not pay the model's warm-up."""
+        self.embed(np.full((PATCH_FRAMES, 96), -100.0, dtype=np.float32))
+
     def recommend(self, path: str | Path, k: int = 10, pad: bool = False) -> list[Neighbour]:
         """The ``k`` catalog tracks nearest to the audio file ``path``; raises :class:`QueryError`."""
-        return self.index.search(self.embed(query_cqt(path, pad=pad)), k)[0]
+        vector = self.embed(query_cqt(path, pad=pad, max_duration_s=self.max_duration_s))
+        if not np.isfinite(vector).all():
+            raise QueryError(f"{path}: its embedding is not finite (the audio's values are out of range)")
+        return self.index.search(vector, k)[0]
 
     def similar(self, track_id: str, k: int = 10) -> list[Neighbour]:
         """The ``k`` catalog tracks nearest to a catalog track, itself left out (KeyError: unknown id)."""

@@ -1,9 +1,17 @@
 """The HTTP service of ``trackrank serve``: recommendations for uploaded audio, as JSON and as a page.
 
-- ``POST /recommend``: multipart field ``file``; the JSON of ``trackrank recommend --json`` for it.
+- ``POST /recommend``: multipart field ``file`` (``?top=10&pad=false``); the JSON of
+  ``trackrank recommend --json`` for it.
 - ``GET /tracks/{track_id}/similar?top=10``: the neighbours of a catalog track.
-- ``GET /audio/{track_id}``: a catalog track's audio, read-only, only from inside the catalog folder.
+- ``GET|HEAD /audio/{track_id}``: a catalog track's audio, read-only, only from inside the catalog
+  folder; byte ranges, and 304 for a copy the client already has (ETag, Last-Modified).
+- ``GET /health``: whether it answers, and with which index.
 - ``GET /``: a page where a person drops an audio file and hears the top 10.
+
+The work one request can cause is bounded: a body past the upload limit is refused on its
+Content-Length at once, or as soon as its streamed bytes pass the limit, before it is spooled whole;
+an upload is decoded only when its header says it is audio no longer than the duration limit. Requests
+name a host this service answers for (DNS rebinding), and each leaves one structured log line.
 
 Endpoints are plain functions, so the ASGI server runs them in its thread pool; the model is
 shared behind the recommender's lock.
@@ -11,31 +19,170 @@ shared behind the recommender's lock.
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
+import json
+import logging
+import os
 import tempfile
+import time
 from pathlib import Path
 
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from trackrank.coldstart.recommend import Recommender, answer
+from trackrank.coldstart.settings import MAX_UPLOAD_MB
 from trackrank.errors import QueryError
+
+log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("service_page.html")
 #: Suffixes kept on uploads, so the decoder can tell the format; anything else is decoded by content.
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif", ".aiff", ".au"}
+#: Hosts a local service answers for when none are configured.
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 
 
-def create_app(recommender: Recommender, max_upload_bytes: int = 100 * 2**20) -> FastAPI:
-    """The ASGI app around one recommender."""
-    app = FastAPI(title="trackrank", description="Catalog tracks that sound like an audio file (cold start).")
+class NeighbourOut(BaseModel):
+    rank: int
+    track_id: str
+    artist: str
+    distance: float
+
+
+class AnswerOut(BaseModel):
+    file: str
+    neighbours: list[NeighbourOut]
+
+
+class FailureOut(BaseModel):
+    file: str
+    reason: str
+
+
+class Recommendations(BaseModel):
+    """What answers (the system, its checkpoint, the index) and the answers."""
+
+    system: str
+    model_sha256: str
+    index: str
+    kind: str
+    n_tracks: int
+    results: list[AnswerOut]
+    errors: list[FailureOut]
+
+
+class Health(BaseModel):
+    status: str
+    system: str
+    n_tracks: int
+
+
+class BodyLimit:
+    """Refuse a request body past ``max_bytes`` with 413: on its declared Content-Length before reading
+    it, or, for a body without one (chunked), as soon as the bytes received pass the limit, so that
+    nothing past the limit is ever spooled."""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    def refusal(self, received: int | None = None) -> str:
+        size = f" ({received / 2**20:.1f} MiB)" if received else ""
+        return f"upload larger than the {self.max_bytes / 2**20:.0f} MiB limit{size}"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return await JSONResponse({"detail": self.refusal(int(declared))}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self.refusal())  # FastAPI turns it into the response
+            return message
+
+        return await self.app(scope, counted, send)
+
+
+class RequestLog:
+    """One line per request, JSON: method, path, status, milliseconds, and the refusal's reason."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started, line = time.perf_counter(), {"method": scope["method"], "path": scope["path"], "status": 500}
+        body = bytearray()
+
+        async def recorded(message):
+            if message["type"] == "http.response.start":
+                line["status"] = message["status"]
+            elif message["type"] == "http.response.body" and line["status"] >= 400 and len(body) < 4096:
+                body.extend(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recorded)
+        finally:
+            line["ms"] = round(1000 * (time.perf_counter() - started), 1)
+            if line["status"] >= 400:
+                try:
+                    line["reason"] = json.loads(bytes(body))["detail"]
+                except (ValueError, KeyError, TypeError):
+                    line["reason"] = bytes(body[:200]).decode("utf-8", "replace")
+            log.info("%s", json.dumps(line))
+
+
+def create_app(
+    recommender: Recommender,
+    max_upload_bytes: int = int(MAX_UPLOAD_MB * 2**20),
+    *,
+    allowed_hosts: list[str] | None = None,
+    cors_origins: list[str] | None = None,
+) -> FastAPI:
+    """The ASGI app around one recommender, warmed up (its first request pays no model warm-up).
+
+    Parameters
+    ----------
+    max_upload_bytes : the largest request body accepted.
+    allowed_hosts : the Host headers it answers (``*`` any); None: this machine's names only
+        (:data:`LOCAL_HOSTS`). A page on another site cannot reach it through DNS rebinding.
+    cors_origins : origins other sites' pages may call it from; none by default.
+    """
+    app = FastAPI(
+        title="trackrank",
+        description="Catalog tracks that sound like an audio file (cold start).",
+        docs_url=None,  # the interactive docs load their scripts from a CDN; /openapi.json is the schema
+        redoc_url=None,
+    )
     catalog_root = Path(recommender.index.identity["catalog_dir"]).resolve()
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 
+    @app.get("/health")
+    def health() -> Health:
+        identity = recommender.index.identity
+        return Health(status="ok", system=identity["system"], n_tracks=identity["n_tracks"])
+
     @app.post("/recommend")
-    def recommend(file: UploadFile = File(...), top: int = Query(10, ge=1, le=1000)) -> dict:
+    def recommend(
+        file: UploadFile = File(...),
+        top: int = Query(10, ge=1, le=1000),
+        pad: bool = Query(False, description="loop a file shorter than one patch (11.87 s)"),
+    ) -> Recommendations:
         name = Path(file.filename or "upload").name
         suffix = Path(name).suffix.lower()
         data = file.file.read(max_upload_bytes + 1)
@@ -47,23 +194,21 @@ def create_app(recommender: Recommender, max_upload_bytes: int = 100 * 2**20) ->
             stream.write(data)
             stream.flush()
             try:
-                found = recommender.recommend(stream.name, k=top)
+                found = recommender.recommend(stream.name, k=top, pad=pad)
             except QueryError as error:
                 raise HTTPException(422, str(error).replace(stream.name, name)) from None
-        return {**recommender.describe(), "results": [answer(name, found)], "errors": []}
+        return Recommendations(**recommender.describe(), results=[answer(name, found)], errors=[])
 
     @app.get("/tracks/{track_id}/similar")
-    def similar(track_id: str, top: int = Query(10, ge=1, le=1000)) -> dict:
+    def similar(track_id: str, top: int = Query(10, ge=1, le=1000)) -> Recommendations:
         if track_id not in recommender.index.position:
             raise HTTPException(404, f"no catalog track '{track_id}' in the index")
-        return {
-            **recommender.describe(),
-            "results": [answer(track_id, recommender.similar(track_id, k=top))],
-            "errors": [],
-        }
+        found = recommender.similar(track_id, k=top)
+        return Recommendations(**recommender.describe(), results=[answer(track_id, found)], errors=[])
 
-    @app.get("/audio/{track_id}")
-    def audio(track_id: str) -> FileResponse:
+    @app.get("/audio/{track_id}", response_class=FileResponse)
+    @app.head("/audio/{track_id}", include_in_schema=False)
+    def audio(track_id: str, request: Request) -> Response:
         row = recommender.index.position.get(track_id)
         if row is None:
             raise HTTPException(404, f"no catalog track '{track_id}' in the index")
@@ -72,6 +217,34 @@ def create_app(recommender: Recommender, max_upload_bytes: int = 100 * 2**20) ->
             raise HTTPException(403, f"track '{track_id}': its audio is outside the catalog folder")
         if not path.is_file():
             raise HTTPException(404, f"track '{track_id}': audio file missing")
-        return FileResponse(path)
+        stat = os.stat(path)
+        validators = {
+            "etag": '"' + hashlib.sha256(f"{stat.st_mtime_ns}-{stat.st_size}".encode()).hexdigest()[:32] + '"',
+            "last-modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
+        }
+        if not_modified(request, validators["etag"], stat.st_mtime):
+            return Response(status_code=304, headers=validators)
+        return FileResponse(path, headers=validators, stat_result=stat)
 
+    recommender.warm_up()
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
+    app.add_middleware(RequestLog)
     return app
+
+
+def not_modified(request: Request, etag: str, mtime: float) -> bool:
+    """Whether the client's copy is current (RFC 9110 §13.1: If-None-Match wins over If-Modified-Since)."""
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")] or if_none_match == "*"
+    if_modified_since = request.headers.get("if-modified-since")
+    if if_modified_since:
+        try:
+            since = email.utils.parsedate_to_datetime(if_modified_since).timestamp()
+        except (TypeError, ValueError):
+            return False
+        return int(mtime) <= since
+    return False

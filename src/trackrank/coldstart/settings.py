@@ -5,6 +5,13 @@ from __future__ import annotations
 
 from trackrank.learn.settings import system_spec
 
+#: The longest query accepted by default, in seconds: past any track of a normal album (a whole CD
+#: holds at most 80 minutes); the CPU time and memory one request can cost follow from it.
+MAX_DURATION_S = 1800.0
+#: The largest upload ``trackrank serve`` accepts by default, in MiB (30 minutes of 16-bit stereo WAV
+#: at 44.1 kHz is 303 MiB; compressed formats are a tenth of that).
+MAX_UPLOAD_MB = 100.0
+
 #: FAISS index kinds: exact inner product, or approximate (graph, inverted lists) for large catalogs.
 INDEX_KINDS = ("exact", "hnsw", "ivf")
 

@@ -24,6 +24,27 @@ SAMPLE_RATE = 44100
 BLOCK_S = 30.0
 #: A decode that stops this much short of the header's duration is a truncated file.
 TRUNCATION_TOLERANCE_S = 0.5
+#: Samples beyond this magnitude are no audio (float files hold [-1, 1]): their CQT power would
+#: overflow float32 and every embedding of the track would be NaN.
+MAX_SAMPLE = 1e15
+
+
+#: The first bytes of the containers a query may come in (WAV/RF64/W64, FLAC, Ogg, MP3 with or
+#: without ID3, ADTS AAC, MP4/M4A, AIFF, AU, CAF, Matroska/WebM), at their offsets.
+AUDIO_MAGIC = (
+    (0, b"RIFF"), (0, b"RF64"), (0, b"riff"), (0, b"fLaC"), (0, b"OggS"), (0, b"ID3"), (4, b"ftyp"),
+    (0, b"FORM"), (0, b".snd"), (0, b"caff"), (0, b"\x1a\x45\xdf\xa3"),
+)  # fmt: skip
+
+
+def looks_like_audio(path: str | Path) -> bool:
+    """Whether the file starts like an audio container or an MPEG audio frame (MP3, AAC): a cheap check
+    that keeps a text or image file from the decoders, which print pages of noise before failing."""
+    with open(path, "rb") as stream:
+        head = stream.read(16)
+    if any(head[offset : offset + len(magic)] == magic for offset, magic in AUDIO_MAGIC):
+        return True
+    return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0  # MPEG frame sync (11 bits)
 
 
 def probe_duration(path: str | Path) -> float:
@@ -34,27 +55,41 @@ def probe_duration(path: str | Path) -> float:
         raise AudioError(f"cannot read audio header of '{path}': {error}") from error
 
 
-def audio_blocks(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = BLOCK_S) -> Iterator[np.ndarray]:
+def audio_blocks(
+    path: str | Path, sr: int = SAMPLE_RATE, block_s: float = BLOCK_S, *, max_duration_s: float | None = None
+) -> Iterator[np.ndarray]:
     """Decode ``path`` block by block, mixed to mono and resampled to ``sr``.
+
+    Parameters
+    ----------
+    max_duration_s : refuse a file longer than this many seconds, from its header before decoding and
+        again while decoding (a header can lie), so a small file that claims hours costs nothing;
+        None: no limit (the catalog's own tracks).
 
     Yields
     ------
     y : np.ndarray, shape (n_samples,), float32; the blocks joined are the whole track.
 
     Raises :class:`AudioError` naming the file when it is empty, does not decode, decodes to
-    non-finite samples, or stops short of the duration its header announces (a truncated file).
+    non-finite samples, is longer than ``max_duration_s``, or stops short of the duration its header
+    announces (a truncated file).
     """
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise AudioError(f"cannot decode '{path}': empty file (0 bytes)")
     try:
         stream = soundfile.SoundFile(str(path))
     except Exception:
-        yield _checked(path, _load_whole(path, sr))
+        yield _checked(path, _load_whole(path, sr, max_duration_s), max_duration_s, sr)
         return
     with stream:
+        if max_duration_s is not None and stream.frames > max_duration_s * stream.samplerate:
+            raise AudioError(
+                f"'{path}' lasts {stream.frames / stream.samplerate:.0f} s by its header "
+                f"({stream.frames} samples at {stream.samplerate} Hz), longer than the {max_duration_s:.0f} s allowed"
+            )
         resampler = None if stream.samplerate == sr else soxr.ResampleStream(stream.samplerate, sr, 1, "float32", "HQ")
         block_frames = max(1, int(block_s * stream.samplerate))
-        decoded = 0
+        decoded = produced = 0
         while True:
             try:
                 block = stream.read(block_frames, dtype="float32", always_2d=True)
@@ -65,7 +100,9 @@ def audio_blocks(path: str | Path, sr: int = SAMPLE_RATE, block_s: float = BLOCK
             decoded += len(block)
             last = len(block) < block_frames
             mono = block.mean(axis=1)
-            yield _checked(path, resampler.resample_chunk(mono, last=last) if resampler else mono)
+            y = resampler.resample_chunk(mono, last=last) if resampler else mono
+            produced += len(y)
+            yield _checked(path, y, max_duration_s, sr, produced)
             if last:
                 break
         if decoded < stream.frames - TRUNCATION_TOLERANCE_S * stream.samplerate:
@@ -88,18 +125,29 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     return y
 
 
-def _checked(path: str | Path, y: np.ndarray) -> np.ndarray:
+def _checked(
+    path: str | Path, y: np.ndarray, max_duration_s: float | None = None, sr: int = SAMPLE_RATE, produced: int = 0
+) -> np.ndarray:
+    """``y`` when its samples are finite and the ``produced`` samples so far (``len(y)`` when 0) stay
+    within ``max_duration_s``; else the :class:`AudioError` that says which."""
     if not np.all(np.isfinite(y)):
         raise AudioError(f"'{path}' decodes to non-finite samples")
+    peak = float(np.abs(y).max()) if y.size else 0.0
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"'{path}': its samples reach {peak:.3g}, far outside [-1, 1] (a float file scaled wrong?)")
+    if max_duration_s is not None and max(produced, len(y)) > (max_duration_s + 1.0) * sr:
+        raise AudioError(f"'{path}' decodes to more than the {max_duration_s:.0f} s allowed (its header says less)")
     return y
 
 
-def _load_whole(path: str | Path, sr: int) -> np.ndarray:
-    """The fallback for files libsndfile cannot open: librosa.load (audioread) decodes them whole."""
+def _load_whole(path: str | Path, sr: int, max_duration_s: float | None = None) -> np.ndarray:
+    """The fallback for files libsndfile cannot open: librosa.load (audioread) decodes them whole, at most
+    ``max_duration_s`` (+ 2 s, so that a longer file is seen to be longer) when given."""
+    duration = None if max_duration_s is None else max_duration_s + 2.0
     try:
         with warnings.catch_warnings():  # librosa warns when it falls back from libsndfile to audioread
             warnings.simplefilter("ignore")
-            y, _ = librosa.load(str(path), sr=sr, mono=True, res_type="soxr_hq")
+            y, _ = librosa.load(str(path), sr=sr, mono=True, res_type="soxr_hq", duration=duration)
     except Exception as error:
         raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
     return y

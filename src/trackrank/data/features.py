@@ -111,15 +111,21 @@ def cqt_db_stream(
     return np.concatenate(frames)
 
 
-def track_cqt(path: str | Path) -> np.ndarray:
+def track_cqt(path: str | Path, *, max_duration_s: float | None = None) -> np.ndarray:
     """The CQT of one audio file, decoded and transformed chunk by chunk (bounded memory).
 
-    Raises :class:`AudioError` for a file that does not decode, holds no samples, or is digital
-    silence (every bin at the -100 dB floor: such a track has no sound to learn from or rank by).
+    Raises :class:`AudioError` for a file that does not decode, holds no samples, is longer than
+    ``max_duration_s`` (None: any length), has samples so large that their power overflows (a float
+    file scaled far outside [-1, 1]), or is digital silence (every bin at the -100 dB floor: such a
+    track has no sound to learn from or rank by).
     """
-    cqt = cqt_db_stream(audio_blocks(path))
+    cqt = cqt_db_stream(audio_blocks(path, max_duration_s=max_duration_s))
     if len(cqt) == 0:
         raise AudioError(f"'{path}' holds no audio samples")
+    if not np.isfinite(cqt).all():
+        raise AudioError(
+            f"'{path}': its samples are so far outside [-1, 1] that their power overflows (a float file scaled wrong?)"
+        )
     if cqt.max() <= 10 * np.log10(AMIN):
         raise AudioError(f"'{path}' is digital silence: every CQT bin is at the -100 dB floor")
     return cqt

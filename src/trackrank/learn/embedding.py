@@ -19,7 +19,7 @@ import torch
 
 from trackrank.atomic import atomic_output
 from trackrank.data.feature_cache import CacheFiles, PatchCache
-from trackrank.errors import CheckpointError
+from trackrank.errors import CheckpointError, ConfigError
 from trackrank.learn.checkpoints import load_checkpoint
 from trackrank.learn.models import build_model
 from trackrank.learn.settings import system_spec
@@ -170,7 +170,14 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray, str]:
 
 
 def choose_device(name: str = "auto") -> torch.device:
-    """CUDA when present (or asked for), else CPU."""
+    """CUDA when present (``auto``), or the device asked for; :class:`ConfigError` for a CUDA device
+    this machine does not have (rather than a failure deep inside the first load or step)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ConfigError(f"device '{name}': not a device torch knows (auto, cpu or cuda): {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}': this machine has no CUDA device torch can use; use auto or cpu")
+    return device
