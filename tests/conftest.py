@@ -158,6 +158,9 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     model = build_model("triplet", dim=8, width=settings.width, seed=0)
     checkpoint = {"model": model.state_dict(), "settings": dataclasses.asdict(settings), "tags": ["x"], "epoch": 0}
     torch.save(checkpoint, root / "model.pt")
+    pd.DataFrame(
+        {"track_id": ids, "rock": [0.9, 0.2, 0.6], "jazz": [0.0, 0.8, 0.7], "calm": [0.5, 0.4, 0.95]}
+    ).to_parquet(root / "tags.parquet")
     folder = root / "index"
     build_index(
         model=root / "model.pt",
@@ -167,6 +170,7 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
         out_tracks=folder / "tracks.parquet",
         out_vectors=folder / "vectors.faiss",
         out_identity=folder / "identity.json",
+        tags=root / "tags.parquet",
         n_patches=5,
         device="cpu",
     )

@@ -32,6 +32,7 @@ def _index(args: argparse.Namespace) -> int:
         out_tracks=out / "tracks.parquet",
         out_vectors=out / "vectors.faiss",
         out_identity=out / "identity.json",
+        tags=args.tags if Path(args.tags).is_file() else None,
         n_patches=args.n_patches,
         kind=args.kind,
         device=args.device,
@@ -59,7 +60,12 @@ def _recommend(args: argparse.Namespace) -> int:
         return 1
     choose_device(args.device)  # a device this machine lacks is refused before the model loads, too
     recommender = Recommender(
-        args.index, model=args.model, device=args.device, n_patches=args.n_patches, max_duration_s=args.max_duration
+        args.index,
+        model=args.model,
+        device=args.device,
+        n_patches=args.n_patches,
+        max_duration_s=args.max_duration,
+        tagger=_tagger(args.tagger),
     )
     for path in usable:
         try:
@@ -78,9 +84,14 @@ def _recommend(args: argparse.Namespace) -> int:
 
 def _print_table(found: dict) -> None:
     print(f"# {found['file']}")
-    print(f"{'rank':>4}  {'track_id':<24} {'artist':<24} distance")
+    if found["query_tags_from"]:
+        tags = ", ".join(f"{t} {v:.2f}" if v is not None else t for t, v in found["query_tags"].items())
+        print(f"# tags ({found['query_tags_from']}): {tags or 'none strong'}")
+    print(f"{'rank':>4}  {'track_id':<24} {'artist':<24} distance  shared tags (its other tags)")
     for n in found["neighbours"]:
-        print(f"{n['rank']:>4}  {n['track_id']:<24} {n['artist']:<24} {n['distance']:.4f}")
+        others = [t for t in n["tags"] if t not in n["shared_tags"]]
+        explained = ", ".join(n["shared_tags"]) + (f" ({', '.join(others)})" if others else "")
+        print(f"{n['rank']:>4}  {n['track_id']:<24} {n['artist']:<24} {n['distance']:.4f}    {explained}")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,7 +102,9 @@ def _serve(args: argparse.Namespace) -> int:
     from trackrank.learn.embedding import choose_device
 
     choose_device(args.device)
-    recommender = Recommender(args.index, model=args.model, device=args.device, max_duration_s=args.max_duration)
+    recommender = Recommender(
+        args.index, model=args.model, device=args.device, max_duration_s=args.max_duration, tagger=_tagger(args.tagger)
+    )
     hosts = args.allowed_host or [args.host, *LOCAL_HOSTS]
     app = create_app(
         recommender, int(args.max_upload_mb * 2**20), allowed_hosts=hosts, cors_origins=args.cors_origin or None
@@ -99,6 +112,11 @@ def _serve(args: argparse.Namespace) -> int:
     # access_log off: the app logs one line per request itself (trackrank.coldstart.service.RequestLog)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def _tagger(value: str) -> str | None:
+    """``--tagger``: a model.pt, ``beside`` (the run's at_baseline, when trained) or ``none``."""
+    return None if value == "none" else value
 
 
 def positive(kind: type) -> Callable[[str], float]:
@@ -132,6 +150,12 @@ def parser() -> argparse.ArgumentParser:
     querying.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
     querying.add_argument("--model", help="model.pt to query with (default: the one the index records)")
     querying.add_argument(
+        "--tagger",
+        default="beside",
+        help="the auto-tagger that estimates a new file's tags: a model.pt, 'beside' (the run's "
+        "models/at_baseline/model.pt next to the index's model, when trained) or 'none'",
+    )
+    querying.add_argument(
         "--max-duration",
         type=positive(float),
         default=MAX_DURATION_S,
@@ -148,6 +172,11 @@ def parser() -> argparse.ArgumentParser:
     index.add_argument("--model", required=True, help="results/models/<system>/model.pt")
     index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
     index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
+    index.add_argument(
+        "--tags",
+        default="results/catalog/tags.parquet",
+        help="the validated catalog's tags, whose strong ones explain answers (skipped when missing)",
+    )
     index.add_argument(
         "--catalog-dir",
         help="the folder `serve` may stream audio from (default: the deepest folder holding every track)",

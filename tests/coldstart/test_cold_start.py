@@ -69,9 +69,37 @@ def test_recommend_json_gives_each_catalog_track_itself_first(finished_run):
     for result, track_id in zip(answer["results"], tracks.track_id):
         neighbours = result["neighbours"]
         assert [n["rank"] for n in neighbours] == [1, 2, 3]
-        assert set(neighbours[0]) == {"rank", "track_id", "artist", "distance"}
+        assert set(neighbours[0]) == {"rank", "track_id", "artist", "distance", "tags", "shared_tags"}
         assert neighbours[0]["track_id"] == track_id and neighbours[0]["distance"] < 1e-2
         assert [n["distance"] for n in neighbours] == sorted(n["distance"] for n in neighbours)
+
+
+def test_recommend_explains_its_answer_with_the_taggers_estimate_and_the_catalogs_tags(finished_run):
+    """The run trained at_baseline: a file's tags are estimated from the patches the index embeds, each
+    neighbour carries its strong catalog tags, and shares those of the estimate it has."""
+    from trackrank.data.features import even_patches, track_cqt
+    from trackrank.learn.embedding import load_model
+
+    song = catalog_tracks(finished_run).iloc[4]
+    run = trackrank(finished_run, "recommend", song.path, "--index", INDEX, "--top", "5", "--json")
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)["results"][0]
+    assert result["query_tags_from"] == "estimated by at_baseline"
+    tagger, checkpoint = load_model(finished_run / "results" / "models" / "at_baseline" / "model.pt")
+    cqt = track_cqt(song.path).astype(np.float16).astype(np.float32)
+    with torch.no_grad():
+        likelihoods = tagger(torch.from_numpy(even_patches(cqt, 8))).mean(0).numpy()
+    expected = {tag: v for tag, v in zip(checkpoint["tags"], likelihoods) if v >= 0.5}
+    assert result["query_tags"].keys() == expected.keys()
+    for tag, value in result["query_tags"].items():
+        assert value == pytest.approx(expected[tag], abs=1e-3)
+    catalog = pd.read_parquet(finished_run / "results" / "catalog" / "tags.parquet").set_index("track_id")
+    for n in result["neighbours"]:
+        strong = catalog.loc[n["track_id"]]
+        assert set(n["tags"]) == set(strong[strong >= 0.5].index)
+        assert n["shared_tags"] == [t for t in n["tags"] if t in expected]
+    table = trackrank(finished_run, "recommend", song.path, "--index", INDEX, "--top", "2")
+    assert "# tags (estimated by at_baseline): " in table.stdout and "shared tags" in table.stdout
 
 
 @pytest.fixture
@@ -104,7 +132,8 @@ def test_recommend_reports_each_bad_file_and_still_answers_the_good_one(finished
         "2",
     )
     assert run.returncode == 1
-    assert run.stdout.count("# ") == 1 and good in run.stdout
+    headers = [line for line in run.stdout.splitlines() if line.startswith("# ") and not line.startswith("# tags")]
+    assert headers == [f"# {good}"]
     lines = run.stderr.strip().splitlines()
     assert len(lines) == len(bad_files)
     for reason, path in bad_files.items():  # the paths refused before the model loads come first

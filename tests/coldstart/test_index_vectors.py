@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from trackrank.coldstart.explain import strong_tags
 from trackrank.coldstart.recommend import Recommender, query_cqt
 from trackrank.data.features import PATCH_FRAMES, even_patches
 
@@ -28,4 +29,20 @@ def test_a_catalog_file_queried_embeds_to_its_own_indexed_vector(small_index):
     for i, path in enumerate(paths):
         queried = recommender.embed(query_cqt(path))[0]
         np.testing.assert_allclose(queried, indexed.loc[f"t{i}", "embedding"], atol=1e-5)
-        assert recommender.recommend(path, k=1)[0].track_id == f"t{i}"
+        assert recommender.recommend(path, k=1).neighbours[0].track_id == f"t{i}"
+
+
+def test_strong_tags_are_those_at_the_threshold_most_likely_first():
+    likelihoods = pd.DataFrame({"rock": [0.9, 0.5], "jazz": [0.95, 0.49], "calm": [np.nan, 0.5]})
+    assert strong_tags(likelihoods, 0.5) == [["jazz", "rock"], ["rock", "calm"]]
+
+
+def test_a_catalog_track_lists_neighbours_with_their_catalog_tags_and_the_ones_it_shares(small_index):
+    recommender = Recommender(small_index[0], device="cpu", tagger=None)
+    found = recommender.similar("t2", k=2)
+    assert found.query_tags == {"calm": None, "jazz": None, "rock": None} and found.tags_from == "catalog"
+    by_id = {n.track_id: n for n in found.neighbours}
+    assert by_id["t0"].tags == ["rock", "calm"] and by_id["t0"].shared_tags == ["rock", "calm"]
+    assert by_id["t1"].tags == ["jazz"] and by_id["t1"].shared_tags == ["jazz"]
+    file_query = recommender.recommend(small_index[1][1], k=1)
+    assert file_query.tags_from is None and file_query.neighbours[0].shared_tags == []

@@ -87,23 +87,33 @@ def test_the_listening_page_plays_its_audio_in_chromium(browser, finished_run, t
     assert duration == pytest.approx(13.0, abs=0.1)  # tests/config/tiny.yaml: demo tracks last 13 s
 
 
+class LiveService:
+    """`trackrank serve`'s app under uvicorn on a free local port, in a thread, until stopped."""
+
+    def __init__(self, index: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}/"
+        app = create_app(Recommender(index))
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "uvicorn did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def live_service(finished_run):
-    """`trackrank serve`'s app under uvicorn on a free local port, in a thread."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(Recommender(finished_run / "results" / "index" / "tl_online"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    service = LiveService(finished_run / "results" / "index" / "tl_online")
+    yield service.url
+    service.stop()
 
 
 def test_the_serve_page_recommends_a_chosen_file_with_players_that_load(browser, live_service, finished_run, tmp_path):
@@ -128,3 +138,42 @@ def test_the_serve_page_shows_why_a_file_was_refused(browser, live_service, tmp_
     WebDriverWait(browser, 30).until(lambda b: "error" in b.find_element(By.ID, "status").get_attribute("class"))
     assert "notes.wav" in browser.find_element(By.ID, "status").text
     assert not browser.find_elements(By.CSS_SELECTOR, "tr.neighbour")
+
+
+def test_the_serve_page_shows_the_query_its_tags_and_each_neighbours_shared_tags(browser, live_service, finished_run):
+    song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[3]
+    browser.get(live_service)
+    browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
+    WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "tr.neighbour")) == 10)
+    assert browser.find_element(By.ID, "query-player").get_attribute("src").startswith("blob:")
+    assert browser.find_element(By.ID, "query-tags").text.startswith("Its tags (estimated by at_baseline): ")
+    first = browser.find_elements(By.CSS_SELECTOR, "tr.neighbour")[0].find_elements(By.TAG_NAME, "td")[4]
+    strong = pd.read_parquet(finished_run / "results" / "catalog" / "tags.parquet").set_index("track_id")
+    expected = strong.loc[song.track_id][strong.loc[song.track_id] >= 0.5].index
+    assert set(first.text.split(", ")) == set(expected)
+
+
+def test_the_serve_page_survives_a_service_that_went_away_and_lets_the_user_retry(browser, finished_run):
+    service = LiveService(finished_run / "results" / "index" / "tl_online")
+    song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[2]
+    browser.get(service.url)
+    service.stop()
+    browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "status").get_attribute("class") == "error")
+    assert "could not be reached" in browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.ID, "retry").is_displayed()
+    assert "busy" not in browser.find_element(By.ID, "drop").get_attribute("class")
+
+
+def test_the_serve_page_fits_a_phone_screen(browser, live_service, finished_run):
+    song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[1]
+    browser.set_window_size(390, 844)
+    try:
+        browser.get(live_service)
+        browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
+        WebDriverWait(browser, 60).until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "tr.neighbour")) == 10)
+        width = browser.execute_script("return document.documentElement.clientWidth")
+        players = browser.find_elements(By.CSS_SELECTOR, "tr.neighbour audio")
+        assert all(p.rect["x"] + p.rect["width"] <= width for p in players), "a player is cut off"
+    finally:
+        browser.set_window_size(1200, 900)

@@ -70,7 +70,15 @@ MAPPINGS = {
             "dim": "train/dim",
         },
     ),
-    index_settings: ([build_index], {"n_patches": "index/n_patches", "kind": "index/kind", "device": "train/device"}),
+    index_settings: (
+        [build_index],
+        {
+            "n_patches": "index/n_patches",
+            "kind": "index/kind",
+            "tag_threshold": "train/tag_threshold",
+            "device": "train/device",
+        },
+    ),
     default_index_settings: ([write_default], {"system": "index/system", "metric": "evaluate/k"}),
 }
 

@@ -15,6 +15,7 @@ rule index:
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
     output:
         tracks="results/index/{system}/tracks.parquet",
         vectors="results/index/{system}/vectors.faiss",

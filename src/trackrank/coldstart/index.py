@@ -25,16 +25,18 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
 from trackrank.atomic import atomic_output
+from trackrank.coldstart.explain import TAG_THRESHOLD, strong_tags
 from trackrank.coldstart.settings import INDEX_KINDS
 from trackrank.data.audio import SAMPLE_RATE
 from trackrank.data.feature_cache import CacheFiles, PatchCache
@@ -138,15 +140,18 @@ def build_index(
     out_tracks: str | Path,
     out_vectors: str | Path,
     out_identity: str | Path,
+    tags: str | Path | None = None,
     n_patches: int = 8,
     kind: str = "exact",
+    tag_threshold: float = TAG_THRESHOLD,
     device: str = "auto",
 ) -> pd.DataFrame:
     """Embed every catalog track that has features and write the index's three files.
 
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
     ``catalog_dir``: the folder ``trackrank serve`` may stream audio from; None: the deepest folder
-    holding every track's file.
+    holding every track's file. ``tags``: the validated catalog's ``tags.parquet``, whose strong tags
+    (likelihood >= ``tag_threshold``) the index keeps to explain its answers; None: no explanations.
     """
     device = choose_device(device)
     net, identity = load_embedding_model(model, device)
@@ -157,6 +162,9 @@ def build_index(
     frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
     vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)
     table = kept[["track_id", "artist", "split", "path"]].assign(embedding=list(vectors))
+    if tags is not None:
+        likelihoods = pd.read_parquet(tags).set_index("track_id").reindex(kept.track_id)
+        table["tags"] = strong_tags(likelihoods, tag_threshold)
     with atomic_output(out_tracks) as tmp:
         table.to_parquet(tmp, index=False)
     with atomic_output(out_vectors) as tmp:
@@ -191,6 +199,8 @@ class Neighbour:
     track_id: str
     artist: str
     distance: float
+    tags: list[str] = field(default_factory=list)  # its strong catalog tags, most likely first
+    shared_tags: list[str] = field(default_factory=list)  # those the query has too
 
 
 class CatalogIndex:
@@ -211,7 +221,11 @@ class CatalogIndex:
                 f"{folder}: built with features {self.identity.get('features')}, but this trackrank "
                 f"computes {FEATURES}: rebuild the index"
             )
-        self.tracks = pd.read_parquet(folder / "tracks.parquet", columns=["track_id", "artist", "split", "path"])
+        columns = pq.read_schema(folder / "tracks.parquet").names
+        kept = ["track_id", "artist", "split", "path", *(["tags"] if "tags" in columns else [])]
+        self.tracks = pd.read_parquet(folder / "tracks.parquet", columns=kept)
+        if "tags" not in columns:  # an index built without the catalog's tags explains nothing
+            self.tracks["tags"] = [[] for _ in range(len(self.tracks))]
         self.position = {t: i for i, t in enumerate(self.tracks.track_id)}
         self.faiss = faiss.read_index(str(folder / "vectors.faiss"))
         if self.faiss.ntotal != len(self.tracks):
@@ -259,6 +273,7 @@ class CatalogIndex:
                         self.tracks.track_id.iat[r],
                         self.tracks.artist.iat[r],
                         float(np.sqrt(max(2.0 - 2.0 * s, 0.0))),
+                        list(self.tracks.tags.iat[r]),
                     )
                     for rank, (r, s) in enumerate(found, start=1)
                 ]

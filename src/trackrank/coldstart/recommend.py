@@ -12,12 +12,13 @@ duration is read from the header before anything is decoded, and counted again w
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from trackrank.coldstart.explain import TagEstimator, shared, tagger_beside
 from trackrank.coldstart.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
 from trackrank.coldstart.settings import MAX_DURATION_S
 from trackrank.data.audio import looks_like_audio
@@ -71,7 +72,10 @@ class Recommender:
         device: str = "auto",
         n_patches: int | None = None,
         max_duration_s: float | None = MAX_DURATION_S,
+        tagger: str | Path | None = "beside",
     ):
+        """``tagger``: the auto-tagger that estimates a new file's tags; ``"beside"``: the run's
+        ``at_baseline`` beside the index's model when it was trained; None: no estimated tags."""
         self.index = CatalogIndex(index_folder)
         self.device = choose_device(device)
         model_path = Path(model or self.index.identity["model_path"])
@@ -81,6 +85,9 @@ class Recommender:
         self.index.check_model(model_path, identity)
         self.n_patches = n_patches or self.index.identity["n_patches"]
         self.max_duration_s = max_duration_s
+        if tagger == "beside":
+            tagger = tagger_beside(model_path)
+        self.tagger = TagEstimator(tagger, self.device) if tagger else None
         self._lock = threading.Lock()  # one forward pass at a time: requests of a server share the model
 
     def embed(self, cqt: np.ndarray) -> np.ndarray:
@@ -91,17 +98,24 @@ class Recommender:
         """One forward pass on a silent patch, so the first request does not pay the model's warm-up."""
         self.embed(np.full((PATCH_FRAMES, 96), -100.0, dtype=np.float32))
 
-    def recommend(self, path: str | Path, k: int = 10, pad: bool = False) -> list[Neighbour]:
-        """The ``k`` catalog tracks nearest to the audio file ``path``; raises :class:`QueryError`."""
-        vector = self.embed(query_cqt(path, pad=pad, max_duration_s=self.max_duration_s))
+    def recommend(self, path: str | Path, k: int = 10, pad: bool = False) -> Found:
+        """The ``k`` catalog tracks nearest to the audio file ``path``, with the file's estimated tags
+        where there is a tagger; raises :class:`QueryError`."""
+        cqt = query_cqt(path, pad=pad, max_duration_s=self.max_duration_s)
+        vector = self.embed(cqt)
         if not np.isfinite(vector).all():
             raise QueryError(f"{path}: its embedding is not finite (the audio's values are out of range)")
-        return self.index.search(vector, k)[0]
+        if self.tagger is None:
+            return explained(self.index.search(vector, k)[0], {}, None)
+        with self._lock:
+            estimated = self.tagger.estimate(cqt, self.n_patches)
+        return explained(self.index.search(vector, k)[0], estimated, "estimated by at_baseline")
 
-    def similar(self, track_id: str, k: int = 10) -> list[Neighbour]:
+    def similar(self, track_id: str, k: int = 10) -> Found:
         """The ``k`` catalog tracks nearest to a catalog track, itself left out (KeyError: unknown id)."""
         vector = self.index.vector(track_id)[None, :]
-        return self.index.search(vector, k, exclude=[track_id])[0]
+        own = self.index.tracks.tags.iat[self.index.position[track_id]]
+        return explained(self.index.search(vector, k, exclude=[track_id])[0], dict.fromkeys(own), "catalog")
 
     def describe(self) -> dict:
         """What answers: the system, its checkpoint and the index (the header of every JSON answer)."""
@@ -115,6 +129,27 @@ class Recommender:
         }
 
 
-def answer(file: str, neighbours: list[Neighbour]) -> dict:
+@dataclass
+class Found:
+    """A query's neighbours with what explains them: the query's strong tags (tag -> likelihood where
+    estimated, None where from the catalog), where those come from, and per neighbour the shared ones."""
+
+    neighbours: list[Neighbour]
+    query_tags: dict[str, float | None]
+    tags_from: str | None  # "estimated by at_baseline", "catalog", or None (no tagger: no query tags)
+
+
+def explained(neighbours: list[Neighbour], query_tags: dict[str, float | None], tags_from: str | None) -> Found:
+    for neighbour in neighbours:
+        neighbour.shared_tags = shared(list(query_tags), neighbour.tags)
+    return Found(neighbours, query_tags, tags_from)
+
+
+def answer(file: str, found: Found) -> dict:
     """One file's answer as JSON-ready data."""
-    return {"file": file, "neighbours": [asdict(n) for n in neighbours]}
+    return {
+        "file": file,
+        "query_tags": found.query_tags,
+        "query_tags_from": found.tags_from,
+        "neighbours": [asdict(n) for n in found.neighbours],
+    }

@@ -52,10 +52,14 @@ class NeighbourOut(BaseModel):
     track_id: str
     artist: str
     distance: float
+    tags: list[str]  # its strong catalog tags, most likely first
+    shared_tags: list[str]  # those the query has too
 
 
 class AnswerOut(BaseModel):
     file: str
+    query_tags: dict[str, float | None]  # the query's strong tags: likelihood where estimated
+    query_tags_from: str | None  # "estimated by at_baseline", "catalog", or None (no tagger)
     neighbours: list[NeighbourOut]
 
 

@@ -24,8 +24,13 @@ def indexable(system: str) -> bool:
 def index_settings(config: dict) -> dict:
     """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config (``index``,
     ``train.device``)."""
-    index = config["index"]
-    return {"n_patches": index["n_patches"], "kind": index["kind"], "device": config["train"]["device"]}
+    index, train = config["index"], config["train"]
+    return {
+        "n_patches": index["n_patches"],
+        "kind": index["kind"],
+        "tag_threshold": train["tag_threshold"],
+        "device": train["device"],
+    }
 
 
 def default_index_settings(config: dict) -> dict:
