@@ -151,7 +151,7 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
     cache = CacheFiles.in_folder(root / "cache")
     build_cache([root / "shard-000.parquet"], cache)
-    pd.DataFrame({"track_id": ids, "path": paths, "artist": ["a", "b", "c"], "split": "train"}).to_parquet(
+    pd.DataFrame({"track_id": ids, "path": paths, "artist": ["a", "a", "b"], "split": "train"}).to_parquet(
         root / "tracks.parquet"
     )
     settings = TrainSettings(system="tl_distance", width=1 / 32, dim=8)
@@ -161,6 +161,9 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     pd.DataFrame(
         {"track_id": ids, "rock": [0.9, 0.2, 0.6], "jazz": [0.0, 0.8, 0.7], "calm": [0.5, 0.4, 0.95]}
     ).to_parquet(root / "tags.parquet")
+    pd.DataFrame({"tag": ["rock", "jazz", "calm"], "category": ["Genre", "Genre", "Mood"], "weight": 1.0}).to_csv(
+        root / "taxonomy.csv", index=False
+    )
     folder = root / "index"
     build_index(
         model=root / "model.pt",
@@ -171,6 +174,7 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
         out_vectors=folder / "vectors.faiss",
         out_identity=folder / "identity.json",
         tags=root / "tags.parquet",
+        taxonomy=root / "taxonomy.csv",
         n_patches=5,
         device="cpu",
     )

@@ -33,6 +33,7 @@ def _index(args: argparse.Namespace) -> int:
         out_vectors=out / "vectors.faiss",
         out_identity=out / "identity.json",
         tags=args.tags if Path(args.tags).is_file() else None,
+        taxonomy=args.taxonomy if Path(args.taxonomy).is_file() else None,
         n_patches=args.n_patches,
         kind=args.kind,
         device=args.device,
@@ -42,6 +43,7 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _recommend(args: argparse.Namespace) -> int:
+    from trackrank.coldstart.filters import Filters
     from trackrank.coldstart.recommend import Recommender, answer, check_query_file
     from trackrank.errors import QueryError
     from trackrank.learn.embedding import choose_device
@@ -67,9 +69,11 @@ def _recommend(args: argparse.Namespace) -> int:
         max_duration_s=args.max_duration,
         tagger=_tagger(args.tagger),
     )
+    filters = Filters(tuple(args.where or ()), tuple(args.exclude or ()), args.max_per_artist)
     for path in usable:
         try:
-            answers.append(answer(path, recommender.recommend(path, k=args.top, pad=args.pad)))
+            found = recommender.recommend(path, k=args.top, pad=args.pad, filters=filters)
+            answers.append(answer(path, found))
         except QueryError as error:
             print(f"trackrank recommend: {error}", file=sys.stderr)
             failed.append({"file": path, "reason": str(error)})
@@ -177,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
         default="results/catalog/tags.parquet",
         help="the validated catalog's tags, whose strong ones explain answers (skipped when missing)",
     )
+    index.add_argument("--taxonomy", default="results/catalog/taxonomy.csv", help="the catalog's tag categories")
     index.add_argument(
         "--catalog-dir",
         help="the folder `serve` may stream audio from (default: the deepest folder holding every track)",
@@ -202,6 +207,11 @@ def parser() -> argparse.ArgumentParser:
     recommend.add_argument("--json", action="store_true", help="one JSON document instead of tables")
     recommend.add_argument("--pad", action="store_true", help="loop a file shorter than one patch (11.87 s)")
     recommend.add_argument("--n-patches", type=positive(int), help="patches per file (default: as the index)")
+    recommend.add_argument(
+        "--where", action="append", metavar="TAG", help="only tracks with this strong tag: TAG or Category=TAG (repeat)"
+    )
+    recommend.add_argument("--exclude", action="append", metavar="TAG", help="no track with this strong tag (repeat)")
+    recommend.add_argument("--max-per-artist", type=positive(int), help="at most this many tracks per artist")
     recommend.set_defaults(run=_recommend)
 
     serve = commands.add_parser(

@@ -16,6 +16,7 @@ rule index:
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
+        taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
         tracks="results/index/{system}/tracks.parquet",
         vectors="results/index/{system}/vectors.faiss",

@@ -14,6 +14,7 @@ with workflow_step(snakemake.log[0]):
         cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
         tracks=snakemake.input.tracks,
         tags=snakemake.input.tags,
+        taxonomy=snakemake.input.taxonomy,
         catalog_dir=snakemake.params.catalog,
         out_tracks=snakemake.output.tracks,
         out_vectors=snakemake.output.vectors,

@@ -141,6 +141,7 @@ def build_index(
     out_vectors: str | Path,
     out_identity: str | Path,
     tags: str | Path | None = None,
+    taxonomy: str | Path | None = None,
     n_patches: int = 8,
     kind: str = "exact",
     tag_threshold: float = TAG_THRESHOLD,
@@ -151,7 +152,8 @@ def build_index(
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
     ``catalog_dir``: the folder ``trackrank serve`` may stream audio from; None: the deepest folder
     holding every track's file. ``tags``: the validated catalog's ``tags.parquet``, whose strong tags
-    (likelihood >= ``tag_threshold``) the index keeps to explain its answers; None: no explanations.
+    (likelihood >= ``tag_threshold``) the index keeps to explain its answers and to filter on; None:
+    neither. ``taxonomy``: the catalog's ``taxonomy.csv``, so filters may name ``Category=tag``.
     """
     device = choose_device(device)
     net, identity = load_embedding_model(model, device)
@@ -180,6 +182,11 @@ def build_index(
         n_tracks=len(table),
         catalog_dir=str(Path(catalog_dir).resolve()),
     )
+    if tags is not None:
+        names = [c for c in pd.read_parquet(tags).columns if c != "track_id"]
+        known = pd.read_csv(taxonomy, keep_default_na=False) if taxonomy is not None else None
+        by_tag = dict(zip(known.tag, known.category)) if known is not None else {}
+        identity["tag_categories"] = {tag: by_tag.get(tag, "") for tag in names}
     with atomic_output(out_identity) as tmp:
         tmp.write_text(json.dumps(identity, indent=2) + "\n")
     log.info(
@@ -250,22 +257,44 @@ class CatalogIndex:
             )
 
     def search(
-        self, vectors: np.ndarray, k: int = 10, exclude: list[str | None] | None = None
+        self,
+        vectors: np.ndarray,
+        k: int = 10,
+        exclude: list[str | None] | None = None,
+        *,
+        allowed: np.ndarray | None = None,
+        max_per_artist: int | None = None,
     ) -> list[list[Neighbour]]:
         """The ``k`` nearest catalog tracks of each unit row of ``vectors``, nearest first.
 
         ``exclude[i]``: a track id left out of row i's answer (a catalog track's own entry).
+        ``allowed``: a mask over the index's tracks; only those can be returned, selected inside the
+        FAISS search (an ID selector), so ``k`` of them come back whenever ``k`` exist.
+        ``max_per_artist``: at most this many tracks of one artist per answer (more are fetched as needed).
         Distances are Euclidean between unit vectors, sqrt(2 - 2 cos).
         """
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        extra = 1 if exclude else 0
-        scores, rows = self.faiss.search(vectors, min(k + extra, len(self.tracks)))
+        n_allowed = len(self.tracks) if allowed is None else int(allowed.sum())
+        params = None if allowed is None else self._search_params(np.flatnonzero(allowed).astype(np.int64))
         answers = []
         for q in range(len(vectors)):
             skip = exclude[q] if exclude else None
-            found = [
-                (int(r), float(s)) for r, s in zip(rows[q], scores[q]) if r >= 0 and self.tracks.track_id.iat[r] != skip
-            ][:k]
+            fetch = min(k + (1 if skip else 0), n_allowed)
+            while True:
+                scores, rows = self.faiss.search(vectors[q : q + 1], max(fetch, 1), params=params)
+                found, per_artist = [], {}
+                for r, s in zip(rows[0], scores[0]):
+                    if r < 0 or self.tracks.track_id.iat[r] == skip:
+                        continue
+                    artist = self.tracks.artist.iat[r]
+                    if max_per_artist is not None and per_artist.get(artist, 0) >= max_per_artist:
+                        continue
+                    per_artist[artist] = per_artist.get(artist, 0) + 1
+                    found.append((int(r), float(s)))
+                if len(found) >= k or fetch >= n_allowed:
+                    break
+                fetch = min(4 * fetch, n_allowed)  # an artist cap threw some out: look further
+            found = found[:k]
             answers.append(
                 [
                     Neighbour(
@@ -279,6 +308,18 @@ class CatalogIndex:
                 ]
             )
         return answers
+
+    def _search_params(self, ids: np.ndarray) -> faiss.SearchParameters:
+        """Search parameters that keep only ``ids``, and the index's own search breadth."""
+        selector = faiss.IDSelectorBatch(ids)
+        if hasattr(self.faiss, "hnsw"):
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.faiss.hnsw.efSearch)
+        elif (ivf := faiss.try_extract_index_ivf(self.faiss)) is not None:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        else:
+            params = faiss.SearchParameters(sel=selector)
+        params.keep_alive = selector  # the parameters hold a raw pointer to it
+        return params
 
     def vector(self, track_id: str) -> np.ndarray:
         """The indexed embedding of a catalog track (KeyError for an unknown id)."""

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from trackrank.coldstart.explain import TagEstimator, shared, tagger_beside
+from trackrank.coldstart.filters import NO_FILTERS, Filters
 from trackrank.coldstart.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
 from trackrank.coldstart.settings import MAX_DURATION_S
 from trackrank.data.audio import looks_like_audio
@@ -98,24 +99,30 @@ class Recommender:
         """One forward pass on a silent patch, so the first request does not pay the model's warm-up."""
         self.embed(np.full((PATCH_FRAMES, 96), -100.0, dtype=np.float32))
 
-    def recommend(self, path: str | Path, k: int = 10, pad: bool = False) -> Found:
-        """The ``k`` catalog tracks nearest to the audio file ``path``, with the file's estimated tags
-        where there is a tagger; raises :class:`QueryError`."""
+    def recommend(self, path: str | Path, k: int = 10, pad: bool = False, filters: Filters = NO_FILTERS) -> Found:
+        """The ``k`` catalog tracks nearest to the audio file ``path`` that pass ``filters``, with the
+        file's estimated tags where there is a tagger; raises :class:`QueryError`."""
+        allowed = filters.allowed(self.index)  # an unknown tag is refused before the file is decoded
         cqt = query_cqt(path, pad=pad, max_duration_s=self.max_duration_s)
         vector = self.embed(cqt)
         if not np.isfinite(vector).all():
             raise QueryError(f"{path}: its embedding is not finite (the audio's values are out of range)")
+        found = self.index.search(vector, k, allowed=allowed, max_per_artist=filters.max_per_artist)[0]
         if self.tagger is None:
-            return explained(self.index.search(vector, k)[0], {}, None)
+            return explained(found, {}, None)
         with self._lock:
             estimated = self.tagger.estimate(cqt, self.n_patches)
-        return explained(self.index.search(vector, k)[0], estimated, "estimated by at_baseline")
+        return explained(found, estimated, "estimated by at_baseline")
 
-    def similar(self, track_id: str, k: int = 10) -> Found:
-        """The ``k`` catalog tracks nearest to a catalog track, itself left out (KeyError: unknown id)."""
+    def similar(self, track_id: str, k: int = 10, filters: Filters = NO_FILTERS) -> Found:
+        """The ``k`` catalog tracks nearest to a catalog track that pass ``filters``, itself left out
+        (KeyError: unknown id)."""
         vector = self.index.vector(track_id)[None, :]
         own = self.index.tracks.tags.iat[self.index.position[track_id]]
-        return explained(self.index.search(vector, k, exclude=[track_id])[0], dict.fromkeys(own), "catalog")
+        found = self.index.search(
+            vector, k, exclude=[track_id], allowed=filters.allowed(self.index), max_per_artist=filters.max_per_artist
+        )[0]
+        return explained(found, dict.fromkeys(own), "catalog")
 
     def describe(self) -> dict:
         """What answers: the system, its checkpoint and the index (the header of every JSON answer)."""

@@ -34,6 +34,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from trackrank.coldstart.filters import Filters
 from trackrank.coldstart.recommend import Recommender, answer
 from trackrank.coldstart.settings import MAX_UPLOAD_MB
 from trackrank.errors import QueryError
@@ -186,7 +187,11 @@ def create_app(
         file: UploadFile = File(...),
         top: int = Query(10, ge=1, le=1000),
         pad: bool = Query(False, description="loop a file shorter than one patch (11.87 s)"),
+        where: list[str] = Query([], description="only tracks with this strong tag (tag or Category=tag)"),
+        exclude: list[str] = Query([], description="no track with this strong tag"),
+        max_per_artist: int | None = Query(None, ge=1, description="at most this many tracks per artist"),
     ) -> Recommendations:
+        filters = Filters(tuple(where), tuple(exclude), max_per_artist)
         name = Path(file.filename or "upload").name
         suffix = Path(name).suffix.lower()
         data = file.file.read(max_upload_bytes + 1)
@@ -198,16 +203,28 @@ def create_app(
             stream.write(data)
             stream.flush()
             try:
-                found = recommender.recommend(stream.name, k=top, pad=pad)
+                found = recommender.recommend(stream.name, k=top, pad=pad, filters=filters)
             except QueryError as error:
                 raise HTTPException(422, str(error).replace(stream.name, name)) from None
         return Recommendations(**recommender.describe(), results=[answer(name, found)], errors=[])
 
     @app.get("/tracks/{track_id}/similar")
-    def similar(track_id: str, top: int = Query(10, ge=1, le=1000)) -> Recommendations:
+    def similar(
+        track_id: str,
+        top: int = Query(10, ge=1, le=1000),
+        where: list[str] = Query([], description="only tracks with this strong tag (tag or Category=tag)"),
+        exclude: list[str] = Query([], description="no track with this strong tag"),
+        max_per_artist: int | None = Query(None, ge=1, description="at most this many tracks per artist"),
+        exclude_own_artist: bool = Query(False, description="leave out the track's own artist"),
+    ) -> Recommendations:
         if track_id not in recommender.index.position:
             raise HTTPException(404, f"no catalog track '{track_id}' in the index")
-        found = recommender.similar(track_id, k=top)
+        own = (recommender.index.tracks.artist.iat[recommender.index.position[track_id]],)
+        filters = Filters(tuple(where), tuple(exclude), max_per_artist, own if exclude_own_artist else ())
+        try:
+            found = recommender.similar(track_id, k=top, filters=filters)
+        except QueryError as error:
+            raise HTTPException(422, str(error)) from None
         return Recommendations(**recommender.describe(), results=[answer(track_id, found)], errors=[])
 
     @app.get("/audio/{track_id}", response_class=FileResponse)
