@@ -23,6 +23,15 @@ def _index(args: argparse.Namespace) -> int:
     from trackrank.coldstart.index import build_index
     from trackrank.data.feature_cache import CacheFiles
 
+    if args.action == "add":
+        return _index_add(args)
+    if args.action == "remove":
+        from trackrank.coldstart.grow import remove_tracks
+
+        print(f"removed {remove_tracks(args.index, args.track_ids)} tracks from {args.index}")
+        return 0
+    if not args.model:
+        raise SystemExit("trackrank index: --model is required to build an index (or: index add, index remove)")
     out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
     build_index(
         model=args.model,
@@ -40,6 +49,34 @@ def _index(args: argparse.Namespace) -> int:
     )
     print(out)
     return 0
+
+
+def _index_add(args: argparse.Namespace) -> int:
+    from trackrank.coldstart.grow import add_tracks
+    from trackrank.coldstart.recommend import check_query_file
+    from trackrank.errors import QueryError
+
+    failed, usable = [], []
+    for path in args.files:  # a bad path is refused before the model loads
+        try:
+            usable.append(str(check_query_file(path)))
+        except QueryError as error:
+            failed.append({"file": path, "reason": str(error)})
+    added = []
+    if usable:
+        added, more = add_tracks(
+            args.index,
+            usable,
+            ids_csv=args.ids,
+            model=args.model,
+            device=args.device,
+            max_duration_s=args.max_duration,
+        )
+        failed += more
+    for failure in failed:
+        print(f"trackrank index add: {failure['reason']}", file=sys.stderr)
+    print(f"added {len(added)} tracks to {args.index}" + (f": {', '.join(added)}" if added else ""))
+    return 1 if failed else 0
 
 
 def _recommend(args: argparse.Namespace) -> int:
@@ -173,7 +210,7 @@ def parser() -> argparse.ArgumentParser:
         help="embed every catalog track with a trained TL system into an index",
         description="Embed every valid catalog track (all splits) into a FAISS index.",
     )
-    index.add_argument("--model", required=True, help="results/models/<system>/model.pt")
+    index.add_argument("--model", help="results/models/<system>/model.pt (required to build)")
     index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
     index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
     index.add_argument(
@@ -195,6 +232,25 @@ def parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--n-patches", type=positive(int), default=8, help="evenly spread patches per track")
     index.set_defaults(run=_index)
+    actions = index.add_subparsers(dest="action", metavar="[add|remove]")
+    add = actions.add_parser(
+        "add",
+        help="embed new audio files into an existing index",
+        description="Embed new audio into an existing index with its own model and patch treatment, and save it.",
+    )
+    add.add_argument("files", nargs="+", help="audio files")
+    add.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
+    add.add_argument(
+        "--ids", help="CSV with columns file, track_id (optional artist, catalog tag columns); default: file names"
+    )
+    add.add_argument(
+        "--max-duration", type=positive(float), default=MAX_DURATION_S, metavar="SECONDS", help="longest file accepted"
+    )
+    remove = actions.add_parser(
+        "remove", help="take tracks out of an index", description="Take tracks out of an index."
+    )
+    remove.add_argument("track_ids", nargs="+", help="track ids")
+    remove.add_argument("--index", default="results/index", help="index folder, or results/index for the default")
 
     recommend = commands.add_parser(
         "recommend",

@@ -215,6 +215,12 @@ class CatalogIndex:
 
     def __init__(self, folder: str | Path):
         folder = resolve_index_folder(folder)
+        previous = folder.with_name(folder.name + ".previous")
+        if not folder.exists() and previous.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: missing, but an interrupted `trackrank index add` or `remove` left the index whole "
+                f"at {previous}: rename it back to {folder.name}"
+            )
         missing = [name for name in INDEX_FILES if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(

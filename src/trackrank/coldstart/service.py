@@ -171,7 +171,8 @@ def create_app(
         docs_url=None,  # the interactive docs load their scripts from a CDN; /openapi.json is the schema
         redoc_url=None,
     )
-    catalog_root = Path(recommender.index.identity["catalog_dir"]).resolve()
+    identity = recommender.index.identity
+    audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -234,7 +235,7 @@ def create_app(
         if row is None:
             raise HTTPException(404, f"no catalog track '{track_id}' in the index")
         path = Path(recommender.index.tracks.path.iat[row]).resolve()
-        if not path.is_relative_to(catalog_root):
+        if not any(path.is_relative_to(root) for root in audio_roots):
             raise HTTPException(403, f"track '{track_id}': its audio is outside the catalog folder")
         if not path.is_file():
             raise HTTPException(404, f"track '{track_id}': audio file missing")

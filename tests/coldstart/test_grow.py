@@ -1,0 +1,103 @@
+"""An index that grows: add new audio, query it, stream it, remove it; a crash leaves the old index."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from fastapi.testclient import TestClient
+
+from conftest import sine
+from trackrank import cli
+from trackrank.coldstart import grow
+from trackrank.coldstart.recommend import Recommender
+from trackrank.coldstart.service import create_app
+from trackrank.errors import IndexMismatch, QueryError
+
+
+@pytest.fixture
+def index_copy(small_index, tmp_path) -> Path:
+    folder = tmp_path / "index"
+    shutil.copytree(small_index[0], folder)
+    return folder
+
+
+@pytest.fixture
+def new_files(tmp_path) -> list[Path]:
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    made = []
+    for name, freq in (("fresh", 700.0), ("other", 1500.0)):
+        sf.write(folder / f"{name}.wav", np.concatenate([sine(freq, seconds=7.0), sine(freq / 2, seconds=7.0)]), 44100)
+        made.append(folder / f"{name}.wav")
+    return made
+
+
+def test_added_tracks_are_found_returned_and_streamed_like_the_others(index_copy, new_files, tmp_path):
+    ids = tmp_path / "ids.csv"
+    pd.DataFrame(
+        {"file": [str(f) for f in new_files], "track_id": ["n1", "n2"], "artist": ["new", ""], "jazz": [0.9, 0.1]}
+    ).to_csv(ids, index=False)
+    assert cli.main(["index", "add", *map(str, new_files), "--index", str(index_copy), "--ids", str(ids)]) == 0
+    recommender = Recommender(index_copy, device="cpu", tagger=None)
+    assert recommender.index.identity["n_tracks"] == 5
+    for path, track_id in zip(new_files, ["n1", "n2"]):
+        assert recommender.recommend(path, k=1).neighbours[0].track_id == track_id
+    found = recommender.similar("n1", k=4)
+    assert "n1" not in [n.track_id for n in found.neighbours] and found.query_tags == {"jazz": None}
+    client = TestClient(create_app(recommender, allowed_hosts=["testserver"]))
+    assert client.get("/audio/n1").content == new_files[0].read_bytes()
+    table = pd.read_parquet(index_copy / "tracks.parquet").set_index("track_id")
+    assert table.loc["n2", "artist"] == "unknown" and table.loc["n1", "split"] == "added"
+
+
+def test_removed_tracks_are_never_returned_again(index_copy, small_index):
+    assert cli.main(["index", "remove", "t1", "--index", str(index_copy)]) == 0
+    recommender = Recommender(index_copy, device="cpu", tagger=None)
+    assert [n.track_id for n in recommender.recommend(small_index[1][1], k=3).neighbours] != []
+    assert "t1" not in {n.track_id for n in recommender.recommend(small_index[1][1], k=3).neighbours}
+    with pytest.raises(QueryError, match="not in index .*: t9"):
+        grow.remove_tracks(index_copy, ["t9"])
+
+
+def test_an_id_already_indexed_is_refused(index_copy, new_files, tmp_path):
+    ids = tmp_path / "ids.csv"
+    pd.DataFrame({"file": [str(new_files[0])], "track_id": ["t0"]}).to_csv(ids, index=False)
+    with pytest.raises(QueryError, match="already in index .*: t0"):
+        grow.add_tracks(index_copy, [str(new_files[0])], ids_csv=ids, device="cpu")
+
+
+def test_a_crash_while_saving_leaves_the_old_index_whole(index_copy, new_files, monkeypatch):
+    before = {name: (index_copy / name).read_bytes() for name in ("tracks.parquet", "vectors.faiss", "identity.json")}
+
+    def crash(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(grow.faiss, "write_index", crash)
+    with pytest.raises(OSError, match="disk full"):
+        grow.add_tracks(index_copy, [str(new_files[0])], device="cpu")
+    assert {name: (index_copy / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in index_copy.parent.iterdir()) == ["incoming", "index"]
+
+
+def test_a_file_embedded_with_another_model_is_refused(index_copy, new_files, tmp_path):
+
+    other = tmp_path / "other.pt"
+    checkpoint = torch.load(
+        Path(index_copy.parent.parent) / "model.pt" if False else _model(index_copy), weights_only=True
+    )
+    checkpoint["settings"]["seed"] = 99
+    torch.save(checkpoint, other)
+    with pytest.raises(IndexMismatch, match="is not the model index"):
+        grow.add_tracks(index_copy, [str(new_files[0])], model=other, device="cpu")
+
+
+def _model(folder: Path) -> Path:
+
+    return Path(json.loads((folder / "identity.json").read_text())["model_path"])
