@@ -59,3 +59,48 @@ def tables(audio_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     ]
     rankings = pd.DataFrame(rows, columns=["anchor", "rank", "other"])
     return tracks, tags, rankings
+
+
+# Output files as the workflow names them: the tests call the writers with these.
+
+
+def report_outputs(folder: Path) -> dict[str, Path]:
+    """``write_report``'s output files, named as the workflow names them, in ``folder``."""
+    names = {
+        "table_csv": "table.csv",
+        "table_md": "table.md",
+        "paper_md": "table_paper.md",
+        "bars": "metrics.png",
+        "curves": "training_curves.png",
+    }
+    return {key: folder / name for key, name in names.items()}
+
+
+def training_outputs(folder: Path) -> dict[str, Path]:
+    """``train``'s three output files, named as the workflow names them, in ``folder``."""
+    return {"model_file": folder / "model.pt", "history_file": folder / "history.csv", "last_file": folder / "last.pt"}
+
+
+def evaluation_outputs(folder: Path, system: str) -> dict[str, Path]:
+    """``evaluate``'s output files for ``system``, named as the workflow names them, in ``folder``."""
+    return {
+        "predictions": folder / "predictions" / f"{system}.parquet",
+        "summary": folder / "metrics" / f"{system}.json",
+        "per_query": folder / "metrics" / f"{system}.per_query.parquet",
+    }
+
+
+def ingest_outputs(folder: Path) -> dict[str, Path]:
+    """``ingest``'s four output files, named as the workflow names them, in ``folder``."""
+    names = {"tracks": "tracks.parquet", "tags": "tags.parquet", "taxonomy": "taxonomy.csv", "rejected": "rejected.csv"}
+    return {key: folder / name for key, name in names.items()}
+
+
+def checkpoint(model, system: str = "tl_online", tags: list[str] | None = None, **settings) -> dict:
+    """A trained system's model.pt contents around ``model``: its weights, settings (``dim`` 16 and the
+    tests' width unless given) and tag names."""
+    return {
+        "model": model.state_dict(),
+        "settings": {"system": system, "dim": 16, "width": 0.03125, **settings},
+        "tags": tags if tags is not None else ["rock", "jazz"],
+    }

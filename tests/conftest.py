@@ -115,24 +115,13 @@ def finished_run(tmp_path_factory) -> Path:
     return work
 
 
-def report_outputs(folder: Path) -> dict[str, Path]:
-    """``write_report``'s output files, named as the workflow names them, in ``folder``."""
-    names = {
-        "table_csv": "table.csv",
-        "table_md": "table.md",
-        "paper_md": "table_paper.md",
-        "bars": "metrics.png",
-        "curves": "training_curves.png",
-    }
-    return {key: folder / name for key, name in names.items()}
-
-
 @pytest.fixture(scope="session")
 def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     """An exact index of three 40 s tracks (3+ patches each) whose sound changes along the track, built
     with a TL network at its initialisation; its checkpoint is a trained one's shape."""
     import torch
 
+    from builders import checkpoint
     from trackrank.coldstart.index import build_index
     from trackrank.data.feature_cache import CacheFiles, build_cache
     from trackrank.data.features import PARQUET_OPTIONS, shard_table, track_cqt
@@ -156,8 +145,7 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     )
     settings = TrainSettings(system="tl_distance", width=1 / 32, dim=8)
     model = build_model("triplet", dim=8, width=settings.width, seed=0)
-    checkpoint = {"model": model.state_dict(), "settings": dataclasses.asdict(settings), "tags": ["x"], "epoch": 0}
-    torch.save(checkpoint, root / "model.pt")
+    torch.save(checkpoint(model, tags=["x"], **dataclasses.asdict(settings)), root / "model.pt")
     pd.DataFrame(
         {"track_id": ids, "rock": [0.9, 0.2, 0.6], "jazz": [0.0, 0.8, 0.7], "calm": [0.5, 0.4, 0.95]}
     ).to_parquet(root / "tags.parquet")

@@ -75,8 +75,7 @@ def written_files(folder: Path) -> set:
 
 
 def test_the_report_writes_every_file_through_atomic_output(tmp_path, renamed):
-    from builders import per_query, write_run
-    from conftest import report_outputs
+    from builders import per_query, report_outputs, write_run
     from trackrank.evaluate.report import write_report
 
     files = write_run(tmp_path / "metrics", {"at_baseline": per_query(0.0), "tl_online": per_query(0.1)})

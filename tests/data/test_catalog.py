@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from builders import ingest_outputs
 from conftest import sine, write_catalog
 from trackrank.data.catalog import ingest, merge_rejected, validate_catalog
 from trackrank.errors import CatalogError
@@ -103,15 +104,9 @@ def test_an_unusable_catalog_stops_with_one_clear_message(small_catalog, damage,
         validate_catalog(small_catalog)
 
 
-def outputs(folder: Path) -> dict[str, Path]:
-    """:func:`ingest`'s four output files, in ``folder``."""
-    names = {"tracks": "tracks.parquet", "tags": "tags.parquet", "taxonomy": "taxonomy.csv", "rejected": "rejected.csv"}
-    return {key: folder / name for key, name in names.items()}
-
-
 def test_ingest_writes_outputs_and_never_touches_the_catalog_folder(small_catalog, tmp_path):
     before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
-    catalog = ingest(small_catalog, **outputs(tmp_path / "results" / "catalog"), seed=3)
+    catalog = ingest(small_catalog, **ingest_outputs(tmp_path / "results" / "catalog"), seed=3)
     after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in small_catalog.rglob("*")}
     assert before == after
     tracks = pd.read_parquet(tmp_path / "results" / "catalog" / "tracks.parquet")
@@ -125,14 +120,14 @@ def test_ingest_writes_outputs_and_never_touches_the_catalog_folder(small_catalo
 
 def test_ingest_refuses_to_write_inside_the_catalog(small_catalog):
     with pytest.raises(CatalogError, match="never writes into a catalog"):
-        ingest(small_catalog, **outputs(small_catalog / "results"))
+        ingest(small_catalog, **ingest_outputs(small_catalog / "results"))
 
 
 def test_too_few_artists_for_a_disjoint_split_is_a_catalog_error(tmp_path):
     folder = tmp_path / "cat"
     write_catalog(folder, [good_row(folder, "x", "solo"), good_row(folder, "y", "solo")])
     with pytest.raises(CatalogError, match="needs at least 3 artists"):
-        ingest(folder, **outputs(tmp_path / "out"))
+        ingest(folder, **ingest_outputs(tmp_path / "out"))
 
 
 def test_one_report_lists_tracks_skipped_by_validation_and_by_the_shards(tmp_path):
@@ -202,7 +197,7 @@ def test_a_messy_row_is_skipped_naming_its_line_track_and_reason_and_the_rest_go
     write_catalog(folder, rows)
     before = snapshot(folder)
 
-    catalog = ingest(folder, **outputs(tmp_path / "results" / "catalog"))
+    catalog = ingest(folder, **ingest_outputs(tmp_path / "results" / "catalog"))
 
     assert snapshot(folder) == before
     assert list(catalog.tracks["track_id"]) == ["ok1", "ok2", "ok3"]
@@ -219,7 +214,7 @@ def test_the_console_hears_how_many_rows_were_skipped_and_where_the_list_is(tmp_
     rows = [good_row(folder, f"ok{i}", f"artist{i}") for i in (1, 2, 3)]
     write_catalog(folder, [*rows, {"track_id": "lost", "path": "audio/lost.wav", "artist": "a"}])
     log_to(tmp_path / "ingest.log")
-    ingest(folder, **outputs(tmp_path / "results"))
+    ingest(folder, **ingest_outputs(tmp_path / "results"))
     console = capfd.readouterr().err
     assert f"trackrank: 1 of 4 catalog rows skipped, listed with their reasons in {tmp_path / 'results'}" in console
     assert "lost" not in console  # the rows themselves are in the log and the list, not on the console

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from builders import checkpoint
 from trackrank.data.feature_cache import CacheFiles, PatchCache
 from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 from trackrank.learn.embedding import read_embeddings
@@ -14,21 +15,10 @@ from trackrank.learn.models import AutoTagger, TripletNet
 WIDTH = 0.03125
 
 
-def save_checkpoint(model, system, path):
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "settings": {"system": system, "dim": 16, "width": WIDTH},
-            "tags": [f"tag{i}" for i in range(7)],
-        },
-        path,
-    )
-
-
 def test_at_trunk_embeds_by_the_trunk_output_over_the_evaluation_patches(tmp_path, cache_dir):
     torch.manual_seed(0)
     tagger = AutoTagger(n_tags=7, width=WIDTH).eval()
-    save_checkpoint(tagger, "at_baseline", tmp_path / "model.pt")
+    torch.save(checkpoint(tagger, "at_baseline", tags=[f"tag{i}" for i in range(7)]), tmp_path / "model.pt")
     write_trunk_embeddings(
         tmp_path / "model.pt",
         CacheFiles.in_folder(cache_dir),
@@ -50,7 +40,7 @@ def test_at_trunk_embeds_by_the_trunk_output_over_the_evaluation_patches(tmp_pat
 
 
 def test_at_trunk_refuses_a_model_that_is_not_the_auto_tagger(tmp_path, cache_dir):
-    save_checkpoint(TripletNet(dim=16, width=WIDTH), "tl_distance", tmp_path / "model.pt")
+    torch.save(checkpoint(TripletNet(dim=16, width=WIDTH), "tl_distance"), tmp_path / "model.pt")
     with pytest.raises(ValueError, match="tl_distance.*not the auto-tagger"):
         write_trunk_embeddings(
             tmp_path / "model.pt",

@@ -10,22 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from builders import random_tags
-from conftest import report_outputs
+from builders import evaluation_outputs, random_tags, report_outputs
 from trackrank.evaluate.evaluation import evaluate, random_predictions
 from trackrank.evaluate.report import write_report
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.rank.similarity import Oracle
-
-
-def outputs(folder, system: str) -> dict:
-    """evaluate()'s output files, laid out as the workflow lays them out."""
-    return {
-        "predictions": folder / "predictions" / f"{system}.parquet",
-        "summary": folder / "metrics" / f"{system}.json",
-        "per_query": folder / "metrics" / f"{system}.per_query.parquet",
-    }
 
 
 def test_retrieval_never_returns_the_query_itself():
@@ -68,11 +58,11 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
         ids,
         oracle,
         tmp_path / "test.parquet",
-        **outputs(tmp_path, "oracle_tags"),
+        **evaluation_outputs(tmp_path, "oracle_tags"),
         embeddings=tmp_path / "oracle_tags.parquet",
         k=10,
     )
-    chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", **outputs(tmp_path, "random"), k=10)
+    chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", **evaluation_outputs(tmp_path, "random"), k=10)
     assert perfect["map@10"]["mean"] == 100.0 and perfect["n_queries"] == 40
     assert chance["map@10"]["mean"] < 50.0
     predictions = pd.read_parquet(tmp_path / "predictions" / "random.parquet")

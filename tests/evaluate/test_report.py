@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from builders import per_query, write_run
-from conftest import report_outputs
+from builders import per_query, report_outputs, write_run
 from trackrank.evaluate.report import kept_epoch, paired_table, plot_training_curves, write_paired, write_report
 
 

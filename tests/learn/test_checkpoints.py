@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from builders import checkpoint
 from trackrank.errors import CheckpointError
 from trackrank.learn.embedding import load_model
 from trackrank.learn.models import TripletNet
@@ -24,42 +25,35 @@ class Payload:
         return (Path.touch, (self.marker,))
 
 
-def checkpoint(model: torch.nn.Module | None = None, **settings) -> dict:
-    model = model or TripletNet(dim=16, width=WIDTH)
-    return {
-        "model": model.state_dict(),
-        "settings": {"system": "tl_online", "dim": 16, "width": WIDTH, **settings},
-        "tags": ["rock", "jazz"],
-    }
-
-
 def test_a_trackrank_checkpoint_loads(tmp_path):
-    torch.save(checkpoint(), tmp_path / "model.pt")
+    torch.save(checkpoint(TripletNet(dim=16, width=WIDTH), width=WIDTH), tmp_path / "model.pt")
     model, loaded = load_model(tmp_path / "model.pt")
     assert isinstance(model, TripletNet) and loaded["settings"]["system"] == "tl_online"
 
 
 def test_a_checkpoint_carrying_a_python_object_is_refused_before_it_runs(tmp_path):
     marker = tmp_path / "the payload ran"
-    torch.save({**checkpoint(), "extra": Payload(marker)}, tmp_path / "model.pt")
+    torch.save(
+        {**checkpoint(TripletNet(dim=16, width=WIDTH), width=WIDTH), "extra": Payload(marker)}, tmp_path / "model.pt"
+    )
     with pytest.raises(CheckpointError, match=r"model\.pt: refused: it holds Python objects"):
         load_model(tmp_path / "model.pt")
     assert not marker.exists()
 
 
 def test_tampered_weights_or_settings_are_refused_naming_the_file(tmp_path):
-    tampered = checkpoint()
+    tampered = checkpoint(TripletNet(dim=16, width=WIDTH), width=WIDTH)
     tampered["model"]["output.weight"] = torch.zeros(3, 3)
     torch.save(tampered, tmp_path / "weights.pt")
     with pytest.raises(CheckpointError, match=r"weights\.pt: its weights and settings do not make"):
         load_model(tmp_path / "weights.pt")
-    torch.save(checkpoint(system="rm -rf /"), tmp_path / "settings.pt")
+    torch.save(checkpoint(TripletNet(dim=16, width=WIDTH), width=WIDTH, system="rm -rf /"), tmp_path / "settings.pt")
     with pytest.raises(CheckpointError, match=r"settings\.pt: .*unknown system"):
         load_model(tmp_path / "settings.pt")
 
 
 def test_a_truncated_or_foreign_file_is_refused_naming_it(tmp_path):
-    torch.save(checkpoint(), tmp_path / "model.pt")
+    torch.save(checkpoint(TripletNet(dim=16, width=WIDTH), width=WIDTH), tmp_path / "model.pt")
     data = (tmp_path / "model.pt").read_bytes()
     (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match=r"cut\.pt: not a complete checkpoint"):

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from builders import training_outputs
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, shard_table
@@ -81,11 +82,6 @@ def settings(**overrides) -> TrainSettings:
         n_relevant=2,
     )
     return TrainSettings(**{**values, **overrides})
-
-
-def model_files(folder: Path) -> dict[str, Path]:
-    """``train``'s three output files, named as the workflow names them, in ``folder``."""
-    return {"model_file": folder / "model.pt", "history_file": folder / "history.csv", "last_file": folder / "last.pt"}
 
 
 def data_for(pipeline, s: TrainSettings, similarity: dict | None = None):
@@ -160,7 +156,7 @@ def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
 
 def test_a_short_cpu_training_brings_the_loss_down(pipeline, tmp_path):
     s = settings(epochs=4, batches_per_epoch=6)
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     trained = history[history["epoch"] > 0]
     assert trained["train_loss"].iloc[-2:].mean() < trained["train_loss"].iloc[:2].mean()
     assert list(history.columns[:5]) == ["epoch", "step", "train_loss", "val_loss", "val_map@5"]
@@ -174,13 +170,13 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
     s = settings(system="at_baseline", lr=1e-2, epochs=3, batches_per_epoch=5)
     data = data_for(pipeline, s)
     assert set(np.unique(data.train_targets)) == {0.0, 1.0}
-    history = train(s, data, **model_files(tmp_path))
+    history = train(s, data, **training_outputs(tmp_path))
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
 
 
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch):
     s = settings()
-    reference = train(s, data_for(pipeline, s), **model_files(tmp_path / "straight"))
+    reference = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "straight"))
 
     import trackrank.learn.training as training
 
@@ -193,12 +189,12 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
 
     monkeypatch.setattr(training, "_train_epoch", killed_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        train(s, data_for(pipeline, s), **model_files(tmp_path / "resumed"))
+        train(s, data_for(pipeline, s), **training_outputs(tmp_path / "resumed"))
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["state"]["step"] == 8
     monkeypatch.setattr(training, "_train_epoch", real_epoch)
     calls = []
     monkeypatch.setattr(training, "_train_epoch", lambda *a: calls.append(a[5]) or real_epoch(*a))
-    resumed = train(s, data_for(pipeline, s), **model_files(tmp_path / "resumed"))
+    resumed = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "resumed"))
     assert calls == [3]  # only the missing epoch ran
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
 
@@ -215,10 +211,12 @@ def assert_started_over(history: pd.DataFrame, fresh: pd.DataFrame, run: Path, f
 
 def test_a_checkpoint_from_other_settings_is_not_resumed(pipeline, tmp_path):
     s = settings(epochs=1)
-    first = train(s, data_for(pipeline, s), **model_files(tmp_path / "run"))
+    first = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "run"))
     other = settings(epochs=1, lr=1e-4)
-    history = train(other, data_for(pipeline, other), **model_files(tmp_path / "run"))  # finds the first run's last.pt
-    fresh = train(other, data_for(pipeline, other), **model_files(tmp_path / "fresh"))
+    history = train(
+        other, data_for(pipeline, other), **training_outputs(tmp_path / "run")
+    )  # finds the first run's last.pt
+    fresh = train(other, data_for(pipeline, other), **training_outputs(tmp_path / "fresh"))
     assert_started_over(history, fresh, tmp_path / "run", tmp_path / "fresh")
     assert history["train_loss"].iloc[-1] != first["train_loss"].iloc[-1]
 
@@ -259,10 +257,10 @@ def test_a_checkpoint_trained_on_other_inputs_is_not_resumed(pipeline, tmp_path)
     """Snakemake reruns a training job after an input changed (here the triplets, mined anew): resuming the
     old run's last.pt would keep weights trained, and an epoch chosen, on the old triplets."""
     s = settings(epochs=1)
-    train(s, data_for(pipeline, s), **model_files(tmp_path / "run"))
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "run"))
     changed_inputs(pipeline, tmp_path / "inputs", "triplets")
-    history = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "run"))  # finds the old last.pt
-    fresh = train(s, data_for(tmp_path / "inputs", s), **model_files(tmp_path / "fresh"))
+    history = train(s, data_for(tmp_path / "inputs", s), **training_outputs(tmp_path / "run"))  # finds the old last.pt
+    fresh = train(s, data_for(tmp_path / "inputs", s), **training_outputs(tmp_path / "fresh"))
     assert_started_over(history, fresh, tmp_path / "run", tmp_path / "fresh")
 
 
@@ -319,7 +317,7 @@ def train_on_hidden(hidden_pipeline, tmp_path, triplets=None, **overrides):
         triplets=triplets,
         train_rankings=hidden_pipeline / "train.parquet",
     )
-    history = train(s, data, **model_files(tmp_path))
+    history = train(s, data, **training_outputs(tmp_path))
     untrained = history.loc[history["epoch"] == 0, "val_map@10"].item()
     return untrained, history.loc[history["kept"]].iloc[0], history
 
@@ -369,7 +367,7 @@ def fake_validation(monkeypatch, values):
 def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.40, 0.35, 0.33, 0.32, 0.31])
     s = settings(epochs=5, patience=2)
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     assert history["epoch"].tolist() == [0, 1, 2, 3]
     assert history.loc[history["kept"], "epoch"].tolist() == [1]
     assert "FAILED RUN" in caplog.text and "its first" in caplog.text
@@ -378,7 +376,7 @@ def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp
 def test_early_stopping_waits_for_min_epochs(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.29, 0.28, 0.27, 0.45, 0.44, 0.43])
     s = settings(epochs=6, patience=1, min_epochs=4)
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
     assert history.loc[history["kept"], "epoch"].tolist() == [4]
     assert "FAILED RUN" not in caplog.text
@@ -388,7 +386,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     from trackrank.learn.training import _new_state
 
     tagger = settings(system="at_baseline", epochs=1, batches_per_epoch=2)
-    train(tagger, data_for(pipeline, tagger), **model_files(tmp_path / "at"))
+    train(tagger, data_for(pipeline, tagger), **training_outputs(tmp_path / "at"))
     s = settings(
         system="tl_online_from_at",
         epochs=1,
@@ -401,7 +399,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     at = torch.load(tmp_path / "at" / "model.pt", weights_only=True)["model"]
     trunk = {k: v for k, v in at.items() if k.startswith("trunk.")}
     assert trunk and all(torch.equal(model.state_dict()[k], v) for k, v in trunk.items())
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path / "tl"))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "tl"))
     assert history["epoch"].tolist() == [0, 1]
     first = s.fingerprint()
     torch.save(
@@ -410,7 +408,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     assert s.fingerprint() != first, "a retrained tagger is another starting point: no resume"
     with pytest.raises(ValueError, match="only a TL network shares"):
         autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
-        train(autopool, data_for(pipeline, autopool), **model_files(tmp_path / "ap"))
+        train(autopool, data_for(pipeline, autopool), **training_outputs(tmp_path / "ap"))
 
 
 def test_validation_ranks_by_the_configured_similarity(pipeline):
@@ -436,11 +434,11 @@ def test_validation_ranks_by_the_configured_similarity(pipeline):
 
 def test_a_finished_run_rerun_without_its_model_writes_the_kept_weights_again(pipeline, tmp_path):
     s = settings(epochs=2)
-    train(s, data_for(pipeline, s), **model_files(tmp_path))
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     kept = torch.load(tmp_path / "model.pt", weights_only=True)
     (tmp_path / "model.pt").unlink()  # what Snakemake does to a job's outputs before it reruns it
     (tmp_path / "history.csv").unlink()
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     again = torch.load(tmp_path / "model.pt", weights_only=True)
     assert again["epoch"] == kept["epoch"] == history.loc[history["kept"], "epoch"].item()
     assert all(torch.equal(again["model"][k], v) for k, v in kept["model"].items())
@@ -456,11 +454,11 @@ PLATEAU = [0.10, 0.14, 0.18, 0.22, 0.24, 0.23, 0.25, 0.24, 0.23, 0.25, 0.24, 0.2
 def test_one_lucky_epoch_stops_the_old_rule_but_not_the_smoothed_one(pipeline, tmp_path, monkeypatch):
     fake_validation(monkeypatch, NOISY_RISE)
     raw = settings(epochs=12, patience=3, batches_per_epoch=1)  # the old default: each epoch alone, patience 3
-    history = train(raw, data_for(pipeline, raw), **model_files(tmp_path / "raw"))
+    history = train(raw, data_for(pipeline, raw), **training_outputs(tmp_path / "raw"))
     assert history["epoch"].max() == 5 and history.loc[history["kept"], "epoch"].tolist() == [2]
     fake_validation(monkeypatch, NOISY_RISE)
     smooth = settings(epochs=12, patience=5, batches_per_epoch=1, smoothing=3)  # the default
-    history = train(smooth, data_for(pipeline, smooth), **model_files(tmp_path / "smooth"))
+    history = train(smooth, data_for(pipeline, smooth), **training_outputs(tmp_path / "smooth"))
     assert history["epoch"].max() == 12, "the trend goes on: so does training"
     assert history.loc[history["kept"], "epoch"].tolist() == [11]  # the last of the best 3-epoch window
     assert history.loc[history["epoch"] == 11, "val_map@5_smoothed"].item() == pytest.approx((0.21 + 0.18 + 0.22) / 3)
@@ -469,7 +467,7 @@ def test_one_lucky_epoch_stops_the_old_rule_but_not_the_smoothed_one(pipeline, t
 def test_a_real_plateau_stops_the_smoothed_rule(pipeline, tmp_path, monkeypatch):
     fake_validation(monkeypatch, PLATEAU)
     s = settings(epochs=15, patience=4, batches_per_epoch=1, smoothing=3)
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     assert history["epoch"].max() < 15, "a flat curve stops before the budget"
     assert 4 <= history.loc[history["kept"], "epoch"].item() <= 8
 
@@ -499,7 +497,7 @@ DIP_THEN_RISE = [0.26, 0.221, 0.226, 0.242, 0.223, 0.242, 0.257, 0.26, 0.27, 0.2
 def test_a_strong_untrained_start_does_not_stop_training_before_it_learns(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, DIP_THEN_RISE)
     s = settings(epochs=15, patience=5, batches_per_epoch=1, smoothing=3)
-    history = train(s, data_for(pipeline, s), **model_files(tmp_path))
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
     assert history["epoch"].max() == 15, "the dip below epoch 0 is not a plateau"
     assert history.loc[history["kept"], "epoch"].item() >= 12
     assert "FAILED RUN" not in caplog.text
