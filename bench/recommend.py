@@ -18,12 +18,19 @@ Part 2, with --index (a run's results/index, its default system, or one system's
   decoded     Recommender.embed(cqt) + search, the CQT computed beforehand (query_cqt);
   end to end  Recommender.recommend(path): decoding, CQT, embedding, search.
 
+Part 3, with --index and --serve: `trackrank serve`'s app under uvicorn in its own process (as
+deployed: the upload limit --max-upload-mb, the duration limit 1800 s); --serve-requests uploads of
+those catalog files from 1 and from 4 concurrent clients: p50/p95 latency and requests/s; then the
+server's peak memory (VmHWM) after that load, after 4 duration bombs (a 20 KB WAV at 1 Hz claiming
+2.8 hours, refused from its header) and after 4 bodies of twice the upload limit (refused as they
+stream): the refusals must not raise it.
+
 --threads (default 1) sets torch.set_num_threads, faiss.omp_set_num_threads and the BLAS/OpenMP
 pools numpy loads (OMP/OPENBLAS/MKL_NUM_THREADS, set before numpy is imported): single-thread
 figures compare methods fairly; more threads show what a server core budget gives.
 The 1 M size needs ~2 GiB of memory and a few minutes for its HNSW build (one thread).
 
-Usage: .venv/bin/python bench/recommend.py --index results/index
+Usage: .venv/bin/python bench/recommend.py --index results/index [--serve]
            [--sizes 10000 100000 1000000] [--repeats 200] [--recommends 20] [--files 5]
            [--threads 1] [--device auto] [--seed 0]
 """
@@ -44,6 +51,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch, faiss and BLAS threads")
     parser.add_argument("--device", default="auto", help="the model's device in part 2")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--serve", action="store_true", help="part 3: the HTTP service under load (needs --index)")
+    parser.add_argument("--serve-requests", type=int, default=40, help="uploads timed per client count in part 3")
+    parser.add_argument("--max-upload-mb", type=float, default=100.0, help="the service's upload limit in part 3")
     return parser.parse_args()
 
 
@@ -51,12 +61,20 @@ if __name__ == "__main__":  # BLAS and OpenMP size their pools when loaded: set 
     ARGS = parse_args()
     os.environ.update(dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), str(ARGS.threads)))
 
+import io
+import socket
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
 import faiss
 import numpy as np
+import soundfile as sf
 import torch
 
 from trackrank.coldstart.index import new_faiss_index
@@ -161,6 +179,98 @@ def recommend_part(args) -> None:
         print(f"{name:30s} {len(seconds):6d} {qps:9,.1f} {p50:8.2f} {p95:8.2f} {qps / end_to_end:7.1f}")
 
 
+SERVER = """
+import sys, uvicorn, torch
+from trackrank.coldstart.recommend import Recommender
+from trackrank.coldstart.service import create_app
+torch.set_num_threads(int(sys.argv[3]))
+app = create_app(Recommender(sys.argv[1], device="cpu"), int(float(sys.argv[4]) * 2**20), allowed_hosts=["127.0.0.1"])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def multipart(name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = "trackrank-bench-boundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n'.encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def post(url: str, name: str, data: bytes) -> tuple[int, float]:
+    """(HTTP status, seconds) of one upload to POST /recommend."""
+    body, content_type = multipart(name, data)
+    request = urllib.request.Request(url + "recommend", data=body, headers={"Content-Type": content_type})
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            response.read()
+            status = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (ConnectionError, urllib.error.URLError):
+        status = 0  # the server closed the connection on a refused body
+    return status, time.perf_counter() - start
+
+
+def peak_mib(pid: int) -> float:
+    """The process's peak resident memory (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def serve_part(args) -> None:
+    index = Recommender(args.index, device="cpu").index
+    chosen = np.linspace(0, len(index.tracks) - 1, min(args.files, len(index.tracks))).astype(int)
+    uploads = [(Path(p).name, Path(p).read_bytes()) for p in index.tracks.path.iloc[chosen]]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = [sys.executable, "-c", SERVER, str(index.folder), str(port), str(args.threads), str(args.max_upload_mb)]
+    server = subprocess.Popen(code)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(url + "health", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.2)
+        started = peak_mib(server.pid)
+        print(f"\nPart 3: the service ({index.identity['system']}, {len(index.tracks)} tracks), {len(uploads)} files")
+        print(f"{'clients':>7s} {'requests':>8s} {'req/s':>7s} {'p50_ms':>8s} {'p95_ms':>8s} {'failed':>6s}")
+        for clients in (1, 4):
+            post(url, *uploads[0])  # warm
+            work = cycle(uploads, args.serve_requests)
+            begun = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                answers = list(pool.map(lambda upload: post(url, *upload), work))
+            wall = time.perf_counter() - begun
+            seconds = np.array([s for _, s in answers])
+            failed = sum(status != 200 for status, _ in answers)
+            p50, p95 = np.percentile(seconds, [50, 95]) * 1e3
+            print(f"{clients:7d} {len(work):8d} {len(work) / wall:7.1f} {p50:8.1f} {p95:8.1f} {failed:6d}")
+        loaded = peak_mib(server.pid)
+        bomb = io.BytesIO()
+        noise = np.random.default_rng(args.seed).uniform(-0.5, 0.5, 10000).astype("float32")
+        sf.write(bomb, noise, 1, format="WAV", subtype="PCM_16")
+        bombs = [post(url, "bomb.wav", bomb.getvalue()) for _ in range(4)]
+        after_bombs = peak_mib(server.pid)
+        too_big = bytes(int(2 * args.max_upload_mb * 2**20))
+        oversized = [post(url, "big.wav", too_big) for _ in range(4)]
+        after_oversized = peak_mib(server.pid)
+        print(
+            f"server peak memory (VmHWM): {started:.0f} MiB started, {loaded:.0f} MiB after the load, "
+            f"{after_bombs:.0f} MiB after 4 duration bombs (statuses {sorted({s for s, _ in bombs})}, "
+            f"p50 {np.median([s for _, s in bombs]) * 1e3:.0f} ms), {after_oversized:.0f} MiB after 4 bodies of "
+            f"{2 * args.max_upload_mb:.0f} MiB (statuses {sorted({s for s, _ in oversized})})"
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main(args) -> None:
     torch.set_num_threads(args.threads)
     faiss.omp_set_num_threads(args.threads)
@@ -171,6 +281,8 @@ def main(args) -> None:
     search_part(args)
     if args.index:
         recommend_part(args)
+    if args.index and args.serve:
+        serve_part(args)
 
 
 if __name__ == "__main__":
