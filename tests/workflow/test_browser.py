@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
 
 from trackrank.coldstart.recommend import Recommender
-from trackrank.coldstart.service import create_app
+from trackrank.coldstart.service import PAGE, create_app
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (test extras)")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -177,3 +179,28 @@ def test_the_serve_page_fits_a_phone_screen(browser, live_service, finished_run)
         assert all(p.rect["x"] + p.rect["width"] <= width for p in players), "a player is cut off"
     finally:
         browser.set_window_size(1200, 900)
+
+
+def test_the_serve_page_reports_a_proxys_non_json_reply_and_lets_the_user_retry(browser, finished_run):
+    """A proxy in front of the service answers 502 with an HTML page: the page says so, not 'Listening'."""
+    proxy = FastAPI()
+    proxy.get("/", response_class=HTMLResponse)(lambda: PAGE.read_text(encoding="utf-8"))
+    proxy.post("/recommend")(lambda: HTMLResponse("<html><body>502 Bad Gateway</body></html>", status_code=502))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(proxy, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[0]
+        browser.get(f"http://127.0.0.1:{port}/")
+        browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
+        WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "status").get_attribute("class") == "error")
+        assert "answered 502" in browser.find_element(By.ID, "status").text
+        assert browser.find_element(By.ID, "retry").is_displayed()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
