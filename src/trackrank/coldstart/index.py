@@ -150,10 +150,20 @@ def build_index(
     """Embed every catalog track that has features and write the index's three files.
 
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
-    ``catalog_dir``: the folder ``trackrank serve`` may stream audio from; None: the deepest folder
-    holding every track's file. ``tags``: the validated catalog's ``tags.parquet``, whose strong tags
-    (likelihood >= ``tag_threshold``) the index keeps to explain its answers and to filter on; None:
-    neither. ``taxonomy``: the catalog's ``taxonomy.csv``, so filters may name ``Category=tag``.
+
+    Parameters
+    ----------
+    model : a trained TL system's model.pt (the auto-tagger is refused: it embeds nothing).
+    cache, tracks : the patch cache and the validated catalog's ``tracks.parquet``.
+    catalog_dir : the folder ``trackrank serve`` may stream audio from; None: the deepest folder holding
+        every track's file.
+    out_tracks, out_vectors, out_identity : the index's three files.
+    tags : the validated catalog's ``tags.parquet``, whose strong tags (likelihood >= ``tag_threshold``,
+        in [0, 1]) the index keeps to explain its answers and to filter on; None: neither.
+    taxonomy : the catalog's ``taxonomy.csv``, so filters may name ``Category=tag``.
+    n_patches : patches (11.87 s each) spread evenly over a track, averaged; queries use the same (>= 1).
+    kind : ``exact``, ``hnsw`` or ``ivf`` (:data:`~trackrank.coldstart.settings.INDEX_KINDS`).
+    device : ``auto``, ``cpu`` or ``cuda``.
     """
     device = choose_device(device)
     net, identity = load_embedding_model(model, device)

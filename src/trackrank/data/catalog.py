@@ -246,7 +246,15 @@ def ingest(
     """Validate the catalog in ``folder``, split it by artist and write its ``tracks`` and ``tags``
     (Parquet), ``taxonomy`` and ``rejected`` (CSV) tables to those paths.
 
-    ``fractions`` are the paper's 60/20/20 train/val/test shares unless given."""
+    Parameters
+    ----------
+    folder : the catalog folder: ``tags.csv`` (or ``tags.parquet``), ``tags_meta.csv`` and the audio;
+        nothing in it is written.
+    tracks, tags, taxonomy, rejected : the four output files, outside ``folder``.
+    seed : the artist split's random stream.
+    fractions : train/val/test shares of the artists, each in (0, 1), summing to 1 (paper: 60/20/20).
+    short_tracks : ``reject`` or ``pad`` a track shorter than one patch (11.87 s).
+    """
     outputs = {"tracks": tracks, "tags": tags, "taxonomy": taxonomy, "rejected": rejected}
     for output in outputs.values():
         if Path(output).resolve().is_relative_to(Path(folder).resolve()):

@@ -263,7 +263,18 @@ def run_shard(
     short_tracks: str = "reject",
     workers: int = 1,
 ) -> pd.DataFrame:
-    """One shard job: select its tracks from the tracks table, extract, write outputs."""
+    """One shard job: select its tracks from the tracks table, extract their CQTs, write the shard.
+
+    Parameters
+    ----------
+    tracks_path : the validated catalog's ``tracks.parquet``.
+    shard, n_shards : this shard's number in [0, n_shards) and their count; a track's shard is a hash of
+        its id, so adding tracks moves no other track.
+    output : the shard's Parquet file (``track_id``, ``n_frames``, ``cqt`` float16 frames x 96 bins).
+    rejected_path : the CSV of the shard's skipped tracks with their reasons (None: not written).
+    short_tracks : ``reject`` or ``pad`` a track shorter than one patch (11.87 s).
+    workers : decoding processes, >= 1.
+    """
     tracks = shard_tracks(pd.read_parquet(tracks_path), shard, n_shards)
     log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)
     rejected = extract_shard(tracks, output, short_tracks=short_tracks, workers=workers)

@@ -82,7 +82,21 @@ def evaluate(
     seed: int = 0,
 ) -> dict:
     """Write the system's top-k ``predictions`` (Parquet), its ``per_query`` metrics (Parquet) and their
-    ``summary`` (JSON)."""
+    ``summary`` (JSON).
+
+    Parameters
+    ----------
+    system : its name in the outputs; ``random`` ranks at random (seeded).
+    test_ids, oracle : the test split's tracks with features and S over them.
+    test_rankings : the test split's oracle rankings; a query's first ``n_relevant`` are relevant,
+        graded ``n_relevant``..1.
+    predictions, summary, per_query : the output files.
+    embeddings : the system's test embeddings (``embedding`` ranked by Euclidean distance, ``tags`` by S of
+        the estimated tags), aligned with ``test_ids``; None for ``random``.
+    k : the cut-off of MAP, recall, RR and nDCG (>= 1; paper: 20); at most the other test tracks.
+    n_relevant : relevant tracks per query (>= 1; paper: 5).
+    seed : the ``random`` ranking's stream.
+    """
     k_eff = min(k, len(test_ids) - 1)
     predicted = system_predictions(embeddings, test_ids, oracle=oracle, k=k_eff, seed=seed)
     relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)

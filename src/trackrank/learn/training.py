@@ -90,8 +90,22 @@ def train(
     history_file: str | Path,
     last_file: str | Path,
 ) -> pd.DataFrame:
-    """Train (or resume from ``last_file``) one system; writes the kept epoch's checkpoint to ``model_file``
-    (model.pt), the epochs to ``history_file`` (CSV) and, after every epoch, the resumable ``last_file``."""
+    """Train (or resume from ``last_file``) one system.
+
+    Parameters
+    ----------
+    settings : the run (system, network size, learning rate, epochs of ``batches_per_epoch`` steps,
+        early stopping's ``patience`` and ``smoothing`` in epochs, seed, device).
+    data : what it trains and validates on (:func:`~trackrank.learn.training_data.load_training_data`).
+    model_file : the kept epoch's checkpoint (model.pt), rewritten whenever the smoothed val MAP improves.
+    history_file : one CSV row per epoch (losses, val MAP, its smoothed value, seconds), ``kept`` marked.
+    last_file : the resumable state after every epoch; a rerun with the same settings and inputs goes on
+        from it.
+
+    Returns
+    -------
+    The history, as written to ``history_file``.
+    """
     model_file, history_file, last = Path(model_file), Path(history_file), Path(last_file)
     device = choose_device(settings.device)
     model, optimizer, scaler = _new_state(settings, data, device)

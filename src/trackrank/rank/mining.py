@@ -202,9 +202,21 @@ def write_triplets(
 ) -> int:
     """Mine every anchor of the set and write ``anchor``, ``positive``, ``negative`` (dictionary-encoded ids).
 
-    ``n_positives`` and ``n_negatives`` are counts, or fractions of the set (see :func:`split_count`);
-    they have no default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a small catalog
-    (:func:`mining_settings` reads them from the workflow config). Returns the number of triplets written.
+    Parameters
+    ----------
+    oracle : S over the set's tag vectors, in the order of ``track_ids``.
+    track_ids : the set's tracks (the train split).
+    output : the Parquet triplet table.
+    strategy : ``neighbors``, ``uniform`` or ``distance`` (paper §3.3): how negatives are drawn among the
+        tracks ranked after each positive.
+    n_positives, n_negatives : Np and Nn, counts (>= 1) or fractions of the set (< 1; see
+        :func:`split_count`). No default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a
+        small catalog (:func:`mining_settings` reads them from the workflow config).
+    seed : each anchor's random stream is (seed, strategy, anchor), so the table is the same in any order.
+
+    Returns
+    -------
+    The number of triplets written.
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
