@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +107,27 @@ def checkpoint(model, system: str = "tl_online", tags: list[str] | None = None, 
         "settings": {"system": system, "dim": 16, "width": 0.03125, **settings},
         "tags": tags if tags is not None else ["rock", "jazz"],
     }
+
+
+class LiveServer:
+    """An ASGI app under uvicorn on a free local port, in a thread, until stopped: what a browser or a
+    client streaming its body meets."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self.server.started, "uvicorn did not start"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -51,17 +51,25 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index_add(args: argparse.Namespace) -> int:
-    from trackrank.coldstart.grow import add_tracks
+def _checked_files(paths: list[str]) -> tuple[list[str], list[dict]]:
+    """(the paths that can be audio files, one {file, reason} per other): bad paths are refused before
+    a model loads."""
     from trackrank.coldstart.recommend import check_query_file
     from trackrank.errors import QueryError
 
-    failed, usable = [], []
-    for path in args.files:  # a bad path is refused before the model loads
+    usable, failed = [], []
+    for path in paths:
         try:
             usable.append(str(check_query_file(path)))
         except QueryError as error:
             failed.append({"file": path, "reason": str(error)})
+    return usable, failed
+
+
+def _index_add(args: argparse.Namespace) -> int:
+    from trackrank.coldstart.grow import add_tracks
+
+    usable, failed = _checked_files(args.files)
     added = []
     if usable:
         added, more = add_tracks(
@@ -81,17 +89,14 @@ def _index_add(args: argparse.Namespace) -> int:
 
 def _recommend(args: argparse.Namespace) -> int:
     from trackrank.coldstart.filters import Filters
-    from trackrank.coldstart.recommend import Recommender, answer, check_query_file
+    from trackrank.coldstart.recommend import Recommender, answer
     from trackrank.errors import QueryError
     from trackrank.learn.embedding import choose_device
 
-    answers, failed, usable = [], [], []
-    for path in args.audio:  # a bad path is refused before the model loads
-        try:
-            usable.append(str(check_query_file(path)))
-        except QueryError as error:
-            print(f"trackrank recommend: {error}", file=sys.stderr)
-            failed.append({"file": path, "reason": str(error)})
+    answers = []
+    usable, failed = _checked_files(args.audio)
+    for failure in failed:
+        print(f"trackrank recommend: {failure['reason']}", file=sys.stderr)
     if not usable:
         if args.json:
             json.dump({"results": [], "errors": failed}, sys.stdout, indent=2)

@@ -8,16 +8,14 @@ import logging
 import socket
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-import uvicorn
 from fastapi.testclient import TestClient
 
+from builders import LiveServer
 from conftest import sine
 from trackrank import cli
 from trackrank.coldstart import recommend as recommend_module
@@ -164,19 +162,9 @@ def test_the_schema_types_the_answers_and_the_docs_page_needs_no_cdn(client):
 @pytest.fixture(scope="module")
 def live(recommender):
     """The app under uvicorn on a free local port: what a client that streams its body meets."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(recommender, MIB)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield port
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = LiveServer(create_app(recommender, MIB))
+    yield server.port
+    server.stop()
 
 
 def raw_request(port: int, head: str, body_chunks=()) -> tuple[str, int]:

@@ -7,17 +7,14 @@ Skips, with the reason, only where Debian's chromium and chromium-driver are not
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 
+from builders import LiveServer
 from trackrank.coldstart.recommend import Recommender
 from trackrank.coldstart.service import PAGE, create_app
 
@@ -89,31 +86,9 @@ def test_the_listening_page_plays_its_audio_in_chromium(browser, finished_run, t
     assert duration == pytest.approx(13.0, abs=0.1)  # tests/config/tiny.yaml: demo tracks last 13 s
 
 
-class LiveService:
-    """`trackrank serve`'s app under uvicorn on a free local port, in a thread, until stopped."""
-
-    def __init__(self, index: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/"
-        app = create_app(Recommender(index))
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert self.server.started, "uvicorn did not start"
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def live_service(finished_run):
-    service = LiveService(finished_run / "results" / "index" / "tl_online")
+    service = LiveServer(create_app(Recommender(finished_run / "results" / "index" / "tl_online")))
     yield service.url
     service.stop()
 
@@ -156,7 +131,7 @@ def test_the_serve_page_shows_the_query_its_tags_and_each_neighbours_shared_tags
 
 
 def test_the_serve_page_survives_a_service_that_went_away_and_lets_the_user_retry(browser, finished_run):
-    service = LiveService(finished_run / "results" / "index" / "tl_online")
+    service = LiveServer(create_app(Recommender(finished_run / "results" / "index" / "tl_online")))
     song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[2]
     browser.get(service.url)
     service.stop()
@@ -186,21 +161,13 @@ def test_the_serve_page_reports_a_proxys_non_json_reply_and_lets_the_user_retry(
     proxy = FastAPI()
     proxy.get("/", response_class=HTMLResponse)(lambda: PAGE.read_text(encoding="utf-8"))
     proxy.post("/recommend")(lambda: HTMLResponse("<html><body>502 Bad Gateway</body></html>", status_code=502))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(proxy, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
+    server = LiveServer(proxy)
     try:
         song = pd.read_parquet(finished_run / "results" / "catalog" / "tracks.parquet").iloc[0]
-        browser.get(f"http://127.0.0.1:{port}/")
+        browser.get(server.url)
         browser.find_element(By.ID, "file").send_keys(str(Path(song.path).resolve()))
         WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "status").get_attribute("class") == "error")
         assert "answered 502" in browser.find_element(By.ID, "status").text
         assert browser.find_element(By.ID, "retry").is_displayed()
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()

@@ -292,25 +292,16 @@ class CatalogIndex:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n_allowed = len(self.tracks) if allowed is None else int(allowed.sum())
         params = None if allowed is None else self._search_params(np.flatnonzero(allowed).astype(np.int64))
+        fetch = min(k + (1 if exclude else 0), n_allowed)
+        scores, rows = self.faiss.search(vectors, max(fetch, 1), params=params)  # every query in one call
         answers = []
         for q in range(len(vectors)):
             skip = exclude[q] if exclude else None
-            fetch = min(k + (1 if skip else 0), n_allowed)
-            while True:
-                scores, rows = self.faiss.search(vectors[q : q + 1], max(fetch, 1), params=params)
-                found, per_artist = [], {}
-                for r, s in zip(rows[0], scores[0]):
-                    if r < 0 or self.tracks.track_id.iat[r] == skip:
-                        continue
-                    artist = self.tracks.artist.iat[r]
-                    if max_per_artist is not None and per_artist.get(artist, 0) >= max_per_artist:
-                        continue
-                    per_artist[artist] = per_artist.get(artist, 0) + 1
-                    found.append((int(r), float(s)))
-                if len(found) >= k or fetch >= n_allowed:
-                    break
-                fetch = min(4 * fetch, n_allowed)  # an artist cap threw some out: look further
-            found = found[:k]
+            found, more = self._kept(rows[q], scores[q], skip, max_per_artist), fetch
+            while len(found) < k and more < n_allowed:  # an artist cap threw some out: look further
+                more = min(4 * more, n_allowed)
+                again = self.faiss.search(vectors[q : q + 1], more, params=params)
+                found = self._kept(again[1][0], again[0][0], skip, max_per_artist)
             answers.append(
                 [
                     Neighbour(
@@ -320,10 +311,25 @@ class CatalogIndex:
                         float(np.sqrt(max(2.0 - 2.0 * s, 0.0))),
                         list(self.tracks.tags.iat[r]),
                     )
-                    for rank, (r, s) in enumerate(found, start=1)
+                    for rank, (r, s) in enumerate(found[:k], start=1)
                 ]
             )
         return answers
+
+    def _kept(
+        self, rows: np.ndarray, scores: np.ndarray, skip: str | None, max_per_artist: int | None
+    ) -> list[tuple[int, float]]:
+        """(row, score) of the hits that count, in order: found, not ``skip``, within the artist cap."""
+        kept, per_artist = [], {}
+        for r, s in zip(rows, scores):
+            if r < 0 or self.tracks.track_id.iat[r] == skip:
+                continue
+            artist = self.tracks.artist.iat[r]
+            if max_per_artist is not None and per_artist.get(artist, 0) >= max_per_artist:
+                continue
+            per_artist[artist] = per_artist.get(artist, 0) + 1
+            kept.append((int(r), float(s)))
+        return kept
 
     def _search_params(self, ids: np.ndarray) -> faiss.SearchParameters:
         """Search parameters that keep only ``ids``, and the index's own search breadth."""

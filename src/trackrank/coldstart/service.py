@@ -19,8 +19,6 @@ shared behind the recommender's lock.
 
 from __future__ import annotations
 
-import email.utils
-import hashlib
 import json
 import logging
 import os
@@ -33,6 +31,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from trackrank.coldstart.filters import Filters
 from trackrank.coldstart.recommend import Recommender, answer
@@ -172,6 +171,7 @@ def create_app(
         redoc_url=None,
     )
     identity = recommender.index.identity
+    conditional = StaticFiles(directory=identity["catalog_dir"], check_dir=False)  # for its conditional GET
     audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/", response_class=HTMLResponse)
@@ -239,14 +239,10 @@ def create_app(
             raise HTTPException(403, f"track '{track_id}': its audio is outside the catalog folder")
         if not path.is_file():
             raise HTTPException(404, f"track '{track_id}': audio file missing")
-        stat = os.stat(path)
-        validators = {
-            "etag": '"' + hashlib.sha256(f"{stat.st_mtime_ns}-{stat.st_size}".encode()).hexdigest()[:32] + '"',
-            "last-modified": email.utils.formatdate(stat.st_mtime, usegmt=True),
-        }
-        if not_modified(request, validators["etag"], stat.st_mtime):
-            return Response(status_code=304, headers=validators)
-        return FileResponse(path, headers=validators, stat_result=stat)
+        response = FileResponse(path, stat_result=os.stat(path))  # sets ETag and Last-Modified
+        if conditional.is_not_modified(response.headers, request.headers):  # Starlette's RFC 9110 check
+            return NotModifiedResponse(response.headers)
+        return response
 
     recommender.warm_up()
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
@@ -255,18 +251,3 @@ def create_app(
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
     app.add_middleware(RequestLog)
     return app
-
-
-def not_modified(request: Request, etag: str, mtime: float) -> bool:
-    """Whether the client's copy is current (RFC 9110 §13.1: If-None-Match wins over If-Modified-Since)."""
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        return etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")] or if_none_match == "*"
-    if_modified_since = request.headers.get("if-modified-since")
-    if if_modified_since:
-        try:
-            since = email.utils.parsedate_to_datetime(if_modified_since).timestamp()
-        except (TypeError, ValueError):
-            return False
-        return int(mtime) <= since
-    return False
