@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO / "src"))
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles
 from trackrank.rank.metrics import paired_difference  # noqa: E402  (after the path)
+from trackrank.rank.parts import parts_in
 
 
 def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path, config: dict) -> dict:
@@ -66,10 +67,9 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         settings,
         cache,
         catalog=catalog,
-        val_rankings=results / "rankings" / "val.parquet",
-        triplets=triplets
-        or (results / "triplets" / f"{strategy}.parquet" if strategy not in (None, "online") else None),
-        train_rankings=results / "rankings" / "train.parquet",
+        val_rankings=run_table(results, "rankings", "val"),
+        triplets=triplets or (run_table(results, "triplets", strategy) if strategy not in (None, "online") else None),
+        train_rankings=run_table(results, "rankings", "train"),
         similarity=similarity_settings(config),
     )
     history = train(
@@ -93,7 +93,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         "variant",
         test_ids,
         oracle,
-        results / "rankings" / "test.parquet",
+        run_table(results, "rankings", "test"),
         predictions=folder / "predictions" / "variant.parquet",
         summary=folder / "metrics" / "variant.json",
         per_query=folder / "metrics" / "variant.per_query.parquet",
@@ -103,6 +103,12 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     per_query = pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")
     kept = int(history.loc[history["kept"], "epoch"].iloc[0])
     return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
+
+
+def run_table(results: Path, kind: str, name: str) -> list[Path]:
+    """A finished run's rankings or triplet table: its parts, or the one file of a run made before parts."""
+    single = results / kind / f"{name}.parquet"
+    return [single] if single.exists() else parts_in(results / kind / name)
 
 
 def compare_folders(folders: list[Path]) -> None:

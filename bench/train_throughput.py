@@ -18,7 +18,7 @@ the measured baseline step and validation times, and from them the hours of one 
 
 Data: a synthetic run laid out like results/ (random tags, one CQT shard of random dB values,
 its cache, val rankings and the triplet table of the system's strategy) in a temporary folder,
-or an existing run's with --results (its catalog/, cache/, rankings/val.parquet, triplets/).
+or an existing run's with --results (its catalog/, cache/, rankings/val/, triplets/).
 
 The process runs with trackrank.learn.settings.MALLOC_SETTINGS, as the workflow's jobs do (without
 them a CPU step is about 2x slower); the script re-executes itself to set them.
@@ -61,6 +61,7 @@ from trackrank.learn.training import _new_state, _train_epoch, epoch_batches
 from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
 from trackrank.rank.oracle import write_rankings
+from trackrank.rank.parts import parts_in
 from trackrank.rank.similarity import split_oracle
 
 CATEGORIES = ["Genre", "Recording", "Mood", "Movement"]
@@ -88,13 +89,13 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     pq.write_table(shard_table(ids, cqts), root / "shard-000.parquet", **PARQUET_OPTIONS)
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
-    write_rankings(val_oracle, val_ids, root / "rankings" / "val.parquet")
+    write_rankings(val_oracle, val_ids, root / "rankings" / "val" / "part-0000.parquet")
     if strategy:
         train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
         write_triplets(  # the paper's Np, Nn
             train_oracle,
             train_ids,
-            root / "triplets" / f"{strategy}.parquet",
+            root / "triplets" / strategy / "part-0000.parquet",
             strategy,
             n_positives=15,
             n_negatives=250,
@@ -156,12 +157,12 @@ def main() -> None:
         if root is None:
             root = Path(tmp)
             write_synthetic_results(root, args.tracks, TRACK_FRAMES, settings.strategy)
-        triplets = root / "triplets" / f"{settings.strategy}.parquet" if settings.strategy else None
+        triplets = parts_in(root / "triplets" / settings.strategy) if settings.strategy else None
         data = load_training_data(
             settings,
             CacheFiles.in_folder(root / "cache"),
             catalog=CatalogFiles.in_folder(root / "catalog"),
-            val_rankings=root / "rankings" / "val.parquet",
+            val_rankings=parts_in(root / "rankings" / "val"),
             triplets=triplets,
         )
         patches_per_step = settings.batch_size + (2 * settings.offline_pairs if settings.strategy else 0)

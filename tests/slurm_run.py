@@ -29,6 +29,7 @@ SYSTEMS = yaml.safe_load((REPO / "tests" / "config" / "tiny.yaml").read_text())[
 # What the tiny run's jobs fit in on a 2-core machine; nothing else of the profile changes.
 SMALL_MEM_MB = 2000
 SMALL_CPUS = 1
+SLURM_ANCHORS_PER_JOB = 5  # the tiny train split (13 tracks) in 3 parts, not the local run's one
 
 
 def cluster(command: str) -> subprocess.CompletedProcess:
@@ -69,6 +70,8 @@ def small_machine_overrides() -> list[str]:
     return [
         "--config",  # training's own request (train.resources), its memory capped like the rest
         f"train={{resources: {{mem_mb: {SMALL_MEM_MB}}}}}",
+        # rankings and mining in parts of a few anchors: the tables must still equal the local run's, made in one part
+        f"ranking={{anchors_per_job: {SLURM_ANCHORS_PER_JOB}}}",
         "--default-resources",
         *(f"{key}={profile_value(value)}" for key, value in defaults.items()),
         "--set-resources",

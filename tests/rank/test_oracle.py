@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from builders import random_tags
-from trackrank.rank.oracle import top_ranked, write_curve, write_rankings
+from trackrank.rank.oracle import read_curve, top_ranked, write_curve, write_rankings
 from trackrank.rank.similarity import Oracle
 
 
@@ -51,7 +51,7 @@ def test_chunked_rankings_equal_the_dense_reference(oracle_and_ids, tmp_path, mo
     curve = np.mean([np.sort(np.delete(dense[a], a))[::-1] for a in range(70)], axis=0)
     np.testing.assert_allclose(summary.mean_score_by_rank, curve)
     write_curve(summary, tmp_path / "curve.csv")
-    saved = pd.read_csv(tmp_path / "curve.csv")
+    saved = read_curve([tmp_path / "curve.csv"])
     assert saved["rank"].tolist() == list(range(1, 70))
     assert saved["mean_score"].is_monotonic_decreasing
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from slurm_run import SYSTEMS
+from slurm_run import SLURM_ANCHORS_PER_JOB, SYSTEMS
+
+from trackrank.rank.parts import read_parts
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.timeout(1800)]  # waits for the whole cluster run
 
@@ -53,10 +55,13 @@ def scontrol_job(job_id: str, env: dict[str, str]) -> str:
     return shown.stdout
 
 
-def test_training_embedding_and_feature_jobs_ran_as_slurm_jobs(runs, slurm_env):
+def test_training_embedding_feature_and_mining_jobs_ran_as_slurm_jobs(runs, slurm_env):
     _, on_slurm, log = runs
     jobs = slurm_jobs(log)
     assert len(jobs.get("cqt_shard", [])) == 2, log[-3000:]
+    splits = pd.read_parquet(on_slurm / "results" / "catalog" / "tracks.parquet")["split"]
+    parts = -(-int((splits == "train").sum()) // SLURM_ANCHORS_PER_JOB)
+    assert parts > 1 and len(jobs.get("mine_triplets", [])) == 3 * parts, log[-3000:]  # three strategies
     for system in SYSTEMS:
         assert len(jobs.get(f"train_{system}", [])) == 1, log[-3000:]
     assert len(jobs.get("embed", [])) == len(SYSTEMS), log[-3000:]
@@ -77,10 +82,12 @@ def test_training_embedding_and_feature_jobs_ran_as_slurm_jobs(runs, slurm_env):
 
 
 def tables(work: Path, pattern: str) -> dict[str, pd.DataFrame]:
-    """The tables of one run, with the run's own folder cut from paths (catalog paths are absolute)."""
+    """The tables of one run, with the run's own folder cut from paths (catalog paths are absolute); a
+    table written in parts (``*/part-*.parquet``) is the parts read as one, under its folder's name."""
     found = {}
     for path in sorted((work / "results").glob(pattern)):
-        table = pd.read_parquet(path)
+        parts = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+        table = read_parts(parts).to_pandas()
         for column in table.columns:
             if pd.api.types.is_string_dtype(table[column]):
                 table[column] = table[column].str.replace(f"{work}/", "", regex=False)
@@ -88,9 +95,7 @@ def tables(work: Path, pattern: str) -> dict[str, pd.DataFrame]:
     return found
 
 
-@pytest.mark.parametrize(
-    "pattern", ["catalog/tracks.parquet", "features/shard-*.parquet", "rankings/*.parquet", "triplets/*.parquet"]
-)
+@pytest.mark.parametrize("pattern", ["catalog/tracks.parquet", "features/shard-*.parquet", "rankings/*", "triplets/*"])
 def test_slurm_run_writes_the_tables_of_a_local_run(runs, pattern):
     local, on_slurm, _ = runs
     expected, got = tables(local, pattern), tables(on_slurm, pattern)

@@ -18,6 +18,7 @@ import torch
 
 from conftest import sine, snakemake, workflow_copy
 from trackrank.data.feature_store import FeatureStore
+from trackrank.rank.parts import read_parts
 
 pytestmark = pytest.mark.workflow  # every test here runs Snakemake
 
@@ -42,13 +43,13 @@ def test_tiny_run_ranks_every_split_and_mines_every_strategy(finished_run):
     results = finished_run / "results"
     tracks = pd.read_parquet(results / "catalog" / "tracks.parquet")
     for split in ("train", "val", "test"):
-        rankings = pd.read_parquet(results / "rankings" / f"{split}.parquet")
+        rankings = read_parts(sorted((results / "rankings" / split).glob("part-*.parquet"))).to_pandas()
         members = set(tracks.loc[tracks.split == split, "track_id"])
         assert set(rankings["anchor"].astype(str)) == members
         assert set(rankings["other"].astype(str)) <= members
     n_train = int((tracks.split == "train").sum())
     for strategy in ("neighbors", "uniform", "distance"):
-        triplets = pd.read_parquet(results / "triplets" / f"{strategy}.parquet")
+        triplets = read_parts(sorted((results / "triplets" / strategy).glob("part-*.parquet"))).to_pandas()
         assert list(triplets.columns) == ["anchor", "positive", "negative"]
         assert set(triplets["anchor"].astype(str)) <= set(tracks.loc[tracks.split == "train", "track_id"])
         if strategy != "neighbors":
@@ -320,10 +321,10 @@ def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finis
         "--forcerun",
         "mine_triplets",
         "--",
-        "results/triplets/uniform.parquet",
+        "results/triplets/uniform/part-0000.parquet",
     )
     assert run.returncode != 0
-    log = (work / "results" / "logs" / "mine_triplets" / "uniform.log").read_text()
+    log = (work / "results" / "logs" / "mine_triplets" / "uniform" / "part-0000.log").read_text()
     assert "cannot import module 'no_such_module'" in run.stderr + log
 
 
@@ -342,12 +343,12 @@ def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
         f"catalog={small_catalog}",
         "--",
         "results/cache/index.parquet",  # the features of every shard, gathered
-        "results/triplets/distance.parquet",
+        "results/triplets/distance/part-0000.parquet",
     )
     assert run.returncode == 0, run.stderr[-3000:]
     store = FeatureStore(work / "results" / "features")
     assert sorted(store.track_ids) == [f"t{i}" for i in range(6)]
-    assert (work / "results" / "triplets" / "distance.parquet").exists()
+    assert (work / "results" / "triplets" / "distance" / "part-0000.parquet").exists()
     assert not (work / "results" / "demo").exists()
 
 

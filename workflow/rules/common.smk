@@ -8,6 +8,7 @@ import pandas as pd
 
 from trackrank.data.features import shard_tracks
 from trackrank.learn.settings import MALLOC_SETTINGS
+from trackrank.rank.parts import n_parts
 
 # Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
 # cluster node alike (the node re-reads this file, so it gets the same path). The workflow sets
@@ -23,10 +24,12 @@ BUILT_IN_CATALOGS = {"demo": DEMO_DIR, "scores": SCORES_DIR}  # made by the work
 CATALOG_DIR = BUILT_IN_CATALOGS.get(config["catalog"], config["catalog"])
 N_SHARDS = lookup(dpath="features/n_shards", within=config)
 SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
+ANCHORS_PER_JOB = lookup(dpath="ranking/anchors_per_job", within=config)
 
 
 wildcard_constraints:
     shard=r"\d{3}",
+    part=r"\d\d\d\d+",
 
 
 def catalog_tags_file(wildcards):
@@ -54,6 +57,30 @@ def shard_rows(wildcards):
     tracks = validated_tracks(path, os.path.getmtime(path))
     rows = shard_tracks(tracks, int(wildcards.shard), N_SHARDS)
     return list(zip(rows["track_id"], rows["path"]))
+
+
+@functools.cache
+def split_sizes(path, mtime):
+    """Tracks per split of the validated catalog, read once per version (``mtime``)."""
+    return pd.read_parquet(path, columns=["split"])["split"].value_counts().to_dict()
+
+
+def anchor_parts(split):
+    """The parts ("0000", ...) of a split's rankings or triplets: one job per ``ranking.anchors_per_job``
+    anchors (trackrank.rank.parts), known once the catalog is validated."""
+    path = checkpoints.ingest_catalog.get().output.tracks
+    n_anchors = split_sizes(path, os.path.getmtime(path)).get(split, 0)
+    return [f"{part:04d}" for part in range(n_parts(n_anchors, ANCHORS_PER_JOB))]
+
+
+def ranking_parts(split, key="rankings"):
+    """Input function: every part of a split's rankings (``key="curve"``: their similarity-vs-rank sums)."""
+    return lambda wildcards: expand(getattr(rules.rank_split.output, key), split=split, part=anchor_parts(split))
+
+
+def triplet_parts(strategy):
+    """Input function: every part of a mining strategy's triplet table (the train split's anchors)."""
+    return lambda wildcards: expand(rules.mine_triplets.output.triplets, strategy=strategy, part=anchor_parts("train"))
 
 
 def shard_audio(wildcards):

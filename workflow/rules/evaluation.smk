@@ -43,7 +43,7 @@ rule embed:
 rule evaluate_system:
     input:
         embeddings=system_embeddings,
-        rankings=rules.rank_split.output.rankings.format(split="test"),
+        rankings=ranking_parts("test"),
         cache_index=rules.cache_features.output.index,
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
@@ -96,7 +96,7 @@ rule report:
 rule listen_page:
     input:
         predictions=expand(rules.evaluate_system.output.predictions, system=EVALUATED),
-        rankings=rules.rank_split.output.rankings.format(split="test"),
+        rankings=ranking_parts("test"),
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
     output:

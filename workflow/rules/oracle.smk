@@ -1,4 +1,5 @@
-# Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2).
+# Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2), one job per block of
+# ranking.anchors_per_job anchors (trackrank.rank.parts): the parts, read in order, are the whole table.
 # Both score with S themselves, so a mining parameter never reruns the rankings.
 
 from trackrank.rank.mining import mining_settings
@@ -12,17 +13,19 @@ rule rank_split:
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
-        rankings="results/rankings/{split}.parquet",
-        curve="results/rankings/{split}.curve.csv",
+        rankings="results/rankings/{split}/part-{part}.parquet",
+        curve="results/rankings/{split}/part-{part}.curve.csv",
     log:
-        "results/logs/rank_split/{split}.log",
+        "results/logs/rank_split/{split}/part-{part}.log",
     benchmark:
-        "results/benchmarks/rank_split/{split}.tsv"
+        "results/benchmarks/rank_split/{split}/part-{part}.tsv"
     conda:
         "../../envs/trackrank.yaml"
     params:
         similarity=similarity_settings(config),
         settings=ranking_settings(config),
+        part=lambda wildcards: int(wildcards.part),
+        anchors_per_job=ANCHORS_PER_JOB,
     script:
         "../scripts/rank_split.py"
 
@@ -33,23 +36,25 @@ rule mine_triplets:
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
-        triplets="results/triplets/{strategy}.parquet",
+        triplets="results/triplets/{strategy}/part-{part}.parquet",
     log:
-        "results/logs/mine_triplets/{strategy}.log",
+        "results/logs/mine_triplets/{strategy}/part-{part}.log",
     benchmark:
-        "results/benchmarks/mine_triplets/{strategy}.tsv"
+        "results/benchmarks/mine_triplets/{strategy}/part-{part}.tsv"
     conda:
         "../../envs/trackrank.yaml"
     params:
         similarity=similarity_settings(config),
         settings=mining_settings(config),
+        part=lambda wildcards: int(wildcards.part),
+        anchors_per_job=ANCHORS_PER_JOB,
     script:
         "../scripts/mine_triplets.py"
 
 
 rule plot_similarity_vs_rank:
     input:
-        curve=rules.rank_split.output.curve.format(split="train"),
+        curve=ranking_parts("train", "curve"),
     output:
         report(
             "results/plots/similarity_vs_rank.png",
@@ -66,6 +71,6 @@ rule plot_similarity_vs_rank:
 
 rule oracle:
     input:
-        expand(rules.rank_split.output.rankings, split=["train", "val", "test"]),
-        expand(rules.mine_triplets.output.triplets, strategy=lookup(dpath="mining/strategies", within=config)),
+        [ranking_parts(split) for split in ("train", "val", "test")],
+        [triplet_parts(strategy) for strategy in lookup(dpath="mining/strategies", within=config)],
         rules.plot_similarity_vs_rank.output,

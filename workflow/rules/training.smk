@@ -33,13 +33,9 @@ for system in lookup(dpath="train/systems", within=config):
             tracks=rules.ingest_catalog.output.tracks,
             tags=rules.ingest_catalog.output.tags,
             taxonomy=rules.ingest_catalog.output.taxonomy,
-            val_rankings=rules.rank_split.output.rankings.format(split="val"),
-            triplets=(
-                [rules.mine_triplets.output.triplets.format(strategy=strategy)]
-                if strategy not in (None, "online")
-                else []
-            ),
-            train_rankings=[rules.rank_split.output.rankings.format(split="train")] if strategy == "online" else [],
+            val_rankings=ranking_parts("val"),
+            triplets=triplet_parts(strategy) if strategy not in (None, "online") else [],
+            train_rankings=ranking_parts("train") if strategy == "online" else [],
             tagger=tagger_model if starts_from_tagger(system) else [],
         output:
             model=f"results/models/{system}/model.pt",

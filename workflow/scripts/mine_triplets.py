@@ -1,7 +1,9 @@
-# Snakemake step: mine the train split's triplets with one strategy (trackrank.rank.mining).
+# Snakemake step: mine one block of the train split's anchors with one strategy (trackrank.rank.mining);
+# the block is one part of the strategy's triplet table (trackrank.rank.parts).
 from trackrank.data.catalog import CatalogFiles
 from trackrank.logs import workflow_step
 from trackrank.rank.mining import write_triplets
+from trackrank.rank.parts import part_anchors
 from trackrank.rank.similarity import split_oracle
 
 with workflow_step(snakemake.log[0]):
@@ -9,4 +11,11 @@ with workflow_step(snakemake.log[0]):
     track_ids, oracle = split_oracle(
         CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", **p.similarity
     )
-    write_triplets(oracle, track_ids, snakemake.output.triplets, snakemake.wildcards.strategy, **p.settings)
+    write_triplets(
+        oracle,
+        track_ids,
+        snakemake.output.triplets,
+        snakemake.wildcards.strategy,
+        anchors=part_anchors(p.part, p.anchors_per_job, len(track_ids)),
+        **p.settings,
+    )

@@ -3,4 +3,4 @@ from trackrank.evaluate.report import plot_similarity_vs_rank
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
-    plot_similarity_vs_rank(snakemake.input.curve, snakemake.output[0])
+    plot_similarity_vs_rank(list(snakemake.input.curve), snakemake.output[0])

@@ -1,7 +1,9 @@
-# Snakemake step: rank every track of one split by the oracle S (trackrank.rank.oracle).
+# Snakemake step: rank one block of a split's tracks against the whole split by the oracle S
+# (trackrank.rank.oracle); the block is one part of the split's rankings (trackrank.rank.parts).
 from trackrank.data.catalog import CatalogFiles
 from trackrank.logs import workflow_step
 from trackrank.rank.oracle import write_curve, write_rankings
+from trackrank.rank.parts import part_anchors
 from trackrank.rank.similarity import split_oracle
 
 with workflow_step(snakemake.log[0]):
@@ -11,5 +13,6 @@ with workflow_step(snakemake.log[0]):
         snakemake.wildcards.split,
         **p.similarity,
     )
-    summary = write_rankings(oracle, track_ids, snakemake.output.rankings, **p.settings)
+    anchors = part_anchors(p.part, p.anchors_per_job, len(track_ids))
+    summary = write_rankings(oracle, track_ids, snakemake.output.rankings, anchors=anchors, **p.settings)
     write_curve(summary, snakemake.output.curve)

@@ -22,8 +22,8 @@ with workflow_step(snakemake.log[0]):
         cache,
         catalog=catalog,
         val_rankings=snakemake.input.val_rankings,
-        triplets=snakemake.input.triplets[0] if snakemake.input.triplets else None,
-        train_rankings=snakemake.input.train_rankings[0] if snakemake.input.train_rankings else None,
+        triplets=list(snakemake.input.triplets) or None,  # its parts; none for the others
+        train_rankings=list(snakemake.input.train_rankings) or None,
         similarity=snakemake.params.similarity,
     )
     train(

@@ -18,6 +18,7 @@ import pandas as pd
 from trackrank.atomic import atomic_output
 from trackrank.data.catalog import CatalogFiles
 from trackrank.rank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
+from trackrank.rank.parts import TableParts, read_parts
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
 from trackrank.rank.similarity import split_oracle
 
@@ -71,7 +72,7 @@ def evaluate(
     system: str,
     test_ids: list[str],
     oracle,
-    test_rankings: str | Path,
+    test_rankings: TableParts,
     *,
     predictions: str | Path,
     summary: str | Path,
@@ -88,8 +89,8 @@ def evaluate(
     ----------
     system : its name in the outputs; ``random`` ranks at random (seeded).
     test_ids, oracle : the test split's tracks with features and S over them.
-    test_rankings : the test split's oracle rankings; a query's first ``n_relevant`` are relevant,
-        graded ``n_relevant``..1.
+    test_rankings : the test split's oracle rankings, a file or its parts (:mod:`trackrank.rank.parts`); a
+        query's first ``n_relevant`` are relevant, graded ``n_relevant``..1.
     predictions, summary, per_query : the output files.
     embeddings : the system's test embeddings (``embedding`` ranked by Euclidean distance, ``tags`` by S of
         the estimated tags), aligned with ``test_ids``; None for ``random``.
@@ -99,7 +100,7 @@ def evaluate(
     """
     k_eff = min(k, len(test_ids) - 1)
     predicted = system_predictions(embeddings, test_ids, oracle=oracle, k=k_eff, seed=seed)
-    relevant = relevant_from_rankings(pd.read_parquet(test_rankings), test_ids, n_relevant)
+    relevant = relevant_from_rankings(read_parts(test_rankings).to_pandas(), test_ids, n_relevant)
     values = per_query_metrics(predicted, relevant, k_eff)
     values.insert(0, "query", test_ids)
     top_k = pd.DataFrame(

@@ -24,6 +24,7 @@ import pandas as pd
 from trackrank.atomic import atomic_output
 from trackrank.evaluate.evaluation import evaluation_settings
 from trackrank.rank.metrics import relevant_from_rankings
+from trackrank.rank.parts import TableParts, read_parts
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 80em; }
@@ -150,7 +151,7 @@ def write_listening_page(
     tracks_file: str | Path,
     *,
     tags_file: str | Path,
-    test_rankings_file: str | Path,
+    test_rankings_file: TableParts,
     prediction_files: dict[str, str | Path],
     output: str | Path,
     n_queries: int = 10,
@@ -162,7 +163,7 @@ def write_listening_page(
     Parameters
     ----------
     tracks_file, tags_file : the validated catalog's ``tracks.parquet`` and ``tags.parquet``.
-    test_rankings_file : the test split's oracle rankings (``rankings/test.parquet``).
+    test_rankings_file : the test split's oracle rankings, a file or its parts (``rankings/test/part-*.parquet``).
     prediction_files : system name -> its test predictions (``metrics/<system>.predictions.parquet``).
     output : the HTML page; audio is linked relative to its folder.
     n_queries : test queries shown (>= 1), drawn with ``seed``.
@@ -174,7 +175,7 @@ def write_listening_page(
     page = listening_page(
         pd.read_parquet(tracks_file),
         pd.read_parquet(tags_file).set_index("track_id"),
-        pd.read_parquet(test_rankings_file),
+        read_parts(test_rankings_file).to_pandas(),
         predictions=predictions,
         page_dir=output.parent,
         n_queries=n_queries,

@@ -10,12 +10,14 @@ import pandas as pd
 from trackrank.atomic import atomic_output
 from trackrank.learn.settings import REFERENCES, system_spec
 from trackrank.rank.metrics import paired_difference, verdict
+from trackrank.rank.oracle import read_curve
 
 
-def plot_similarity_vs_rank(curve_csv: str | Path, output: str | Path) -> None:
-    """The paper's Fig. 1 (top): mean S of the r-th ranked track against r, in percent."""
+def plot_similarity_vs_rank(curve_parts: list[str | Path], output: str | Path) -> None:
+    """The paper's Fig. 1 (top): mean S of the r-th ranked track against r, in percent, from the
+    curve sums of every part of the train split's rankings."""
     plt = _pyplot()
-    curve = pd.read_csv(curve_csv)
+    curve = read_curve(curve_parts)
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(curve["rank"], 100 * curve["mean_score"], color="tab:blue")
     ax.set_xlabel("rank r in the oracle ranking")

@@ -13,10 +13,7 @@ whatever the number of DataLoader workers.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
@@ -24,16 +21,17 @@ from trackrank.data.feature_cache import PatchCache
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation, augment
 from trackrank.learn.online_mining import RankLookup, sample_batch_tracks
+from trackrank.rank.parts import TableParts, as_paths, read_parts
 
 
 class TripletTable:
     """The triplet table as cache positions, grouped by (anchor, positive)."""
 
-    def __init__(self, path: str | Path, cache: PatchCache):
-        table = pq.read_table(path)
+    def __init__(self, parts: TableParts, cache: PatchCache):
+        table = read_parts(parts)
         if table.num_rows == 0:
             raise ValueError(
-                f"triplet table {path} is empty: the train split is too small to mine "
+                f"triplet table {', '.join(map(str, as_paths(parts)))} is empty: the train split is too small to mine "
                 "(an anchor needs at least 2 other tracks)"
             )
         columns = {}

@@ -35,15 +35,13 @@ ranking inside a batch.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import scipy.sparse as sp
 import torch
 
 from trackrank.errors import ConfigError
 from trackrank.learn.losses import triplet_hinge
+from trackrank.rank.parts import TableParts, read_parts
 
 MINING_MODES = ("semi_hard", "hard", "batch_all")
 
@@ -62,8 +60,8 @@ class RankLookup:
     ranking is 0.
     """
 
-    def __init__(self, rankings_path: str | Path, track_ids: list[str]):
-        table = pd.read_parquet(rankings_path, columns=["anchor", "rank", "other", "score"])
+    def __init__(self, rankings: TableParts, track_ids: list[str]):
+        table = read_parts(rankings, columns=["anchor", "rank", "other", "score"]).to_pandas()
         position = {t: i for i, t in enumerate(track_ids)}
         anchor_ids = table["anchor"].astype(str)
         anchors = anchor_ids.map(position)

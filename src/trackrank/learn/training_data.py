@@ -21,6 +21,7 @@ from trackrank.learn.online_mining import RankLookup
 from trackrank.learn.settings import TrainSettings
 from trackrank.rank.metrics import relevant_from_rankings
 from trackrank.rank.mining import split_count
+from trackrank.rank.parts import TableParts, as_paths, read_parts
 from trackrank.rank.similarity import split_oracle
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,9 @@ def load_training_data(
     cache: CacheFiles,
     *,
     catalog: CatalogFiles,
-    val_rankings: str | Path,
-    triplets: str | Path | None = None,
-    train_rankings: str | Path | None = None,
+    val_rankings: TableParts,
+    triplets: TableParts | None = None,
+    train_rankings: TableParts | None = None,
     similarity: dict | None = None,
 ) -> TrainingData:
     """What one system trains on.
@@ -78,9 +79,10 @@ def load_training_data(
     settings : the run's settings; its system decides which of ``triplets`` and ``train_rankings`` it reads.
     cache : the patch cache (``cache/index.parquet``, ``cache/cqt.f16.npy``).
     catalog : the validated catalog's tracks, tags and taxonomy.
-    val_rankings : the val split's oracle rankings; a val track's first ``settings.n_relevant`` are relevant.
-    triplets : the mined triplet table (offline TL systems only).
-    train_rankings : the train split's oracle rankings (online TL systems only).
+    val_rankings : the val split's oracle rankings (a file or its parts, :mod:`trackrank.rank.parts`); a val
+        track's first ``settings.n_relevant`` are relevant.
+    triplets : the mined triplet table, a file or its parts (offline TL systems only).
+    train_rankings : the train split's oracle rankings, a file or its parts (online TL systems only).
     similarity : the configured S (``name``, ``function``, ``category_weights``): the auto-tagger's
         validation ranks by S of its estimated tags, so it must be the S of the relevant tracks and of
         the test evaluation, not the built-in default.
@@ -95,11 +97,11 @@ def load_training_data(
     if len(kept) < len(val_ids):
         log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
     val_ids = [val_ids[i] for i in kept]
-    relevant = relevant_from_rankings(pd.read_parquet(val_rankings), val_ids, settings.n_relevant)
+    relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, settings.n_relevant)
     n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
     own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
-    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache_files.index, val_rankings]
-    read += kind.inputs(triplets, train_rankings)
+    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache_files.index, *as_paths(val_rankings)]
+    read += [path for parts in kind.inputs(triplets, train_rankings) for path in as_paths(parts)]
     return TrainingData(
         cache=cache,
         train_tracks=cache.indices(train_ids),

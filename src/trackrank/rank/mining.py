@@ -199,6 +199,7 @@ def write_triplets(
     n_positives: float,
     n_negatives: float,
     seed: int,
+    anchors: range | None = None,
 ) -> int:
     """Mine every anchor of the set and write ``anchor``, ``positive``, ``negative`` (dictionary-encoded ids).
 
@@ -213,6 +214,8 @@ def write_triplets(
         :func:`split_count`). No default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a
         small catalog (:func:`mining_settings` reads them from the workflow config).
     seed : each anchor's random stream is (seed, strategy, anchor), so the table is the same in any order.
+    anchors : the anchors (positions in ``track_ids``) this job mines, one part of the table
+        (:func:`trackrank.rank.parts.part_anchors`); default all. Np and Nn are taken from the whole set.
 
     Returns
     -------
@@ -221,6 +224,7 @@ def write_triplets(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
     n = len(track_ids)
+    anchors = range(n) if anchors is None else anchors
     n_positives = split_count(n_positives, n, "mining.n_positives")
     n_negatives = split_count(n_negatives, n, "mining.n_negatives")
     log.info("%s: Np = %d, Nn = %d for a split of %d tracks", strategy, n_positives, n_negatives, n)
@@ -240,9 +244,9 @@ def write_triplets(
     output.parent.mkdir(parents=True, exist_ok=True)
     total = 0
     with atomic_output(output) as tmp, pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd") as writer:
-        for start in range(0, n, CHUNK_ANCHORS):
-            anchors, positives, negatives = [], [], []
-            for anchor in range(start, min(start + CHUNK_ANCHORS, n)):
+        for start in range(0, len(anchors), CHUNK_ANCHORS):
+            block, positives, negatives = [], [], []
+            for anchor in anchors[start : start + CHUNK_ANCHORS]:
                 pos, neg = mine_anchor(
                     oracle.scores(anchor),
                     anchor,
@@ -251,10 +255,10 @@ def write_triplets(
                     n_negatives=n_negatives,
                     rng=anchor_rng(seed, strategy, anchor),
                 )
-                anchors.append(np.full(len(pos), anchor))
+                block.append(np.full(len(pos), anchor))
                 positives.append(pos)
                 negatives.append(neg)
-            chunk = np.concatenate(anchors)
+            chunk = np.concatenate(block) if block else np.zeros(0, np.int64)
             if len(chunk):
                 writer.write_table(
                     pa.table(
@@ -267,15 +271,22 @@ def write_triplets(
                     )
                 )
             total += len(chunk)
-            log.info("%s: mined %d / %d anchors, %d triplets", strategy, min(start + CHUNK_ANCHORS, n), n, total)
-    expected = n * n_positives * n_negatives
+            log.info(
+                "%s: mined %d / %d anchors of %d, %d triplets",
+                strategy,
+                min(start + CHUNK_ANCHORS, len(anchors)),
+                len(anchors),
+                n,
+                total,
+            )
+    expected = len(anchors) * n_positives * n_negatives
     if total < expected:
         log.warning(
-            "%s: %d triplets instead of N x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
+            "%s: %d triplets instead of anchors x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
             "to supply every anchor (see trackrank.rank.mining)",
             strategy,
             total,
-            n,
+            len(anchors),
             n_positives,
             n_negatives,
             expected,
