@@ -8,6 +8,7 @@ import pytest
 
 from builders import random_tags
 from trackrank.errors import SimilarityError
+from trackrank.rank import similarity
 from trackrank.rank.similarity import (
     BUILTINS,
     Oracle,
@@ -56,6 +57,17 @@ def test_sparse_kernels_equal_the_plain_formulas(name):
     for query in (0, 17, 79):
         np.testing.assert_allclose(oracle.scores(query), oracle.reference_scores(query), rtol=1e-10, atol=1e-12)
         assert (oracle.scores(query) >= 0).all()
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_scoring_in_tiles_of_tracks_changes_no_score(name, monkeypatch):
+    tags = random_tags(n=300)
+    categories = [["Genre", "Recording", "Mood", "Movement"][t % 4] for t in range(tags.shape[1])]
+    oracle = Oracle(tags, np.linspace(0.5, 2.0, tags.shape[1]), categories, name=name)
+    whole = [oracle.scores(query) for query in (0, 150, 299)]
+    monkeypatch.setattr(similarity, "TILE_TRACKS", 7)  # 43 tiles, the last one of 6 tracks
+    for query, expected in zip((0, 150, 299), whole):
+        assert np.array_equal(oracle.scores(query), expected)
 
 
 def test_an_all_zero_track_scores_zero_not_nan():
