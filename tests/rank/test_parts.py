@@ -8,7 +8,7 @@ import pytest
 
 from builders import random_tags
 from trackrank.errors import ConfigError
-from trackrank.rank.mining import STRATEGIES, write_triplets
+from trackrank.rank.mining import STRATEGIES, write_triplet_tables, write_triplets
 from trackrank.rank.oracle import read_curve, write_curve, write_rankings
 from trackrank.rank.parts import n_parts, part_anchors, read_parts
 from trackrank.rank.similarity import Oracle
@@ -72,3 +72,14 @@ def test_sharded_triplets_equal_the_unsharded_table(oracle_and_ids, strategy, tm
     parts = part_files(tmp_path, write)
     assert sum(counts) == total > 0
     assert read_parts(parts).equals(pq.read_table(tmp_path / "whole.parquet"))
+
+
+def test_mining_every_strategy_in_one_pass_writes_each_strategys_own_table(oracle_and_ids, tmp_path):
+    oracle, ids = oracle_and_ids
+    settings = {"n_positives": 3, "n_negatives": 4, "seed": 5}
+    outputs = {strategy: tmp_path / f"{strategy}.parquet" for strategy in STRATEGIES}
+    counts = write_triplet_tables(oracle, ids, outputs, anchors=range(10, 30), **settings)
+    for strategy in STRATEGIES:
+        alone = tmp_path / f"{strategy}.alone.parquet"
+        assert write_triplets(oracle, ids, alone, strategy, anchors=range(10, 30), **settings) == counts[strategy]
+        assert pq.read_table(outputs[strategy]).equals(pq.read_table(alone)), strategy

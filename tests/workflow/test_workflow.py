@@ -324,7 +324,7 @@ def test_a_users_similarity_function_that_does_not_resolve_stops_naming_it(finis
         "results/triplets/uniform/part-0000.parquet",
     )
     assert run.returncode != 0
-    log = (work / "results" / "logs" / "mine_triplets" / "uniform" / "part-0000.log").read_text()
+    log = (work / "results" / "logs" / "mine_triplets" / "part-0000.log").read_text()
     assert "cannot import module 'no_such_module'" in run.stderr + log
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from trackrank.data.features import shard_tracks
-from trackrank.learn.settings import MALLOC_SETTINGS
+from trackrank.learn.settings import MALLOC_SETTINGS, system_spec
+from trackrank.rank.mining import STRATEGIES as MINING_STRATEGIES
 from trackrank.rank.parts import n_parts
 
 # Jobs import the trackrank package of this checkout, in a venv, a conda env or on a
@@ -25,6 +26,13 @@ CATALOG_DIR = BUILT_IN_CATALOGS.get(config["catalog"], config["catalog"])
 N_SHARDS = lookup(dpath="features/n_shards", within=config)
 SHARDS = [f"{i:03d}" for i in range(N_SHARDS)]
 ANCHORS_PER_JOB = lookup(dpath="ranking/anchors_per_job", within=config)
+# The tables mining writes: the configured strategies and those a trained offline TL system needs.
+STRATEGIES = [
+    strategy
+    for strategy in MINING_STRATEGIES
+    if strategy in lookup(dpath="mining/strategies", within=config)
+    or any(system_spec(system)[1] == strategy for system in lookup(dpath="train/systems", within=config))
+]
 
 
 wildcard_constraints:
@@ -80,7 +88,7 @@ def ranking_parts(split, key="rankings"):
 
 def triplet_parts(strategy):
     """Input function: every part of a mining strategy's triplet table (the train split's anchors)."""
-    return lambda wildcards: expand(rules.mine_triplets.output.triplets, strategy=strategy, part=anchor_parts("train"))
+    return lambda wildcards: expand(getattr(rules.mine_triplets.output, strategy), part=anchor_parts("train"))
 
 
 def shard_audio(wildcards):

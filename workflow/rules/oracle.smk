@@ -1,6 +1,7 @@
-# Oracle rankings per split (paper §3.1) and triplet mining per strategy (§3.2), one job per block of
+# Oracle rankings per split (paper §3.1) and triplet mining (§3.2), one job per block of
 # ranking.anchors_per_job anchors (trackrank.rank.parts): the parts, read in order, are the whole table.
-# Both score with S themselves, so a mining parameter never reruns the rankings.
+# Both score with S themselves, so a mining parameter never reruns the rankings; a mining job scores its
+# anchors once for every strategy (scoring is most of mining's cost at scale).
 
 from trackrank.rank.mining import mining_settings
 from trackrank.rank.oracle import ranking_settings
@@ -36,11 +37,11 @@ rule mine_triplets:
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,
     output:
-        triplets="results/triplets/{strategy}/part-{part}.parquet",
+        **{strategy: f"results/triplets/{strategy}/part-{{part}}.parquet" for strategy in STRATEGIES},
     log:
-        "results/logs/mine_triplets/{strategy}/part-{part}.log",
+        "results/logs/mine_triplets/part-{part}.log",
     benchmark:
-        "results/benchmarks/mine_triplets/{strategy}/part-{part}.tsv"
+        "results/benchmarks/mine_triplets/part-{part}.tsv"
     conda:
         "../../envs/trackrank.yaml"
     params:

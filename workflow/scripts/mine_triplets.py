@@ -1,8 +1,8 @@
-# Snakemake step: mine one block of the train split's anchors with one strategy (trackrank.rank.mining);
-# the block is one part of the strategy's triplet table (trackrank.rank.parts).
+# Snakemake step: mine one block of the train split's anchors with every strategy (trackrank.rank.mining);
+# the block is one part of each strategy's triplet table (trackrank.rank.parts).
 from trackrank.data.catalog import CatalogFiles
 from trackrank.logs import workflow_step
-from trackrank.rank.mining import write_triplets
+from trackrank.rank.mining import write_triplet_tables
 from trackrank.rank.parts import part_anchors
 from trackrank.rank.similarity import split_oracle
 
@@ -11,11 +11,10 @@ with workflow_step(snakemake.log[0]):
     track_ids, oracle = split_oracle(
         CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy), "train", **p.similarity
     )
-    write_triplets(
+    write_triplet_tables(
         oracle,
         track_ids,
-        snakemake.output.triplets,
-        snakemake.wildcards.strategy,
+        dict(snakemake.output.items()),  # strategy -> its table's part
         anchors=part_anchors(p.part, p.anchors_per_job, len(track_ids)),
         **p.settings,
     )

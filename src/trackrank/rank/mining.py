@@ -34,6 +34,7 @@ the same bit for bit for the same config, whatever the chunking.
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -201,33 +202,61 @@ def write_triplets(
     seed: int,
     anchors: range | None = None,
 ) -> int:
-    """Mine every anchor of the set and write ``anchor``, ``positive``, ``negative`` (dictionary-encoded ids).
+    """One strategy's table (:func:`write_triplet_tables` with one output); the number of triplets."""
+    counts = write_triplet_tables(
+        oracle,
+        track_ids,
+        {strategy: output},
+        n_positives=n_positives,
+        n_negatives=n_negatives,
+        seed=seed,
+        anchors=anchors,
+    )
+    return counts[strategy]
+
+
+def write_triplet_tables(
+    oracle: Oracle,
+    track_ids: list[str],
+    outputs: dict[str, str | Path],
+    *,
+    n_positives: float,
+    n_negatives: float,
+    seed: int,
+    anchors: range | None = None,
+) -> dict[str, int]:
+    """Mine every anchor of the set with each strategy of ``outputs`` and write its table: ``anchor``,
+    ``positive``, ``negative`` (dictionary-encoded ids).
+
+    An anchor's S against the set is computed once for all the strategies: at scale, scoring is most of
+    the cost of mining (bench/scale.py).
 
     Parameters
     ----------
     oracle : S over the set's tag vectors, in the order of ``track_ids``.
     track_ids : the set's tracks (the train split).
-    output : the Parquet triplet table.
-    strategy : ``neighbors``, ``uniform`` or ``distance`` (paper §3.3): how negatives are drawn among the
-        tracks ranked after each positive.
+    outputs : strategy -> its Parquet triplet table. A strategy is ``neighbors``, ``uniform`` or
+        ``distance`` (paper §3.3): how negatives are drawn among the tracks ranked after each positive.
     n_positives, n_negatives : Np and Nn, counts (>= 1) or fractions of the set (< 1; see
         :func:`split_count`). No default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a
         small catalog (:func:`mining_settings` reads them from the workflow config).
-    seed : each anchor's random stream is (seed, strategy, anchor), so the table is the same in any order.
-    anchors : the anchors (positions in ``track_ids``) this job mines, one part of the table
+    seed : each anchor's random stream is (seed, strategy, anchor), so a table is the same in any order
+        and whatever other strategies are mined beside it.
+    anchors : the anchors (positions in ``track_ids``) this job mines, one part of each table
         (:func:`trackrank.rank.parts.part_anchors`); default all. Np and Nn are taken from the whole set.
 
     Returns
     -------
-    The number of triplets written.
+    strategy -> the number of triplets written.
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
+    for strategy in outputs:
+        if strategy not in STRATEGIES:
+            raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
     n = len(track_ids)
     anchors = range(n) if anchors is None else anchors
     n_positives = split_count(n_positives, n, "mining.n_positives")
     n_negatives = split_count(n_negatives, n, "mining.n_negatives")
-    log.info("%s: Np = %d, Nn = %d for a split of %d tracks", strategy, n_positives, n_negatives, n)
+    log.info("%s: Np = %d, Nn = %d for a split of %d tracks", ", ".join(outputs), n_positives, n_negatives, n)
     if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
         log.warning(
             "mining.n_positives = %d is more than a split of %d tracks can supply (at most %d: the anchor "
@@ -235,60 +264,65 @@ def write_triplets(
             n_positives,
             n,
             max(n - 2, 0),
-            strategy,
+            ", ".join(outputs),
             max(n - 2, 0),
             extra=CONSOLE,
         )
     ids = pa.array(track_ids, pa.string())
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    total = 0
-    with atomic_output(output) as tmp, pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd") as writer:
+    totals = dict.fromkeys(outputs, 0)
+    with ExitStack() as stack:
+        writers = {}
+        for strategy, output in outputs.items():
+            tmp = stack.enter_context(atomic_output(output))
+            writers[strategy] = stack.enter_context(pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd"))
         for start in range(0, len(anchors), CHUNK_ANCHORS):
-            block, positives, negatives = [], [], []
+            rows = {strategy: ([], [], []) for strategy in outputs}
             for anchor in anchors[start : start + CHUNK_ANCHORS]:
-                pos, neg = mine_anchor(
-                    oracle.scores(anchor),
-                    anchor,
-                    strategy,
-                    n_positives=n_positives,
-                    n_negatives=n_negatives,
-                    rng=anchor_rng(seed, strategy, anchor),
-                )
-                block.append(np.full(len(pos), anchor))
-                positives.append(pos)
-                negatives.append(neg)
-            chunk = np.concatenate(block) if block else np.zeros(0, np.int64)
-            if len(chunk):
-                writer.write_table(
-                    pa.table(
-                        {
-                            "anchor": dictionary_column(chunk, ids),
-                            "positive": dictionary_column(np.concatenate(positives), ids),
-                            "negative": dictionary_column(np.concatenate(negatives), ids),
-                        },
-                        schema=TRIPLET_SCHEMA,
+                scores = oracle.scores(anchor)
+                for strategy, (block, positives, negatives) in rows.items():
+                    pos, neg = mine_anchor(
+                        scores,
+                        anchor,
+                        strategy,
+                        n_positives=n_positives,
+                        n_negatives=n_negatives,
+                        rng=anchor_rng(seed, strategy, anchor),
                     )
-                )
-            total += len(chunk)
+                    block.append(np.full(len(pos), anchor))
+                    positives.append(pos)
+                    negatives.append(neg)
+            for strategy, (block, positives, negatives) in rows.items():
+                chunk = np.concatenate(block) if block else np.zeros(0, np.int64)
+                if len(chunk):
+                    writers[strategy].write_table(
+                        pa.table(
+                            {
+                                "anchor": dictionary_column(chunk, ids),
+                                "positive": dictionary_column(np.concatenate(positives), ids),
+                                "negative": dictionary_column(np.concatenate(negatives), ids),
+                            },
+                            schema=TRIPLET_SCHEMA,
+                        )
+                    )
+                totals[strategy] += len(chunk)
             log.info(
-                "%s: mined %d / %d anchors of %d, %d triplets",
-                strategy,
+                "mined %d / %d anchors of %d: %s",
                 min(start + CHUNK_ANCHORS, len(anchors)),
                 len(anchors),
                 n,
-                total,
+                ", ".join(f"{strategy} {total} triplets" for strategy, total in totals.items()),
             )
     expected = len(anchors) * n_positives * n_negatives
-    if total < expected:
-        log.warning(
-            "%s: %d triplets instead of anchors x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
-            "to supply every anchor (see trackrank.rank.mining)",
-            strategy,
-            total,
-            len(anchors),
-            n_positives,
-            n_negatives,
-            expected,
-        )
-    return total
+    for strategy, total in totals.items():
+        if total < expected:
+            log.warning(
+                "%s: %d triplets instead of anchors x Np x Nn = %d x %d x %d = %d: the split has too few tracks "
+                "to supply every anchor (see trackrank.rank.mining)",
+                strategy,
+                total,
+                len(anchors),
+                n_positives,
+                n_negatives,
+                expected,
+            )
+    return totals
