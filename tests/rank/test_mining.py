@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from builders import random_tags
-from trackrank.rank.mining import STRATEGIES, anchor_rng, mine_anchor, write_triplets
+from trackrank.rank.mining import STRATEGIES, _mass_below, anchor_rng, mine_anchor, write_triplets
 from trackrank.rank.oracle import top_ranked
 from trackrank.rank.similarity import Oracle
 
@@ -157,3 +157,13 @@ def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(
     caplog.clear()
     write_triplets(small, ids[:8], tmp_path / "fits.parquet", "uniform", n_positives=6, n_negatives=4, seed=0)
     assert "mining.n_positives" not in caplog.text
+
+
+def test_the_mass_after_each_positive_is_the_weight_of_the_tracks_scoring_below_it():
+    rng = np.random.default_rng(4)
+    scores = rng.integers(0, 6, 500) / 5.0  # heavy ties, some equal to a positive's S
+    scores[7] = -np.inf  # the anchor
+    weights = rng.uniform(0, 1, 500)
+    below = np.sort(rng.choice(scores[scores > 0], 15))[::-1]  # positives' S, in rank order, tied ones included
+    expected = [weights[scores < b].sum() for b in below]
+    np.testing.assert_allclose(_mass_below(weights, scores, below), expected, rtol=1e-12)

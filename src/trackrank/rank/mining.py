@@ -36,6 +36,7 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -83,6 +84,15 @@ def _uniform_draws(
     return _rejection_draws(sample, below, scores, size)
 
 
+def _mass_below(weights: np.ndarray, scores: np.ndarray, below: np.ndarray) -> np.ndarray:
+    """For each ``b`` of ``below``, the weight of the tracks whose S is below ``b``: one pass over the split
+    for all the positives, not one each."""
+    ascending = np.sort(below)
+    bucket = np.searchsorted(ascending, scores, side="right")  # how many b are <= a track's S
+    cumulative = np.cumsum(np.bincount(bucket, weights=weights, minlength=len(below) + 1))
+    return cumulative[np.searchsorted(ascending, below, side="left")]  # S < b: as many b <= S as b < b
+
+
 def _distance_draws(
     weights: np.ndarray, scores: np.ndarray, anchor: int, below: np.ndarray, size: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -93,7 +103,7 @@ def _distance_draws(
     where it holds no mass at all.
     """
     total = weights.sum()
-    after = np.array([weights[scores < b].sum() for b in below])  # mass after each positive; decreases
+    after = _mass_below(weights, scores, below)  # mass after each positive; decreases
     cdf = np.cumsum(weights)
     n_rejection = int((after > MIN_ACCEPTANCE * total).sum())  # a prefix: after[] decreases
     draws = _rejection_draws(
@@ -131,19 +141,42 @@ def mine_anchor(
     -------
     positives, negatives : np.ndarray of track indices, same length (one row per triplet).
     """
-    n = len(scores)
-    n_pos = min(n_positives, n - 2)
-    if n_pos <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
+    positives = anchor_positives(scores, anchor, n_positives)
+    return anchor_negatives(positives, strategy, n_negatives=n_negatives, rng=rng)
+
+
+class Positives(NamedTuple):
+    """An anchor's positives, shared by every strategy that mines it."""
+
+    scores: np.ndarray  # S(anchor, every track), as given
+    others: np.ndarray  # the same, the anchor's own at -inf
+    anchor: int
+    ranking: np.ndarray  # the positives, in rank order (those with a track below them)
+    below: np.ndarray  # each positive's S: its negatives score below it
+
+
+def anchor_positives(scores: np.ndarray, anchor: int, n_positives: int) -> Positives:
+    """The first min(Np, N - 2) ranked tracks of ``anchor`` that have a track ranked below them."""
+    n = len(scores)
+    n_pos = min(n_positives, n - 2)
     others = np.asarray(scores, dtype=np.float64).copy()
     others[anchor] = -np.inf
+    if n_pos <= 0:
+        return Positives(scores, others, anchor, np.zeros(0, np.int64), np.zeros(0))
     ranking = top_ranked(others, anchor, n_pos)
     below = others[ranking]  # a negative's S must be below its positive's (paper §3.2: "more similar")
     # a positive whose S is the split's lowest (every other track ties with or beats it) has no negative
     has_negative = below > np.delete(others, anchor).min()
-    ranking, below = ranking[has_negative], below[has_negative]
+    return Positives(scores, others, anchor, ranking[has_negative], below[has_negative])
+
+
+def anchor_negatives(
+    positives: Positives, strategy: str, *, n_negatives: int, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (positive, negative) pairs of one anchor's positives with ``strategy``."""
+    scores, others, anchor, ranking, below = positives
     if not len(ranking):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     if strategy == "neighbors":
@@ -278,15 +311,10 @@ def write_triplet_tables(
         for start in range(0, len(anchors), CHUNK_ANCHORS):
             rows = {strategy: ([], [], []) for strategy in outputs}
             for anchor in anchors[start : start + CHUNK_ANCHORS]:
-                scores = oracle.scores(anchor)
+                shared = anchor_positives(oracle.scores(anchor), anchor, n_positives)
                 for strategy, (block, positives, negatives) in rows.items():
-                    pos, neg = mine_anchor(
-                        scores,
-                        anchor,
-                        strategy,
-                        n_positives=n_positives,
-                        n_negatives=n_negatives,
-                        rng=anchor_rng(seed, strategy, anchor),
+                    pos, neg = anchor_negatives(
+                        shared, strategy, n_negatives=n_negatives, rng=anchor_rng(seed, strategy, anchor)
                     )
                     block.append(np.full(len(pos), anchor))
                     positives.append(pos)
