@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from trackrank.atomic import atomic_output
 from trackrank.data.audio import probe_duration
@@ -304,13 +305,21 @@ class CatalogFiles:
 
 
 def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.ndarray, pd.DataFrame]:
-    """The ids and tag matrix (n_tracks, m) of one split, in catalog order, and the taxonomy."""
+    """The ids and tag matrix (n_tracks, m) of one split, in catalog order, and the taxonomy.
+
+    The matrix is built tag by tag, tag-major (returned as its transposed view, which
+    :class:`~trackrank.rank.similarity.Oracle` keeps without a copy): one float64 copy of the split's
+    tags, never the whole catalog's.
+    """
     tracks = pd.read_parquet(catalog.tracks, columns=["track_id", "split"])
-    tags = pd.read_parquet(catalog.tags)
     taxonomy = pd.read_csv(catalog.taxonomy, keep_default_na=False)
-    chosen = tracks["split"].to_numpy() == split
-    matrix = tags[taxonomy["tag"].tolist()].to_numpy(np.float64)[chosen]
-    return tracks["track_id"][chosen].tolist(), matrix, taxonomy
+    names = taxonomy["tag"].tolist()
+    table = pq.read_table(catalog.tags, columns=names)
+    chosen = np.flatnonzero(tracks["split"].to_numpy() == split)
+    columns = np.empty((len(names), len(chosen)))
+    for row, name in enumerate(names):
+        columns[row] = table.column(name).to_numpy()[chosen]
+    return tracks["track_id"].iloc[chosen].tolist(), columns.T, taxonomy
 
 
 def merge_rejected(paths: dict[str, str | Path], output: str | Path) -> pd.DataFrame:

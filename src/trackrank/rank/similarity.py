@@ -82,6 +82,11 @@ def category_geometric(
     return _geometric_mean(log_sum, weight_sum, eps)
 
 
+def _row_blocks(n: int, size: int = 65536) -> list[slice]:
+    """Row blocks for per-track sums: a temporary per block, not one the size of the matrix."""
+    return [slice(start, start + size) for start in range(0, n, size)] or [slice(0, 0)]
+
+
 def _geometric_mean(log_sum: np.ndarray, weight_sum: np.ndarray, eps: float) -> np.ndarray:
     """exp(log_sum / weight_sum) - eps, exactly 0 where nothing agrees (or no category is present)."""
     mean = np.divide(log_sum, weight_sum, out=np.full_like(log_sum, np.log(eps)), where=weight_sum > 0)
@@ -129,7 +134,10 @@ class Oracle:
         category_weights: dict[str, float] | None = None,
         eps: float = EPSILON,
     ):
-        self.tags = np.ascontiguousarray(tags, dtype=np.float64)
+        # One copy of the matrix, tag-major (a tag's row contiguous, as the kernels read it); ``tags`` is a
+        # view of it. A tag-major input (a transposed array, as split_oracle passes) is not copied.
+        self._columns = np.ascontiguousarray(np.asarray(tags, dtype=np.float64).T)  # (m, n_tracks)
+        self.tags = self._columns.T
         self.weights = np.asarray(weights, dtype=np.float64)
         self.n_tracks, self.n_tags = self.tags.shape
         self.label = function or name
@@ -147,11 +155,14 @@ class Oracle:
         if self.user_function is None and name not in BUILTINS:
             raise SimilarityError(f"similarity.name '{name}' is not one of {', '.join(BUILTINS)}")
         self.name = name
-        # Per-track sums that the sparse kernels need: sum_t w_t o_t per category, and the norms.
+        # Per-track sums that the sparse kernels need: sum_t w_t o_t per category, and the norms; computed
+        # by blocks of rows, without a temporary the size of the matrix.
         self._one_hot = np.eye(len(names))[self.category_index]  # (m, n_categories)
-        self._category_mass = (self.tags * self.weights) @ self._one_hot  # (n_tracks, n_categories)
-        self._norms = np.sqrt(self.tags**2 @ self.weights)
-        self._columns = np.ascontiguousarray(self.tags.T)  # (m, n_tracks): a tag's row is contiguous
+        blocks = _row_blocks(self.n_tracks)
+        self._category_mass = np.concatenate(  # (n_tracks, n_categories)
+            [np.multiply(self.tags[rows], self.weights, order="C") @ self._one_hot for rows in blocks]
+        )
+        self._norms = np.concatenate([np.sqrt(np.square(self.tags[rows], order="C") @ self.weights) for rows in blocks])
 
     def with_tags(self, tags: np.ndarray) -> Oracle:
         """The same S (weights, categories, function) over other tag vectors, e.g. estimated ones."""
