@@ -503,6 +503,19 @@ def test_a_strong_untrained_start_does_not_stop_training_before_it_learns(pipeli
     assert "FAILED RUN" not in caplog.text
 
 
+#: tl_distance, seed 2, on the scores catalog: a lucky first epoch that the next five means of 2-3 epochs do
+#: not beat (the old rule stopped it at epoch 6, keeping epoch 1), then the curve of a run that learns.
+LUCKY_FIRST = [0.215, 0.245, 0.218, 0.216, 0.264, 0.220, 0.242, 0.25, 0.26, 0.27, 0.28, 0.27, 0.28, 0.29]
+
+
+def test_a_lucky_first_epoch_neither_stops_nor_is_kept_before_a_full_window(pipeline, tmp_path, monkeypatch):
+    fake_validation(monkeypatch, LUCKY_FIRST)
+    s = settings(epochs=13, patience=5, batches_per_epoch=1, smoothing=3)
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
+    assert history["epoch"].max() == 13, "epochs 1 and 2 are windows of 1 and 2 validations: they do not count"
+    assert history.loc[history["kept"], "epoch"].item() >= 11
+
+
 def test_the_smoothed_value_of_a_trained_epoch_never_averages_in_the_untrained_network():
     from trackrank.learn.training import smoothed
 
