@@ -69,7 +69,7 @@ def catalog_like_tags(n_tracks: int, n_styles: int = 200, seed: int = 0) -> sp.c
 
 def run_step(tags_file: Path, step: str, n_anchors: int, out: Path) -> dict:
     """One job's work on the first ``n_anchors`` anchors; its wall and CPU seconds, peak memory."""
-    columns = sp.load_npz(tags_file).T.toarray()  # tag-major, as trackrank.data.catalog.load_split_tags reads it
+    columns = sp.load_npz(tags_file).T.toarray(order="C")  # tag-major, as load_split_tags builds it
     categories = [CATEGORIES[t * len(CATEGORIES) // N_TAGS] for t in range(N_TAGS)]
     start, cpu = time.perf_counter(), time.process_time()
     oracle = Oracle(columns.T, np.ones(N_TAGS), categories)  # keeps the matrix without a copy
