@@ -65,18 +65,17 @@ def planned_rules(work: Path, *config: str) -> set[str]:
     }
 
 
+#: The rules that rerun after any change to test metrics, and after any change to a trained model.
+EVALUATION = {"evaluate_system", "report", "listen_page", "index_default", "all"}
+AFTER_A_MODEL = {"embed", "index", *EVALUATION}
+
+
 def test_a_mining_parameter_reruns_mining_only(finished_run):
     assert planned_rules(finished_run, "mining={n_negatives: 4}") == {
         "mine_triplets",
         "train_tl_distance",
         "train_tl_autopool_distance",
-        "embed",
-        "evaluate_system",
-        "report",
-        "listen_page",
-        "index",
-        "index_default",
-        "all",
+        *AFTER_A_MODEL,
     }
 
 
@@ -91,14 +90,8 @@ def test_a_similarity_change_reruns_rankings_and_mining_but_no_feature_job(finis
         "train_tl_autopool_distance",
         "train_tl_online",
         "train_tl_online_from_at",
-        "embed",
         "embed_at_trunk",
-        "evaluate_system",
-        "report",
-        "listen_page",
-        "index",
-        "index_default",
-        "all",
+        *AFTER_A_MODEL,
     }
 
 
@@ -206,22 +199,12 @@ def test_the_default_index_is_chosen_by_the_configured_evaluation_k(finished_run
 
 
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
-    assert planned_rules(finished_run, "evaluate={k: 10}") == {
-        "evaluate_system",
-        "report",
-        "listen_page",
-        "index_default",
-        "all",
-    }
+    assert planned_rules(finished_run, "evaluate={k: 10}") == EVALUATION
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
         "embed",
         "embed_at_trunk",
         "embed_untrained",
-        "evaluate_system",
-        "report",
-        "listen_page",
-        "index_default",
-        "all",
+        *EVALUATION,
     }
     assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {"report", "listen_page", "all"}
     assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
@@ -255,16 +238,10 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
         "cache_features",
         "rejected_tracks",
         "mfcc_stats",
-        "embed",
         "embed_mfcc_stats",
         "embed_at_trunk",
         "embed_untrained",
-        "evaluate_system",
-        "report",
-        "listen_page",
-        "index",
-        "index_default",
-        "all",
+        *AFTER_A_MODEL,
     }
     assert planned - {"cqt_shard", *downstream} <= {r for r in planned if r.startswith("train_")}
     assert not planned & {"synthesize_demo", "ingest_catalog", "rank_split", "mine_triplets"}
