@@ -43,7 +43,6 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     import torch
 
     torch.set_num_threads(1)
-    from trackrank.evaluate.evaluation import evaluate, evaluation_settings, test_tracks
     from trackrank.learn.embedding import write_embeddings
     from trackrank.learn.settings import TrainSettings, starts_from_tagger, train_settings
     from trackrank.learn.training import train
@@ -79,9 +78,21 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         history_file=folder / "history.csv",
         last_file=folder / "last.pt",
     )
+    per_query = test_metrics(results, config, folder, write_embeddings, folder / "model.pt")
+    kept = int(history.loc[history["kept"], "epoch"].iloc[0])
+    return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
+
+
+def test_metrics(results: Path, config: dict, folder: Path, embedder, model: Path) -> pd.DataFrame:
+    """The test split embedded by ``embedder`` (write_embeddings, or another with its signature) from
+    ``model`` into ``folder``, and evaluated as the workflow does: per-query metrics."""
+    from trackrank.evaluate.evaluation import evaluate, evaluation_settings, test_tracks
+    from trackrank.rank.similarity import similarity_settings
+
+    cache, catalog = CacheFiles.in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
     test_ids, oracle = test_tracks(catalog, cache.index, **similarity_settings(config))
-    write_embeddings(
-        folder / "model.pt",
+    embedder(
+        model,
         cache,
         track_ids=test_ids,
         output=folder / "embeddings.parquet",
@@ -100,9 +111,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         embeddings=folder / "embeddings.parquet",
         **evaluation_settings(config),
     )
-    per_query = pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")
-    kept = int(history.loc[history["kept"], "epoch"].iloc[0])
-    return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
+    return pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")
 
 
 def run_table(results: Path, kind: str, name: str) -> list[Path]:

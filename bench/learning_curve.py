@@ -1,0 +1,202 @@
+"""Learning curve: how many tagged train tracks before learning pays off (issue 19, part 4).
+
+From a finished run (``--results``, e.g. of ``catalog: scores`` at 2,000 tracks or more), nested
+subsets of its train split are taken by whole artists (the split stays artist-disjoint; each subset
+holds the one before it), the val and test splits fixed. For each subset size, the train split's
+rankings and triplet tables are made anew on the subset alone (its own oracle ranks, as a catalog of
+that size would have), and each system trains from scratch with each seed, then is evaluated on the
+fixed test split as the workflow does:
+
+- the trained systems of ``--systems`` (default ``at_baseline`` and ``tl_online``);
+- ``at_trunk``, the trunk of that size's auto-tagger (when ``at_baseline`` is among them);
+- ``untrained``, the TL network at its initialisation (the same at every size: a size of 0);
+- ``mfcc_stats``, the run's own per-query metrics (no training at all).
+
+Per size: the mean test MAP@20 and nDCG@20 over seeds, and paired differences (per query, each
+query's values averaged over the seeds first, 95 % Student-t) of every system against
+``mfcc_stats``, ``untrained`` and ``at_baseline``; ``curve.csv``, ``paired.csv`` and ``curve.png``.
+
+    python bench/learning_curve.py --results results --sizes 150 300 600 1200 0 --seeds 0 1 2 \\
+        --out bench/results/learning_curve            # 0: the whole train split
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning  # noqa: E402  (bench/learning.py: one variant trained, embedded and evaluated)
+
+from trackrank.data.catalog import CatalogFiles  # noqa: E402
+from trackrank.learn.settings import system_spec  # noqa: E402
+from trackrank.rank.metrics import paired_difference  # noqa: E402
+from trackrank.rank.mining import mining_settings, write_triplet_tables  # noqa: E402
+from trackrank.rank.oracle import ranking_settings, write_rankings  # noqa: E402
+from trackrank.rank.similarity import similarity_settings, split_oracle  # noqa: E402
+
+#: A train track outside the subset: in no split the training or the evaluation reads.
+UNUSED = "unused"
+
+
+def nested_subsets(tracks: pd.DataFrame, sizes: list[int], seed: int) -> dict[int, list[str]]:
+    """Train tracks in subsets of at least each size (0: all), whole artists joining in one seeded order,
+    in catalog order; keyed by their number of tracks."""
+    train = tracks[tracks["split"] == "train"]
+    artists = train["artist"].drop_duplicates().to_numpy()
+    order = np.random.default_rng(seed).permutation(len(artists))
+    by_artist = train.groupby("artist")["track_id"].apply(list)
+    position = {track: i for i, track in enumerate(train["track_id"])}
+    subsets = {}
+    for size in sizes:
+        chosen: list[str] = []
+        for artist in artists[order]:
+            if size and len(chosen) >= size:
+                break
+            chosen += by_artist[artist]
+        subsets[len(chosen)] = sorted(chosen, key=position.get)
+    return subsets
+
+
+def subset_results(results: Path, train_ids: list[str], out: Path, config: dict, strategies: list[str]) -> Path:
+    """A run's results/ seen by a catalog whose train split is ``train_ids``: the catalog with the other
+    train tracks unused, the cache and the val/test rankings linked, train rankings and triplets made anew."""
+    folder = out / "results"
+    if (folder / "done").exists():
+        return folder
+    (folder / "catalog").mkdir(parents=True, exist_ok=True)
+    tracks = pd.read_parquet(results / "catalog" / "tracks.parquet")
+    tracks.loc[(tracks["split"] == "train") & ~tracks["track_id"].isin(train_ids), "split"] = UNUSED
+    tracks.to_parquet(folder / "catalog" / "tracks.parquet", index=False)
+    for name in ("tags.parquet", "taxonomy.csv"):
+        _link(results / "catalog" / name, folder / "catalog" / name)
+    _link(results / "cache", folder / "cache")
+    for split in ("val", "test"):
+        _link(results / "rankings" / split, folder / "rankings" / split)
+    ids, oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "train", **similarity_settings(config))
+    write_rankings(oracle, ids, folder / "rankings" / "train" / "part-0000.parquet", **ranking_settings(config))
+    outputs = {s: folder / "triplets" / s / "part-0000.parquet" for s in strategies}
+    if outputs:
+        write_triplet_tables(oracle, ids, outputs, **mining_settings(config))
+    (folder / "done").write_text(json.dumps({"train_tracks": len(ids)}) + "\n")
+    return folder
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        target.symlink_to(source.resolve())
+
+
+def train_and_test(system: str, seed: int, results: Path, out: Path, config: dict) -> list[dict]:
+    """One (system, seed) at one size: learning.run_variant, and the tagger's trunk beside at_baseline."""
+    overrides = {"system": "tl_online", "epochs": 0} if system == "untrained" else {"system": system}
+    run = learning.run_variant(system, overrides, seed, results, out, config)
+    runs = [run]
+    if system == "at_baseline":
+        from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
+
+        folder = out / "at_trunk" / f"seed{seed}"
+        folder.mkdir(parents=True, exist_ok=True)
+        model = out / "at_baseline" / f"seed{seed}" / "model.pt"
+        per_query = learning.test_metrics(results, config, folder, write_trunk_embeddings, model)
+        runs.append({"variant": "at_trunk", "seed": seed, "kept": run["kept"], "per_query": per_query})
+    return runs
+
+
+def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
+    """curve.csv (mean over seeds), paired.csv (against mfcc_stats, untrained, at_baseline), curve.png."""
+    by = {}
+    for run in runs:
+        by.setdefault((run["size"], run["variant"]), []).append(run["per_query"].set_index("query")[["map", "ndcg"]])
+    means = {key: pd.concat(tables).groupby(level=0).mean() for key, tables in by.items()}
+    sizes = sorted({size for size, _ in means})
+    for size in sizes:
+        means[(size, "mfcc_stats")] = mfcc
+    curve = pd.DataFrame(
+        [
+            {"train_tracks": size, "system": name, "map": 100 * v["map"].mean(), "ndcg": 100 * v["ndcg"].mean()}
+            for (size, name), v in sorted(means.items())
+        ]
+    )
+    curve.to_csv(out / "curve.csv", index=False)
+    rows = []
+    for (size, name), values in sorted(means.items()):
+        for baseline in ("mfcc_stats", "untrained", "at_baseline"):
+            reference = means.get((size, baseline))
+            if reference is None or baseline == name:
+                continue
+            row = {"train_tracks": size, "system": name, "baseline": baseline}
+            for metric in ("map", "ndcg"):
+                mean, half = paired_difference(
+                    values[metric].to_numpy(), reference.loc[values.index, metric].to_numpy()
+                )
+                row[f"d_{metric}"], row[f"ci_{metric}"] = 100 * mean, 100 * half
+            rows.append(row)
+    paired = pd.DataFrame(rows)
+    paired.to_csv(out / "paired.csv", index=False)
+    print(curve.to_string(index=False, float_format="%.1f"))
+    print(paired.to_string(index=False, float_format="%.1f"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("map", "ndcg")):
+        for name, table in curve.groupby("system"):
+            ax.plot(table["train_tracks"], table[metric], "o-", label=name)
+        ax.set(xscale="log", xlabel="tagged train tracks", ylabel=f"test {metric.upper()}@20 (%)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curve.png", dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, required=True, help="a finished run's results/ folder")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[150, 300, 600, 1200, 0], help="0: all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--systems", nargs="+", default=["at_baseline", "tl_online"])
+    parser.add_argument("--subset-seed", type=int, default=0, help="the order in which artists join")
+    parser.add_argument("--config", type=Path, default=learning.REPO / "config.yaml")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--jobs", type=int, default=2)
+    args = parser.parse_args()
+    config = learning.load_config(args.config)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    tracks = pd.read_parquet(args.results / "catalog" / "tracks.parquet")
+    strategies = sorted({system_spec(s)[1] for s in args.systems} - {None, "online"})
+    jobs = []
+    for size, ids in nested_subsets(tracks, args.sizes, args.subset_seed).items():
+        folder = args.out / f"train{size}"
+        results = subset_results(args.results, ids, folder, config, strategies)
+        jobs += [(size, system, seed, results, folder) for system in args.systems for seed in args.seeds]
+    jobs += [(0, "untrained", seed, args.results, args.out) for seed in args.seeds]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        futures = [
+            (size, pool.submit(train_and_test, system, seed, results, folder, config))
+            for size, system, seed, results, folder in jobs
+        ]
+        runs = [dict(run, size=size) for size, future in futures for run in future.result()]
+    untrained = [run for run in runs if run["variant"] == "untrained"]
+    sizes = sorted({run["size"] for run in runs if run["variant"] != "untrained"})
+    runs = [run for run in runs if run["variant"] != "untrained"] + [
+        dict(run, size=size) for size in sizes for run in untrained
+    ]
+    mfcc = pd.read_parquet(args.results / "metrics" / "mfcc_stats.per_query.parquet").set_index("query")[
+        ["map", "ndcg"]
+    ]
+    report(runs, mfcc, args.out)
+
+
+if __name__ == "__main__":
+    main()
