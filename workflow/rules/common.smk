@@ -53,31 +53,30 @@ def catalog_tags_file(wildcards):
 
 
 @functools.cache
-def validated_tracks(path, mtime):
-    """The validated tracks table, read once per version (``mtime``), not once per shard and directive:
-    a checkpoint rerun in the same Snakemake process writes a new version, which is read anew."""
-    return pd.read_parquet(path, columns=["track_id", "path"])
+def read_validated_tracks(path, mtime):
+    """The validated tracks (``track_id``, ``path``, ``split``) and the tracks per split, read once per
+    version (``mtime``), not once per shard, part and directive: a checkpoint rerun in the same Snakemake
+    process writes a new version, which is read anew."""
+    tracks = pd.read_parquet(path, columns=["track_id", "path", "split"])
+    return tracks, tracks["split"].value_counts().to_dict()
+
+
+def validated_tracks():
+    """:func:`read_validated_tracks` of the catalog checkpoint's table, once the catalog is validated."""
+    path = checkpoints.ingest_catalog.get().output.tracks
+    return read_validated_tracks(path, os.path.getmtime(path))
 
 
 def shard_rows(wildcards):
-    """(track_id, path) of the shard's tracks, read once the catalog is validated."""
-    path = checkpoints.ingest_catalog.get().output.tracks
-    tracks = validated_tracks(path, os.path.getmtime(path))
-    rows = shard_tracks(tracks, int(wildcards.shard), N_SHARDS)
+    """(track_id, path) of the shard's tracks."""
+    rows = shard_tracks(validated_tracks()[0], int(wildcards.shard), N_SHARDS)
     return list(zip(rows["track_id"], rows["path"]))
-
-
-@functools.cache
-def split_sizes(path, mtime):
-    """Tracks per split of the validated catalog, read once per version (``mtime``)."""
-    return pd.read_parquet(path, columns=["split"])["split"].value_counts().to_dict()
 
 
 def anchor_parts(split):
     """The parts ("0000", ...) of a split's rankings or triplets: one job per ``ranking.anchors_per_job``
     anchors (trackrank.rank.parts), known once the catalog is validated."""
-    path = checkpoints.ingest_catalog.get().output.tracks
-    n_anchors = split_sizes(path, os.path.getmtime(path)).get(split, 0)
+    n_anchors = validated_tracks()[1].get(split, 0)
     return [f"{part:04d}" for part in range(n_parts(n_anchors, ANCHORS_PER_JOB))]
 
 
@@ -97,9 +96,8 @@ def shard_audio(wildcards):
 
 
 def catalog_rows(wildcards):
-    """(track_id, path) of every validated track, read once the catalog is validated."""
-    path = checkpoints.ingest_catalog.get().output.tracks
-    tracks = validated_tracks(path, os.path.getmtime(path))
+    """(track_id, path) of every validated track."""
+    tracks = validated_tracks()[0]
     return list(zip(tracks["track_id"], tracks["path"]))
 
 
