@@ -48,7 +48,15 @@ def looks_like_audio(path: str | Path) -> bool:
 
 
 def probe_duration(path: str | Path) -> float:
-    """Duration in seconds from the file's header (no decoding where the format allows)."""
+    """Duration in seconds from the file's header (no decoding where the format allows).
+
+    libsndfile's header first, as ``librosa.get_duration`` reads it, without importing librosa's core
+    (seconds of start-up for a job that only validates a catalog); librosa (audioread) for the rest.
+    """
+    try:
+        return float(soundfile.info(str(path)).duration)
+    except Exception:  # not a format libsndfile reads: librosa's fallback decoders say
+        pass
     try:
         return float(librosa.get_duration(path=str(path)))
     except Exception as error:  # soundfile and audioread raise many unrelated types
@@ -99,7 +107,7 @@ def audio_blocks(
                 ) from error
             decoded += len(block)
             last = len(block) < block_frames
-            mono = block.mean(axis=1)
+            mono = block[:, 0] if stream.channels == 1 else block.mean(axis=1)  # the same samples, no pass over them
             y = resampler.resample_chunk(mono, last=last) if resampler else mono
             produced += len(y)
             yield _checked(path, y, max_duration_s, sr, produced)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from trackrank.atomic import atomic_output
 from trackrank.data.audio import SAMPLE_RATE, audio_blocks
+from trackrank.data.cqt import constant_q
 from trackrank.data.per_track import REJECTED_COLUMNS, each_track
 from trackrank.errors import AudioError
 from trackrank.logs import CONSOLE
@@ -49,7 +50,7 @@ def cqt_db(
     n_bins: int = N_BINS,
     bins_per_octave: int = BINS_PER_OCTAVE,
 ) -> np.ndarray:
-    """Log-power constant-Q transform of a mono signal.
+    """Log-power constant-Q transform of a mono signal (``librosa.cqt``'s, its filters built once: :mod:`trackrank.data.cqt`).
 
     Parameters
     ----------
@@ -61,9 +62,7 @@ def cqt_db(
         a full-scale sine peaks near +26 dB (librosa scales each filter by its length).
         Frame-major; bin 0 is ``fmin``. ``n_frames = 1 + n_samples // hop_length``.
     """
-    magnitude = np.abs(
-        librosa.cqt(y, sr=sr, hop_length=hop_length, fmin=fmin, n_bins=n_bins, bins_per_octave=bins_per_octave)
-    )
+    magnitude = np.abs(constant_q(sr, hop_length, fmin, n_bins, bins_per_octave)(y))
     return librosa.power_to_db(magnitude**2, ref=1.0, amin=AMIN, top_db=None).T.astype(np.float32)
 
 
