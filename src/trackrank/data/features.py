@@ -50,7 +50,7 @@ def cqt_db(
     n_bins: int = N_BINS,
     bins_per_octave: int = BINS_PER_OCTAVE,
 ) -> np.ndarray:
-    """Log-power constant-Q transform of a mono signal (``librosa.cqt``, filters built once: :mod:`~trackrank.data.cqt`).
+    """Log-power constant-Q transform of a mono signal (``librosa.cqt``, filters built once: :mod:`trackrank.data.cqt`).
 
     Parameters
     ----------
