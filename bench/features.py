@@ -1,7 +1,7 @@
 """Benchmark: CQT extraction throughput, in seconds of audio per second of wall time.
 
 Compares, in one run and on the same files:
-  baseline   a bare loop of librosa.load + librosa.cqt in one process;
+  baseline   a bare loop of librosa.load + librosa.cqt in one process, run first and last (their mean);
   shard      one trackrank shard job (decode, CQT, dB, float16, Parquet) with N workers;
   stage      the whole feature stage run by `snakemake --cores N` (catalog validation included), on the
              catalog and on its first few tracks: the two walls split the stage into its fixed cost
@@ -102,7 +102,8 @@ def main() -> None:
         tracks = pd.DataFrame({"track_id": tags["track_id"], "path": paths})
         bare_loop(paths[:1])  # warm caches and imports for everyone alike
 
-        rows = [("baseline: bare librosa loop, 1 process", bare_loop(paths))]
+        bare_first = bare_loop(paths)
+        rows = []
         for workers in sorted({1, args.cores}):
             start = time.perf_counter()
             extract_shard(tracks, tmp / f"shard-w{workers}.parquet", workers=workers)
@@ -111,6 +112,8 @@ def main() -> None:
         rows.append((f"whole stage, snakemake --cores {args.cores}", whole))
         small = small_catalog(tmp / "catalog", tmp / "small", SMALL_TRACKS)
         small_wall = stage(small, tmp / "work-small", args.cores, n_shards=args.cores)
+        bare_last = bare_loop(paths)  # before and after the rest: a drift in the machine's speed cancels out
+        rows.insert(0, ("baseline: bare librosa loop, 1 process", (bare_first + bare_last) / 2))
 
     # wall = fixed + audio / rate, through the two stage runs
     rate = (audio_s - SMALL_TRACKS * args.duration) / (whole - small_wall)
@@ -121,7 +124,8 @@ def main() -> None:
     print(f"{'what':45s} {'wall s':>8s} {'audio s / s':>12s} {'ratio':>6s}")
     for name, wall in rows:
         print(f"{name:45s} {wall:8.2f} {audio_s / wall:12.1f} {audio_s / wall / baseline:6.2f}")
-    print(f"(the stage on its first {SMALL_TRACKS} tracks: {small_wall:.2f} s)")
+    print(f"(the stage on its first {SMALL_TRACKS} tracks: {small_wall:.2f} s; the bare loop first and last:"
+          f" {bare_first:.2f} s, {bare_last:.2f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":
