@@ -33,7 +33,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from trackrank.data.catalog import CatalogFiles
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import cache_in_folder
 from trackrank.rank.metrics import paired_difference  # noqa: E402  (after the path)
 from trackrank.rank.parts import parts_in
 
@@ -61,7 +61,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     strategy = settings.strategy
-    cache, catalog = CacheFiles.in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
+    cache, catalog = cache_in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
     data = load_training_data(
         settings,
         cache,
@@ -89,7 +89,7 @@ def test_metrics(results: Path, config: dict, folder: Path, embedder, model: Pat
     from trackrank.evaluate.evaluation import evaluate, evaluation_settings, test_tracks
     from trackrank.rank.similarity import similarity_settings
 
-    cache, catalog = CacheFiles.in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
+    cache, catalog = cache_in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
     test_ids, oracle = test_tracks(catalog, cache.index, **similarity_settings(config))
     embedder(
         model,

@@ -21,7 +21,7 @@ log = logging.getLogger("trackrank")
 
 def _index(args: argparse.Namespace) -> int:
     from trackrank.coldstart.index import build_index
-    from trackrank.data.feature_cache import CacheFiles
+    from trackrank.data.feature_cache import cache_in_folder
 
     if args.action == "add":
         return _index_add(args)
@@ -35,7 +35,7 @@ def _index(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
     build_index(
         model=args.model,
-        cache=CacheFiles.in_folder(args.cache_dir),
+        cache=cache_in_folder(args.cache_dir),
         tracks=args.tracks,
         catalog_dir=args.catalog_dir,
         out_tracks=out / "tracks.parquet",
@@ -216,7 +216,11 @@ def parser() -> argparse.ArgumentParser:
         description="Embed every valid catalog track (all splits) into a FAISS index.",
     )
     index.add_argument("--model", help="results/models/<system>/model.pt (required to build)")
-    index.add_argument("--cache-dir", default="results/cache", help="the feature cache (index.parquet, cqt.f16.npy)")
+    index.add_argument(
+        "--cache-dir",
+        default="results/cache",
+        help="the feature cache (shard-NNN.index.parquet with shard-NNN.f16.npy)",
+    )
     index.add_argument("--tracks", default="results/catalog/tracks.parquet", help="the validated catalog table")
     index.add_argument(
         "--tags",

@@ -20,6 +20,7 @@ from trackrank.cli import parser
 from trackrank.coldstart.index import CatalogIndex, new_faiss_index
 from trackrank.coldstart.recommend import Recommender
 from trackrank.coldstart.service import create_app
+from trackrank.data.feature_cache import cache_in_folder, cached_track_ids
 from trackrank.errors import IndexMismatch
 
 TRACKRANK = Path(sys.executable).with_name("trackrank")  # the console script of this environment
@@ -39,8 +40,8 @@ def catalog_tracks(work: Path) -> pd.DataFrame:
 def test_the_index_rule_indexes_every_track_with_features_in_every_split(finished_run):
     folder = finished_run / "results" / "index" / "tl_online"
     indexed = pd.read_parquet(folder / "tracks.parquet")
-    cached = pd.read_parquet(finished_run / "results" / "cache" / "index.parquet")
-    assert sorted(indexed.track_id) == sorted(cached.track_id)
+    cached = cached_track_ids([part.index for part in cache_in_folder(finished_run / "results" / "cache")])
+    assert sorted(indexed.track_id) == sorted(cached)
     assert set(indexed.split) == {"train", "val", "test"}
     vectors = np.stack(indexed.embedding)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import pytest
 
 from trackrank.coldstart.explain import strong_tags
+from trackrank.coldstart.index import build_index, embed_catalog_part, read_index_parts
 from trackrank.coldstart.recommend import Recommender, query_cqt
-from trackrank.data.features import PATCH_FRAMES, even_patches
+from trackrank.data.feature_cache import CacheFiles, build_cache
+from trackrank.data.features import PARQUET_OPTIONS, PATCH_FRAMES, even_patches
+from trackrank.errors import IndexMismatch
 
 
 def test_even_patches_start_at_the_start_end_at_the_end_and_spread_evenly_between():
@@ -46,3 +51,38 @@ def test_a_catalog_track_lists_neighbours_with_their_catalog_tags_and_the_ones_i
     assert by_id["t1"].tags == ["jazz"] and by_id["t1"].shared_tags == ["jazz"]
     file_query = recommender.recommend(small_index[1][1], k=1)
     assert file_query.tags_from is None and file_query.neighbours[0].shared_tags == []
+
+
+def test_an_index_merged_from_parts_equals_one_embedded_whole(small_index, tmp_path):
+    folder, _ = small_index
+    root = folder.parent
+    shard = pq.read_table(root / "shard-000.parquet")
+    parts = []
+    for k, rows in enumerate([[0, 2], [1]]):  # t0 and t2 in one feature shard, t1 in the other
+        pq.write_table(shard.take(rows), tmp_path / f"shard-{k}.parquet", **PARQUET_OPTIONS)
+        parts.append(CacheFiles(tmp_path / f"cache-{k}.index.parquet", tmp_path / f"cache-{k}.f16.npy"))
+        build_cache([tmp_path / f"shard-{k}.parquet"], parts[-1])
+    common = dict(model=root / "model.pt", tracks=root / "tracks.parquet", n_patches=5)
+    embedded = [
+        embed_catalog_part(cache=part, output=tmp_path / f"part-{k}.parquet", device="cpu", **common)
+        for k, part in enumerate(parts)
+    ]
+    assert [table.track_id.tolist() for table in embedded] == [["t0", "t2"], ["t1"]]
+    built = {}
+    for name, source in {"parts": {"parts": [tmp_path / "part-0.parquet", tmp_path / "part-1.parquet"]},
+                         "cache": {"cache": parts, "device": "cpu"}}.items():  # fmt: skip
+        out = tmp_path / name
+        build_index(out_tracks=out / "t.parquet", out_vectors=out / "v.faiss", out_identity=out / "i.json",
+                    catalog_dir=root, **common, **source)  # fmt: skip
+        built[name] = pd.read_parquet(out / "t.parquet")
+    whole = pd.read_parquet(folder / "tracks.parquet")  # the fixture's: the three tracks embedded in one batch
+    for table in built.values():
+        assert table.track_id.tolist() == whole.track_id.tolist() == ["t0", "t1", "t2"]  # catalog order
+        np.testing.assert_array_equal(np.stack(table.embedding), np.stack(built["parts"].embedding))
+        # batched differently: equal bits on the machines seen so far, float rounding at most by contract
+        np.testing.assert_allclose(np.stack(table.embedding), np.stack(whole.embedding), rtol=0, atol=1e-6)
+    with pytest.raises(IndexMismatch, match="'t0' is in more than one index part"):
+        read_index_parts([tmp_path / "part-0.parquet", tmp_path / "part-0.parquet"])
+    with pytest.raises(ValueError, match="one of the two"):
+        build_index(out_tracks=tmp_path / "x", out_vectors=tmp_path / "y", out_identity=tmp_path / "z",
+                    catalog_dir=root, **common)  # fmt: skip

@@ -14,8 +14,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trackrank.coldstart.index import build_index, write_default
-from trackrank.coldstart.settings import INDEX_KINDS, default_index_settings, index_settings
+from trackrank.coldstart.index import build_index, embed_catalog_part, write_default
+from trackrank.coldstart.settings import INDEX_KINDS, default_index_settings, index_part_settings, index_settings
 from trackrank.data.catalog import ingest, ingest_settings
 from trackrank.data.demo.catalog import DemoSettings
 from trackrank.data.features import extract_shard, shard_settings
@@ -70,14 +70,10 @@ MAPPINGS = {
             "dim": "train/dim",
         },
     ),
+    index_part_settings: ([embed_catalog_part], {"n_patches": "index/n_patches", "device": "train/device"}),
     index_settings: (
         [build_index],
-        {
-            "n_patches": "index/n_patches",
-            "kind": "index/kind",
-            "tag_threshold": "train/tag_threshold",
-            "device": "train/device",
-        },
+        {"n_patches": "index/n_patches", "kind": "index/kind", "tag_threshold": "train/tag_threshold"},
     ),
     default_index_settings: ([write_default], {"system": "index/system", "metric": "evaluate/k"}),
 }

@@ -67,6 +67,7 @@ RULES = [
     "evaluate_system",
     "report",
     "listen_page",
+    "index_part",
     "index",
     "index_default",
 ]

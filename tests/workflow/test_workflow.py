@@ -67,7 +67,7 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 
 #: The rules that rerun after any change to test metrics, and after any change to a trained model.
 EVALUATION = {"evaluate_system", "report", "listen_page", "index_default", "all"}
-AFTER_A_MODEL = {"embed", "index", *EVALUATION}
+AFTER_A_MODEL = {"embed", "index_part", "index", *EVALUATION}
 
 
 def test_a_mining_parameter_reruns_mining_only(finished_run):
@@ -233,6 +233,7 @@ def test_replacing_one_audio_file_reruns_only_its_shard(finished_run):
         replaced.write_bytes(original)
         os.utime(replaced, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert plan.stdout.count("rule cqt_shard:") == 1
+    assert plan.stdout.count("rule cache_features:") == 1  # its shard's part of the patch cache, no other
     assert "cqt_shard" in planned
     downstream = {
         "cache_features",
@@ -319,7 +320,7 @@ def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
         "--config",
         f"catalog={small_catalog}",
         "--",
-        "results/cache/index.parquet",  # the features of every shard, gathered
+        "features",  # the features of every shard
         "results/triplets/distance/part-0000.parquet",
     )
     assert run.returncode == 0, run.stderr[-3000:]

@@ -20,8 +20,8 @@ wildcard_constraints:
 rule embed:
     input:
         model=trained_model,
-        cache_index=rules.cache_features.output.index,
-        cache_data=rules.cache_features.output.data,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+        cache_data=expand(rules.cache_features.output.data, shard=SHARDS),
         tracks=rules.ingest_catalog.output.tracks,
     output:
         embeddings="results/embeddings/{system}.parquet",
@@ -44,7 +44,7 @@ rule evaluate_system:
     input:
         embeddings=system_embeddings,
         rankings=ranking_parts("test"),
-        cache_index=rules.cache_features.output.index,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,

@@ -1,6 +1,7 @@
-# The cold-start index: every catalog track embedded by a trained TL system, searched by `trackrank`.
+# The cold-start index: every catalog track embedded by a trained TL system, one job per feature shard,
+# merged into one index searched by `trackrank`.
 
-from trackrank.coldstart.settings import default_index_settings, index_settings, indexable
+from trackrank.coldstart.settings import default_index_settings, index_part_settings, index_settings, indexable
 
 # index.system "best" indexes every trained TL system and names the best by test MAP@k the default.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
@@ -9,11 +10,33 @@ if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not indexable(INDE
     raise WorkflowError(f"index.system: '{INDEX_SYSTEM}' is not a TL system of train.systems ({', '.join(SYSTEMS)})")
 
 
-rule index:
+rule index_part:
     input:
         model=trained_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        "results/index_parts/{system}/shard-{shard}.parquet",
+    log:
+        "results/logs/index_part/{system}/shard-{shard}.log",
+    benchmark:
+        "results/benchmarks/index_part/{system}/shard-{shard}.tsv"
+    wildcard_constraints:
+        system="|".join(INDEXED) or "^$",
+    conda:
+        "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
+    params:
+        settings=index_part_settings(config),
+    script:
+        "../scripts/embed_index_part.py"
+
+
+rule index:
+    input:
+        model=trained_model,
+        parts=expand(rules.index_part.output[0], shard=SHARDS, allow_missing=True),
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
         taxonomy=rules.ingest_catalog.output.taxonomy,

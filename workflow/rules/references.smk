@@ -27,7 +27,7 @@ rule mfcc_stats:
 rule embed_mfcc_stats:
     input:
         stats=rules.mfcc_stats.output.stats,
-        cache_index=rules.cache_features.output.index,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
         tracks=rules.ingest_catalog.output.tracks,
     output:
         embeddings="results/embeddings/mfcc_stats.parquet",
@@ -42,8 +42,8 @@ rule embed_mfcc_stats:
 rule embed_at_trunk:
     input:
         model=tagger_model,
-        cache_index=rules.cache_features.output.index,
-        cache_data=rules.cache_features.output.data,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+        cache_data=expand(rules.cache_features.output.data, shard=SHARDS),
         tracks=rules.ingest_catalog.output.tracks,
     output:
         embeddings="results/embeddings/at_trunk.parquet",
@@ -62,8 +62,8 @@ rule embed_at_trunk:
 
 rule embed_untrained:
     input:
-        cache_index=rules.cache_features.output.index,
-        cache_data=rules.cache_features.output.data,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+        cache_data=expand(rules.cache_features.output.data, shard=SHARDS),
         tracks=rules.ingest_catalog.output.tracks,
     output:
         embeddings="results/embeddings/untrained.parquet",

@@ -7,14 +7,14 @@ from trackrank.learn.settings import starts_from_tagger, system_spec, train_sett
 
 rule cache_features:
     input:
-        expand(rules.cqt_shard.output.shard, shard=SHARDS),
+        shard=rules.cqt_shard.output.shard,
     output:
-        data="results/cache/cqt.f16.npy",
-        index="results/cache/index.parquet",
+        data="results/cache/shard-{shard}.f16.npy",
+        index="results/cache/shard-{shard}.index.parquet",
     log:
-        "results/logs/cache_features/cache_features.log",
+        "results/logs/cache_features/shard-{shard}.log",
     benchmark:
-        "results/benchmarks/cache_features/cache_features.tsv"
+        "results/benchmarks/cache_features/shard-{shard}.tsv"
     conda:
         "../../envs/trackrank.yaml"
     script:
@@ -28,8 +28,8 @@ for system in lookup(dpath="train/systems", within=config):
         name:
             f"train_{system}"
         input:
-            cache_index=rules.cache_features.output.index,
-            cache_data=rules.cache_features.output.data,
+            cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+            cache_data=expand(rules.cache_features.output.data, shard=SHARDS),
             tracks=rules.ingest_catalog.output.tracks,
             tags=rules.ingest_catalog.output.tags,
             taxonomy=rules.ingest_catalog.output.taxonomy,

@@ -1,17 +1,14 @@
-# Snakemake step: the cold-start index of one TL system (trackrank.coldstart.index).
+# Snakemake step: the cold-start index of one TL system from its parts (trackrank.coldstart.index).
 import faiss
-import torch
 
 from trackrank.coldstart.index import build_index
-from trackrank.data.feature_cache import CacheFiles
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
-    torch.set_num_threads(snakemake.threads)
     faiss.omp_set_num_threads(snakemake.threads)
     build_index(
         model=snakemake.input.model,
-        cache=CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        parts=snakemake.input.parts,
         tracks=snakemake.input.tracks,
         tags=snakemake.input.tags,
         taxonomy=snakemake.input.taxonomy,

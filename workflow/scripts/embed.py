@@ -2,7 +2,7 @@
 import pandas as pd
 import torch
 
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import cache_parts
 from trackrank.learn.embedding import write_embeddings
 from trackrank.logs import workflow_step
 
@@ -11,7 +11,7 @@ with workflow_step(snakemake.log[0]):
     tracks = pd.read_parquet(snakemake.input.tracks)
     write_embeddings(
         snakemake.input.model,
-        CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        cache_parts(snakemake.input.cache_index, snakemake.input.cache_data),
         track_ids=tracks.loc[tracks.split == "test", "track_id"].tolist(),
         output=snakemake.output.embeddings,
         **snakemake.params.settings,

@@ -3,7 +3,7 @@
 import pandas as pd
 import torch
 
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import cache_parts
 from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 from trackrank.logs import workflow_step
 
@@ -12,7 +12,7 @@ with workflow_step(snakemake.log[0]):
     tracks = pd.read_parquet(snakemake.input.tracks)
     write_trunk_embeddings(
         snakemake.input.model,
-        CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data),
+        cache_parts(snakemake.input.cache_index, snakemake.input.cache_data),
         track_ids=tracks.loc[tracks.split == "test", "track_id"].tolist(),
         output=snakemake.output.embeddings,
         **snakemake.params.settings,

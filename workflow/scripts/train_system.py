@@ -2,7 +2,7 @@
 import torch
 
 from trackrank.data.catalog import CatalogFiles
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import cache_parts
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
 from trackrank.learn.training_data import load_training_data
@@ -15,7 +15,7 @@ with workflow_step(snakemake.log[0]):
         **snakemake.params.settings,
         init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
     )
-    cache = CacheFiles(index=snakemake.input.cache_index, data=snakemake.input.cache_data)
+    cache = cache_parts(snakemake.input.cache_index, snakemake.input.cache_data)
     catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)
     data = load_training_data(
         settings,

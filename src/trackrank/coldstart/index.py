@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +39,7 @@ from trackrank.atomic import atomic_output
 from trackrank.coldstart.explain import TAG_THRESHOLD, strong_tags
 from trackrank.coldstart.settings import INDEX_KINDS
 from trackrank.data.audio import SAMPLE_RATE
-from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.data.feature_cache import Cache, PatchCache, parts_of
 from trackrank.data.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
 from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError, IndexMismatch
@@ -131,15 +131,63 @@ def new_faiss_index(
     return index
 
 
+def embed_catalog_part(
+    *,
+    model: str | Path,
+    cache: Cache,
+    tracks: str | Path,
+    output: str | Path | None = None,
+    n_patches: int = 8,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """One part of the index: the catalog tracks that ``cache`` holds, embedded, in catalog order.
+
+    Why parts: the workflow embeds one feature shard's cache part per job (a million-track catalog
+    is many jobs, each on its own GPU or cores) and :func:`build_index` merges them; a track's vector
+    depends on the tracks batched with it only through float rounding, so the whole catalog embedded
+    at once (``trackrank index``) goes part by part too, and both give the same bytes.
+
+    Parameters
+    ----------
+    model : a trained TL system's model.pt.
+    cache : one part of the patch cache (or several, embedded as one).
+    tracks : the validated catalog's ``tracks.parquet``: the order of the rows.
+    output : where to write the part (Parquet: ``track_id``, ``embedding``); None: not written.
+    n_patches : patches (11.87 s each) spread evenly over a track, averaged (>= 1).
+    device : ``auto``, ``cpu`` or ``cuda``.
+    """
+    device = choose_device(device)
+    net, _ = load_embedding_model(model, device)
+    cache = PatchCache(cache)
+    kept = [t for t in pd.read_parquet(tracks, columns=["track_id"])["track_id"] if t in cache.position]
+    frames = (cache.frames(p) for p in progress(list(cache.indices(kept)), "indexing"))
+    vectors = embed_tracks(net, frames, n_patches=n_patches, device=device) if kept else []
+    table = pd.DataFrame({"track_id": kept, "embedding": list(vectors)})
+    if output is not None:
+        with atomic_output(output) as tmp:
+            table.to_parquet(tmp, index=False)
+    return table
+
+
+def read_index_parts(parts: Sequence[str | Path]) -> pd.DataFrame:
+    """The index parts written by :func:`embed_catalog_part`, as one table (``track_id``, ``embedding``)."""
+    table = pd.concat([pd.read_parquet(part) for part in parts], ignore_index=True)
+    twice = table.loc[table.track_id.duplicated(), "track_id"]
+    if len(twice):
+        raise IndexMismatch(f"track '{twice.iloc[0]}' is in more than one index part ({', '.join(map(str, parts))})")
+    return table
+
+
 def build_index(
     *,
     model: str | Path,
-    cache: CacheFiles,
     tracks: str | Path,
     catalog_dir: str | Path | None,
     out_tracks: str | Path,
     out_vectors: str | Path,
     out_identity: str | Path,
+    cache: Cache | None = None,
+    parts: Sequence[str | Path] | None = None,
     tags: str | Path | None = None,
     taxonomy: str | Path | None = None,
     n_patches: int = 8,
@@ -147,32 +195,42 @@ def build_index(
     tag_threshold: float = TAG_THRESHOLD,
     device: str = "auto",
 ) -> pd.DataFrame:
-    """Embed every catalog track that has features and write the index's three files.
+    """Write the index's three files from every catalog track that has features, in catalog order.
 
     Tracks without features (rejected by the feature stage) are left out and counted in the log.
 
     Parameters
     ----------
     model : a trained TL system's model.pt (the auto-tagger is refused: it embeds nothing).
-    cache, tracks : the patch cache and the validated catalog's ``tracks.parquet``.
+    tracks : the validated catalog's ``tracks.parquet``.
     catalog_dir : the folder ``trackrank serve`` may stream audio from; None: the deepest folder holding
         every track's file.
     out_tracks, out_vectors, out_identity : the index's three files.
+    cache : the patch cache, embedded here part by part (:func:`embed_catalog_part`); or
+    parts : the index parts the workflow's jobs embedded with ``n_patches`` (one of the two).
     tags : the validated catalog's ``tags.parquet``, whose strong tags (likelihood >= ``tag_threshold``,
         in [0, 1]) the index keeps to explain its answers and to filter on; None: neither.
     taxonomy : the catalog's ``taxonomy.csv``, so filters may name ``Category=tag``.
     n_patches : patches (11.87 s each) spread evenly over a track, averaged; queries use the same (>= 1).
     kind : ``exact``, ``hnsw`` or ``ivf`` (:data:`~trackrank.coldstart.settings.INDEX_KINDS`).
-    device : ``auto``, ``cpu`` or ``cuda``.
+    device : ``auto``, ``cpu`` or ``cuda`` (for ``cache``).
     """
-    device = choose_device(device)
-    net, identity = load_embedding_model(model, device)
-    cache = PatchCache(cache)
+    if (cache is None) == (parts is None):
+        raise ValueError("build_index: give the patch cache or the index parts, one of the two")
+    _, identity = load_embedding_model(model, torch.device("cpu"))
+    if parts is None:
+        embedded = pd.concat(
+            [embed_catalog_part(model=model, cache=part, tracks=tracks, n_patches=n_patches, device=device)
+             for part in parts_of(cache)],
+            ignore_index=True,
+        )  # fmt: skip
+    else:
+        embedded = read_index_parts(parts)
     catalog = pd.read_parquet(tracks)
-    kept = catalog[catalog.track_id.isin(cache.with_features(catalog.track_id.tolist()))].reset_index(drop=True)
-    positions = cache.indices(kept.track_id.tolist())
-    frames = (cache.frames(p) for p in progress(list(positions), "indexing"))
-    vectors = embed_tracks(net, frames, n_patches=n_patches, device=device)
+    kept = catalog[catalog.track_id.isin(embedded.track_id)].reset_index(drop=True)
+    if len(kept) < len(catalog):
+        log.warning("%d of %d tracks have no features and are left out", len(catalog) - len(kept), len(catalog))
+    vectors = np.stack(embedded.set_index("track_id").loc[kept.track_id, "embedding"].to_list()).astype(np.float32)
     table = kept[["track_id", "artist", "split", "path"]].assign(embedding=list(vectors))
     if tags is not None:
         likelihoods = pd.read_parquet(tags).set_index("track_id").reindex(kept.track_id)

@@ -21,16 +21,17 @@ def indexable(system: str) -> bool:
     return system_spec(system)[0] != "fcn5_tagger"
 
 
+def index_part_settings(config: dict) -> dict:
+    """``trackrank.coldstart.index.embed_catalog_part``'s settings from a validated workflow config
+    (``index.n_patches``, ``train.device``)."""
+    return {"n_patches": config["index"]["n_patches"], "device": config["train"]["device"]}
+
+
 def index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config (``index``,
-    ``train.device``)."""
+    """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config, when it merges the
+    parts (``index``, ``train.tag_threshold``): ``n_patches`` is the parts' (:func:`index_part_settings`)."""
     index, train = config["index"], config["train"]
-    return {
-        "n_patches": index["n_patches"],
-        "kind": index["kind"],
-        "tag_threshold": train["tag_threshold"],
-        "device": train["device"],
-    }
+    return {"n_patches": index["n_patches"], "kind": index["kind"], "tag_threshold": train["tag_threshold"]}
 
 
 def default_index_settings(config: dict) -> dict:

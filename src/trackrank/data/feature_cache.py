@@ -3,16 +3,20 @@
 Why: training draws random 96 x 512 patches from random tracks, thousands per second
 on a GPU. Reading them from the zstd Parquet shards would decompress a whole row group
 per patch; holding the catalog in RAM does not scale (the paper's 14,246 tracks are
-~20 GB of float16 CQT, more than many hosts have). So the shards are unpacked once
-into one flat file, ``cqt.f16`` of shape (total frames, 96), plus ``index.parquet``
-(``track_id``, ``offset``, ``n_frames``). A patch is then one contiguous 98 KB slice of
-a memory map: the OS page cache keeps what fits in RAM and reads the rest from disk,
-and every DataLoader worker process maps the same file without copying it.
+~20 GB of float16 CQT, more than many hosts have). So each feature shard is unpacked
+once into a flat file of shape (frames, 96) (``shard-NNN.f16.npy``) plus its index
+(``shard-NNN.index.parquet``: ``track_id``, ``offset``, ``n_frames``). A patch is then one
+contiguous 98 KB slice of a memory map: the OS page cache keeps what fits in RAM and reads
+the rest from disk, and every DataLoader worker process maps the same files without copying
+them. One cache part per shard, so a new track rewrites one shard's part, and a catalog of
+millions of tracks is unpacked by as many jobs as it has shards; :class:`PatchCache` reads
+the parts as one cache, tracks numbered in part order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,12 +40,48 @@ class CacheFiles:
 
     @classmethod
     def in_folder(cls, folder: str | Path) -> CacheFiles:
-        """The files where the workflow's cache_features rule writes them."""
+        """A cache of one part as ``folder/index.parquet`` and ``folder/cqt.f16.npy``."""
         return cls(Path(folder) / "index.parquet", Path(folder) / "cqt.f16.npy")
 
 
+#: A cache: one part, or its parts in order (the workflow's: one per feature shard).
+Cache = CacheFiles | Sequence[CacheFiles]
+
+
+def cache_parts(indexes: Sequence[str | Path], data: Sequence[str | Path]) -> list[CacheFiles]:
+    """The parts of a cache from its index files and data files, paired in the order given (a job's inputs)."""
+    if len(indexes) != len(data):
+        raise ValueError(f"a cache needs one data file per index file: {len(indexes)} index(es), {len(data)} data")
+    return [CacheFiles(Path(i), Path(d)) for i, d in zip(indexes, data)]
+
+
+def cache_in_folder(folder: str | Path) -> list[CacheFiles]:
+    """The cache parts in a finished run's cache folder (``shard-NNN.index.parquet`` with ``shard-NNN.f16.npy``,
+    in shard order; or one ``index.parquet`` with ``cqt.f16.npy``): for scripts that read a run."""
+    folder = Path(folder)
+    indexes = sorted(folder.glob("shard-*.index.parquet"))
+    if indexes:
+        return cache_parts(indexes, [i.with_name(i.name.replace(".index.parquet", ".f16.npy")) for i in indexes])
+    whole = CacheFiles.in_folder(folder)
+    if not whole.index.exists():
+        raise FileNotFoundError(f"no feature cache in {folder} (shard-*.index.parquet or index.parquet)")
+    return [whole]
+
+
+def parts_of(cache: Cache) -> list[CacheFiles]:
+    """A cache's parts as a list (a cache of one part given alone is a list of one)."""
+    return [cache] if isinstance(cache, CacheFiles) else list(cache)
+
+
+def cached_track_ids(cache_index: str | Path | Sequence[str | Path]) -> list[str]:
+    """The track ids a cache holds, in its order, from its index file(s) alone."""
+    paths = [cache_index] if isinstance(cache_index, (str, Path)) else list(cache_index)
+    return [t for path in paths for t in pd.read_parquet(path, columns=["track_id"])["track_id"]]
+
+
 def build_cache(shards: list[str | Path], cache: CacheFiles) -> pd.DataFrame:
-    """Unpack the shards into ``cache.data`` (float16 frames) and ``cache.index``; returns the index."""
+    """Unpack the shards into one cache part, ``cache.data`` (float16 frames) and ``cache.index``; returns the
+    index. The workflow builds one part per shard."""
     files = [pq.ParquetFile(s) for s in shards]
     total = sum(int(pq.read_table(s, columns=["n_frames"]).column(0).to_numpy().sum()) for s in shards)
     with atomic_output(cache.data) as tmp:
@@ -69,25 +109,34 @@ def _unpack(files: list[pq.ParquetFile], data: np.ndarray) -> list[tuple[str, in
 
 
 class PatchCache:
-    """Random patches from the memory-mapped cache.
+    """Random patches from the memory-mapped cache, its parts read as one (tracks numbered in part order).
 
     Opens lazily, so an instance can be sent to DataLoader worker processes, each of
-    which maps the file itself.
+    which maps the files itself.
     """
 
-    def __init__(self, files: CacheFiles):
-        self.data_path = Path(files.data)
-        index = pd.read_parquet(files.index)
+    def __init__(self, files: Cache):
+        parts = parts_of(files)
+        if not parts:
+            raise ValueError("a feature cache needs at least one part")
+        indexes = [pd.read_parquet(part.index) for part in parts]
+        self.data_paths = [Path(part.data) for part in parts]
+        index = pd.concat(indexes, ignore_index=True)
         self.track_ids: list[str] = index["track_id"].tolist()
         self.position = {t: i for i, t in enumerate(self.track_ids)}
+        if len(self.position) < len(self.track_ids):
+            twice = index.loc[index["track_id"].duplicated(), "track_id"].iloc[0]
+            raise ValueError(f"track '{twice}' is in more than one cache part ({', '.join(map(str, self.data_paths))})")
+        self.part = np.repeat(np.arange(len(parts)), [len(i) for i in indexes])
         self.offsets = index["offset"].to_numpy(np.int64)
         self.n_frames = index["n_frames"].to_numpy(np.int64)
-        self._data: np.ndarray | None = None
+        self._data: list[np.ndarray] | None = None
 
     @property
-    def data(self) -> np.ndarray:
+    def data(self) -> list[np.ndarray]:
+        """Each part's frames, memory-mapped on first use in this process."""
         if self._data is None:
-            self._data = np.load(self.data_path, mmap_mode="r")
+            self._data = [np.load(path, mmap_mode="r") for path in self.data_paths]
         return self._data
 
     def __getstate__(self):
@@ -110,7 +159,7 @@ class PatchCache:
     def frames(self, track: int) -> np.ndarray:
         """One track's whole CQT (cache position ``track``): (n_frames, 96), float32."""
         first = self.offsets[track]
-        return np.asarray(self.data[first : first + self.n_frames[track]], dtype=np.float32)
+        return np.asarray(self.data[self.part[track]][first : first + self.n_frames[track]], dtype=np.float32)
 
     def patches(self, tracks: np.ndarray, rng: np.random.Generator, n_frames: int = PATCH_FRAMES) -> np.ndarray:
         """One random patch per entry of ``tracks`` (cache positions): (len, 96, n_frames), float32."""
@@ -119,7 +168,7 @@ class PatchCache:
         starts = (rng.random(len(tracks)) * np.maximum(lengths - n_frames + 1, 1)).astype(np.int64)
         for k, (track, start) in enumerate(zip(tracks, starts)):
             first = self.offsets[track] + start
-            window = self.data[first : first + min(n_frames, lengths[k])]
+            window = self.data[self.part[track]][first : first + min(n_frames, lengths[k])]
             if len(window) < n_frames:  # only for tracks kept shorter than a patch: loop them
                 window = np.resize(window, (n_frames, N_BINS))
             out[k] = window.T

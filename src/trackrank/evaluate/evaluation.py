@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 
 from trackrank.atomic import atomic_output
 from trackrank.data.catalog import CatalogFiles
+from trackrank.data.feature_cache import cached_track_ids
 from trackrank.rank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.rank.parts import TableParts, read_parts
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
@@ -121,17 +123,21 @@ def evaluate(
     return means
 
 
-def test_tracks(catalog: CatalogFiles, cache_index: str | Path, **similarity) -> tuple[list[str], object]:
-    """The test tracks that have features (``cache_index`` lists them; catalog order) and the oracle S
+def test_tracks(
+    catalog: CatalogFiles, cache_index: str | Path | Sequence[str | Path], **similarity
+) -> tuple[list[str], object]:
+    """The test tracks that have features (the cache's index file(s) list them; catalog order) and the oracle S
     (as configured) over the split."""
     ids, oracle = split_oracle(catalog, "test", **similarity)
-    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
+    cached = set(cached_track_ids(cache_index))
     return [t for t in ids if t in cached], oracle
 
 
-def split_tracks_with_features(tracks: str | Path, cache_index: str | Path, split: str) -> list[str]:
+def split_tracks_with_features(
+    tracks: str | Path, cache_index: str | Path | Sequence[str | Path], split: str
+) -> list[str]:
     """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
     :func:`test_tracks`, which every system's embeddings must list in this order."""
     tracks = pd.read_parquet(tracks, columns=["track_id", "split"])
-    cached = set(pd.read_parquet(cache_index, columns=["track_id"]).track_id)
+    cached = set(cached_track_ids(cache_index))
     return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import torch
 
 from trackrank.atomic import atomic_output
-from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.data.feature_cache import Cache, PatchCache
 from trackrank.errors import CheckpointError, ConfigError
 from trackrank.learn.checkpoints import load_checkpoint
 from trackrank.learn.models import build_model
@@ -89,7 +89,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
 
 def write_embeddings(
     model_path: str | Path,
-    cache: CacheFiles,
+    cache: Cache,
     *,
     track_ids: list[str],
     output: str | Path,
@@ -125,7 +125,7 @@ def write_embeddings(
 
 def embed_into(
     model: torch.nn.Module,
-    cache: CacheFiles,
+    cache: Cache,
     track_ids: list[str],
     output: str | Path,
     *,

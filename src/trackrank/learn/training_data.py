@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from trackrank.data.catalog import CatalogFiles
-from trackrank.data.feature_cache import CacheFiles, PatchCache
+from trackrank.data.feature_cache import Cache, PatchCache, parts_of
 from trackrank.digests import file_sha256
 from trackrank.learn.batches import TripletTable
 from trackrank.learn.kinds import kind_of
@@ -64,7 +64,7 @@ def input_digest(files: list[str | Path], large: list[str | Path], similarity: d
 
 def load_training_data(
     settings: TrainSettings,
-    cache: CacheFiles,
+    cache: Cache,
     *,
     catalog: CatalogFiles,
     val_rankings: TableParts,
@@ -77,7 +77,7 @@ def load_training_data(
     Parameters
     ----------
     settings : the run's settings; its system decides which of ``triplets`` and ``train_rankings`` it reads.
-    cache : the patch cache (``cache/index.parquet``, ``cache/cqt.f16.npy``).
+    cache : the patch cache: its parts (``cache/shard-NNN.index.parquet`` with ``cache/shard-NNN.f16.npy``).
     catalog : the validated catalog's tracks, tags and taxonomy.
     val_rankings : the val split's oracle rankings (a file or its parts, :mod:`trackrank.rank.parts`); a val
         track's first ``settings.n_relevant`` are relevant.
@@ -87,7 +87,7 @@ def load_training_data(
         validation ranks by S of its estimated tags, so it must be the S of the relevant tracks and of
         the test evaluation, not the built-in default.
     """
-    cache_files, cache = cache, PatchCache(cache)
+    cache_files, cache = parts_of(cache), PatchCache(cache)
     kind = kind_of(settings)
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
@@ -100,7 +100,13 @@ def load_training_data(
     relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, settings.n_relevant)
     n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
     own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
-    read = [catalog.tracks, catalog.tags, catalog.taxonomy, cache_files.index, *as_paths(val_rankings)]
+    read = [
+        catalog.tracks,
+        catalog.tags,
+        catalog.taxonomy,
+        *(part.index for part in cache_files),
+        *as_paths(val_rankings),
+    ]
     read += [path for parts in kind.inputs(triplets, train_rankings) for path in as_paths(parts)]
     return TrainingData(
         cache=cache,
@@ -114,5 +120,7 @@ def load_training_data(
         val_relevant=relevant,
         val_oracle=val_oracle,
         tag_names=list(tags.columns),
-        digest=input_digest(read, [cache_files.data], similarity),  # the files just read: a resume needs the same
+        digest=input_digest(
+            read, [part.data for part in cache_files], similarity
+        ),  # the files just read: a resume needs the same
     )

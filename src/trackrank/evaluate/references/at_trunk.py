@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import Cache
 from trackrank.errors import CheckpointError
 from trackrank.learn.embedding import choose_device, embed_into, load_model
 from trackrank.learn.models import AutoTagger
@@ -42,7 +42,7 @@ class TrunkEmbedding(torch.nn.Module):
 
 def write_trunk_embeddings(
     model_path: str | Path,
-    cache: CacheFiles,
+    cache: Cache,
     *,
     track_ids: list[str],
     output: str | Path,

@@ -19,6 +19,7 @@ embeddings ``embeddings/mfcc_stats.parquet`` in the format of
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import librosa
@@ -115,7 +116,7 @@ def reference_embeddings(stats: pd.DataFrame, train_ids: list[str], test_ids: li
 
 
 def write_reference_embeddings(
-    stats_path: str | Path, *, tracks: str | Path, cache_index: str | Path, output: str | Path
+    stats_path: str | Path, *, tracks: str | Path, cache_index: str | Path | Sequence[str | Path], output: str | Path
 ) -> pd.DataFrame:
     """``embeddings/mfcc_stats.parquet``: the test tracks that have CQT features, in evaluation order.
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trackrank.data.feature_cache import CacheFiles
+from trackrank.data.feature_cache import Cache
 from trackrank.learn.embedding import choose_device, embed_into
 from trackrank.learn.models import build_model
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def write_untrained_embeddings(
-    cache: CacheFiles,
+    cache: Cache,
     track_ids: list[str],
     output: str | Path,
     *,
