@@ -188,6 +188,16 @@ def test_an_approximate_index_built_by_the_cli_still_finds_a_catalog_track_first
     assert json.loads(run.stdout)["results"][0]["neighbours"][0]["track_id"] == song.track_id
 
 
+def test_the_cli_embeds_the_catalog_to_the_workflow_index_vectors(finished_run, tmp_path):
+    out = tmp_path / "exact"  # the CLI reads the run's cache in its parts, as the index_part jobs did
+    built = trackrank(finished_run, "index", "--model", "results/models/tl_online/model.pt", "--out", str(out))
+    assert built.returncode == 0, built.stderr
+    by_cli = pd.read_parquet(out / "tracks.parquet")
+    by_workflow = pd.read_parquet(finished_run / "results" / "index" / "tl_online" / "tracks.parquet")
+    assert by_cli.track_id.tolist() == by_workflow.track_id.tolist()
+    np.testing.assert_array_equal(np.stack(by_cli.embedding), np.stack(by_workflow.embedding))
+
+
 def test_the_exact_index_returns_the_brute_force_neighbours():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 16)).astype(np.float32)
