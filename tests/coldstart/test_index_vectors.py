@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -58,8 +59,8 @@ def test_an_index_merged_from_parts_equals_one_embedded_whole(small_index, tmp_p
     root = folder.parent
     shard = pq.read_table(root / "shard-000.parquet")
     parts = []
-    for k, rows in enumerate([[0, 2], [1]]):  # t0 and t2 in one feature shard, t1 in the other
-        pq.write_table(shard.take(rows), tmp_path / f"shard-{k}.parquet", **PARQUET_OPTIONS)
+    for k, rows in enumerate([[0, 2], [1], []]):  # t0 and t2 in one feature shard, t1 in another, one empty
+        pq.write_table(shard.take(pa.array(rows, pa.int64())), tmp_path / f"shard-{k}.parquet", **PARQUET_OPTIONS)
         parts.append(CacheFiles(tmp_path / f"cache-{k}.index.parquet", tmp_path / f"cache-{k}.f16.npy"))
         build_cache([tmp_path / f"shard-{k}.parquet"], parts[-1])
     common = dict(model=root / "model.pt", tracks=root / "tracks.parquet", n_patches=5)
@@ -67,9 +68,9 @@ def test_an_index_merged_from_parts_equals_one_embedded_whole(small_index, tmp_p
         embed_catalog_part(cache=part, output=tmp_path / f"part-{k}.parquet", device="cpu", **common)
         for k, part in enumerate(parts)
     ]
-    assert [table.track_id.tolist() for table in embedded] == [["t0", "t2"], ["t1"]]
+    assert [table.track_id.tolist() for table in embedded] == [["t0", "t2"], ["t1"], []]
     built = {}
-    for name, source in {"parts": {"parts": [tmp_path / "part-0.parquet", tmp_path / "part-1.parquet"]},
+    for name, source in {"parts": {"parts": [tmp_path / f"part-{k}.parquet" for k in range(3)]},
                          "cache": {"cache": parts, "device": "cpu"}}.items():  # fmt: skip
         out = tmp_path / name
         build_index(out_tracks=out / "t.parquet", out_vectors=out / "v.faiss", out_identity=out / "i.json",
