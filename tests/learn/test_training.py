@@ -140,7 +140,7 @@ def test_the_offline_loss_pairs_each_negative_with_its_own_anchor_and_positive()
     loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5)
     anchor = embeddings[[0, 0, 0, 1, 1, 1]]
     positive = embeddings[[2, 2, 2, 3, 3, 3]]
-    expected = triplet_loss(anchor, positive, embeddings[4:], 0.5, reduction="none")
+    expected = triplet_loss(anchor, positive, embeddings[4:], margin=0.5, reduction="none")
     assert loss.item() == pytest.approx(expected.mean().item())
     assert active == pytest.approx(float((expected > 0).float().mean()))
 

@@ -13,7 +13,7 @@ IDCG = sum(g / np.log2(i + 2) for i, g in enumerate([5, 4, 3, 2, 1]))
 
 
 def metrics_of(predicted, k=20):
-    return per_query_metrics(np.array([predicted]), RELEVANT, k).iloc[0]
+    return per_query_metrics(np.array([predicted]), RELEVANT, k=k).iloc[0]
 
 
 def test_a_perfect_ranking_scores_one_everywhere():

@@ -63,6 +63,6 @@ class TagEstimator:
     def estimate(self, cqt: np.ndarray, n_patches: int) -> dict[str, float]:
         """The strong tags of a track's CQT (n_frames, 96), most likely first, with their likelihoods."""
         with torch.inference_mode():
-            likelihoods = mean_outputs(self.model, [even_patches(cqt, n_patches)], n_patches, self.device)[0]
+            likelihoods = mean_outputs(self.model, [even_patches(cqt, n_patches)], n_patches, device=self.device)[0]
         table = pd.DataFrame([likelihoods], columns=self.names)
         return {tag: round(float(table.at[0, tag]), 3) for tag in strong_tags(table, self.threshold)[0]}

@@ -94,7 +94,7 @@ def embed_tracks(
     """
     patches = (even_patches(cqt, n_patches) for cqt in cqts)
     batches = iter(lambda: list(itertools.islice(patches, tracks_per_batch)), [])
-    vectors = mean_outputs(model, (np.concatenate(batch) for batch in batches), n_patches, device or "cpu")
+    vectors = mean_outputs(model, (np.concatenate(batch) for batch in batches), n_patches, device=device or "cpu")
     vectors = vectors.astype(np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 

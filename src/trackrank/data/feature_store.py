@@ -63,10 +63,10 @@ class FeatureStore:
 
     def random_patch(self, track_id: str, rng: np.random.Generator, n_frames: int = PATCH_FRAMES) -> np.ndarray:
         """A random patch of the track, shape (96, n_frames): bins x frames, as the CNN sees it."""
-        return random_patch(self.cqt(track_id), rng, n_frames)
+        return random_patch(self.cqt(track_id), rng, n_frames=n_frames)
 
 
-def random_patch(cqt: np.ndarray, rng: np.random.Generator, n_frames: int = PATCH_FRAMES) -> np.ndarray:
+def random_patch(cqt: np.ndarray, rng: np.random.Generator, *, n_frames: int = PATCH_FRAMES) -> np.ndarray:
     """A random ``n_frames`` window of a (frames, bins) matrix, transposed to (bins, n_frames)."""
     cqt = pad_to_patch(cqt, n_frames)
     start = int(rng.integers(0, len(cqt) - n_frames + 1))

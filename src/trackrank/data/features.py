@@ -44,6 +44,7 @@ ROW_GROUP_TRACKS = 16
 
 def cqt_db(
     y: np.ndarray,
+    *,
     sr: int = SAMPLE_RATE,
     hop_length: int = HOP_LENGTH,
     fmin: float = FMIN,
@@ -74,6 +75,7 @@ CONTEXT_FRAMES = 64
 
 def cqt_db_stream(
     blocks: Iterable[np.ndarray],
+    *,
     sr: int = SAMPLE_RATE,
     hop_length: int = HOP_LENGTH,
     chunk_frames: int = CHUNK_FRAMES,
@@ -147,7 +149,7 @@ def pad_to_patch(cqt: np.ndarray, n_frames: int = PATCH_FRAMES) -> np.ndarray:
     return np.pad(cqt, ((0, n_frames - len(cqt)), (0, 0)), mode="wrap")
 
 
-def even_patches(cqt: np.ndarray, n_patches: int, n_frames: int = PATCH_FRAMES) -> np.ndarray:
+def even_patches(cqt: np.ndarray, n_patches: int, *, n_frames: int = PATCH_FRAMES) -> np.ndarray:
     """``n_patches`` patches spread evenly from a track's start to its end, as the model takes them.
 
     Why not random: a query and the catalog track it was cut from must give the same embedding, and the

@@ -11,7 +11,7 @@ SPLITS = ("train", "val", "test")
 
 
 def artist_split(
-    artists: pd.Series, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
+    artists: pd.Series, *, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2), seed: int = 0
 ) -> np.ndarray:
     """Assign every track to a split so that each artist lies in exactly one split.
 

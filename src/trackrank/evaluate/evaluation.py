@@ -33,7 +33,7 @@ def evaluation_settings(config: dict) -> dict:
     return {"k": evaluate["k"], "n_relevant": evaluate["n_relevant"], "seed": config["seed"]}
 
 
-def random_predictions(n_tracks: int, k: int, seed: int = 0) -> np.ndarray:
+def random_predictions(n_tracks: int, k: int, *, seed: int = 0) -> np.ndarray:
     """(n, k): each query's others in a seeded random order."""
     rng = np.random.default_rng([seed, 17])
     rows = []
@@ -50,14 +50,14 @@ def system_predictions(
     from trackrank.learn.embedding import read_embeddings  # here: the workflow imports this module without torch
 
     if embeddings_path is None:
-        return random_predictions(len(test_ids), k, seed)
+        return random_predictions(len(test_ids), k, seed=seed)
     ids, matrix, column = read_embeddings(embeddings_path)
     if ids != test_ids:
         raise ValueError(
             f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks with features, in order"
         )
     if column == "tags":
-        return rank_by_oracle(matrix.astype(np.float64), oracle, k)
+        return rank_by_oracle(matrix.astype(np.float64), oracle, k=k)
     return rank_by_distance(matrix.astype(np.float64), k)
 
 
@@ -102,8 +102,8 @@ def evaluate(
     """
     k_eff = min(k, len(test_ids) - 1)
     predicted = system_predictions(embeddings, test_ids, oracle=oracle, k=k_eff, seed=seed)
-    relevant = relevant_from_rankings(read_parts(test_rankings).to_pandas(), test_ids, n_relevant)
-    values = per_query_metrics(predicted, relevant, k_eff)
+    relevant = relevant_from_rankings(read_parts(test_rankings).to_pandas(), test_ids, n_relevant=n_relevant)
+    values = per_query_metrics(predicted, relevant, k=k_eff)
     values.insert(0, "query", test_ids)
     top_k = pd.DataFrame(
         {

@@ -103,7 +103,7 @@ def listening_page(
     # the tracks the systems ranked (test tracks with features), in catalog order, as the metrics see them
     ranked = {t for by_query in retrieved.values() for q, ids in by_query.items() for t in (q, *ids)}
     ids = [t for t in tracks.index if t in ranked]
-    relevant = relevant_from_rankings(test_rankings, ids, n_relevant)
+    relevant = relevant_from_rankings(test_rankings, ids, n_relevant=n_relevant)
     queries = [t for t in ids if all(t in by_query for by_query in retrieved.values())]
     header = "<tr><th>rank</th><th>track</th><th>artist</th><th>grade</th><th>audio</th><th>tags</th></tr>"
     sections = []

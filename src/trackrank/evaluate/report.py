@@ -218,7 +218,7 @@ NOT_TRAINED = ("random", *REFERENCES)
 
 
 def paired_table(
-    per_query: dict[str, pd.DataFrame], k: int, baseline: str = BASELINE, systems: list[str] | None = None
+    per_query: dict[str, pd.DataFrame], k: int, *, baseline: str = BASELINE, systems: list[str] | None = None
 ) -> pd.DataFrame:
     """Each system minus ``baseline``, query by query: mean difference, paired 95 % CI, verdict.
 
@@ -270,7 +270,7 @@ def _paired_columns(k: int) -> list[str]:
     ]
 
 
-def paired_markdown(table: pd.DataFrame, k: int, baseline: str = BASELINE, level: str = "#") -> str:
+def paired_markdown(table: pd.DataFrame, k: int, *, baseline: str = BASELINE, level: str = "#") -> str:
     """The paired differences as a Markdown table, with what the numbers mean above it."""
     n_queries = int(table["n_queries"].iloc[0]) if len(table) else 0
     names = [METRIC_NAMES[m] for m in PAIRED_METRICS]
@@ -310,8 +310,8 @@ def write_paired(
         if baseline not in per_query:
             sections.append(f"# Difference to {baseline}\n\n{baseline} was not run: no paired comparison.\n")
             continue
-        tables.append(paired_table(per_query, k, baseline, systems))
-        sections.append(paired_markdown(tables[-1], k, baseline))
+        tables.append(paired_table(per_query, k, baseline=baseline, systems=systems))
+        sections.append(paired_markdown(tables[-1], k, baseline=baseline))
     _write_csv(pd.concat(tables) if tables else pd.DataFrame(columns=_paired_columns(k)), csv)
     _write_text("\n".join(sections), md)
     return tables
@@ -377,7 +377,7 @@ def write_report(
     if per_query_files is not None:
         for paired in write_paired(per_query_files, k, csv=paired_csv, md=paired_md):
             if len(paired):
-                markdown += "\n" + paired_markdown(paired, k, paired["baseline"].iloc[0], level="##")
+                markdown += "\n" + paired_markdown(paired, k, baseline=paired["baseline"].iloc[0], level="##")
     _write_text(markdown, table_md)
     _write_text(paper_table_markdown(), paper_md)
     plot_metric_bars(table, k, bars)

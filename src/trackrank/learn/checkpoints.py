@@ -17,7 +17,7 @@ import torch
 from trackrank.errors import CheckpointError
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", keys: tuple[str, ...] = ()) -> dict:
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", keys: tuple[str, ...] = ()) -> dict:
     """The checkpoint at ``path`` as plain data, with every key of ``keys`` present.
 
     Raises :class:`CheckpointError` for a file that holds Python objects beyond tensors and plain

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 @torch.no_grad()
 def mean_outputs(
-    model: torch.nn.Module, batches: Iterable[np.ndarray], n_patches: int, device: str | torch.device = "cpu"
+    model: torch.nn.Module, batches: Iterable[np.ndarray], n_patches: int, *, device: str | torch.device = "cpu"
 ) -> np.ndarray:
     """The one embedder: the mean model output over each track's ``n_patches`` patches.
 
@@ -70,13 +70,13 @@ def track_outputs(
         cache.patches(np.repeat(tracks[start : start + per_batch], n_patches), rng)
         for start in range(0, len(tracks), per_batch)
     )
-    return mean_outputs(model, batches, n_patches, device)
+    return mean_outputs(model, batches, n_patches, device=device)
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """A trained system from its ``model.pt`` and its checkpoint; :class:`CheckpointError` names the file
     when it is unsafe, incomplete, or its weights or settings do not make a trackrank network."""
-    checkpoint = load_checkpoint(path, device, keys=("model", "settings", "tags"))
+    checkpoint = load_checkpoint(path, device=device, keys=("model", "settings", "tags"))
     settings = checkpoint["settings"]
     try:
         architecture, _ = system_spec(settings["system"])
@@ -143,7 +143,7 @@ def embed_into(
 
 
 def save_embeddings(
-    track_ids: list[str], matrix: np.ndarray, output: str | Path, column: str = "embedding"
+    track_ids: list[str], matrix: np.ndarray, output: str | Path, *, column: str = "embedding"
 ) -> pa.Table:
     """Write one row per track, ``track_id`` and ``column`` (fixed_size_list<float32, d>), to Parquet.
 

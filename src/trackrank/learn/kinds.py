@@ -96,7 +96,7 @@ class Tagger(SystemKind):
         return F.binary_cross_entropy_with_logits(logits.float(), targets.to(device)), None
 
     def validation(self, outputs, data, settings, k):
-        predicted = rank_by_oracle(outputs.astype(np.float64), data.val_oracle, k)
+        predicted = rank_by_oracle(outputs.astype(np.float64), data.val_oracle, k=k)
         truth = (data.val_oracle.tags >= settings.tag_threshold).astype(np.float32)
         loss = F.binary_cross_entropy(torch.from_numpy(outputs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(truth))
         return predicted, loss
@@ -118,7 +118,7 @@ class TripletSystem(SystemKind):
             embeddings[queries[valid]],
             embeddings[relevant.ravel()[valid]],
             embeddings[negatives[valid]],
-            settings.margin,
+            margin=settings.margin,
         )
         return predicted, loss
 
@@ -191,7 +191,7 @@ class OnlineTriplets(TripletSystem):
         patches, ranks = batch
         embeddings = model(patches.to(device, non_blocking=True))
         return online_triplet_loss(
-            embeddings, ranks.to(device), data.n_positives, settings.margin, settings.online_mining
+            embeddings, ranks.to(device), data.n_positives, margin=settings.margin, mining=settings.online_mining
         )
 
 

@@ -17,7 +17,12 @@ def triplet_hinge(d_positive: torch.Tensor, d_negative: torch.Tensor, margin: fl
 
 
 def triplet_loss(
-    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.5, reduction: str = "mean"
+    anchor: torch.Tensor,
+    positive: torch.Tensor,
+    negative: torch.Tensor,
+    *,
+    margin: float = 0.5,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     """The loss of triplets given row by row, shape (n, d) each: its mean over the batch, or with
     ``reduction="none"`` one value per triplet."""
@@ -36,7 +41,7 @@ def offline_triplet_loss(embeddings: torch.Tensor, pairs: int, margin: float) ->
         anchor.repeat_interleave(per_pair, dim=0),
         positive.repeat_interleave(per_pair, dim=0),
         negatives,
-        margin,
+        margin=margin,
         reduction="none",
     )
     return per_triplet.mean(), float((per_triplet > 0).float().mean())

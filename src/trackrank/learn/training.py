@@ -66,7 +66,7 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
     predicted, loss = kind_of(settings).validation(outputs, data, settings, k)
     relevant = data.val_relevant
     usable = (relevant >= 0).all(axis=1)
-    metrics = per_query_metrics(predicted[usable], relevant[usable], k)
+    metrics = per_query_metrics(predicted[usable], relevant[usable], k=k)
     return {"val_loss": float(loss), f"val_map@{settings.k}": float(metrics["map"].mean())}
 
 
@@ -77,7 +77,7 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
     if settings.init_trunk:
         if settings.architecture != "triplet":
             raise ConfigError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")
-        tagger = load_checkpoint(settings.init_trunk, device, keys=("model",))["model"]
+        tagger = load_checkpoint(settings.init_trunk, device=device, keys=("model",))["model"]
         model.trunk.load_state_dict({k.removeprefix("trunk."): v for k, v in tagger.items() if k.startswith("trunk.")})
         log.info("trunk initialised from %s", settings.init_trunk)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
@@ -115,7 +115,7 @@ def train(
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
-        checkpoint = load_checkpoint(last, device)
+        checkpoint = load_checkpoint(last, device=device)
         same_data = checkpoint.get("data") == data.digest
         if checkpoint.get("fingerprint") == fingerprint and same_data and "kept_checkpoint" in checkpoint["state"]:
             model.load_state_dict(checkpoint["model"])

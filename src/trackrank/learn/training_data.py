@@ -97,7 +97,7 @@ def load_training_data(
     if len(kept) < len(val_ids):
         log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
     val_ids = [val_ids[i] for i in kept]
-    relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, settings.n_relevant)
+    relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, n_relevant=settings.n_relevant)
     n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
     own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
     read = [

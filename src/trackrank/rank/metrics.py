@@ -17,7 +17,7 @@ import pandas as pd
 METRICS = ("map", "recall", "rr", "ndcg")
 
 
-def per_query_metrics(predicted: np.ndarray, relevant: np.ndarray, k: int = 20) -> pd.DataFrame:
+def per_query_metrics(predicted: np.ndarray, relevant: np.ndarray, *, k: int = 20) -> pd.DataFrame:
     """Metrics of each query.
 
     Parameters
@@ -60,7 +60,7 @@ def mean_and_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, fl
     return float(values.mean()), float(half)
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+def paired_difference(a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95) -> tuple[float, float]:
     """Mean of ``a - b`` over the same queries and the half-width of its paired Student-t interval.
 
     Why paired: two systems evaluated on the same queries share each query's difficulty, so
@@ -97,7 +97,7 @@ def verdict(mean: float, half_width: float) -> str:
     return "no difference"
 
 
-def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], n_relevant: int = 5) -> np.ndarray:
+def relevant_from_rankings(rankings: pd.DataFrame, track_ids: list[str], *, n_relevant: int = 5) -> np.ndarray:
     """(n_tracks, n_relevant) indices into ``track_ids`` of each track's first oracle-ranked tracks.
 
     Ranked tracks that are not in ``track_ids`` (e.g. skipped for lack of features) are

@@ -19,7 +19,7 @@ def rank_by_distance(embeddings: np.ndarray, k: int = 20) -> np.ndarray:
     return np.stack([top_ranked(-distances[q], q, k) for q in range(len(embeddings))])
 
 
-def rank_by_oracle(tags: np.ndarray, oracle_template: Oracle, k: int = 20) -> np.ndarray:
+def rank_by_oracle(tags: np.ndarray, oracle_template: Oracle, *, k: int = 20) -> np.ndarray:
     """(n, k) indices ranked by decreasing S of estimated tags (the auto-tagger's retrieval)."""
     oracle = oracle_template.with_tags(tags)
     return np.stack([top_ranked(oracle.scores(q), q, k) for q in range(len(tags))])

@@ -184,7 +184,7 @@ def _step_times(tempo: float, accelerate: float, duration_s: float) -> np.ndarra
 
 
 def render_track(
-    tags: dict[str, float], duration_s: float = 20.0, sr: int = 44100, seed: int | list[int] = 0
+    tags: dict[str, float], *, duration_s: float = 20.0, sr: int = 44100, seed: int | list[int] = 0
 ) -> np.ndarray:
     """Render a track from its tag likelihoods.
 

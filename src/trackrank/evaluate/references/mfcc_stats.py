@@ -38,7 +38,7 @@ N_MFCC = 20
 COLUMN = "mfcc_stats"
 
 
-def mfcc_stats(y: np.ndarray, sr: int = SAMPLE_RATE, n_mfcc: int = N_MFCC) -> np.ndarray:
+def mfcc_stats(y: np.ndarray, *, sr: int = SAMPLE_RATE, n_mfcc: int = N_MFCC) -> np.ndarray:
     """Mean then std over time of ``n_mfcc`` MFCCs of a mono signal.
 
     Returns
