@@ -158,15 +158,22 @@ def embed_catalog_part(
     """
     device = choose_device(device)
     net, _ = load_embedding_model(model, device)
-    cache = PatchCache(cache)
-    kept = [t for t in pd.read_parquet(tracks, columns=["track_id"])["track_id"] if t in cache.position]
-    frames = (cache.frames(p) for p in progress(list(cache.indices(kept)), "indexing"))
-    vectors = embed_tracks(net, frames, n_patches=n_patches, device=device) if kept else []
-    table = pd.DataFrame({"track_id": kept, "embedding": list(vectors)})
+    catalog_ids = pd.read_parquet(tracks, columns=["track_id"])["track_id"]
+    table = _embedded_part(net, PatchCache(cache), catalog_ids, n_patches=n_patches, device=device)
     if output is not None:
         with atomic_output(output) as tmp:
             table.to_parquet(tmp, index=False)
     return table
+
+
+def _embedded_part(
+    net: torch.nn.Module, cache: PatchCache, catalog_ids: Iterable[str], *, n_patches: int, device: torch.device
+) -> pd.DataFrame:
+    """``track_id``, ``embedding`` of the catalog tracks ``cache`` holds, in catalog order."""
+    kept = [t for t in catalog_ids if t in cache.position]
+    frames = (cache.frames(p) for p in progress(list(cache.indices(kept)), "indexing"))
+    vectors = embed_tracks(net, frames, n_patches=n_patches, device=device) if kept else []
+    return pd.DataFrame({"track_id": kept, "embedding": list(vectors)})
 
 
 def read_index_parts(parts: Sequence[str | Path]) -> pd.DataFrame:
@@ -217,16 +224,17 @@ def build_index(
     """
     if (cache is None) == (parts is None):
         raise ValueError("build_index: give the patch cache or the index parts, one of the two")
-    _, identity = load_embedding_model(model, torch.device("cpu"))
-    if parts is None:
+    device = choose_device(device) if parts is None else torch.device("cpu")  # the parts need no network
+    net, identity = load_embedding_model(model, device)
+    catalog = pd.read_parquet(tracks)
+    if parts is None:  # part by part, as the workflow's index_part jobs embed them
         embedded = pd.concat(
-            [embed_catalog_part(model=model, cache=part, tracks=tracks, n_patches=n_patches, device=device)
+            [_embedded_part(net, PatchCache(part), catalog.track_id, n_patches=n_patches, device=device)
              for part in parts_of(cache)],
             ignore_index=True,
         )  # fmt: skip
     else:
         embedded = read_index_parts(parts)
-    catalog = pd.read_parquet(tracks)
     kept = catalog[catalog.track_id.isin(embedded.track_id)].reset_index(drop=True)
     if len(kept) < len(catalog):
         log.warning("%d of %d tracks have no features and are left out", len(catalog) - len(kept), len(catalog))

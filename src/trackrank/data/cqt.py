@@ -67,11 +67,11 @@ class ConstantQ:
         by_hop = max(0, _two_factors(self.hop_length) - self.n_octaves + 1)
         self.early_factor = 2 ** min(by_band, by_hop)
         self.top_sr = self.sr / self.early_factor
-        self.scales = np.sqrt(
-            librosa.filters.wavelet_lengths(
+        if self.early_factor > 1:  # librosa scales by the lengths at the rate it transforms at
+            lengths, _ = librosa.filters.wavelet_lengths(
                 freqs=self.freqs, sr=self.top_sr, window=WINDOW, filter_scale=FILTER_SCALE, gamma=0, alpha=self.alpha
-            )[0]
-        )[:, np.newaxis]
+            )
+        self.scales = np.sqrt(lengths)[:, np.newaxis]
         self._banks: dict[np.dtype, list[Octave]] = {}
 
     def bank(self, dtype: np.dtype) -> list[Octave]:

@@ -116,18 +116,18 @@ class PatchCache:
     """
 
     def __init__(self, files: Cache):
-        parts = parts_of(files)
-        if not parts:
+        self.files = parts_of(files)
+        if not self.files:
             raise ValueError("a feature cache needs at least one part")
-        indexes = [pd.read_parquet(part.index) for part in parts]
-        self.data_paths = [Path(part.data) for part in parts]
+        indexes = [pd.read_parquet(part.index) for part in self.files]
         index = pd.concat(indexes, ignore_index=True)
         self.track_ids: list[str] = index["track_id"].tolist()
         self.position = {t: i for i, t in enumerate(self.track_ids)}
         if len(self.position) < len(self.track_ids):
             twice = index.loc[index["track_id"].duplicated(), "track_id"].iloc[0]
-            raise ValueError(f"track '{twice}' is in more than one cache part ({', '.join(map(str, self.data_paths))})")
-        self.part = np.repeat(np.arange(len(parts)), [len(i) for i in indexes])
+            parts = ", ".join(str(part.data) for part in self.files)
+            raise ValueError(f"track '{twice}' is in more than one cache part ({parts})")
+        self.part = np.repeat(np.arange(len(self.files)), [len(i) for i in indexes])
         self.offsets = index["offset"].to_numpy(np.int64)
         self.n_frames = index["n_frames"].to_numpy(np.int64)
         self._data: list[np.ndarray] | None = None
@@ -136,7 +136,7 @@ class PatchCache:
     def data(self) -> list[np.ndarray]:
         """Each part's frames, memory-mapped on first use in this process."""
         if self._data is None:
-            self._data = [np.load(path, mmap_mode="r") for path in self.data_paths]
+            self._data = [np.load(part.data, mmap_mode="r") for part in self.files]
         return self._data
 
     def __getstate__(self):
@@ -166,9 +166,9 @@ class PatchCache:
         out = np.empty((len(tracks), N_BINS, n_frames), dtype=np.float32)
         lengths = self.n_frames[tracks]
         starts = (rng.random(len(tracks)) * np.maximum(lengths - n_frames + 1, 1)).astype(np.int64)
-        for k, (track, start) in enumerate(zip(tracks, starts)):
-            first = self.offsets[track] + start
-            window = self.data[self.part[track]][first : first + min(n_frames, lengths[k])]
+        data, parts, firsts = self.data, self.part[tracks], self.offsets[tracks] + starts
+        for k, (part, first) in enumerate(zip(parts, firsts)):
+            window = data[part][first : first + min(n_frames, lengths[k])]
             if len(window) < n_frames:  # only for tracks kept shorter than a patch: loop them
                 window = np.resize(window, (n_frames, N_BINS))
             out[k] = window.T

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from trackrank.data.catalog import CatalogFiles
-from trackrank.data.feature_cache import Cache, PatchCache, parts_of
+from trackrank.data.feature_cache import Cache, PatchCache
 from trackrank.digests import file_sha256
 from trackrank.learn.batches import TripletTable
 from trackrank.learn.kinds import kind_of
@@ -87,7 +87,7 @@ def load_training_data(
         validation ranks by S of its estimated tags, so it must be the S of the relevant tracks and of
         the test evaluation, not the built-in default.
     """
-    cache_files, cache = parts_of(cache), PatchCache(cache)
+    cache = PatchCache(cache)
     kind = kind_of(settings)
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
@@ -104,7 +104,7 @@ def load_training_data(
         catalog.tracks,
         catalog.tags,
         catalog.taxonomy,
-        *(part.index for part in cache_files),
+        *(part.index for part in cache.files),
         *as_paths(val_rankings),
     ]
     read += [path for parts in kind.inputs(triplets, train_rankings) for path in as_paths(parts)]
@@ -121,6 +121,6 @@ def load_training_data(
         val_oracle=val_oracle,
         tag_names=list(tags.columns),
         digest=input_digest(
-            read, [part.data for part in cache_files], similarity
+            read, [part.data for part in cache.files], similarity
         ),  # the files just read: a resume needs the same
     )
