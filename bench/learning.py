@@ -90,7 +90,7 @@ def test_metrics(results: Path, config: dict, folder: Path, embedder, model: Pat
     from trackrank.rank.similarity import similarity_settings
 
     cache, catalog = cache_in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
-    test_ids, oracle = test_tracks(catalog, cache.index, **similarity_settings(config))
+    test_ids, oracle = test_tracks(catalog, [part.index for part in cache], **similarity_settings(config))
     embedder(
         model,
         cache,
