@@ -39,7 +39,13 @@ from trackrank.rank.parts import parts_in
 
 
 def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path, config: dict) -> dict:
-    """Train one (variant, seed), embed the test split with 8 patches, evaluate; per-query metrics."""
+    """Train one (variant, seed), embed the test split with 8 patches, evaluate; per-query metrics.
+
+    A (variant, seed) whose folder holds ``result.json`` finished in an earlier run of the bench and is
+    read back, not trained again, so a long experiment cut off resumes where it stopped."""
+    folder = out / name / f"seed{seed}"
+    if (folder / "result.json").exists():
+        return finished_run(folder)
     import torch
 
     torch.set_num_threads(1)
@@ -50,7 +56,6 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     from trackrank.logs import log_to
     from trackrank.rank.similarity import similarity_settings
 
-    folder = out / name / f"seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     log_to(str(folder / "train.log"))
     overrides = dict(overrides)
@@ -80,7 +85,15 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     )
     per_query = test_metrics(results, config, folder, write_embeddings, folder / "model.pt")
     kept = int(history.loc[history["kept"], "epoch"].iloc[0])
-    return {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max()), "per_query": per_query}
+    run = {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max())}
+    (folder / "result.json").write_text(json.dumps(run) + "\n")
+    return {**run, "per_query": per_query}
+
+
+def finished_run(folder: Path) -> dict:
+    """A (variant, seed) an earlier run of the bench finished: its result.json and per-query metrics."""
+    run = json.loads((folder / "result.json").read_text())
+    return {**run, "per_query": pd.read_parquet(folder / "metrics" / "variant.per_query.parquet")}
 
 
 def test_metrics(results: Path, config: dict, folder: Path, embedder, model: Path) -> pd.DataFrame:

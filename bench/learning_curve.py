@@ -104,10 +104,15 @@ def train_and_test(system: str, seed: int, results: Path, out: Path, config: dic
         from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 
         folder = out / "at_trunk" / f"seed{seed}"
+        if (folder / "result.json").exists():  # finished by an earlier run of the bench
+            runs.append(learning.finished_run(folder))
+            return runs
         folder.mkdir(parents=True, exist_ok=True)
         model = out / "at_baseline" / f"seed{seed}" / "model.pt"
         per_query = learning.test_metrics(results, config, folder, write_trunk_embeddings, model)
-        runs.append({"variant": "at_trunk", "seed": seed, "kept": run["kept"], "per_query": per_query})
+        trunk = {"variant": "at_trunk", "seed": seed, "kept": run["kept"], "epochs": run["epochs"]}
+        (folder / "result.json").write_text(json.dumps(trunk) + "\n")
+        runs.append({**trunk, "per_query": per_query})
     return runs
 
 
