@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -10,9 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
+
+from trackrank.data.scores.plan import ScoresSettings
 
 QUERIES = [f"q{i}" for i in range(30)]
 IDS = ["q1", "a", "b", "c <x>", "d"]
+
+#: Tests that render the ``scores`` catalog need FluidSynth and the soundfont of its default settings.
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or not Path(ScoresSettings().soundfont).is_file(),
+    reason="FluidSynth and a General-MIDI soundfont are not installed (apt-get install fluidsynth fluid-soundfont-gm)",
+)
 
 
 def random_tags(n: int = 80, m: int = 24, per_track: int = 5, seed: int = 0) -> np.ndarray:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
+from builders import needs_fluidsynth
 from trackrank.data.catalog import validate_catalog
 from trackrank.data.scores.plan import (
     FAMILIES,
@@ -21,12 +21,6 @@ from trackrank.data.scores.plan import (
     tag_names,
 )
 from trackrank.data.scores.render import arrange, load_score, merge_shards, render_shard, score_notes
-
-SOUNDFONT = ScoresSettings().soundfont
-needs_fluidsynth = pytest.mark.skipif(
-    shutil.which("fluidsynth") is None or not Path(SOUNDFONT).is_file(),
-    reason="FluidSynth and a General-MIDI soundfont are not installed (apt-get install fluidsynth fluid-soundfont-gm)",
-)
 
 
 def test_plan_is_drawn_from_the_seed_and_spreads_tracks_over_many_composers():
