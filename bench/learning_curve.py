@@ -16,8 +16,8 @@ Per size: the mean test MAP@20 and nDCG@20 over seeds, and paired differences (p
 query's values averaged over the seeds first, 95 % Student-t) of every system against
 ``mfcc_stats``, ``untrained`` and ``at_baseline``; ``curve.csv``, ``paired.csv`` and ``curve.png``.
 
-    python bench/learning_curve.py --results results --sizes 150 300 600 1200 0 --seeds 0 1 2 \\
-        --out bench/results/learning_curve            # 0: the whole train split
+    python bench/learning_curve.py --results results --sizes 150 300 600 0 --seeds 0 1 2 \\
+        --systems at_baseline tl_autopool_online --val-patches 2 --out /tmp/curve   # 0: the whole train split
 """
 
 from __future__ import annotations
@@ -172,17 +172,27 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=learning.REPO / "config.yaml")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument(
+        "--val-patches", type=int, help="patches per val track (train.val_patches): fewer for a val split of hundreds"
+    )
     args = parser.parse_args()
     config = learning.load_config(args.config)
+    if args.val_patches:
+        config["train"]["val_patches"] = args.val_patches
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tracks = pd.read_parquet(args.results / "catalog" / "tracks.parquet")
     strategies = sorted({system_spec(s)[1] for s in args.systems} - {None, "online"})
-    jobs = []
+    subsets = {}
     for size, ids in nested_subsets(tracks, args.sizes, args.subset_seed).items():
         folder = args.out / f"train{size}"
-        results = subset_results(args.results, ids, folder, config, strategies)
-        jobs += [(size, system, seed, results, folder) for system in args.systems for seed in args.seeds]
-    jobs += [(0, "untrained", seed, args.results, args.out) for seed in args.seeds]
+        subsets[size] = (subset_results(args.results, ids, folder, config, strategies), folder)
+    # seed by seed, so that a run cut off has whole curves of its first seeds (it resumes the rest)
+    jobs = [
+        job
+        for seed in args.seeds
+        for job in [(0, "untrained", seed, args.results, args.out)]
+        + [(size, system, seed, *subsets[size]) for size in subsets for system in args.systems]
+    ]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
             (size, pool.submit(train_and_test, system, seed, results, folder, config))
