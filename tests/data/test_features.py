@@ -114,12 +114,12 @@ def test_a_shard_skips_an_undecodable_track_and_keeps_the_rest(tmp_path):
 
 def test_shards_partition_the_tracks_stably():
     tracks = pd.DataFrame({"track_id": [f"t{i}" for i in range(200)], "path": "x"})
-    parts = [shard_tracks(tracks, s, 4) for s in range(4)]
+    parts = [shard_tracks(tracks, s, n_shards=4) for s in range(4)]
     assert sorted(sum((list(p.track_id) for p in parts), [])) == sorted(tracks.track_id)
     assert all(len(p) > 20 for p in parts)
     assert shard_of("t17", 4) == shard_of("t17", 4)
     grown = pd.concat([tracks, pd.DataFrame({"track_id": ["new"], "path": "x"})])
-    changed = [s for s in range(4) if list(shard_tracks(grown, s, 4).track_id) != list(parts[s].track_id)]
+    changed = [s for s in range(4) if list(shard_tracks(grown, s, n_shards=4).track_id) != list(parts[s].track_id)]
     assert changed == [shard_of("new", 4)]
 
 

@@ -59,7 +59,7 @@ def test_a_jig_is_in_compound_meter():
 
 
 def test_tags_follow_the_arrangement_and_the_excerpt():
-    excerpt, record = arrange("mozart/k80/movement1.mxl", "classical", 15.0, np.random.default_rng(3))
+    excerpt, record = arrange("mozart/k80/movement1.mxl", "classical", duration_s=15.0, rng=np.random.default_rng(3))
     tags = excerpt_tags(excerpt, "classical")
     assert set(tags) == set(tag_names()) and all(0 <= v <= 1 for v in tags.values())
     assert tags["classical"] == 1 and tags["baroque"] == 0
@@ -70,7 +70,7 @@ def test_tags_follow_the_arrangement_and_the_excerpt():
     assert [int(p) for p in record["programs"].split()] == excerpt.programs
     assert excerpt.notes[:, 0].min() >= 0 and excerpt.notes[:, 0].max() < 15.0
     # a slower, softer, lower arrangement of the same notes reads as slower, softer and lower
-    calmer = arrange("mozart/k80/movement1.mxl", "classical", 15.0, np.random.default_rng(3))[0]
+    calmer = arrange("mozart/k80/movement1.mxl", "classical", duration_s=15.0, rng=np.random.default_rng(3))[0]
     calmer.beat_bpm, calmer.notes[:, 3], calmer.notes[:, 2] = 50.0, 40.0, calmer.notes[:, 2] - 12
     lower = excerpt_tags(calmer, "classical")
     assert (
@@ -124,7 +124,7 @@ def test_a_piece_that_cannot_be_played_is_replaced_by_another_of_its_artist(tmp_
     plan = catalog_plan(settings)
     row = plan[plan.artist == "bach"].head(1).copy()
     row["piece"] = "bach/does-not-exist.mxl"
-    monkeypatch.setattr(render, "render_audio", lambda excerpt, soundfont, rate: np.zeros(10, np.float32))
+    monkeypatch.setattr(render, "render_audio", lambda excerpt, soundfont, sample_rate: np.zeros(10, np.float32))
     monkeypatch.setattr(render, "fluidsynth_command", lambda: "fluidsynth")
     render_shard(row, settings, folder=tmp_path, tags=tmp_path / "t.csv", arrangements=tmp_path / "a.csv")
     played = pd.read_csv(tmp_path / "a.csv")

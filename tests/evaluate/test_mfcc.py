@@ -66,11 +66,11 @@ def test_a_track_that_does_not_decode_is_skipped_with_a_log_line(tmp_path, caplo
 
 def test_standardisation_uses_the_train_tracks_statistics_only():
     stats = pd.DataFrame({0: [0.0, 2.0, 100.0, 3.0], 1: [5.0, 5.0, -7.0, 9.0]}, index=["tr0", "tr1", "val", "te"])
-    embedded = reference_embeddings(stats, ["tr0", "tr1"], ["te", "val"])
+    embedded = reference_embeddings(stats, train_ids=["tr0", "tr1"], test_ids=["te", "val"])
     # train mean (1, 5), std (1, 0 -> 1): the val and test values play no part in them
     np.testing.assert_allclose(embedded, [[2.0, 4.0], [99.0, -12.0]])
     stats.loc["te"] = [1000.0, 1000.0]
-    np.testing.assert_allclose(reference_embeddings(stats, ["tr0", "tr1"], ["val"]), [[99.0, -12.0]])
+    np.testing.assert_allclose(reference_embeddings(stats, train_ids=["tr0", "tr1"], test_ids=["val"]), [[99.0, -12.0]])
 
 
 def test_standardise_refuses_an_empty_train_split():

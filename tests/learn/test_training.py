@@ -520,7 +520,7 @@ def test_the_smoothed_value_of_a_trained_epoch_never_averages_in_the_untrained_n
     from trackrank.learn.training import smoothed
 
     history = [{"epoch": e, "m": v} for e, v in enumerate([0.9, 0.1, 0.2, 0.3, 0.4])]
-    assert smoothed(history[:1], "m", 3) == 0.9
-    assert smoothed(history[:2], "m", 3) == pytest.approx(0.1)
-    assert smoothed(history[:3], "m", 3) == pytest.approx(0.15)
-    assert smoothed(history, "m", 3) == pytest.approx(0.3)
+    assert smoothed(history[:1], "m", window=3) == 0.9
+    assert smoothed(history[:2], "m", window=3) == pytest.approx(0.1)
+    assert smoothed(history[:3], "m", window=3) == pytest.approx(0.15)
+    assert smoothed(history, "m", window=3) == pytest.approx(0.3)

@@ -26,11 +26,11 @@ def oracle_and_ids():
 
 def test_parts_cover_every_anchor_once_in_order():
     assert n_parts(N, PER_JOB) == 7
-    anchors = [a for p in range(n_parts(N, PER_JOB)) for a in part_anchors(p, PER_JOB, N)]
+    anchors = [a for p in range(n_parts(N, PER_JOB)) for a in part_anchors(p, anchors_per_job=PER_JOB, n_anchors=N)]
     assert anchors == list(range(N))
-    assert n_parts(0, PER_JOB) == 1 and list(part_anchors(0, PER_JOB, 0)) == []
+    assert n_parts(0, PER_JOB) == 1 and list(part_anchors(0, anchors_per_job=PER_JOB, n_anchors=0)) == []
     with pytest.raises(ConfigError, match="part 7 does not exist: 45 anchors in blocks of 7 make 7 parts"):
-        part_anchors(7, PER_JOB, N)
+        part_anchors(7, anchors_per_job=PER_JOB, n_anchors=N)
     with pytest.raises(ConfigError, match="ranking.anchors_per_job must be >= 1"):
         n_parts(N, 0)
 
@@ -40,7 +40,7 @@ def part_files(folder, write) -> list:
     paths = []
     for part in range(n_parts(N, PER_JOB)):
         paths.append(folder / f"part-{part:04d}.parquet")
-        write(paths[-1], part_anchors(part, PER_JOB, N))
+        write(paths[-1], part_anchors(part, anchors_per_job=PER_JOB, n_anchors=N))
     return paths
 
 

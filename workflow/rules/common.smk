@@ -69,7 +69,7 @@ def validated_tracks():
 
 def shard_rows(wildcards):
     """(track_id, path) of the shard's tracks."""
-    rows = shard_tracks(validated_tracks()[0], int(wildcards.shard), N_SHARDS)
+    rows = shard_tracks(validated_tracks()[0], int(wildcards.shard), n_shards=N_SHARDS)
     return list(zip(rows["track_id"], rows["path"]))
 
 

@@ -15,6 +15,6 @@ with workflow_step(snakemake.log[0]):
         oracle,
         track_ids,
         dict(snakemake.output.items()),  # strategy -> its table's part
-        anchors=part_anchors(p.part, p.anchors_per_job, len(track_ids)),
+        anchors=part_anchors(p.part, anchors_per_job=p.anchors_per_job, n_anchors=len(track_ids)),
         **p.settings,
     )

@@ -13,6 +13,6 @@ with workflow_step(snakemake.log[0]):
         snakemake.wildcards.split,
         **p.similarity,
     )
-    anchors = part_anchors(p.part, p.anchors_per_job, len(track_ids))
+    anchors = part_anchors(p.part, anchors_per_job=p.anchors_per_job, n_anchors=len(track_ids))
     summary = write_rankings(oracle, track_ids, snakemake.output.rankings, anchors=anchors, **p.settings)
     write_curve(summary, snakemake.output.curve)

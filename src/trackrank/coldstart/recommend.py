@@ -99,9 +99,18 @@ class Recommender:
         """One forward pass on a silent patch, so the first request does not pay the model's warm-up."""
         self.embed(np.full((PATCH_FRAMES, 96), -100.0, dtype=np.float32))
 
-    def recommend(self, path: str | Path, k: int = 10, pad: bool = False, filters: Filters = NO_FILTERS) -> Found:
+    def recommend(self, path: str | Path, *, k: int = 10, pad: bool = False, filters: Filters = NO_FILTERS) -> Found:
         """The ``k`` catalog tracks nearest to the audio file ``path`` that pass ``filters``, with the
-        file's estimated tags where there is a tagger; raises :class:`QueryError`."""
+        file's estimated tags where there is a tagger; raises :class:`QueryError`.
+
+        Parameters
+        ----------
+        path : an audio file (wav, flac, ogg, mp3; any rate and channel count), at least one patch long
+            (11.87 s) unless ``pad``; only its first ``max_duration_s`` seconds are decoded.
+        k : neighbours returned, >= 1 (fewer when fewer tracks pass ``filters``).
+        pad : loop a file shorter than one patch instead of refusing it.
+        filters : tags the neighbours must have or must not have, and a cap per artist.
+        """
         allowed = filters.allowed(self.index)  # an unknown tag is refused before the file is decoded
         cqt = query_cqt(path, pad=pad, max_duration_s=self.max_duration_s)
         vector = self.embed(cqt)
@@ -114,9 +123,16 @@ class Recommender:
             estimated = self.tagger.estimate(cqt, self.n_patches)
         return explained(found, estimated, "estimated by at_baseline")
 
-    def similar(self, track_id: str, k: int = 10, filters: Filters = NO_FILTERS) -> Found:
+    def similar(self, track_id: str, *, k: int = 10, filters: Filters = NO_FILTERS) -> Found:
         """The ``k`` catalog tracks nearest to a catalog track that pass ``filters``, itself left out
-        (KeyError: unknown id)."""
+        (KeyError: unknown id).
+
+        Parameters
+        ----------
+        track_id : a track of the index.
+        k : neighbours returned, >= 1.
+        filters : as :meth:`recommend`'s.
+        """
         vector = self.index.vector(track_id)[None, :]
         own = self.index.tracks.tags.iat[self.index.position[track_id]]
         found = self.index.search(

@@ -132,7 +132,7 @@ def track_cqt(path: str | Path, *, max_duration_s: float | None = None) -> np.nd
     return cqt
 
 
-def min_duration_s(n_frames: int = PATCH_FRAMES, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
+def min_duration_s(*, n_frames: int = PATCH_FRAMES, sr: int = SAMPLE_RATE, hop_length: int = HOP_LENGTH) -> float:
     """Shortest audio (seconds) whose CQT has ``n_frames`` frames: one patch is ~11.87 s."""
     return (n_frames - 1) * hop_length / sr
 
@@ -249,8 +249,8 @@ def shard_settings(config: dict) -> dict:
     return {"short_tracks": config["features"]["short_tracks"]}
 
 
-def shard_tracks(tracks: pd.DataFrame, shard: int, n_shards: int) -> pd.DataFrame:
-    """The rows of ``tracks`` that belong to ``shard``, in catalog order."""
+def shard_tracks(tracks: pd.DataFrame, shard: int, *, n_shards: int) -> pd.DataFrame:
+    """The rows of ``tracks`` that belong to ``shard`` (in [0, ``n_shards``)), in catalog order."""
     return tracks[[shard_of(t, n_shards) == shard for t in tracks["track_id"]]]
 
 
@@ -276,7 +276,7 @@ def run_shard(
     short_tracks : ``reject`` or ``pad`` a track shorter than one patch (11.87 s).
     workers : decoding processes, >= 1.
     """
-    tracks = shard_tracks(pd.read_parquet(tracks_path), shard, n_shards)
+    tracks = shard_tracks(pd.read_parquet(tracks_path), shard, n_shards=n_shards)
     log.info("shard %d/%d: %d tracks, %d worker(s)", shard, n_shards, len(tracks), workers)
     rejected = extract_shard(tracks, output, short_tracks=short_tracks, workers=workers)
     if rejected_path is not None:

@@ -61,8 +61,15 @@ def system_predictions(
     return rank_by_distance(matrix.astype(np.float64), k)
 
 
-def summarise(per_query: pd.DataFrame, system: str, k: int) -> dict:
-    """Mean and 95 % CI half-width of each metric, in percent."""
+def summarise(per_query: pd.DataFrame, system: str, *, k: int) -> dict:
+    """Mean and 95 % CI half-width of each metric, in percent.
+
+    Parameters
+    ----------
+    per_query : one row per query, each metric in [0, 1].
+    system : the row's name in the summary.
+    k : the metrics' cut-off, recorded beside them.
+    """
     summary = {"system": system, "k": k, "n_queries": len(per_query)}
     for name in METRICS:
         mean, half = mean_and_ci(per_query[name].to_numpy())
@@ -112,7 +119,7 @@ def evaluate(
             "track_id": np.asarray(test_ids)[predicted.ravel()],
         }
     )
-    means = summarise(values, system, k)
+    means = summarise(values, system, k=k)
     with atomic_output(predictions) as tmp:
         top_k.to_parquet(tmp, index=False)
     with atomic_output(per_query) as tmp:
@@ -134,7 +141,7 @@ def test_tracks(
 
 
 def split_tracks_with_features(
-    tracks: str | Path, cache_index: str | Path | Sequence[str | Path], split: str
+    tracks: str | Path, cache_index: str | Path | Sequence[str | Path], *, split: str
 ) -> list[str]:
     """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
     :func:`test_tracks`, which every system's embeddings must list in this order."""

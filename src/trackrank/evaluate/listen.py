@@ -37,7 +37,7 @@ audio { height: 2em; }
 """
 
 
-def pick_queries(queries: list[str], n_queries: int, seed: int) -> list[str]:
+def pick_queries(queries: list[str], n_queries: int, *, seed: int) -> list[str]:
     """``n_queries`` of the test queries, seeded, in the catalog order of ``queries``."""
     chosen = np.random.default_rng([seed, 17]).choice(len(queries), min(n_queries, len(queries)), replace=False)
     return [queries[i] for i in sorted(chosen)]
@@ -107,7 +107,7 @@ def listening_page(
     queries = [t for t in ids if all(t in by_query for by_query in retrieved.values())]
     header = "<tr><th>rank</th><th>track</th><th>artist</th><th>grade</th><th>audio</th><th>tags</th></tr>"
     sections = []
-    for query in pick_queries(queries, n_queries, seed):
+    for query in pick_queries(queries, n_queries, seed=seed):
         oracle_first = [ids[i] for i in relevant[ids.index(query)] if i >= 0]
         grade = {t: n_relevant - i for i, t in enumerate(oracle_first)}
         parts = [

@@ -54,8 +54,15 @@ def results_table(summaries: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def markdown_table(table: pd.DataFrame, k: int, title: str) -> str:
-    """Table 2 layout: mean ± CI per metric, then the kept epoch of trained systems ("—" for the others)."""
+def markdown_table(table: pd.DataFrame, *, k: int, title: str) -> str:
+    """Table 2 layout: mean ± CI per metric, then the kept epoch of trained systems ("—" for the others).
+
+    Parameters
+    ----------
+    table : one row per system, the metric means and CI half-widths in percent (:func:`collect_metrics`).
+    k : the cut-off of every metric (``evaluate.k``), named in the header (MAP@k ...).
+    title : the table's Markdown heading.
+    """
     header = "| Model | " + " | ".join(f"{name}@{k}" for name in METRIC_NAMES.values()) + " | kept epoch |"
     lines = [f"# {title}", "", header, "|---" * (len(METRIC_NAMES) + 2) + "|"]
     for _, row in table.iterrows():
@@ -91,8 +98,15 @@ def _bar_colour(system: str) -> str:
     return "tab:gray" if system == "random" else "tab:orange" if system in REFERENCES else "tab:blue"
 
 
-def plot_metric_bars(table: pd.DataFrame, k: int, output: str | Path) -> None:
-    """One panel per metric: a bar per system with its 95 % CI."""
+def plot_metric_bars(table: pd.DataFrame, *, k: int, output: str | Path) -> None:
+    """One panel per metric: a bar per system with its 95 % CI.
+
+    Parameters
+    ----------
+    table : as :func:`markdown_table`'s.
+    k : the metrics' cut-off, in the panel titles.
+    output : the PNG written.
+    """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(METRIC_NAMES), figsize=(3.2 * len(METRIC_NAMES), 3.6), sharey=False)
     for ax, (metric, name) in zip(axes, METRIC_NAMES.items()):
@@ -373,13 +387,15 @@ def write_report(
     table["kept_epoch"] = [kept.get(system, "") for system in table["system"]]
     _write_csv(table, table_csv)
     n_queries = summaries[0]["n_queries"]
-    markdown = markdown_table(table, k, f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %")
+    markdown = markdown_table(
+        table, k=k, title=f"Retrieval on the test split ({n_queries} queries), mean ± 95 % CI, in %"
+    )
     if per_query_files is not None:
         for paired in write_paired(per_query_files, k, csv=paired_csv, md=paired_md):
             if len(paired):
                 markdown += "\n" + paired_markdown(paired, k, baseline=paired["baseline"].iloc[0], level="##")
     _write_text(markdown, table_md)
     _write_text(paper_table_markdown(), paper_md)
-    plot_metric_bars(table, k, bars)
+    plot_metric_bars(table, k=k, output=bars)
     plot_training_curves(histories, curves)
     return table

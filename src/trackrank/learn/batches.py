@@ -138,7 +138,10 @@ class OnlineBatches(SeededBatches):
 
     def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
-        tracks = np.repeat(sample_batch_tracks(self.lookup, self.n_tracks, self.n_positives, rng), self.n_patches)
+        tracks = np.repeat(
+            sample_batch_tracks(self.lookup, n_tracks=self.n_tracks, n_positives=self.n_positives, rng=rng),
+            self.n_patches,
+        )
         patches = self.draw_patches(self.cache, self.train_tracks[tracks], rng)
         return patches, torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
 

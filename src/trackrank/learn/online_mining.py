@@ -101,7 +101,7 @@ class RankLookup:
         return row.indices[(row.data >= 1) & (row.data <= n_positives)]
 
 
-def sample_batch_tracks(lookup: RankLookup, n_tracks: int, n_positives: int, rng: np.random.Generator) -> np.ndarray:
+def sample_batch_tracks(lookup: RankLookup, *, n_tracks: int, n_positives: int, rng: np.random.Generator) -> np.ndarray:
     """``n_tracks`` distinct train tracks: half drawn uniformly, each with one of its first Np."""
     n_tracks = min(n_tracks, lookup.n_tracks)
     chosen: list[int] = []

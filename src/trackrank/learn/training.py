@@ -226,7 +226,7 @@ def train(
     return history
 
 
-def smoothed(history: list[dict], metric: str, window: int) -> float:
+def smoothed(history: list[dict], metric: str, *, window: int) -> float:
     """The mean of ``metric`` over the last ``window`` trained epochs of ``history`` (all of them while
     fewer); epoch 0, the untrained network, is its own: a window of trained epochs that reached back to
     it would carry its value into theirs."""
@@ -240,7 +240,7 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
     metric = f"val_map@{settings.k}"
     state["history"].append(row)
     state["epoch"] = row["epoch"]
-    value = row[f"{metric}_smoothed"] = smoothed(state["history"], metric, settings.smoothing)
+    value = row[f"{metric}_smoothed"] = smoothed(state["history"], metric, window=settings.smoothing)
     if np.isnan(row[metric]):
         log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"], metric)
     # a trained epoch counts once its window is full (the budget's length where that is shorter)

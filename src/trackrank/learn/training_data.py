@@ -98,7 +98,7 @@ def load_training_data(
         log.warning("%d val tracks have no features and are left out of validation", len(val_ids) - len(kept))
     val_ids = [val_ids[i] for i in kept]
     relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, n_relevant=settings.n_relevant)
-    n_positives = split_count(settings.n_positives, len(train_ids), "mining.n_positives")
+    n_positives = split_count(settings.n_positives, len(train_ids), key="mining.n_positives")
     own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
     read = [
         catalog.tracks,

@@ -196,7 +196,7 @@ def anchor_negatives(
     return np.repeat(ranking, n_negatives), negatives.ravel()
 
 
-def split_count(value: float, n_tracks: int, key: str) -> int:
+def split_count(value: float, n_tracks: int, *, key: str) -> int:
     """Np or Nn for a split of ``n_tracks``: a fraction of the split (0 < value < 1) or a count (>= 1).
 
     Why a fraction: the paper's Np = 15 is 0.18 % of its 8,548 train tracks, but 6 % of a
@@ -287,8 +287,8 @@ def write_triplet_tables(
             raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
     n = len(track_ids)
     anchors = range(n) if anchors is None else anchors
-    n_positives = split_count(n_positives, n, "mining.n_positives")
-    n_negatives = split_count(n_negatives, n, "mining.n_negatives")
+    n_positives = split_count(n_positives, n, key="mining.n_positives")
+    n_negatives = split_count(n_negatives, n, key="mining.n_negatives")
     log.info("%s: Np = %d, Nn = %d for a split of %d tracks", ", ".join(outputs), n_positives, n_negatives, n)
     if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
         log.warning(

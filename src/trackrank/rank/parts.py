@@ -30,8 +30,8 @@ def n_parts(n_anchors: int, anchors_per_job: int) -> int:
     return max(1, math.ceil(n_anchors / anchors_per_job))
 
 
-def part_anchors(part: int, anchors_per_job: int, n_anchors: int) -> range:
-    """The anchors (positions in the split) of part ``part``."""
+def part_anchors(part: int, *, anchors_per_job: int, n_anchors: int) -> range:
+    """The anchors (positions in the split) of part ``part``, in [0, n_parts(n_anchors, anchors_per_job))."""
     if not 0 <= part < n_parts(n_anchors, anchors_per_job):
         raise ConfigError(
             f"part {part} does not exist: {n_anchors} anchors in blocks of {anchors_per_job} "

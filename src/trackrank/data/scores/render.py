@@ -128,7 +128,7 @@ def score_notes(score) -> tuple[np.ndarray, str, float, float | None, float]:
     return notes, kind, beat, quarter_bpm, length
 
 
-def arrange(piece: str, period: str, duration_s: float, rng: np.random.Generator) -> tuple[Excerpt, dict]:
+def arrange(piece: str, period: str, *, duration_s: float, rng: np.random.Generator) -> tuple[Excerpt, dict]:
     """An excerpt of ``piece`` arranged from ``rng``: (the excerpt, a record of the arrangement)."""
     score = load_score(piece, rng)
     notes, meter_kind, beat, quarter_bpm, length = score_notes(score)
@@ -228,7 +228,7 @@ def fluidsynth_command() -> str:
     return program
 
 
-def render_audio(excerpt: Excerpt, soundfont: str | Path, sample_rate: int) -> np.ndarray:
+def render_audio(excerpt: Excerpt, soundfont: str | Path, *, sample_rate: int) -> np.ndarray:
     """Mono float32 audio of exactly the excerpt's duration, rendered by FluidSynth."""
     with tempfile.TemporaryDirectory(prefix="trackrank-score-") as tmp:
         midi, wav = Path(tmp) / "excerpt.mid", Path(tmp) / "excerpt.wav"
@@ -265,13 +265,13 @@ def render_shard(
         candidates = [row.piece, *rng.permutation(pool.loc[pool.artist == row.artist, "piece"].to_numpy())[:5]]
         for piece in candidates:
             try:
-                excerpt, record = arrange(piece, row.period, settings.duration_s, rng)
+                excerpt, record = arrange(piece, row.period, duration_s=settings.duration_s, rng=rng)
                 break
             except ScoreError as error:
                 log.warning("track %s: %s; it plays another piece of %s", row.track_id, error, row.artist)
         else:
             raise ScoreError(f"track {row.track_id}: none of {row.artist}'s pieces tried could be played")
-        audio = render_audio(excerpt, soundfont, settings.sample_rate)
+        audio = render_audio(excerpt, soundfont, sample_rate=settings.sample_rate)
         output = Path(folder) / row.path
         output.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(output) as tmp:

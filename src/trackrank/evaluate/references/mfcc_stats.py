@@ -99,7 +99,7 @@ def standardise(matrix: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return (np.asarray(matrix, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
 
 
-def reference_embeddings(stats: pd.DataFrame, train_ids: list[str], test_ids: list[str]) -> np.ndarray:
+def reference_embeddings(stats: pd.DataFrame, *, train_ids: list[str], test_ids: list[str]) -> np.ndarray:
     """(len(test_ids), d): the test tracks' statistics standardised with the train tracks' own.
 
     A test track without statistics (its audio did not decode here) gets the train mean, 0 in
@@ -123,9 +123,9 @@ def write_reference_embeddings(
     The train statistics come from the train tracks that have CQT features too, the tracks the
     learnt systems train on.
     """
-    train_ids = split_tracks_with_features(tracks, cache_index, "train")
-    test_ids = split_tracks_with_features(tracks, cache_index, "test")
-    matrix = reference_embeddings(read_stats(stats_path), train_ids, test_ids)
+    train_ids = split_tracks_with_features(tracks, cache_index, split="train")
+    test_ids = split_tracks_with_features(tracks, cache_index, split="test")
+    matrix = reference_embeddings(read_stats(stats_path), train_ids=train_ids, test_ids=test_ids)
     table = save_embeddings(test_ids, matrix, output, column="embedding")
     log.info("mfcc_stats: %d test tracks standardised with %d train tracks", len(test_ids), len(train_ids))
     return table.to_pandas()
