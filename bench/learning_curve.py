@@ -113,6 +113,12 @@ def train_and_test(system: str, seed: int, results: Path, out: Path, config: dic
     return runs
 
 
+def finished(size: int, system: str, seed: int, results: Path, out: Path) -> bool:
+    """Whether a job of the curve finished in an earlier run of the bench (at_baseline: its trunk's row too)."""
+    names = [system, "at_trunk"] if system == "at_baseline" else [system]
+    return all((out / name / f"seed{seed}" / "result.json").exists() for name in names)
+
+
 def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
     """curve.csv (mean over seeds), paired.csv (against mfcc_stats, untrained, at_baseline), curve.png."""
     by = {}
@@ -175,6 +181,11 @@ def main() -> None:
     parser.add_argument(
         "--val-patches", type=int, help="patches per val track (train.val_patches): fewer for a val split of hundreds"
     )
+    parser.add_argument(
+        "--finished-only",
+        action="store_true",
+        help="report the runs finished so far, training nothing (e.g. while another run of the bench goes on)",
+    )
     args = parser.parse_args()
     config = learning.load_config(args.config)
     if args.val_patches:
@@ -193,6 +204,8 @@ def main() -> None:
         for job in [(0, "untrained", seed, args.results, args.out)]
         + [(size, system, seed, *subsets[size]) for size in subsets for system in args.systems]
     ]
+    if args.finished_only:
+        jobs = [job for job in jobs if finished(*job)]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
             (size, pool.submit(train_and_test, system, seed, results, folder, config))
