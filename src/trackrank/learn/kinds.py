@@ -44,6 +44,7 @@ class SystemKind:
         self,
         settings: TrainSettings,
         cache: PatchCache,
+        *,
         train_ids: list[str],
         tags: pd.DataFrame,
         n_positives: int,
@@ -76,7 +77,7 @@ class Tagger(SystemKind):
 
     reports_active = False
 
-    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
         return {"train_targets": (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
@@ -84,10 +85,10 @@ class Tagger(SystemKind):
             data.cache,
             data.train_tracks,
             data.train_targets,
-            settings.batch_size,
-            settings.batches_per_epoch,
-            settings.seed,
-            epoch,
+            batch_size=settings.batch_size,
+            n_batches=settings.batches_per_epoch,
+            seed=settings.seed,
+            epoch=epoch,
         )
 
     def loss(self, model, batch, data, settings, device):
@@ -129,17 +130,17 @@ class OfflineTriplets(TripletSystem):
     def inputs(self, triplets, train_rankings):
         return [triplets]
 
-    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
         return {"triplets": TripletTable(triplets, cache)}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return TripletBatches(
             data.cache,
             data.triplets,
-            settings.batch_size,
-            settings.batches_per_epoch,
-            settings.seed,
-            epoch,
+            batch_size=settings.batch_size,
+            n_batches=settings.batches_per_epoch,
+            seed=settings.seed,
+            epoch=epoch,
             pairs=settings.offline_pairs,
         )
 
@@ -155,7 +156,7 @@ class OnlineTriplets(TripletSystem):
     def inputs(self, triplets, train_rankings):
         return [train_rankings]
 
-    def read(self, settings, cache, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
         if train_rankings is None:
             raise ConfigError(f"{settings.system} mines online: it needs the train split's rankings")
         ranks = RankLookup(train_rankings, train_ids)
@@ -179,12 +180,12 @@ class OnlineTriplets(TripletSystem):
             data.cache,
             data.train_tracks,
             data.ranks,
-            settings.online_tracks,
-            settings.online_patches,
-            data.n_positives,
-            settings.batches_per_epoch,
-            settings.seed,
-            epoch,
+            n_tracks=settings.online_tracks,
+            n_patches=settings.online_patches,
+            n_positives=data.n_positives,
+            n_batches=settings.batches_per_epoch,
+            seed=settings.seed,
+            epoch=epoch,
         )
 
     def loss(self, model, batch, data, settings, device):

@@ -99,7 +99,15 @@ def load_training_data(
     val_ids = [val_ids[i] for i in kept]
     relevant = relevant_from_rankings(read_parts(val_rankings).to_pandas(), val_ids, n_relevant=settings.n_relevant)
     n_positives = split_count(settings.n_positives, len(train_ids), key="mining.n_positives")
-    own = kind.read(settings, cache, train_ids, tags, n_positives, triplets, train_rankings)
+    own = kind.read(
+        settings,
+        cache,
+        train_ids=train_ids,
+        tags=tags,
+        n_positives=n_positives,
+        triplets=triplets,
+        train_rankings=train_rankings,
+    )
     read = [
         catalog.tracks,
         catalog.tags,
