@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from trackrank.data.scores.plan import ScoresSettings
+from trackrank.learn.settings import TrainSettings
 
 QUERIES = [f"q{i}" for i in range(30)]
 IDS = ["q1", "a", "b", "c <x>", "d"]
@@ -141,3 +142,20 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def tiny_settings(**overrides) -> TrainSettings:
+    """A training run small enough for a test: width 1/32, a few short epochs (``overrides`` change any field)."""
+    values = dict(
+        system="tl_distance",
+        width=0.03125,
+        lr=3e-3,
+        epochs=3,
+        batches_per_epoch=4,
+        val_patches=1,
+        batch_size=6,
+        patience=10,
+        k=5,
+        n_relevant=2,
+    )
+    return TrainSettings(**{**values, **overrides})

@@ -10,13 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from builders import needs_fluidsynth, training_outputs
+from builders import needs_fluidsynth, tiny_settings, training_outputs
 from trackrank.data.catalog import CatalogFiles, ingest
 from trackrank.data.feature_cache import CacheFiles, build_cache
 from trackrank.data.features import extract_shard
 from trackrank.data.scores.plan import ScoresSettings, catalog_plan
 from trackrank.data.scores.render import merge_shards, render_shard
-from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
 from trackrank.learn.training_data import load_training_data
 from trackrank.rank.oracle import write_rankings
@@ -61,9 +60,8 @@ def scores_run(tmp_path_factory):
 def train_on_music(run, folder, lr: float):
     """12 epochs of 10 online-mining steps (12 tracks x 2 patches) on the rendered catalog; its history."""
     torch.set_num_threads(1)
-    settings = TrainSettings(
+    settings = tiny_settings(
         system="tl_online",
-        width=0.03125,
         lr=lr,
         epochs=12,
         batches_per_epoch=10,
@@ -75,7 +73,6 @@ def train_on_music(run, folder, lr: float):
         val_patches=2,
         k=10,
         n_relevant=3,
-        seed=0,
     )
     data = load_training_data(
         settings,

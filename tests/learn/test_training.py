@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from builders import tiny_settings as settings
 from builders import training_outputs
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, PatchCache, build_cache
@@ -66,22 +67,6 @@ def pipeline(tmp_path_factory):
     write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=0)
     write_rankings(train_oracle, train_ids, root / "train.parquet", top_k=10)
     return root
-
-
-def settings(**overrides) -> TrainSettings:
-    values = dict(
-        system="tl_distance",
-        width=0.03125,
-        lr=3e-3,
-        epochs=3,
-        batches_per_epoch=4,
-        val_patches=1,
-        batch_size=6,
-        patience=10,
-        k=5,
-        n_relevant=2,
-    )
-    return TrainSettings(**{**values, **overrides})
 
 
 def data_for(pipeline, s: TrainSettings, similarity: dict | None = None):
