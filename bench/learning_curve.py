@@ -182,6 +182,9 @@ def main() -> None:
         "--val-patches", type=int, help="patches per val track (train.val_patches): fewer for a val split of hundreds"
     )
     parser.add_argument(
+        "--epochs", type=int, help="the step budget, in epochs of train.batches_per_epoch steps (train.epochs)"
+    )
+    parser.add_argument(
         "--finished-only",
         action="store_true",
         help="report the runs finished so far, training nothing (e.g. while another run of the bench goes on)",
@@ -190,6 +193,8 @@ def main() -> None:
     config = learning.load_config(args.config)
     if args.val_patches:
         config["train"]["val_patches"] = args.val_patches
+    if args.epochs:
+        config["train"]["epochs"] = args.epochs
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tracks = pd.read_parquet(args.results / "catalog" / "tracks.parquet")
     strategies = sorted({system_spec(s)[1] for s in args.systems} - {None, "online"})
