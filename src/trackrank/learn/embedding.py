@@ -60,6 +60,16 @@ def track_outputs(
     """Mean model output over ``n_patches`` seeded random patches of each track (``tracks``: cache
     positions), about ``batch_size`` patches per forward pass.
 
+    Parameters
+    ----------
+    model : an embedding network (TL) or a tagger (its outputs are tag likelihoods in (0, 1)).
+    cache, tracks : the patch cache and the cache positions of the tracks to embed.
+    n_patches : patches of 512 frames (11.9 s) per track, >= 1, drawn from ``seed``.
+    seed : the patches' random stream: every system embeds the same patches of a track.
+    batch_size : patches per forward pass: memory (in eval mode a patch's output does not depend on the
+        other patches of its batch, up to float rounding).
+    device : where the forward passes run.
+
     Returns
     -------
     np.ndarray, shape (len(tracks), d or m), float32
@@ -135,7 +145,17 @@ def embed_into(
     device: torch.device,
 ) -> tuple[list[str], np.ndarray, pa.Table]:
     """The track outputs of ``model`` (on ``device``) for the ``track_ids`` that have features, written to
-    ``output`` by :func:`save_embeddings`: (those ids, their (n, d) outputs, the table written)."""
+    ``output`` by :func:`save_embeddings`: (those ids, their (n, d) outputs, the table written).
+
+    Parameters
+    ----------
+    model, cache : the network, already on ``device``, and the patch cache (one part or several).
+    track_ids : the tracks to embed; those without features are left out and logged.
+    output : the Parquet file written (``track_id`` and ``column``).
+    column : the output column's name (``embedding`` or ``tags``).
+    n_patches, seed : as :func:`track_outputs`'s.
+    device : where the forward passes run.
+    """
     cache = PatchCache(cache)
     kept = cache.with_features(track_ids)
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)

@@ -136,7 +136,16 @@ def build_model(
     architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0, *, seed: int | None = None
 ) -> nn.Module:
     """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
-    seed (torch's global generator is seeded first): the network a training run of that seed starts from."""
+    seed (torch's global generator is seeded first): the network a training run of that seed starts from.
+
+    Parameters
+    ----------
+    architecture : ``fcn5_tagger`` (AT), ``triplet`` (TL) or ``autopool_triplet`` (TL with Auto-pool).
+    n_tags : the tagger's outputs, one per tag (its only use).
+    dim : the TL embedding's dimension (paper: 128).
+    width : the factor on every layer's filter count, > 0 (paper: 1; the demo 1/16).
+    seed : the initial weights' seed (None: torch's generator as it stands).
+    """
     if seed is not None:
         torch.manual_seed(seed)
     if architecture == "fcn5_tagger":

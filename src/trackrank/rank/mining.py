@@ -235,7 +235,18 @@ def write_triplets(
     seed: int,
     anchors: range | None = None,
 ) -> int:
-    """One strategy's table (:func:`write_triplet_tables` with one output); the number of triplets."""
+    """One strategy's table (:func:`write_triplet_tables` with one output); the number of triplets.
+
+    Parameters
+    ----------
+    oracle, track_ids : S over one split and the split's track ids, in the oracle's order.
+    output : the Parquet table written (``anchor``, ``positive``, ``negative`` track ids).
+    strategy : ``neighbors``, ``uniform`` or ``distance`` (paper §3.2).
+    n_positives, n_negatives : Np and Nn per anchor: a count (>= 1) or a fraction of the split (< 1).
+    seed : the run's seed; each anchor draws from its own stream of it, so a part equals its rows of
+        the whole table.
+    anchors : the positions of the anchors this job mines (None: every track of the split).
+    """
     counts = write_triplet_tables(
         oracle,
         track_ids,

@@ -268,7 +268,16 @@ def split_oracle(
     category_weights: dict[str, float] | None = None,
 ) -> tuple[list[str], Oracle]:
     """The track ids of one split of a validated catalog (:class:`trackrank.data.catalog.CatalogFiles`) and the
-    Oracle over them."""
+    Oracle over them.
+
+    Parameters
+    ----------
+    catalog : the validated catalog's files (tracks, tags, taxonomy).
+    split : ``train``, ``val`` or ``test``.
+    name : a built-in S: ``category_geometric``, ``soft_jaccard`` or ``weighted_cosine``.
+    function : ``module:function``, a user's own S (overrides ``name``).
+    category_weights : category -> weight >= 0 in ``category_geometric`` (a category not named: 1).
+    """
     from trackrank.data.catalog import load_split_tags
 
     track_ids, tags, taxonomy = load_split_tags(catalog, split)

@@ -54,6 +54,16 @@ def write_trunk_embeddings(
 
     Tracks without features are left out (and logged), as :func:`trackrank.learn.embedding.write_embeddings`
     does, so the ids match the evaluation's test tracks.
+
+    Parameters
+    ----------
+    model_path : a trained auto-tagger's ``model.pt``; its trunk's flattened output
+        (before dropout and the tag layer) embeds.
+    cache : the patch cache (one part or several).
+    track_ids, output : the tracks to embed and the Parquet file written.
+    n_patches : patches per track, averaged (``evaluate.n_patches``).
+    seed : the patches' random stream, as every system's.
+    device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
     device = choose_device(device)
     model, checkpoint = load_model(model_path, device)
