@@ -44,7 +44,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     A (variant, seed) whose folder holds ``result.json`` finished in an earlier run of the bench and is
     read back, not trained again, so a long experiment cut off resumes where it stopped."""
     folder = out / name / f"seed{seed}"
-    if (folder / "result.json").exists():
+    if finished(folder):
         return finished_run(folder)
     import torch
 
@@ -85,9 +85,20 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     )
     per_query = test_metrics(results, config, folder, write_embeddings, folder / "model.pt")
     kept = int(history.loc[history["kept"], "epoch"].iloc[0])
-    run = {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max())}
+    return record_run(
+        folder, {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max())}, per_query
+    )
+
+
+def record_run(folder: Path, run: dict, per_query: pd.DataFrame) -> dict:
+    """Mark a (variant, seed) finished (``result.json`` beside its metrics); the run with its per-query metrics."""
     (folder / "result.json").write_text(json.dumps(run) + "\n")
     return {**run, "per_query": per_query}
+
+
+def finished(folder: Path) -> bool:
+    """Whether the (variant, seed) of ``folder`` finished in an earlier run of the bench."""
+    return (folder / "result.json").exists()
 
 
 def finished_run(folder: Path) -> dict:

@@ -101,22 +101,21 @@ def train_and_test(system: str, seed: int, results: Path, out: Path, config: dic
         from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 
         folder = out / "at_trunk" / f"seed{seed}"
-        if (folder / "result.json").exists():  # finished by an earlier run of the bench
+        if learning.finished(folder):
             runs.append(learning.finished_run(folder))
             return runs
         folder.mkdir(parents=True, exist_ok=True)
         model = out / "at_baseline" / f"seed{seed}" / "model.pt"
         per_query = learning.test_metrics(results, config, folder, write_trunk_embeddings, model)
         trunk = {"variant": "at_trunk", "seed": seed, "kept": run["kept"], "epochs": run["epochs"]}
-        (folder / "result.json").write_text(json.dumps(trunk) + "\n")
-        runs.append({**trunk, "per_query": per_query})
+        runs.append(learning.record_run(folder, trunk, per_query))
     return runs
 
 
 def finished(size: int, system: str, seed: int, results: Path, out: Path) -> bool:
     """Whether a job of the curve finished in an earlier run of the bench (at_baseline: its trunk's row too)."""
     names = [system, "at_trunk"] if system == "at_baseline" else [system]
-    return all((out / name / f"seed{seed}" / "result.json").exists() for name in names)
+    return all(learning.finished(out / name / f"seed{seed}") for name in names)
 
 
 def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
