@@ -159,18 +159,19 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
 
 
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch):
-    s = settings()
+@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["raw weights", "weight average"])
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, ema):
+    s = settings(ema=ema)
     reference = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "straight"))
 
     import trackrank.learn.training as training
 
     real_epoch = training._train_epoch
 
-    def killed_at_epoch_3(model, optimizer, scaler, data, settings, epoch, device):
+    def killed_at_epoch_3(model, optimizer, scaler, data, settings, epoch, device, **average):
         if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return real_epoch(model, optimizer, scaler, data, settings, epoch, device)
+        return real_epoch(model, optimizer, scaler, data, settings, epoch, device, **average)
 
     monkeypatch.setattr(training, "_train_epoch", killed_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
@@ -178,10 +179,40 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["state"]["step"] == 8
     monkeypatch.setattr(training, "_train_epoch", real_epoch)
     calls = []
-    monkeypatch.setattr(training, "_train_epoch", lambda *a: calls.append(a[5]) or real_epoch(*a))
+    monkeypatch.setattr(training, "_train_epoch", lambda *a, **kw: calls.append(a[5]) or real_epoch(*a, **kw))
     resumed = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "resumed"))
     assert calls == [3]  # only the missing epoch ran
     pd.testing.assert_frame_equal(resumed.drop(columns="seconds"), reference.drop(columns="seconds"))
+    kept = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["model"]
+    expected = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["model"]
+    assert all(torch.equal(kept[name], expected[name]) for name in expected)
+
+
+def test_with_a_weight_average_the_average_is_validated_and_kept(pipeline, tmp_path, monkeypatch):
+    """``train.ema``: the network validated, stopped on and kept is the moving average of the weights, not
+    the last step's weights; it has moved from the untrained network."""
+    import trackrank.learn.training as training
+
+    validated = []
+    real_validate = training.validate
+
+    def rising(model, *args):  # every epoch better than the last, so the last epoch is kept
+        validated.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return {**real_validate(model, *args), "val_map@5": len(validated) / 10}
+
+    monkeypatch.setattr(training, "validate", rising)
+    s = settings(epochs=3, batches_per_epoch=3, ema=0.5)
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
+    assert history.loc[history["kept"], "epoch"].tolist() == [3]
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    average = {k.removeprefix("module."): v for k, v in last["average"].items() if k.startswith("module.")}
+    assert set(average) == set(kept)
+    weights = [k for k, v in kept.items() if v.is_floating_point()]
+    assert all(torch.equal(kept[k], average[k]) for k in kept), "the kept network is the average"
+    assert all(torch.equal(kept[k], validated[-1][k]) for k in kept), "... and it is what the last epoch validated"
+    assert not all(torch.equal(kept[k], last["model"][k]) for k in weights), "not the last step's weights"
+    assert not all(torch.equal(kept[k], validated[0][k]) for k in weights), "and not the untrained network"
 
 
 def assert_started_over(history: pd.DataFrame, fresh: pd.DataFrame, run: Path, fresh_run: Path) -> None:

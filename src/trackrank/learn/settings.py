@@ -108,6 +108,7 @@ class TrainSettings:
     aug_gain_db: float = 0.0
     aug_tilt_db: float = 0.0
     aug_stretch: float = 0.0
+    ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
 
     @property
     def augmentation(self) -> Augmentation:
@@ -146,6 +147,7 @@ TRAIN_KEYS = (
     "patience",
     "min_epochs",
     "smoothing",
+    "ema",
     "tag_threshold",
     "val_patches",
     "workers",

@@ -17,10 +17,11 @@ epochs' means are over fewer validations, as noisy as one, and a lucky first epo
 stop the run before its first full window (measured: ``tl_distance``, seed 2, on the scores
 catalog). The kept epoch is the last of the best window, or epoch 0 where no window beat it: the
 most trained network of the best stretch.
-Its weights are kept in ``model.pt``.
+Its weights are kept in ``model.pt``. With ``ema`` set, what is validated, stopped on and kept is an
+exponential moving average of the weights (:func:`weight_average`), not the last step's weights.
 
-Resuming: after every epoch, ``last.pt`` holds the model, optimiser, RNG states and
-history. A rerun (a killed process, a preempted cluster job) starts from it when its
+Resuming: after every epoch, ``last.pt`` holds the model, its weight average, optimiser, RNG states
+and history. A rerun (a killed process, a preempted cluster job) starts from it when its
 settings fingerprint and the digest of the files it trains on both match, so it continues
 from the saved step; a rerun because an input changed (new triplets, rankings, tags, S or
 features) starts over. Checkpoints hold
@@ -41,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from trackrank.atomic import atomic_output
@@ -85,6 +87,17 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
     return model, optimizer, scaler
 
 
+def weight_average(model, settings: TrainSettings) -> AveragedModel | None:
+    """The exponential moving average of the weights (``settings.ema`` per step; None when 0), BatchNorm's
+    running statistics averaged with them, so that the averaged network is whole.
+
+    Why: with a few hundred tagged tracks each step's weights carry the noise of their last batches; their
+    average over the last ~1 / (1 - ema) steps is a smoother network to validate, stop on and keep."""
+    if not settings.ema:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True)
+
+
 def train(
     settings: TrainSettings,
     data: TrainingData,
@@ -112,6 +125,8 @@ def train(
     model_file, history_file, last = Path(model_file), Path(history_file), Path(last_file)
     device = choose_device(settings.device)
     model, optimizer, scaler = _new_state(settings, data, device)
+    average = weight_average(model, settings)
+    evaluated = average.module if average is not None else model  # what is validated and kept
     state = {"epoch": 0, "step": 0, "best": -1.0, "best_epoch": 0, "bad_epochs": 0, "history": []}
     fingerprint = settings.fingerprint()  # once: it may hash the tagger checkpoint a TL trunk starts from
     if last.exists():
@@ -121,6 +136,8 @@ def train(
             model.load_state_dict(checkpoint["model"])
             optimizer.load_state_dict(checkpoint["optimizer"])
             scaler.load_state_dict(checkpoint["scaler"])
+            if average is not None:
+                average.load_state_dict(checkpoint["average"])
             torch.set_rng_state(checkpoint["torch_rng"])
             state = checkpoint["state"]
             log.info("resuming %s from epoch %d (step %d)", settings.system, state["epoch"], state["step"])
@@ -147,7 +164,7 @@ def train(
                 **validate(model, data, settings, device),
                 "seconds": time.perf_counter() - started,
             },
-            model,
+            evaluated,
             settings,
             data,
             model_file,
@@ -155,24 +172,27 @@ def train(
     while state["epoch"] < settings.epochs and not _should_stop(state, settings):
         epoch = state["epoch"] + 1
         started = time.perf_counter()
-        train_loss, active_fraction = _train_epoch(model, optimizer, scaler, data, settings, epoch, device)
+        train_loss, active_fraction = _train_epoch(
+            model, optimizer, scaler, data, settings, epoch, device, average=average
+        )
         state["step"] += settings.batches_per_epoch
         row = {
             "epoch": epoch,
             "step": state["step"],
             "train_loss": train_loss,
-            **validate(model, data, settings, device),
+            **validate(evaluated, data, settings, device),
             "seconds": time.perf_counter() - started,
         }
         if kind_of(settings).reports_active:
             row["active_fraction"] = active_fraction
-        _record_epoch(state, row, model, settings, data, model_file)
+        _record_epoch(state, row, evaluated, settings, data, model_file)
         with atomic_output(last) as tmp:
             torch.save(
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "scaler": scaler.state_dict(),
+                    "average": average.state_dict() if average is not None else None,
                     "torch_rng": torch.get_rng_state(),
                     "state": state,
                     "fingerprint": fingerprint,
@@ -297,9 +317,17 @@ def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, devic
 
 
 def _train_epoch(
-    model, optimizer, scaler, data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device
+    model,
+    optimizer,
+    scaler,
+    data: TrainingData,
+    settings: TrainSettings,
+    epoch: int,
+    device: torch.device,
+    average: AveragedModel | None = None,
 ) -> tuple[float, float]:
-    """One epoch of steps: (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
+    """One epoch of steps, each followed by the weight average's update (``average``, or None):
+    (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
     kind = kind_of(settings)
     losses, active = [], []
@@ -312,5 +340,7 @@ def _train_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        if average is not None:
+            average.update_parameters(model)
         losses.append(loss.item())
     return float(np.mean(losses)), float(np.mean(active)) if active else float("nan")
