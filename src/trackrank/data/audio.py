@@ -64,7 +64,7 @@ def probe_duration(path: str | Path) -> float:
 
 
 def audio_blocks(
-    path: str | Path, sr: int = SAMPLE_RATE, block_s: float = BLOCK_S, *, max_duration_s: float | None = None
+    path: str | Path, *, sr: int = SAMPLE_RATE, block_s: float = BLOCK_S, max_duration_s: float | None = None
 ) -> Iterator[np.ndarray]:
     """Decode ``path`` block by block, mixed to mono and resampled to ``sr``.
 
@@ -127,7 +127,7 @@ def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
     -------
     y : np.ndarray, shape (n_samples,), float32
     """
-    y = np.concatenate(list(audio_blocks(path, sr)))
+    y = np.concatenate(list(audio_blocks(path, sr=sr)))
     if y.size == 0:
         raise AudioError(f"'{path}' holds no audio samples")
     return y

@@ -133,7 +133,7 @@ class AutoPoolTripletNet(nn.Module):
 
 
 def build_model(
-    architecture: str, n_tags: int = 0, dim: int = 128, width: float = 1.0, *, seed: int | None = None
+    architecture: str, *, n_tags: int = 0, dim: int = 128, width: float = 1.0, seed: int | None = None
 ) -> nn.Module:
     """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
     seed (torch's global generator is seeded first): the network a training run of that seed starts from.
