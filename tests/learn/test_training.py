@@ -188,6 +188,28 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     assert all(torch.equal(kept[name], expected[name]) for name in expected)
 
 
+def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():
+    """At first the average follows the weights closely (decay (1 + n) / (10 + n) at the n-th update), so
+    it never mixes the untrained network into a trained one for long; later its decay is ``ema``."""
+    from trackrank.learn.training import weight_average
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    average = weight_average(model, settings(ema=0.99))
+
+    def step_to(value: float) -> float:
+        with torch.no_grad():
+            model.weight.fill_(value)
+        average.update_parameters(model)
+        return average.module.weight.item()
+
+    assert step_to(1.0) == pytest.approx(1.0), "the first update takes the weights"
+    assert step_to(0.0) == pytest.approx(2 / 11), "the second keeps 2/11 of the average"
+    for _ in range(2000):
+        step_to(1.0)
+    assert step_to(0.0) == pytest.approx(0.99), "warmed up: the configured decay"
+    assert weight_average(model, settings(ema=0.0)) is None
+
+
 def test_with_a_weight_average_the_average_is_validated_and_kept(pipeline, tmp_path, monkeypatch):
     """``train.ema``: the network validated, stopped on and kept is the moving average of the weights, not
     the last step's weights; it has moved from the untrained network."""
