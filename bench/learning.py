@@ -13,7 +13,10 @@ run side by side in ``--jobs`` processes of one thread each.
     python bench/learning.py --compare /tmp/learning/at /tmp/other/tl_online   # folders of earlier runs
 
 ``variants.json`` maps a name to ``{"system": ..., <TrainSettings field>: value, ...}``
-(and optionally ``"triplets": path`` for an offline system's table)
+(and optionally ``"triplets": path`` for an offline system's table, or ``"continues": <variant>``:
+this variant resumes that variant's finished run of the same seed from its ``last.pt``, so that a change
+to the stopping rule alone (``epochs``, ``patience``, ``min_epochs``) costs only the epochs it adds, and
+both are the runs they would be on their own: resuming is exact)
 (anything not given comes from ``config.yaml`` as the workflow would set it); the first
 variant is the reference of the paired differences, unless ``--reference`` names one.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -61,10 +65,13 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     overrides = dict(overrides)
     system = overrides.pop("system")
     triplets = overrides.pop("triplets", None)  # another triplet table than the run's (e.g. other Np, Nn)
+    continues = overrides.pop("continues", None)
     fields = {**train_settings(system, config), **overrides, "seed": seed}
     if starts_from_tagger(system):  # unless the variant names another tagger checkpoint
         fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
     settings = TrainSettings(system=system, **fields)
+    if continues:
+        continue_run(out / continues / f"seed{seed}", folder, settings)
     strategy = settings.strategy
     cache, catalog = cache_in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
     data = load_training_data(
@@ -88,6 +95,37 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     return record_run(
         folder, {"variant": name, "seed": seed, "kept": kept, "epochs": int(history["epoch"].max())}, per_query
     )
+
+
+def chains(variants: dict) -> list[list[tuple[str, dict]]]:
+    """The variants in runs of one process each: a variant that ``continues`` another runs after it."""
+    chained: dict[str, list] = {}
+    for name, settings in variants.items():
+        base = settings.get("continues")
+        if base is not None and base not in chained:
+            raise SystemExit(f"variant {name} continues '{base}', which is not listed before it")
+        chained[name] = chained[base] if base is not None else []
+        chained[name].append((name, settings))
+    return list({id(chain): chain for chain in chained.values()}.values())
+
+
+def run_chain(chain: list[tuple[str, dict]], seed: int, results: Path, out: Path, config: dict) -> list[dict]:
+    """:func:`run_variant` for each variant of a chain in turn (one seed)."""
+    return [run_variant(name, settings, seed, results, out, config) for name, settings in chain]
+
+
+def continue_run(earlier: Path, folder: Path, settings) -> None:
+    """Start ``folder`` from the finished run in ``earlier`` (its last.pt, model.pt and history), which
+    ``settings`` must train on the same terms (the same checkpoint fingerprint), so that training resumes."""
+    import torch
+
+    if not finished(earlier):
+        raise SystemExit(f"{earlier}: the run to continue has not finished (run its variant first)")
+    checkpoint = torch.load(earlier / "last.pt", weights_only=True)
+    if checkpoint["fingerprint"] != settings.fingerprint():
+        raise SystemExit(f"{earlier}: trained with other settings than the stopping rule's; it cannot be continued")
+    for name in ("last.pt", "model.pt", "history.csv"):
+        shutil.copy2(earlier / name, folder / name)
 
 
 def record_run(folder: Path, run: dict, per_query: pd.DataFrame) -> dict:
@@ -194,11 +232,11 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
-            pool.submit(run_variant, name, settings, seed, args.results, args.out, config)
-            for name, settings in variants.items()
+            pool.submit(run_chain, chain, seed, args.results, args.out, config)
+            for chain in chains(variants)
             for seed in args.seeds
         ]
-        runs = [f.result() for f in futures]
+        runs = [run for f in futures for run in f.result()]
     report(runs, args.reference or next(iter(variants)), args.out)
 
 
