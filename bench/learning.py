@@ -117,11 +117,11 @@ def run_chain(chain: list[tuple[str, dict]], seed: int, results: Path, out: Path
 def continue_run(earlier: Path, folder: Path, settings) -> None:
     """Start ``folder`` from the finished run in ``earlier`` (its last.pt, model.pt and history), which
     ``settings`` must train on the same terms (the same checkpoint fingerprint), so that training resumes."""
-    import torch
+    from trackrank.learn.checkpoints import load_checkpoint
 
     if not finished(earlier):
         raise SystemExit(f"{earlier}: the run to continue has not finished (run its variant first)")
-    checkpoint = torch.load(earlier / "last.pt", weights_only=True)
+    checkpoint = load_checkpoint(earlier / "last.pt", keys=("fingerprint",))
     if checkpoint["fingerprint"] != settings.fingerprint():
         raise SystemExit(f"{earlier}: trained with other settings than the stopping rule's; it cannot be continued")
     for name in ("last.pt", "model.pt", "history.csv"):

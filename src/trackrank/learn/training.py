@@ -106,11 +106,10 @@ def _warming_average(ema: float):
     """An AveragedModel ``multi_avg_fn``: one update of the moving average with the warmed-up decay."""
 
     def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        n = int(n_averaged)
-        decay = min(ema, (1 + n) / (10 + n))
+        weight = (9.0 / (n_averaged + 10)).clamp(min=1 - ema)  # 1 - decay, on the device: no sync per step
         for mean, value in zip(averaged, current):
             if mean.is_floating_point():
-                mean.lerp_(value, 1 - decay)
+                mean.lerp_(value, weight.to(mean.dtype))
             else:  # BatchNorm's step counter
                 mean.copy_(value)
 
