@@ -164,9 +164,9 @@ def test_metrics(results: Path, config: dict, folder: Path, embedder, model: Pat
     )
     evaluate(
         "variant",
-        test_ids,
-        oracle,
-        run_table(results, "rankings", "test"),
+        test_ids=test_ids,
+        oracle=oracle,
+        test_rankings=run_table(results, "rankings", "test"),
         predictions=folder / "predictions" / "variant.parquet",
         summary=folder / "metrics" / "variant.json",
         per_query=folder / "metrics" / "variant.per_query.parquet",

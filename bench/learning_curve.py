@@ -78,10 +78,10 @@ def subset_results(results: Path, train_ids: list[str], out: Path, config: dict,
     for split in ("val", "test"):
         _link(results / "rankings" / split, folder / "rankings" / split)
     ids, oracle = split_oracle(CatalogFiles.in_folder(folder / "catalog"), "train", **similarity_settings(config))
-    write_rankings(oracle, ids, folder / "rankings" / "train" / "part-0000.parquet", **ranking_settings(config))
+    write_rankings(oracle, ids, output=folder / "rankings" / "train" / "part-0000.parquet", **ranking_settings(config))
     outputs = {s: folder / "triplets" / s / "part-0000.parquet" for s in strategies}
     if outputs:
-        write_triplet_tables(oracle, ids, outputs, **mining_settings(config))
+        write_triplet_tables(oracle, ids, outputs=outputs, **mining_settings(config))
     (folder / "done").write_text(json.dumps({"train_tracks": len(ids)}) + "\n")
     return folder
 

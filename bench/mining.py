@@ -58,11 +58,17 @@ def run_step(args) -> None:
         for anchor in range(oracle.n_tracks):
             oracle.scores(anchor)
     elif args.step == "rankings":
-        write_rankings(oracle, ids, out / "rankings.parquet", top_k=300)
+        write_rankings(oracle, ids, output=out / "rankings.parquet", top_k=300)
         rows = oracle.n_tracks * min(300, oracle.n_tracks - 1)
     else:
         rows = write_triplets(
-            oracle, ids, out / f"{args.step}.parquet", args.step, n_positives=15, n_negatives=250, seed=0
+            oracle,
+            ids,
+            output=out / f"{args.step}.parquet",
+            strategy=args.step,
+            n_positives=15,
+            n_negatives=250,
+            seed=0,
         )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB

@@ -82,10 +82,10 @@ def run_step(tags_file: Path, step: str, n_anchors: int, out: Path) -> dict:
         for anchor in anchors:
             oracle.scores(anchor)
     elif step == "rankings":
-        write_rankings(oracle, ids, out / "rankings.parquet", top_k=300, anchors=anchors)
+        write_rankings(oracle, ids, output=out / "rankings.parquet", top_k=300, anchors=anchors)
     else:  # every strategy in one pass, as a mine_triplets job
         outputs = {strategy: out / f"{strategy}.parquet" for strategy in STRATEGIES}
-        write_triplet_tables(oracle, ids, outputs, n_positives=15, n_negatives=250, seed=0, anchors=anchors)
+        write_triplet_tables(oracle, ids, outputs=outputs, n_positives=15, n_negatives=250, seed=0, anchors=anchors)
     wall = time.perf_counter() - start
     return {
         "step": step,

@@ -89,14 +89,14 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     pq.write_table(shard_table(ids, cqts), root / "shard-000.parquet", **PARQUET_OPTIONS)
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
-    write_rankings(val_oracle, val_ids, root / "rankings" / "val" / "part-0000.parquet")
+    write_rankings(val_oracle, val_ids, output=root / "rankings" / "val" / "part-0000.parquet")
     if strategy:
         train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
         write_triplets(  # the paper's Np, Nn
             train_oracle,
             train_ids,
-            root / "triplets" / strategy / "part-0000.parquet",
-            strategy,
+            output=root / "triplets" / strategy / "part-0000.parquet",
+            strategy=strategy,
             n_positives=15,
             n_negatives=250,
             seed=0,

@@ -56,7 +56,7 @@ def test_rankings_killed_mid_write_leave_no_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(oracle, "scores", killed_after_the_first_chunk)
     with pytest.raises(KeyboardInterrupt):
-        ranking.write_rankings(oracle, [f"t{i}" for i in range(300)], tmp_path / "train.parquet", top_k=10)
+        ranking.write_rankings(oracle, [f"t{i}" for i in range(300)], output=tmp_path / "train.parquet", top_k=10)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -145,7 +145,9 @@ def small_disk(tmp_path):
 def rankings_into(folder: Path) -> None:
     tags = random_tags(n=300, m=12, per_track=3, seed=1)
     oracle = Oracle(tags, np.ones(12), ["Genre"] * 6 + ["Mood"] * 6)
-    ranking.write_rankings(oracle, [f"t{i}" for i in range(300)], folder / "rankings" / "train.parquet", top_k=100)
+    ranking.write_rankings(
+        oracle, [f"t{i}" for i in range(300)], output=folder / "rankings" / "train.parquet", top_k=100
+    )
 
 
 def test_a_real_full_disk_is_a_clear_error_naming_the_output_and_leaves_no_file(small_disk):

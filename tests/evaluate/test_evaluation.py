@@ -46,7 +46,7 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     tags = random_tags(n=40, m=16, per_track=4, seed=5)
     oracle = Oracle(tags, np.ones(16), ["Genre"] * 8 + ["Mood"] * 8)
     ids = [f"t{i}" for i in range(40)]
-    write_rankings(oracle, ids, tmp_path / "test.parquet", top_k=20)
+    write_rankings(oracle, ids, output=tmp_path / "test.parquet", top_k=20)
     pq.write_table(
         pa.table(
             {"track_id": ids, "tags": pa.FixedSizeListArray.from_arrays(pa.array(tags.astype(np.float32).ravel()), 16)}
@@ -55,14 +55,21 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     )
     perfect = evaluate(
         "oracle_tags",
-        ids,
-        oracle,
-        tmp_path / "test.parquet",
+        test_ids=ids,
+        oracle=oracle,
+        test_rankings=tmp_path / "test.parquet",
         **evaluation_outputs(tmp_path, "oracle_tags"),
         embeddings=tmp_path / "oracle_tags.parquet",
         k=10,
     )
-    chance = evaluate("random", ids, oracle, tmp_path / "test.parquet", **evaluation_outputs(tmp_path, "random"), k=10)
+    chance = evaluate(
+        "random",
+        test_ids=ids,
+        oracle=oracle,
+        test_rankings=tmp_path / "test.parquet",
+        **evaluation_outputs(tmp_path, "random"),
+        k=10,
+    )
     assert perfect["map@10"]["mean"] == 100.0 and perfect["n_queries"] == 40
     assert chance["map@10"]["mean"] < 50.0
     predictions = pd.read_parquet(tmp_path / "predictions" / "random.parquet")
@@ -96,6 +103,6 @@ def test_embeddings_that_do_not_align_with_the_test_tracks_are_refused(tmp_path,
     from trackrank.evaluate.evaluation import system_predictions
     from trackrank.learn.embedding import save_embeddings
 
-    save_embeddings(stored, np.eye(len(stored), 4), tmp_path / "e.parquet")
+    save_embeddings(stored, np.eye(len(stored), 4), output=tmp_path / "e.parquet")
     with pytest.raises(ValueError, match="not the 3 test tracks with features, in order"):
         system_predictions(tmp_path / "e.parquet", ["a", "b", "c"], oracle=None, k=2)

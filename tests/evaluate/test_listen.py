@@ -23,7 +23,7 @@ def test_retrieved_tracks_among_the_oracles_first_carry_their_grade(tmp_path):
     page = listening_page(
         tracks[tracks.track_id != "c <x>"],
         tags,
-        rankings,
+        test_rankings=rankings,
         predictions={"tl_x": predictions},
         page_dir=tmp_path,
         n_queries=1,
@@ -38,7 +38,9 @@ def test_retrieved_tracks_among_the_oracles_first_carry_their_grade(tmp_path):
 def test_only_queries_every_system_retrieved_for_are_shown(tmp_path):
     tracks, tags, rankings = tables(tmp_path)
     predictions = pd.DataFrame({"query": ["a", "b"], "rank": [1, 1], "track_id": ["b", "a"]})
-    page = listening_page(tracks, tags, rankings, predictions={"random": predictions}, page_dir=tmp_path, n_queries=10)
+    page = listening_page(
+        tracks, tags, test_rankings=rankings, predictions={"random": predictions}, page_dir=tmp_path, n_queries=10
+    )
     assert re.findall(r'<section id="([^"]+)">', page) == ["a", "b"]
 
 
@@ -48,7 +50,9 @@ def test_players_point_at_the_audio_files_relative_to_the_page(tmp_path):
     page_dir.mkdir(parents=True)
     tracks, tags, rankings = tables(audio_dir)
     predictions = pd.DataFrame({"query": IDS, "rank": 1, "track_id": ["a", "q1", "q1", "q1", "q1"]})
-    page = listening_page(tracks, tags, rankings, predictions={"random": predictions}, page_dir=page_dir, n_queries=5)
+    page = listening_page(
+        tracks, tags, test_rankings=rankings, predictions={"random": predictions}, page_dir=page_dir, n_queries=5
+    )
     sources = re.findall(r'<audio controls preload="none" src="([^"]+)">', page)
     assert len(sources) == 5 * (1 + 4 + 1)  # the query, its 4 other tracks by S, 1 retrieved
     assert all(not source.startswith("/") for source in sources)
@@ -58,7 +62,9 @@ def test_players_point_at_the_audio_files_relative_to_the_page(tmp_path):
 def test_track_ids_are_escaped(tmp_path):
     tracks, tags, rankings = tables(tmp_path)
     predictions = pd.DataFrame({"query": ["c <x>"], "rank": [1], "track_id": ["q1"]})
-    page = listening_page(tracks, tags, rankings, predictions={"random": predictions}, page_dir=tmp_path, n_queries=1)
+    page = listening_page(
+        tracks, tags, test_rankings=rankings, predictions={"random": predictions}, page_dir=tmp_path, n_queries=1
+    )
     assert "c &lt;x&gt;" in page and "c <x>" not in page
 
 

@@ -88,7 +88,9 @@ def test_reference_embeddings_list_the_test_tracks_with_features_in_catalog_orde
     cached = ["tr0", "tr1", "te0", "te1", "te2"]  # nocqt has no CQT features: not evaluated
     pd.DataFrame({"track_id": cached, "offset": 0, "n_frames": 512}).to_parquet(tmp_path / "cache" / "index.parquet")
     stats = np.arange(5 * 40, dtype=np.float32).reshape(5, 40)
-    save_embeddings(["tr0", "tr1", "te2", "te0", "nocqt"], stats, tmp_path / "stats.parquet", column="mfcc_stats")
+    save_embeddings(
+        ["tr0", "tr1", "te2", "te0", "nocqt"], stats, output=tmp_path / "stats.parquet", column="mfcc_stats"
+    )
     with caplog.at_level(logging.WARNING):
         write_reference_embeddings(
             tmp_path / "stats.parquet",

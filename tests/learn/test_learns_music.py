@@ -53,7 +53,7 @@ def scores_run(tmp_path_factory):
     build_cache([run / "shard-000.parquet"], CacheFiles.in_folder(run / "cache"))
     for split in ("train", "val"):
         ids, oracle = split_oracle(CatalogFiles.in_folder(run), split)
-        write_rankings(oracle, ids, run / f"{split}.rankings.parquet", top_k=30)
+        write_rankings(oracle, ids, output=run / f"{split}.rankings.parquet", top_k=30)
     return run
 
 

@@ -62,10 +62,18 @@ def pipeline(tmp_path_factory):
     pq.write_table(shard_table(ids, matrices), root / "shard-000.parquet", **PARQUET_OPTIONS)
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
-    write_rankings(val_oracle, val_ids, root / "val.parquet", top_k=10)
+    write_rankings(val_oracle, val_ids, output=root / "val.parquet", top_k=10)
     train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
-    write_triplets(train_oracle, train_ids, root / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=0)
-    write_rankings(train_oracle, train_ids, root / "train.parquet", top_k=10)
+    write_triplets(
+        train_oracle,
+        train_ids,
+        output=root / "triplets.parquet",
+        strategy="distance",
+        n_positives=3,
+        n_negatives=6,
+        seed=0,
+    )
+    write_rankings(train_oracle, train_ids, output=root / "train.parquet", top_k=10)
     return root
 
 
@@ -267,11 +275,17 @@ def changed_inputs(pipeline, folder: Path, change: str) -> dict | None:
     if change == "triplets":  # mined anew with another seed
         train_ids, train_oracle = split_oracle(catalog, "train")
         write_triplets(
-            train_oracle, train_ids, folder / "triplets.parquet", "distance", n_positives=3, n_negatives=6, seed=1
+            train_oracle,
+            train_ids,
+            output=folder / "triplets.parquet",
+            strategy="distance",
+            n_positives=3,
+            n_negatives=6,
+            seed=1,
         )
     elif change == "val rankings":  # ranked by another S
         val_ids, val_oracle = split_oracle(catalog, "val", name="soft_jaccard")
-        write_rankings(val_oracle, val_ids, folder / "val.parquet", top_k=10)
+        write_rankings(val_oracle, val_ids, output=folder / "val.parquet", top_k=10)
     elif change == "tags":
         tags = pd.read_parquet(catalog.tags)
         tags["calm"] = tags["calm"].to_numpy()[::-1]
@@ -339,7 +353,7 @@ def hidden_pipeline(tmp_path_factory):
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     for name in ("train", "val"):
         split_ids, oracle = split_oracle(CatalogFiles.in_folder(catalog), name)
-        write_rankings(oracle, split_ids, root / f"{name}.parquet", top_k=20)
+        write_rankings(oracle, split_ids, output=root / f"{name}.parquet", top_k=20)
     return root
 
 
@@ -376,7 +390,7 @@ def test_offline_training_on_several_pairs_per_batch_ranks_the_val_split_better_
     pair x 12 negatives stays at or below 0.21, and so did 12 pairs while tied tracks were negatives."""
     train_ids, oracle = split_oracle(CatalogFiles.in_folder(hidden_pipeline / "catalog"), "train")
     triplets = tmp_path / "distance.parquet"
-    write_triplets(oracle, train_ids, triplets, "distance", n_positives=7, n_negatives=12, seed=0)
+    write_triplets(oracle, train_ids, output=triplets, strategy="distance", n_positives=7, n_negatives=12, seed=0)
     untrained, kept, _ = train_on_hidden(hidden_pipeline, tmp_path, triplets, epochs=8, batch_size=12, offline_pairs=12)
     assert kept["epoch"] > 1 and kept["val_map@10"] > untrained + 0.1, "a clear gain, not noise"
 

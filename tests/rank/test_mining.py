@@ -26,7 +26,13 @@ def oracle():
 def mined(oracle, strategy, tmp_path, n_negatives=NN, seed=0) -> pd.DataFrame:
     ids = [f"t{i:03d}" for i in range(N)]
     write_triplets(
-        oracle, ids, tmp_path / f"{strategy}.parquet", strategy, n_positives=NP, n_negatives=n_negatives, seed=seed
+        oracle,
+        ids,
+        output=tmp_path / f"{strategy}.parquet",
+        strategy=strategy,
+        n_positives=NP,
+        n_negatives=n_negatives,
+        seed=seed,
     )
     table = pd.read_parquet(tmp_path / f"{strategy}.parquet")
     return table.apply(lambda column: column.astype(str).str[1:].astype(int))
@@ -129,13 +135,19 @@ def test_distance_draws_follow_s_after_the_positive(oracle):
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_same_config_same_table_bit_for_bit(oracle, strategy, tmp_path, monkeypatch):
     ids = [f"t{i:03d}" for i in range(N)]
-    write_triplets(oracle, ids, tmp_path / "a.parquet", strategy, n_positives=NP, n_negatives=NN, seed=7)
+    write_triplets(
+        oracle, ids, output=tmp_path / "a.parquet", strategy=strategy, n_positives=NP, n_negatives=NN, seed=7
+    )
     monkeypatch.setattr("trackrank.rank.mining.CHUNK_ANCHORS", 7)  # another chunking, same table
-    write_triplets(oracle, ids, tmp_path / "b.parquet", strategy, n_positives=NP, n_negatives=NN, seed=7)
+    write_triplets(
+        oracle, ids, output=tmp_path / "b.parquet", strategy=strategy, n_positives=NP, n_negatives=NN, seed=7
+    )
     digest = lambda p: hashlib.sha256(pd.read_parquet(p).to_csv().encode()).hexdigest()  # noqa: E731
     assert digest(tmp_path / "a.parquet") == digest(tmp_path / "b.parquet")
     if strategy != "neighbors":
-        write_triplets(oracle, ids, tmp_path / "c.parquet", strategy, n_positives=NP, n_negatives=NN, seed=8)
+        write_triplets(
+            oracle, ids, output=tmp_path / "c.parquet", strategy=strategy, n_positives=NP, n_negatives=NN, seed=8
+        )
         assert digest(tmp_path / "a.parquet") != digest(tmp_path / "c.parquet")
 
 
@@ -147,7 +159,9 @@ def test_anchor_streams_differ_by_strategy_and_anchor():
 def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(oracle, tmp_path, caplog):
     ids = [f"t{i:03d}" for i in range(N)]
     small = Oracle(oracle.tags[:8], np.ones(30), oracle.categories)
-    write_triplets(small, ids[:8], tmp_path / "uniform.parquet", "uniform", n_positives=15, n_negatives=4, seed=0)
+    write_triplets(
+        small, ids[:8], output=tmp_path / "uniform.parquet", strategy="uniform", n_positives=15, n_negatives=4, seed=0
+    )
     warnings = [r for r in caplog.records if "mining.n_positives" in r.getMessage()]
     assert len(warnings) == 1 and getattr(warnings[0], "console", False)
     assert "mining.n_positives = 15 is more than a split of 8 tracks can supply (at most 6" in warnings[0].getMessage()
@@ -155,7 +169,9 @@ def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(
         0 < len(pd.read_parquet(tmp_path / "uniform.parquet")) <= 8 * 6 * 4
     )  # the run goes on with what it can (ties: fewer)
     caplog.clear()
-    write_triplets(small, ids[:8], tmp_path / "fits.parquet", "uniform", n_positives=6, n_negatives=4, seed=0)
+    write_triplets(
+        small, ids[:8], output=tmp_path / "fits.parquet", strategy="uniform", n_positives=6, n_negatives=4, seed=0
+    )
     assert "mining.n_positives" not in caplog.text
 
 

@@ -37,7 +37,7 @@ def oracle_and_ids():
 def test_chunked_rankings_equal_the_dense_reference(oracle_and_ids, tmp_path, monkeypatch):
     oracle, ids = oracle_and_ids
     monkeypatch.setattr("trackrank.rank.oracle.CHUNK_ANCHORS", 16)  # several chunks
-    summary = write_rankings(oracle, ids, tmp_path / "r.parquet", top_k=25)
+    summary = write_rankings(oracle, ids, output=tmp_path / "r.parquet", top_k=25)
     table = pd.read_parquet(tmp_path / "r.parquet")
     assert list(table.columns) == ["anchor", "rank", "other", "score"]
     dense = np.stack([oracle.reference_scores(a) for a in range(70)])
@@ -58,7 +58,7 @@ def test_chunked_rankings_equal_the_dense_reference(oracle_and_ids, tmp_path, mo
 
 def test_rankings_store_top_k_rows_per_anchor(oracle_and_ids, tmp_path):
     oracle, ids = oracle_and_ids
-    write_rankings(oracle, ids, tmp_path / "r.parquet", top_k=10)
+    write_rankings(oracle, ids, output=tmp_path / "r.parquet", top_k=10)
     table = pd.read_parquet(tmp_path / "r.parquet")
     assert len(table) == 70 * 10
     assert (table.groupby("anchor", observed=True)["rank"].max() == 10).all()

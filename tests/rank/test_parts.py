@@ -46,12 +46,12 @@ def part_files(folder, write) -> list:
 
 def test_sharded_rankings_equal_the_unsharded_table_and_curve(oracle_and_ids, tmp_path):
     oracle, ids = oracle_and_ids
-    whole = write_rankings(oracle, ids, tmp_path / "whole.parquet", top_k=10)
+    whole = write_rankings(oracle, ids, output=tmp_path / "whole.parquet", top_k=10)
     sums = []
 
     def write(path, anchors):
         sums.append(path.with_suffix(".curve.csv"))
-        write_curve(write_rankings(oracle, ids, path, top_k=10, anchors=anchors), sums[-1])
+        write_curve(write_rankings(oracle, ids, output=path, top_k=10, anchors=anchors), sums[-1])
 
     parts = part_files(tmp_path, write)
     assert read_parts(parts).equals(pq.read_table(tmp_path / "whole.parquet"))
@@ -63,11 +63,11 @@ def test_sharded_rankings_equal_the_unsharded_table_and_curve(oracle_and_ids, tm
 def test_sharded_triplets_equal_the_unsharded_table(oracle_and_ids, strategy, tmp_path):
     oracle, ids = oracle_and_ids
     settings = {"n_positives": 3, "n_negatives": 4, "seed": 5}
-    total = write_triplets(oracle, ids, tmp_path / "whole.parquet", strategy, **settings)
+    total = write_triplets(oracle, ids, output=tmp_path / "whole.parquet", strategy=strategy, **settings)
     counts = []
 
     def write(path, anchors):
-        counts.append(write_triplets(oracle, ids, path, strategy, anchors=anchors, **settings))
+        counts.append(write_triplets(oracle, ids, output=path, strategy=strategy, anchors=anchors, **settings))
 
     parts = part_files(tmp_path, write)
     assert sum(counts) == total > 0
@@ -78,8 +78,11 @@ def test_mining_every_strategy_in_one_pass_writes_each_strategys_own_table(oracl
     oracle, ids = oracle_and_ids
     settings = {"n_positives": 3, "n_negatives": 4, "seed": 5}
     outputs = {strategy: tmp_path / f"{strategy}.parquet" for strategy in STRATEGIES}
-    counts = write_triplet_tables(oracle, ids, outputs, anchors=range(10, 30), **settings)
+    counts = write_triplet_tables(oracle, ids, outputs=outputs, anchors=range(10, 30), **settings)
     for strategy in STRATEGIES:
         alone = tmp_path / f"{strategy}.alone.parquet"
-        assert write_triplets(oracle, ids, alone, strategy, anchors=range(10, 30), **settings) == counts[strategy]
+        assert (
+            write_triplets(oracle, ids, output=alone, strategy=strategy, anchors=range(10, 30), **settings)
+            == counts[strategy]
+        )
         assert pq.read_table(outputs[strategy]).equals(pq.read_table(alone)), strategy

@@ -10,9 +10,9 @@ with workflow_step(snakemake.log[0]):
     test_ids, oracle = test_tracks(catalog, snakemake.input.cache_index, **p.similarity)
     evaluate(
         snakemake.wildcards.system,
-        test_ids,
-        oracle,
-        snakemake.input.rankings,
+        test_ids=test_ids,
+        oracle=oracle,
+        test_rankings=snakemake.input.rankings,
         predictions=out.predictions,
         summary=out.summary,
         per_query=out.per_query,

@@ -14,7 +14,7 @@ with workflow_step(snakemake.log[0]):
     write_triplet_tables(
         oracle,
         track_ids,
-        dict(snakemake.output.items()),  # strategy -> its table's part
+        outputs=dict(snakemake.output.items()),  # strategy -> its table's part
         anchors=part_anchors(p.part, anchors_per_job=p.anchors_per_job, n_anchors=len(track_ids)),
         **p.settings,
     )

@@ -14,5 +14,5 @@ with workflow_step(snakemake.log[0]):
         **p.similarity,
     )
     anchors = part_anchors(p.part, anchors_per_job=p.anchors_per_job, n_anchors=len(track_ids))
-    summary = write_rankings(oracle, track_ids, snakemake.output.rankings, anchors=anchors, **p.settings)
+    summary = write_rankings(oracle, track_ids, output=snakemake.output.rankings, anchors=anchors, **p.settings)
     write_curve(summary, snakemake.output.curve)

@@ -79,10 +79,10 @@ def summarise(per_query: pd.DataFrame, system: str, *, k: int) -> dict:
 
 def evaluate(
     system: str,
+    *,
     test_ids: list[str],
     oracle,
     test_rankings: TableParts,
-    *,
     predictions: str | Path,
     summary: str | Path,
     per_query: str | Path,

@@ -72,8 +72,8 @@ def _track_rows(
 def listening_page(
     tracks: pd.DataFrame,
     tags: pd.DataFrame,
-    test_rankings: pd.DataFrame,
     *,
+    test_rankings: pd.DataFrame,
     predictions: dict[str, pd.DataFrame],
     page_dir: str | Path,
     n_queries: int = 10,
@@ -175,7 +175,7 @@ def write_listening_page(
     page = listening_page(
         pd.read_parquet(tracks_file),
         pd.read_parquet(tags_file).set_index("track_id"),
-        read_parts(test_rankings_file).to_pandas(),
+        test_rankings=read_parts(test_rankings_file).to_pandas(),
         predictions=predictions,
         page_dir=output.parent,
         n_queries=n_queries,

@@ -127,7 +127,7 @@ def write_embeddings(
     model, checkpoint = load_model(model_path, device)
     column = "tags" if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger" else "embedding"
     kept, _, table = embed_into(
-        model, cache, track_ids, output, column=column, n_patches=n_patches, seed=seed, device=device
+        model, cache, track_ids=track_ids, output=output, column=column, n_patches=n_patches, seed=seed, device=device
     )
     log.info("embedded %d tracks with %s (%d patches each) on %s", len(kept), model_path, n_patches, device)
     return table.to_pandas()
@@ -136,9 +136,9 @@ def write_embeddings(
 def embed_into(
     model: torch.nn.Module,
     cache: Cache,
+    *,
     track_ids: list[str],
     output: str | Path,
-    *,
     column: str,
     n_patches: int,
     seed: int,
@@ -159,11 +159,11 @@ def embed_into(
     cache = PatchCache(cache)
     kept = cache.with_features(track_ids)
     outputs = track_outputs(model, cache, cache.indices(kept), n_patches=n_patches, seed=seed, device=device)
-    return kept, outputs, save_embeddings(kept, outputs, output, column=column)
+    return kept, outputs, save_embeddings(kept, outputs, output=output, column=column)
 
 
 def save_embeddings(
-    track_ids: list[str], matrix: np.ndarray, output: str | Path, *, column: str = "embedding"
+    track_ids: list[str], matrix: np.ndarray, *, output: str | Path, column: str = "embedding"
 ) -> pa.Table:
     """Write one row per track, ``track_id`` and ``column`` (fixed_size_list<float32, d>), to Parquet.
 

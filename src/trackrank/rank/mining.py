@@ -227,9 +227,9 @@ def anchor_rng(seed: int, strategy: str, anchor: int) -> np.random.Generator:
 def write_triplets(
     oracle: Oracle,
     track_ids: list[str],
+    *,
     output: str | Path,
     strategy: str,
-    *,
     n_positives: float,
     n_negatives: float,
     seed: int,
@@ -250,7 +250,7 @@ def write_triplets(
     counts = write_triplet_tables(
         oracle,
         track_ids,
-        {strategy: output},
+        outputs={strategy: output},
         n_positives=n_positives,
         n_negatives=n_negatives,
         seed=seed,
@@ -262,8 +262,8 @@ def write_triplets(
 def write_triplet_tables(
     oracle: Oracle,
     track_ids: list[str],
-    outputs: dict[str, str | Path],
     *,
+    outputs: dict[str, str | Path],
     n_positives: float,
     n_negatives: float,
     seed: int,

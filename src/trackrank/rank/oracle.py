@@ -91,7 +91,7 @@ def ranking_settings(config: dict) -> dict:
 
 
 def write_rankings(
-    oracle: Oracle, track_ids: list[str], output: str | Path, *, top_k: int = 300, anchors: range | None = None
+    oracle: Oracle, track_ids: list[str], *, output: str | Path, top_k: int = 300, anchors: range | None = None
 ) -> RankingSummary:
     """Rank tracks of the set (``anchors``, default all) against all others; write the top ``top_k`` of each.
 

@@ -75,8 +75,8 @@ def write_trunk_embeddings(
     kept, outputs, table = embed_into(
         TrunkEmbedding(model),
         cache,
-        track_ids,
-        output,
+        track_ids=track_ids,
+        output=output,
         column="embedding",
         n_patches=n_patches,
         seed=seed,

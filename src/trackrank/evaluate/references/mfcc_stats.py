@@ -71,7 +71,7 @@ def write_stats(tracks: pd.DataFrame, output: str | Path, *, workers: int = 1) -
         ids.append(track_id)
         vectors.append(stats)
     matrix = np.stack(vectors) if vectors else np.zeros((0, 2 * N_MFCC), np.float32)
-    save_embeddings(ids, matrix, output, column=COLUMN)
+    save_embeddings(ids, matrix, output=output, column=COLUMN)
     log.info("%s: MFCC statistics of %d tracks, %d skipped", output, len(ids), len(rejected))
     return pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
@@ -126,6 +126,6 @@ def write_reference_embeddings(
     train_ids = split_tracks_with_features(tracks, cache_index, split="train")
     test_ids = split_tracks_with_features(tracks, cache_index, split="test")
     matrix = reference_embeddings(read_stats(stats_path), train_ids=train_ids, test_ids=test_ids)
-    table = save_embeddings(test_ids, matrix, output, column="embedding")
+    table = save_embeddings(test_ids, matrix, output=output, column="embedding")
     log.info("mfcc_stats: %d test tracks standardised with %d train tracks", len(test_ids), len(train_ids))
     return table.to_pandas()

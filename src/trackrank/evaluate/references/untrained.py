@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 def write_untrained_embeddings(
     cache: Cache,
     track_ids: list[str],
-    output: str | Path,
     *,
+    output: str | Path,
     width: float = 1.0,
     dim: int = 128,
     n_patches: int = 8,
@@ -46,7 +46,14 @@ def write_untrained_embeddings(
     device = choose_device(device)
     model = build_model("triplet", dim=dim, width=width, seed=seed).to(device)
     kept, _, table = embed_into(
-        model, cache, track_ids, output, column="embedding", n_patches=n_patches, seed=seed, device=device
+        model,
+        cache,
+        track_ids=track_ids,
+        output=output,
+        column="embedding",
+        n_patches=n_patches,
+        seed=seed,
+        device=device,
     )
     log.info(
         "untrained: embedded %d tracks with the TL network of seed %d at width %g on %s", len(kept), seed, width, device
