@@ -167,9 +167,13 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.8], ids=["raw weights", "weight average"])
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, ema):
-    s = settings(ema=ema)
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"ema": 0.8}, {"warmup_steps": 10}],
+    ids=["raw weights", "weight average", "learning-rate warm-up past the interruption"],
+)
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, options):
+    s = settings(**options)
     reference = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "straight"))
 
     import trackrank.learn.training as training
@@ -194,6 +198,30 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     kept = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["model"]
     expected = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(kept[name], expected[name]) for name in expected)
+
+
+def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monkeypatch):
+    """``train.warmup_steps``: the optimiser steps at lr / W, 2 lr / W, ..., then at lr, counted over the
+    run's steps across epochs; without it every step is at lr."""
+    from trackrank.learn.training import learning_rate
+
+    s = settings(lr=1e-3, warmup_steps=4, epochs=2, batches_per_epoch=3)
+    assert [learning_rate(s, step) for step in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
+    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    seen.clear()
+    train(
+        settings(lr=1e-3, epochs=1, batches_per_epoch=3), data_for(pipeline, s), **training_outputs(tmp_path / "cold")
+    )
+    assert seen == pytest.approx([1e-3] * 3)
 
 
 def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():

@@ -109,6 +109,9 @@ class TrainSettings:
     aug_tilt_db: float = 0.0
     aug_stretch: float = 0.0
     ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
+    warmup_steps: int = (
+        0  # the learning rate rises linearly from lr / warmup_steps to lr over these first steps; 0: off
+    )
 
     @property
     def augmentation(self) -> Augmentation:
@@ -148,6 +151,7 @@ TRAIN_KEYS = (
     "min_epochs",
     "smoothing",
     "ema",
+    "warmup_steps",
     "tag_threshold",
     "val_patches",
     "workers",

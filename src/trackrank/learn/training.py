@@ -191,7 +191,7 @@ def train(
         epoch = state["epoch"] + 1
         started = time.perf_counter()
         train_loss, active_fraction = _train_epoch(
-            model, optimizer, scaler, data, settings, epoch, device, average=average
+            model, optimizer, scaler, data, settings, epoch, device, average=average, first_step=state["step"]
         )
         state["step"] += settings.batches_per_epoch
         row = {
@@ -321,6 +321,18 @@ def _should_stop(state: dict, settings: TrainSettings) -> bool:
     return state["epoch"] >= settings.min_epochs and state["bad_epochs"] >= settings.patience
 
 
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """The learning rate of the run's step ``step`` (0-based): ``lr``, reached linearly over the first
+    ``warmup_steps`` steps (``lr / warmup_steps`` at step 0).
+
+    Why: the untrained network is already a fair embedding of music, and on ``scores`` the first
+    epochs at full-size Adam steps make validation worse before it climbs back; smaller first steps
+    may keep what its random features carry while the network starts to move."""
+    if step >= settings.warmup_steps:
+        return settings.lr
+    return settings.lr * (step + 1) / settings.warmup_steps
+
+
 def epoch_batches(data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device) -> DataLoader:
     """The epoch's mini-batches, augmented as the settings say, built by ``settings.workers`` DataLoader processes."""
     dataset = kind_of(settings).batches(data, settings, epoch)
@@ -343,13 +355,18 @@ def _train_epoch(
     epoch: int,
     device: torch.device,
     average: AveragedModel | None = None,
+    first_step: int = 0,
 ) -> tuple[float, float]:
-    """One epoch of steps, each followed by the weight average's update (``average``, or None):
+    """One epoch of steps, each followed by the weight average's update (``average``, or None), the
+    first of them the run's step ``first_step`` (0-based; the learning rate's warm-up follows it):
     (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
     kind = kind_of(settings)
     losses, active = [], []
-    for batch in epoch_batches(data, settings, epoch, device):
+    for step, batch in enumerate(epoch_batches(data, settings, epoch, device), start=first_step):
+        if settings.warmup_steps:
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(settings, step)
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             loss, fraction = kind.loss(model, batch, data, settings, device)
         if fraction is not None:
