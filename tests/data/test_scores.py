@@ -34,6 +34,15 @@ def test_plan_is_drawn_from_the_seed_and_spreads_tracks_over_many_composers():
     assert sorted(plan["shard"].unique()) == [0, 1, 2, 3]
 
 
+def test_a_pieces_tracks_share_one_render_shard_and_shards_stay_balanced():
+    """A shard parses each of its scores once, so a piece replayed by several tracks goes to one shard;
+    the shards' sizes still differ by at most one piece's tracks."""
+    plan = catalog_plan(ScoresSettings(n_tracks=400, n_shards=3))
+    assert (plan.groupby("piece")["shard"].nunique() == 1).all()
+    sizes = plan["shard"].value_counts()
+    assert len(sizes) == 3 and sizes.max() - sizes.min() <= plan["piece"].value_counts().max()
+
+
 @pytest.mark.parametrize(
     ("piece", "mode", "meter"),
     [
@@ -114,6 +123,28 @@ def test_rendered_shards_make_a_valid_user_catalog_and_the_same_bytes_twice(tmp_
         audio, rate = sf.read(folder / row.path)
         assert rate == settings.sample_rate and len(audio) == int(settings.duration_s * rate)
         assert 0.005 < np.sqrt(np.mean(audio**2)) and np.abs(audio).max() <= 0.99  # music, not silence or clipping
+
+
+@needs_fluidsynth
+def test_tracks_of_one_piece_render_the_same_bytes_from_a_shared_parse_as_each_from_its_own(tmp_path):
+    """A shard parses a piece once for all its tracks (the parse is cached): arranging one track must not
+    change the score the next one arranges."""
+    from trackrank.data.scores.render import parse_piece
+
+    settings = ScoresSettings(n_tracks=400, duration_s=5.0)
+    plan = catalog_plan(settings)
+    tracks = plan[plan.piece == "schoenberg/opus19/movement2.mxl"].head(3)
+    assert len(tracks) == 3
+    shared = tmp_path / "shared"
+    render_shard(tracks, settings, folder=shared, tags=tmp_path / "s.csv", arrangements=tmp_path / "sa.csv")
+    alone = tmp_path / "alone"
+    for i in range(len(tracks)):
+        parse_piece.cache_clear()
+        render_shard(
+            tracks.iloc[[i]], settings, folder=alone, tags=tmp_path / f"{i}.csv", arrangements=tmp_path / f"{i}a.csv"
+        )
+    for path in tracks["path"]:
+        assert (shared / path).read_bytes() == (alone / path).read_bytes(), path
 
 
 def test_a_piece_that_cannot_be_played_is_replaced_by_another_of_its_artist(tmp_path, monkeypatch, caplog):
