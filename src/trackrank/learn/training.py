@@ -325,9 +325,11 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
     """The learning rate of the run's step ``step`` (0-based): ``lr``, reached linearly over the first
     ``warmup_steps`` steps (``lr / warmup_steps`` at step 0).
 
-    Why: the untrained network is already a fair embedding of music, and on ``scores`` the first
-    epochs at full-size Adam steps make validation worse before it climbs back; smaller first steps
-    may keep what its random features carry while the network starts to move."""
+    Why: Adam's first steps come before its moment estimates have settled, and a ramp is the usual
+    guard. Measured on ``scores`` (docs/training.md) it does not do what was hoped (the first epoch's
+    drop in val MAP is deeper with it, so that drop is not the step size's doing): the offline TL
+    system gains in the mean, not significantly; the auto-tagger loses. Off by default.
+    """
     if step >= settings.warmup_steps:
         return settings.lr
     return settings.lr * (step + 1) / settings.warmup_steps
