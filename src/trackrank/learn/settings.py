@@ -109,9 +109,7 @@ class TrainSettings:
     aug_tilt_db: float = 0.0
     aug_stretch: float = 0.0
     ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
-    warmup_steps: int = (
-        0  # the learning rate rises linearly from lr / warmup_steps to lr over these first steps; 0: off
-    )
+    warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
 
     @property
     def augmentation(self) -> Augmentation:

@@ -260,9 +260,8 @@ def render_shard(
     fluidsynth_command()
     pool = pieces()
     tag_rows, arrangement_rows = [], []
-    for row in plan.sort_values(["piece", "track_id"]).itertuples(
-        index=False
-    ):  # a piece's tracks in a row: parsed once
+    # a piece's tracks one after another, so the cached parse serves them all (merge_shards restores track order)
+    for row in plan.sort_values(["piece", "track_id"]).itertuples(index=False):
         rng = np.random.default_rng([settings.seed, 32, int(row.track_id.removeprefix("score"))])
         candidates = [row.piece, *rng.permutation(pool.loc[pool.artist == row.artist, "piece"].to_numpy())[:5]]
         for piece in candidates:
@@ -283,9 +282,8 @@ def render_shard(
         )
         arrangement_rows.append({"track_id": row.track_id, "piece": piece, **record})
         log.info("%s: %s, %s", row.track_id, piece, record)
-    table = pd.DataFrame(tag_rows, columns=["track_id", "path", "artist", *tag_names()]).sort_values("track_id")
-    played = pd.DataFrame(arrangement_rows).sort_values("track_id") if arrangement_rows else pd.DataFrame()
-    for output, frame in ((tags, table), (arrangements, played)):
+    table = pd.DataFrame(tag_rows, columns=["track_id", "path", "artist", *tag_names()])
+    for output, frame in ((tags, table), (arrangements, pd.DataFrame(arrangement_rows))):
         with atomic_output(output) as tmp:
             frame.to_csv(tmp, index=False)
     return table
