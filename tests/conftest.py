@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +16,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from slurm_run import slurm_run  # noqa: F401  (autouse: the SLURM run starts with the session)
+from slurm_run import slurm_run, stop_slurm_run  # noqa: F401  (autouse: the SLURM run starts with the session)
 
 REPO = Path(__file__).resolve().parents[1]
+if "PYTEST_XDIST_WORKER" in os.environ:  # one worker per core (pyproject's -n auto): one thread each for torch
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 TAGS = ["rock", "jazz", "piano", "calm"]
 
 
@@ -78,14 +83,50 @@ def small_catalog(tmp_path: Path) -> Path:
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 #: Fixtures that run the workflow: a test that uses one is a ``workflow`` test.
 WORKFLOW_FIXTURES = {"finished_run"}
+#: Snakemake calls that only read a workflow folder: they do not lock it, as tests in two workers read the
+#: session's finished run at once (a dry run takes Snakemake's lock for a moment; two at once would clash).
+READ_ONLY = {"-n", "--dry-run", "--report", "--detailed-summary", "--summary"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Mark every test that runs Snakemake ``workflow`` (``-m "not workflow"``: the unit tests alone):
-    those that use a workflow fixture, and those of modules that declare ``pytestmark = workflow``."""
+    those that use a workflow fixture, and those of modules that declare ``pytestmark = workflow``.
+
+    For pytest-xdist (``--dist loadgroup``), one group per module (its module fixtures are then built once,
+    in one worker), and an order that keeps both workers busy while the session's tiny run is made: first
+    the module that makes it, then the modules that do not need it, then the others."""
+    needs_run = {item.module.__name__ for item in items if WORKFLOW_FIXTURES & set(item.fixturenames)}
+    maker = next((item.module.__name__ for item in items if item.module.__name__ in needs_run), None)
     for item in items:
         if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.workflow)
+        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: 0 if item.module.__name__ == maker else 2 if item.module.__name__ in needs_run else 1)
+
+
+def pytest_sessionfinish(session):
+    """In the process that started the workers (or the only one): stop the session's SLURM run."""
+    if not hasattr(session.config, "workerinput"):  # pytest-xdist sets it in its workers
+        stop_slurm_run(session.config._tmp_path_factory.getbasetemp())
+
+
+def session_folder(tmp_path_factory) -> Path:
+    """The session's own temporary folder, shared by its pytest-xdist workers (each has one below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, mode: int = fcntl.LOCK_EX):
+    """Hold a lock on ``lock`` (created if missing): exclusive, one worker of the session at a time, or
+    shared (``fcntl.LOCK_SH``), with other sharers but never with an exclusive holder."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def workflow_copy(tmp_path: Path) -> Path:
@@ -101,18 +142,43 @@ def workflow_copy(tmp_path: Path) -> Path:
 
 
 def snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
+    unlocked = ["--nolock"] if READ_ONLY & set(args) else []
     return subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *args], cwd=work, capture_output=True, text=True
+        [*SNAKEMAKE, "--cores", "2", "--configfile", "tiny.yaml", *unlocked, *args],
+        cwd=work,
+        capture_output=True,
+        text=True,
     )
 
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory) -> Path:
-    """The whole tiny workflow, run once for the session (tests/config/tiny.yaml)."""
-    work = workflow_copy(tmp_path_factory.mktemp("workflow"))
-    run = snakemake(work)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return work
+    """The whole tiny workflow, run once for the session (tests/config/tiny.yaml): the first worker that
+    needs it runs it, the others wait for it and read the same folder (tests copy it to change anything)."""
+    folder = session_folder(tmp_path_factory) / "finished_run"
+    folder.mkdir(exist_ok=True)
+    failed = folder / "failed.txt"
+    with exclusive(folder / "lock"):
+        if not (folder / "work").exists() and not failed.exists():
+            work = workflow_copy(folder)
+            run = snakemake(work)
+            if run.returncode != 0:
+                failed.write_text(run.stderr[-3000:])
+    assert not failed.exists(), failed.read_text()
+    return folder / "work"
+
+
+@pytest.fixture(autouse=True)
+def reads_the_finished_run(request):
+    """A test that changes the session's finished run (marker ``changes_finished_run``, restoring it after)
+    runs while no other worker's test reads it, and the others wait for it."""
+    if "finished_run" not in request.fixturenames:
+        yield
+        return
+    folder = request.getfixturevalue("finished_run").parent
+    changes = request.node.get_closest_marker("changes_finished_run") is not None
+    with exclusive(folder / "readers.lock", fcntl.LOCK_EX if changes else fcntl.LOCK_SH):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -12,11 +12,15 @@ requests stay (the node advertises one GPU backed by /dev/null).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
@@ -85,82 +89,125 @@ def small_machine_overrides() -> list[str]:
 
 @dataclass
 class SlurmRun:
-    """The background run: its working folder, the environment that reaches the cluster, its process."""
+    """The background run: its working folder, the environment that reaches the cluster, and the folder
+    where its log and, once it has ended, its exit status are written (any worker of the session waits
+    on those files: the run is started once for the session)."""
 
     work: Path | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    process: subprocess.Popen | None = None
-    log: Path | None = None
+    exports: dict[str, str] = field(default_factory=dict)
+    folder: Path | None = None
     skip: str | None = None  # why the SLURM tests skip (no Slurm and no way to install it)
     problem: str | None = None  # why the run could not start (the SLURM tests fail with it)
+    pid: int | None = None  # its process group, stopped at the session's end if it is still running
+    started_cluster: bool = False  # whether this session started the cluster, and so stops it
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.exports}
 
     def wait(self) -> str:
         """Everything the run printed, once it has ended; fails the calling test if it did not succeed."""
         if self.skip:
             pytest.skip(self.skip)
         assert self.problem is None, self.problem
-        self.process.wait(timeout=1800)
-        output = self.log.read_text()
-        assert self.process.returncode == 0, output[-5000:]
+        deadline = time.monotonic() + 1800
+        while not (self.folder / RETURNCODE).exists():
+            assert time.monotonic() < deadline, "the SLURM run did not end within 30 minutes"
+            time.sleep(2)
+        output = (self.folder / LOG).read_text()
+        assert (self.folder / RETURNCODE).read_text().strip() == "0", output[-5000:]
         return output
 
+    def save(self) -> None:
+        state = {key: str(value) if isinstance(value, Path) else value for key, value in asdict(self).items()}
+        (self.folder / STATE).write_text(json.dumps(state))
 
-def start_slurm_run(work: Path) -> tuple[SlurmRun, bool]:
-    """(the started run, whether this session started the cluster and so stops it)."""
-    started = False
+    @classmethod
+    def load(cls, folder: Path) -> SlurmRun:
+        state = json.loads((folder / STATE).read_text())
+        return cls(**{**state, "work": state["work"] and Path(state["work"]), "folder": folder})
+
+
+STATE, LOG, RETURNCODE = "run.json", "snakemake.log", "returncode"
+
+
+def start_slurm_run(folder: Path) -> SlurmRun:
+    """Start the run in ``folder`` (a new process group; its exit status is written to ``folder/returncode``)."""
     if cluster("status").returncode != 0:
         start = cluster("start")
         if start.returncode == 3:
-            return SlurmRun(skip=f"no SLURM: {start.stderr.strip().splitlines()[-1]}"), False
+            return SlurmRun(folder=folder, skip=f"no SLURM: {start.stderr.strip().splitlines()[-1]}")
         if start.returncode != 0:
-            return SlurmRun(problem=f"the local cluster did not start: {start.stdout}{start.stderr}"), False
+            return SlurmRun(folder=folder, problem=f"the local cluster did not start: {start.stdout}{start.stderr}")
         started = "already running" not in start.stderr  # another session's start may have won the race
-    env = {**os.environ, **dict(re.findall(r"export (\w+)=(\S+)", cluster("env").stdout))}
-    log = work.parent / "snakemake.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "--configfile",
-                "tiny.yaml",
-                "--profile",
-                "workflow/profiles/slurm",
-                # no accounting database on the test cluster
-                "--slurm-status-command",
-                "squeue",
-                "--slurm-no-account",
-                "--slurm-keep-successful-logs",
-                "--slurm-init-seconds-before-status-checks",
-                "2",
-                *small_machine_overrides(),
-            ],
-            cwd=work,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-    return SlurmRun(work=work, env=env, process=process, log=log), started
+    else:
+        started = False
+    from conftest import workflow_copy
+
+    work = workflow_copy(folder)
+    exports = dict(re.findall(r"export (\w+)=(\S+)", cluster("env").stdout))
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--configfile",
+        "tiny.yaml",
+        "--profile",
+        "workflow/profiles/slurm",
+        # no accounting database on the test cluster
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-no-account",
+        "--slurm-keep-successful-logs",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        *small_machine_overrides(),
+    ]
+    # the shell writes the exit status when Snakemake ends, for whichever worker waits on it
+    wrapper = '"${@:3}" > "$1" 2>&1; echo $? > "$2.part" && mv "$2.part" "$2"'
+    process = subprocess.Popen(
+        ["bash", "-c", wrapper, "slurm-run", str(folder / LOG), str(folder / RETURNCODE), *command],
+        cwd=work,
+        env={**os.environ, **exports},
+        start_new_session=True,
+    )
+    return SlurmRun(work=work, exports=exports, folder=folder, pid=process.pid, started_cluster=started)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def slurm_run(request, tmp_path_factory):
-    """The SLURM run of the tiny config, started at the session's first test when a ``slurm`` test is
-    selected, else None; cancelled if still running at the end, and the cluster stopped if it started it."""
+    """The SLURM run of the tiny config when a ``slurm`` test is selected, else None: started by the first
+    test of the session (of whichever pytest-xdist worker comes first), once; stopped by
+    :func:`stop_slurm_run` when the session ends."""
     if not any(item.get_closest_marker("slurm") for item in request.session.items):
-        yield None
-        return
-    from conftest import workflow_copy
+        return None
+    from conftest import exclusive, session_folder
 
-    run, started = start_slurm_run(workflow_copy(tmp_path_factory.mktemp("slurm")))
-    try:
-        yield run
-    finally:
-        if run.process is not None and run.process.poll() is None:
-            run.process.terminate()  # Snakemake cancels its SLURM jobs
-            run.process.wait(timeout=120)
-        if started:
-            stop = cluster("stop")
-            assert stop.returncode == 0, stop.stdout + stop.stderr
+    folder = session_folder(tmp_path_factory) / "slurm"
+    folder.mkdir(exist_ok=True)
+    with exclusive(folder / "lock"):
+        if not (folder / STATE).exists():
+            start_slurm_run(folder).save()
+        return SlurmRun.load(folder)
+
+
+def stop_slurm_run(session_folder: Path) -> None:
+    """At the session's end: cancel the run if it is still going (Snakemake cancels its SLURM jobs), and
+    stop the cluster if the session started it."""
+    folder = session_folder / "slurm"
+    if not (folder / STATE).exists():
+        return
+    run = SlurmRun.load(folder)
+    if run.pid is not None and not (folder / RETURNCODE).exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGTERM)
+        for _ in range(120):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(run.pid, 0)
+                time.sleep(1)
+                continue
+            break
+    if run.started_cluster:
+        stop = cluster("stop")
+        if stop.returncode != 0:
+            sys.stderr.write(f"the local SLURM cluster did not stop: {stop.stdout}{stop.stderr}\n")
