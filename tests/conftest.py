@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+import xdist
 from slurm_run import slurm_run, stop_slurm_run  # noqa: F401  (autouse: the SLURM run starts with the session)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,18 +97,20 @@ def pytest_collection_modifyitems(items):
     For pytest-xdist (``--dist loadgroup``), one group per module (its module fixtures are then built once,
     in one worker), and an order that keeps both workers busy while the session's tiny run is made: first
     the module that makes it, then the modules that do not need it, then the others."""
-    needs_run = {item.module.__name__ for item in items if WORKFLOW_FIXTURES & set(item.fixturenames)}
-    maker = next((item.module.__name__ for item in items if item.module.__name__ in needs_run), None)
+    needs_run = []  # modules with a test that uses the run, in collection order
     for item in items:
-        if WORKFLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        module = item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(module))
+        if WORKFLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.workflow)
-        item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+            needs_run += [] if module in needs_run else [module]
+    maker = needs_run[0] if needs_run else None
     items.sort(key=lambda item: 0 if item.module.__name__ == maker else 2 if item.module.__name__ in needs_run else 1)
 
 
 def pytest_sessionfinish(session):
     """In the process that started the workers (or the only one): stop the session's SLURM run."""
-    if not hasattr(session.config, "workerinput"):  # pytest-xdist sets it in its workers
+    if not xdist.is_xdist_worker(session):
         stop_slurm_run(session.config._tmp_path_factory.getbasetemp())
 
 
@@ -118,7 +121,7 @@ def session_folder(tmp_path_factory) -> Path:
 
 
 @contextlib.contextmanager
-def exclusive(lock: Path, mode: int = fcntl.LOCK_EX):
+def file_lock(lock: Path, mode: int = fcntl.LOCK_EX):
     """Hold a lock on ``lock`` (created if missing): exclusive, one worker of the session at a time, or
     shared (``fcntl.LOCK_SH``), with other sharers but never with an exclusive holder."""
     with open(lock, "a") as handle:
@@ -158,7 +161,7 @@ def finished_run(tmp_path_factory) -> Path:
     folder = session_folder(tmp_path_factory) / "finished_run"
     folder.mkdir(exist_ok=True)
     failed = folder / "failed.txt"
-    with exclusive(folder / "lock"):
+    with file_lock(folder / "lock"):
         if not (folder / "work").exists() and not failed.exists():
             work = workflow_copy(folder)
             run = snakemake(work)
@@ -177,7 +180,7 @@ def reads_the_finished_run(request):
         return
     folder = request.getfixturevalue("finished_run").parent
     changes = request.node.get_closest_marker("changes_finished_run") is not None
-    with exclusive(folder / "readers.lock", fcntl.LOCK_EX if changes else fcntl.LOCK_SH):
+    with file_lock(folder / "readers.lock", fcntl.LOCK_EX if changes else fcntl.LOCK_SH):
         yield
 
 

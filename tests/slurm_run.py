@@ -181,14 +181,23 @@ def slurm_run(request, tmp_path_factory):
     :func:`stop_slurm_run` when the session ends."""
     if not any(item.get_closest_marker("slurm") for item in request.session.items):
         return None
-    from conftest import exclusive, session_folder
+    from conftest import file_lock, session_folder
 
     folder = session_folder(tmp_path_factory) / "slurm"
     folder.mkdir(exist_ok=True)
-    with exclusive(folder / "lock"):
+    with file_lock(folder / "lock"):
         if not (folder / STATE).exists():
             start_slurm_run(folder).save()
         return SlurmRun.load(folder)
+
+
+def group_alive(pid: int) -> bool:
+    """Whether a process of the group ``pid`` leads is still running."""
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def stop_slurm_run(session_folder: Path) -> None:
@@ -201,12 +210,9 @@ def stop_slurm_run(session_folder: Path) -> None:
     if run.pid is not None and not (folder / RETURNCODE).exists():
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGTERM)
-        for _ in range(120):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(run.pid, 0)
-                time.sleep(1)
-                continue
-            break
+        deadline = time.monotonic() + 120
+        while group_alive(run.pid) and time.monotonic() < deadline:
+            time.sleep(1)
     if run.started_cluster:
         stop = cluster("stop")
         if stop.returncode != 0:
