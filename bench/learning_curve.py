@@ -183,16 +183,17 @@ def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
 
 
 def growth_from_smallest(means: dict, sizes: list[int]) -> pd.DataFrame:
-    """Each trained system at each larger size against itself at the smallest, paired per query.
+    """Each trained system at each larger size against itself at the smallest size, paired per query.
 
-    Its lead over any reference that does not train (``mfcc_stats``, ``untrained``) grows by exactly
-    this difference, with the same confidence interval.
+    A system's lead over any reference that does not train (``mfcc_stats``, ``untrained``) grows by
+    exactly this difference, with the same confidence interval. A system not run at the smallest size
+    has no row.
     """
     rows = []
     for (size, name), values in sorted(means.items()):
-        if size == sizes[0] or name in ("mfcc_stats", "untrained"):
+        smallest = means.get((sizes[0], name))
+        if size == sizes[0] or name in ("mfcc_stats", "untrained") or smallest is None:
             continue
-        smallest = means[(sizes[0], name)]
         row = {"train_tracks": size, "system": name, "from_tracks": sizes[0]}
         for metric in ("map", "ndcg"):
             mean, half = paired_difference(values[metric].to_numpy(), smallest.loc[values.index, metric].to_numpy())
