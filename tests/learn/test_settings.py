@@ -56,6 +56,20 @@ def test_every_mapped_setting_is_a_train_settings_field(config):
         assert settings.online_mining == config["train"]["online"]["mining"]
 
 
+def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(config):
+    defaults = TrainSettings(system="tl_online", **train_settings("tl_online", config))
+    assert (defaults.epochs, defaults.patience, defaults.budget_tracks) == (30, 5, 400)
+    for small in (240, 258, 400):  # the scores and demo catalogs' train splits: their measured budget
+        assert defaults.for_train_split(small) == defaults
+    large = defaults.for_train_split(1211)
+    assert (large.epochs, large.patience, large.min_epochs) == (91, 15, 20)
+    assert large.fingerprint() == defaults.fingerprint(), "a longer budget resumes the same run"
+    paper = yaml.safe_load((REPO / "paper.yaml").read_text())
+    validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    fixed = TrainSettings(system="tl_distance", **train_settings("tl_distance", paper))
+    assert fixed.for_train_split(8500) == fixed, "paper.yaml's budget is for its own train split"
+
+
 def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
     from trackrank.learn.settings import starts_from_tagger
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -460,6 +461,20 @@ def test_early_stopping_waits_for_min_epochs(pipeline, tmp_path, monkeypatch, ca
     assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
     assert history.loc[history["kept"], "epoch"].tolist() == [4]
     assert "FAILED RUN" not in caplog.text
+
+
+def test_a_train_split_larger_than_budget_tracks_trains_for_more_epochs(pipeline, tmp_path, monkeypatch, caplog):
+    caplog.set_level("INFO", logger="trackrank.learn.training")
+    s = settings(epochs=3, patience=10, batches_per_epoch=1)
+    data = data_for(pipeline, s)
+    n = len(data.train_tracks)
+    fake_validation(monkeypatch, [0.1 + 0.01 * i for i in range(20)])  # still rising: only the budget stops it
+    history = train(dataclasses.replace(s, budget_tracks=n), data, **training_outputs(tmp_path / "as_set"))
+    assert history["epoch"].max() == 3
+    fake_validation(monkeypatch, [0.1 + 0.01 * i for i in range(20)])
+    history = train(dataclasses.replace(s, budget_tracks=n // 2), data, **training_outputs(tmp_path / "scaled"))
+    assert history["epoch"].max() == round(3 * n / (n // 2)) > 3
+    assert f"{n} train tracks, more than train.budget_tracks ({n // 2})" in caplog.text
 
 
 def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):

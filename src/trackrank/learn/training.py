@@ -129,7 +129,8 @@ def train(
     Parameters
     ----------
     settings : the run (system, network size, learning rate, epochs of ``batches_per_epoch`` steps,
-        early stopping's ``patience`` and ``smoothing`` in epochs, seed, device).
+        early stopping's ``patience`` and ``smoothing`` in epochs, seed, device); ``epochs`` and
+        ``patience`` grow with a train split larger than ``budget_tracks`` (TrainSettings.for_train_split).
     data : what it trains and validates on (:func:`~trackrank.learn.training_data.load_training_data`).
     model_file : the kept epoch's checkpoint (model.pt), rewritten whenever the smoothed val MAP improves.
     history_file : one CSV row per epoch (losses, val MAP, its smoothed value, seconds), ``kept`` marked.
@@ -141,6 +142,16 @@ def train(
     The history, as written to ``history_file``.
     """
     model_file, history_file, last = Path(model_file), Path(history_file), Path(last_file)
+    scaled = settings.for_train_split(len(data.train_tracks))
+    if scaled is not settings:
+        log.info(
+            "%d train tracks, more than train.budget_tracks (%d): at most %d epochs, patience %d",
+            len(data.train_tracks),
+            settings.budget_tracks,
+            scaled.epochs,
+            scaled.patience,
+        )
+        settings = scaled
     device = choose_device(settings.device)
     model, optimizer, scaler = _new_state(settings, data, device)
     average = weight_average(model, settings)
