@@ -116,7 +116,8 @@ def run_chain(chain: list[tuple[str, dict]], seed: int, results: Path, out: Path
 
 def continue_run(earlier: Path, folder: Path, settings) -> None:
     """Start ``folder`` from the finished run in ``earlier`` (its last.pt, model.pt and history), which
-    ``settings`` must train on the same terms (the same checkpoint fingerprint), so that training resumes."""
+    ``settings`` must train on the same terms (the same checkpoint fingerprint), so that training resumes.
+    A continuation cut off before it finished goes on from its own last.pt instead."""
     from trackrank.learn.checkpoints import load_checkpoint
 
     if not finished(earlier):
@@ -124,6 +125,9 @@ def continue_run(earlier: Path, folder: Path, settings) -> None:
     checkpoint = load_checkpoint(earlier / "last.pt", keys=("fingerprint",))
     if checkpoint["fingerprint"] != settings.fingerprint():
         raise SystemExit(f"{earlier}: trained with other settings than the stopping rule's; it cannot be continued")
+    own = folder / "last.pt"
+    if own.exists() and load_checkpoint(own, keys=("fingerprint",))["fingerprint"] == checkpoint["fingerprint"]:
+        return
     for name in ("last.pt", "model.pt", "history.csv"):
         shutil.copy2(earlier / name, folder / name)
 
