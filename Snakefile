@@ -8,7 +8,7 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, f"{workflow.basedir}/src")  # the package of this checkout, installed or not
 from trackrank.config import config_problems, typed_values
-from trackrank.learn.settings import expand_systems, starts_from_tagger
+from trackrank.learn.settings import expand_systems, starts_from
 
 min_version("9.17")  # 9.10-9.16 overbook --cores (upstream issue 3913)
 
@@ -22,8 +22,11 @@ if problems:  # one line per wrong key, not Snakemake's dump of the whole schema
     raise WorkflowError("invalid configuration:\n  " + "\n  ".join(problems))
 validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
 config["train"]["systems"] = expand_systems(config["train"]["systems"])
-if any(starts_from_tagger(s) for s in config["train"]["systems"]) and "at_baseline" not in config["train"]["systems"]:
-    raise WorkflowError("train.systems: a *_from_at system starts from at_baseline's trunk: list at_baseline too")
+for _system in config["train"]["systems"]:
+    if starts_from(_system) and starts_from(_system) not in config["train"]["systems"]:
+        raise WorkflowError(
+            f"train.systems: {_system} starts from {starts_from(_system)}'s trained network: list {starts_from(_system)} too"
+        )
 
 
 include: "workflow/rules/common.smk"

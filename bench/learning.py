@@ -16,7 +16,9 @@ run side by side in ``--jobs`` processes of one thread each.
 (and optionally ``"triplets": path`` for an offline system's table, or ``"continues": <variant>``:
 this variant resumes that variant's finished run of the same seed from its ``last.pt``, so that a change
 to the stopping rule alone (``epochs``, ``patience``, ``min_epochs``) costs only the epochs it adds, and
-both are the runs they would be on their own: resuming is exact)
+both are the runs they would be on their own: resuming is exact; or ``"starts_from": <variant>``: its
+network starts from that variant's trained model.pt of the same seed, e.g. a ``tl_distance_from_ssl``
+from a ``tl_ssl`` variant)
 (anything not given comes from ``config.yaml`` as the workflow would set it); the first
 variant is the reference of the paired differences, unless ``--reference`` names one.
 """
@@ -54,7 +56,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
 
     torch.set_num_threads(1)
     from trackrank.learn.embedding import write_embeddings
-    from trackrank.learn.settings import TrainSettings, starts_from_tagger, train_settings
+    from trackrank.learn.settings import SELF_SUPERVISED, TrainSettings, starts_from_tagger, train_settings
     from trackrank.learn.training import train
     from trackrank.learn.training_data import load_training_data
     from trackrank.logs import log_to
@@ -66,8 +68,11 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     system = overrides.pop("system")
     triplets = overrides.pop("triplets", None)  # another triplet table than the run's (e.g. other Np, Nn)
     continues = overrides.pop("continues", None)
+    starts = overrides.pop("starts_from", None)
     fields = {**train_settings(system, config), **overrides, "seed": seed}
-    if starts_from_tagger(system):  # unless the variant names another tagger checkpoint
+    if starts:  # another variant's network of the same seed (e.g. a tl_ssl variant for a *_from_ssl one)
+        fields["init_trunk"] = str(out / starts / f"seed{seed}" / "model.pt")
+    elif starts_from_tagger(system):  # unless the variant names another tagger checkpoint
         fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     if continues:
@@ -79,7 +84,8 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         cache,
         catalog=catalog,
         val_rankings=run_table(results, "rankings", "val"),
-        triplets=triplets or (run_table(results, "triplets", strategy) if strategy not in (None, "online") else None),
+        triplets=triplets
+        or (run_table(results, "triplets", strategy) if strategy not in (None, "online", SELF_SUPERVISED) else None),
         train_rankings=run_table(results, "rankings", "train"),
         similarity=similarity_settings(config),
     )
@@ -98,10 +104,11 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
 
 
 def chains(variants: dict) -> list[list[tuple[str, dict]]]:
-    """The variants in runs of one process each: a variant that ``continues`` another runs after it."""
+    """The variants in runs of one process each: a variant that ``continues`` or ``starts_from`` another
+    runs after it."""
     chained: dict[str, list] = {}
     for name, settings in variants.items():
-        base = settings.get("continues")
+        base = settings.get("continues", settings.get("starts_from"))
         if base is not None and base not in chained:
             raise SystemExit(f"variant {name} continues '{base}', which is not listed before it")
         chained[name] = chained[base] if base is not None else []

@@ -78,8 +78,24 @@ def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
     assert not starts_from_tagger("tl_autopool_online_from_at"), "the Auto-pool trunk is not the tagger's"
 
 
+def test_a_from_ssl_system_is_its_strategy_started_from_the_self_supervised_network_of_its_architecture(config):
+    from trackrank.learn.settings import starts_from
+
+    assert system_spec("tl_ssl") == ("triplet", "ssl")
+    assert system_spec("tl_distance_from_ssl") == ("triplet", "distance")
+    assert system_spec("tl_autopool_online_from_ssl") == ("autopool_triplet", "online")
+    assert starts_from("tl_distance_from_ssl") == "tl_ssl"
+    assert starts_from("tl_autopool_online_from_ssl") == "tl_autopool_ssl"
+    assert starts_from("tl_online_from_at") == "at_baseline"
+    assert starts_from("tl_online") is None and starts_from("tl_ssl") is None
+    with pytest.raises(ValueError, match="starts at random"):
+        system_spec("tl_ssl_from_ssl")
+    config["train"]["online"]["lr"] = 0.03
+    assert train_settings("tl_ssl", config)["lr"] == 0.03, "it mines in the batch as online TL does"
+
+
 def test_every_system_that_trains_asks_a_gpu_on_the_profiles_gpu_partition():
     profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
     assert yaml.safe_load((REPO / "config.yaml").read_text())["train"]["resources"]["gpu"] >= 1
-    for system in ALL_SYSTEMS:
+    for system in (*ALL_SYSTEMS, "tl_ssl", "tl_autopool_ssl", "tl_distance_from_ssl", "tl_online_from_ssl"):
         assert profile["set-resources"][f"train_{system}"]["slurm_partition"] == "gpu", system

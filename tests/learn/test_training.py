@@ -506,6 +506,85 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
         train(autopool, data_for(pipeline, autopool), **training_outputs(tmp_path / "ap"))
 
 
+def with_test_split(pipeline, folder: Path, test_ids: list[str]) -> Path:
+    """The pipeline's catalog copied to ``folder`` with ``test_ids`` moved to a test split."""
+    shutil.copytree(pipeline / "catalog", folder)
+    tracks = pd.read_parquet(folder / "tracks.parquet")
+    tracks.loc[tracks.track_id.isin(test_ids), "split"] = "test"
+    tracks.to_parquet(folder / "tracks.parquet")
+    return folder
+
+
+def test_the_self_supervised_system_draws_two_patches_of_each_track_outside_the_test_split(pipeline, tmp_path):
+    from trackrank.learn.kinds import kind_of
+
+    test_ids = ["t00", "t03", "t17"]
+    s = settings(system="tl_ssl", batch_size=8)
+    data = load_training_data(
+        s,
+        CacheFiles.in_folder(pipeline / "cache"),
+        catalog=CatalogFiles.in_folder(with_test_split(pipeline, tmp_path / "catalog", test_ids)),
+        val_rankings=pipeline / "val.parquet",
+    )
+    seen = set()
+    for patches, ranks in kind_of(s).batches(data, s, epoch=0):
+        tracks = np.array([int(patch[0, 0]) for patch in patches])  # bin 0 holds the track number
+        assert patches.shape == (8, N_BINS, 512)
+        assert (np.bincount(tracks) <= 2).all() and len(set(tracks)) == 4, "4 tracks x 2 patches"
+        assert torch.equal(ranks, torch.from_numpy((tracks[:, None] != tracks[None, :]).astype(np.int64)))
+        assert not torch.equal(patches[0], patches[1]), "two patches of a track, not one twice"
+        seen |= {f"t{t:02d}" for t in tracks}
+    assert not seen & set(test_ids), "the test split's audio stays unseen"
+    assert any(data.cache.track_ids[t] in seen for t in data.val_tracks), "untagged for it: val audio is used"
+    again = next(iter(kind_of(s).batches(data, s, epoch=0)))
+    assert torch.equal(again[0], next(iter(kind_of(s).batches(data, s, epoch=0)))[0]), "seeded"
+
+
+def test_a_from_ssl_system_starts_from_the_whole_self_supervised_network(pipeline, tmp_path):
+    from trackrank.learn.settings import starts_from
+    from trackrank.learn.training import _new_state
+
+    ssl = settings(system="tl_ssl", epochs=2, batches_per_epoch=3, batch_size=8)
+    train(ssl, data_for(pipeline, ssl), **training_outputs(tmp_path / "ssl"))
+    assert starts_from("tl_online_from_ssl") == "tl_ssl"
+    s = settings(
+        system="tl_online_from_ssl", online_tracks=6, n_positives=2, init_trunk=str(tmp_path / "ssl" / "model.pt")
+    )
+    model, _, _ = _new_state(s, data_for(pipeline, s), torch.device("cpu"))
+    trained = torch.load(tmp_path / "ssl" / "model.pt", weights_only=True)["model"]
+    assert trained.keys() == model.state_dict().keys()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in trained.items()), "trunk and head"
+    with pytest.raises(ValueError, match="not a network of its architecture"):
+        autopool = settings(system="tl_autopool_online_from_ssl", n_positives=2, init_trunk=s.init_trunk)
+        _new_state(autopool, data_for(pipeline, autopool), torch.device("cpu"))
+
+
+def test_self_supervised_training_brings_two_patches_of_a_track_together(pipeline, tmp_path):
+    """Each patch of the pipeline carries its track's number: the audio alone says which patches pair.
+    Against the same run at lr 0, since BatchNorm's statistics follow the data without a gradient step."""
+    from trackrank.learn.embedding import load_model
+
+    s = settings(system="tl_ssl", epochs=4, batches_per_epoch=6, batch_size=12, min_epochs=4)
+    data = data_for(pipeline, s)
+
+    def same_track_margin(run: TrainSettings, folder: Path) -> float:
+        """Mean distance between patches of two tracks minus that between two patches of one track."""
+        train(run, data, **training_outputs(folder))
+        model, _ = load_model(folder / "model.pt")
+        # the pipeline's val MAP is near 1 at the start, so the weights of the last epoch, not the kept ones
+        model.load_state_dict(torch.load(folder / "last.pt", weights_only=True)["model"])
+        tracks = np.repeat(data.train_tracks, 2)
+        with torch.no_grad():
+            embeddings = model(torch.from_numpy(data.cache.patches(tracks, np.random.default_rng(7))).float())
+        distances = torch.cdist(embeddings, embeddings)
+        same = torch.from_numpy(tracks[:, None] == tracks[None, :]) & ~torch.eye(len(tracks), dtype=torch.bool)
+        return float(distances[~same].mean() - distances[same].mean())
+
+    learned = same_track_margin(s, tmp_path / "learned")
+    still = same_track_margin(dataclasses.replace(s, lr=0.0), tmp_path / "lr0")
+    assert learned > still + 0.1
+
+
 def test_validation_ranks_by_the_configured_similarity(pipeline):
     s = settings(system="at_baseline")
     default = load_training_data(

@@ -165,7 +165,12 @@ def test_the_schema_offers_the_index_kinds_the_code_builds():
 
 
 @pytest.mark.parametrize(
-    "name", [*ALL_SYSTEMS, "tl_autopool_online_from_at", "tl_bogus", "at_baseline_from_at", "tl_", "tl_distance_x"]
+    "name",
+    [
+        *ALL_SYSTEMS,
+        *("tl_ssl", "tl_autopool_ssl", "tl_distance_from_ssl", "tl_autopool_online_from_ssl"),
+        *("tl_autopool_online_from_at", "tl_ssl_from_ssl", "tl_bogus", "at_baseline_from_at", "tl_", "tl_distance_x"),
+    ],
 )
 def test_the_schema_and_the_system_grammar_accept_the_same_names(name):
     """The schema's pattern says which names a config may list; ``system_spec`` says what they are:
@@ -173,7 +178,7 @@ def test_the_schema_and_the_system_grammar_accept_the_same_names(name):
     pattern = schema()["properties"]["train"]["properties"]["systems"]["oneOf"][0]["items"]["pattern"]
     if re.fullmatch(pattern, name):
         architecture, strategy = system_spec(name)
-        assert strategy in (None, "neighbors", "uniform", "distance", "online")
+        assert strategy in (None, "neighbors", "uniform", "distance", "online", "ssl")
     else:
         assert name not in ALL_SYSTEMS
 

@@ -2,7 +2,7 @@
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
 from trackrank.rank.similarity import similarity_settings
-from trackrank.learn.settings import starts_from_tagger, system_spec, train_settings
+from trackrank.learn.settings import SELF_SUPERVISED, starts_from, system_spec, train_settings
 
 
 rule cache_features:
@@ -23,6 +23,7 @@ rule cache_features:
 
 for system in lookup(dpath="train/systems", within=config):
     strategy = system_spec(system)[1]
+    offline = strategy not in (None, "online", SELF_SUPERVISED)  # trains on a mined triplet table
 
     rule:
         name:
@@ -34,9 +35,11 @@ for system in lookup(dpath="train/systems", within=config):
             tags=rules.ingest_catalog.output.tags,
             taxonomy=rules.ingest_catalog.output.taxonomy,
             val_rankings=ranking_parts("val"),
-            triplets=triplet_parts(strategy) if strategy not in (None, "online") else [],
+            triplets=triplet_parts(strategy) if offline else [],
             train_rankings=ranking_parts("train") if strategy == "online" else [],
-            tagger=tagger_model if starts_from_tagger(system) else [],
+            # the trained network it starts from: at_baseline's trunk (*_from_at), tl_ssl's (*_from_ssl)
+            # (an input function: that system's rule may be defined after this one)
+            start=(lambda wildcards, start=starts_from(system): trained(start)) if starts_from(system) else [],
         output:
             model=f"results/models/{system}/model.pt",
             history=f"results/models/{system}/history.csv",
@@ -46,7 +49,7 @@ for system in lookup(dpath="train/systems", within=config):
             f"results/benchmarks/train/{system}.tsv"
         # An offline TL step embeds 3 patches per triplet (126 a batch), 3x the others' 42: start those
         # jobs first, so the longest training is not the last to begin.
-        priority: 1 if strategy not in (None, "online") else 0
+        priority: 1 if offline else 0
         conda:
             "../../envs/trackrank.yaml"
         threads: lookup(dpath="train/threads", within=config)

@@ -13,7 +13,7 @@ with workflow_step(snakemake.log[0]):
     settings = TrainSettings(
         system=snakemake.params.system,
         **snakemake.params.settings,
-        init_trunk=snakemake.input.tagger or "",  # at_baseline's model.pt for a *_from_at system, else no input
+        init_trunk=snakemake.input.start or "",  # the model.pt of the system it starts from (*_from_at, *_from_ssl)
     )
     cache = cache_parts(snakemake.input.cache_index, snakemake.input.cache_data)
     catalog = CatalogFiles(snakemake.input.tracks, snakemake.input.tags, snakemake.input.taxonomy)

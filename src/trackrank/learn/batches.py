@@ -148,6 +148,30 @@ class OnlineBatches(SeededBatches):
         return patches, torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
 
 
+class TwoPatchBatches(SeededBatches):
+    """Self-supervised batches: ``n_tracks`` distinct tracks drawn uniformly from ``tracks`` (tagged or
+    not), two random patches of each, augmented independently.
+
+    Yields (patches (2 * n_tracks, 96, 512), ranks (2 * n_tracks, 2 * n_tracks)) in the online miner's
+    form: rank 0 for the same track, 1 for any other, so with Np = 0 the other patch of a track is its
+    only positive and every other track's patch a negative (:mod:`trackrank.learn.online_mining`).
+    """
+
+    def __init__(self, cache: PatchCache, tracks: np.ndarray, *, n_tracks: int, n_batches: int, seed: int, epoch: int):
+        if len(tracks) < 2:
+            raise ConfigError(
+                f"self-supervised training needs at least 2 tracks with audio outside the test split, got {len(tracks)}"
+            )
+        self.cache, self.tracks, self.n_tracks = cache, tracks, min(n_tracks, len(tracks))
+        self.n_batches, self.seed, self.epoch = n_batches, seed, epoch
+
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, self.epoch, b])
+        chosen = np.repeat(rng.choice(len(self.tracks), self.n_tracks, replace=False), 2)
+        patches = self.draw_patches(self.cache, self.tracks[chosen], rng)
+        return patches, torch.from_numpy((chosen[:, None] != chosen[None, :]).astype(np.int64))
+
+
 class TagBatches(SeededBatches):
     """Batches of (patches, binarised tags) from random train tracks."""
 

@@ -18,10 +18,17 @@ from torch.nn import functional as F
 
 from trackrank.data.feature_cache import PatchCache
 from trackrank.errors import ConfigError
-from trackrank.learn.batches import OnlineBatches, SeededBatches, TagBatches, TripletBatches, TripletTable
+from trackrank.learn.batches import (
+    OnlineBatches,
+    SeededBatches,
+    TagBatches,
+    TripletBatches,
+    TripletTable,
+    TwoPatchBatches,
+)
 from trackrank.learn.losses import offline_triplet_loss, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
-from trackrank.learn.settings import TrainSettings
+from trackrank.learn.settings import SELF_SUPERVISED, TrainSettings
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
 
 if TYPE_CHECKING:
@@ -196,8 +203,36 @@ class OnlineTriplets(TripletSystem):
         )
 
 
+class SelfSupervised(TripletSystem):
+    """TL without tags (``tl_ssl``): two patches of one track are a positive pair, a patch of any other
+    track a negative, mined in the batch as online TL mines (semi-hard by default) with Np = 0. It
+    trains on the audio of every track outside the test split, tagged or not, as a company has far more
+    untagged audio than tagged; a ``*_from_ssl`` system then starts from its network. Its validation
+    and its kept epoch are the val split's oracle MAP, as for any TL system. A batch holds
+    ``batch_size / 2`` tracks x 2 patches: as many patches as an online batch."""
+
+    def batches(self, data, settings, epoch) -> SeededBatches:
+        return TwoPatchBatches(
+            data.cache,
+            data.audio_tracks,
+            n_tracks=max(1, settings.batch_size // 2),
+            n_batches=settings.batches_per_epoch,
+            seed=settings.seed,
+            epoch=epoch,
+        )
+
+    def loss(self, model, batch, data, settings, device):
+        patches, ranks = batch
+        embeddings = model(patches.to(device, non_blocking=True))
+        return online_triplet_loss(
+            embeddings, ranks.to(device), 0, margin=settings.margin, mining=settings.online_mining
+        )
+
+
 def kind_of(settings: TrainSettings) -> SystemKind:
     """The kind of ``settings.system``."""
     if settings.architecture == "fcn5_tagger":
         return Tagger()
+    if settings.strategy == SELF_SUPERVISED:
+        return SelfSupervised()
     return OnlineTriplets() if settings.strategy == "online" else OfflineTriplets()

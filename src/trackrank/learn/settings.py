@@ -48,6 +48,12 @@ ALL_SYSTEMS = (
 )
 #: Suffix of a TL system whose trunk starts from the trained auto-tagger's (same FCN-5 trunk).
 FROM_TAGGER = "_from_at"
+#: Suffix of a TL system whose network starts from the self-supervised one of its architecture
+#: (``tl_ssl`` or ``tl_autopool_ssl``: two patches of one track a positive pair, no tags).
+FROM_SSL = "_from_ssl"
+#: The strategy of the self-supervised systems: they learn from the audio of every track outside the
+#: test split, tagged or not.
+SELF_SUPERVISED = "ssl"
 
 
 def expand_systems(systems) -> list[str]:
@@ -60,11 +66,29 @@ def starts_from_tagger(system: str) -> bool:
     return system.startswith("tl_") and not system.startswith("tl_autopool_") and system.endswith(FROM_TAGGER)
 
 
+def starts_from_ssl(system: str) -> bool:
+    """``tl_[autopool_]<strategy>_from_ssl``: its network starts from the trained self-supervised one."""
+    return system.startswith("tl_") and system.endswith(FROM_SSL)
+
+
+def starts_from(system: str) -> str | None:
+    """The system whose trained network starts ``system`` (None: it starts at random)."""
+    if starts_from_tagger(system):
+        return "at_baseline"
+    if starts_from_ssl(system):
+        return "tl_autopool_ssl" if system.startswith("tl_autopool_") else "tl_ssl"
+    return None
+
+
 def system_spec(system: str) -> tuple[str, str | None]:
     """(architecture, mining strategy) of a system name: at_baseline, tl_<strategy>, tl_autopool_<strategy>,
-    tl_<strategy>_from_at."""
+    tl_<strategy>_from_at, tl_[autopool_]<strategy>_from_ssl."""
     if starts_from_tagger(system):
         system = system.removesuffix(FROM_TAGGER)
+    if starts_from_ssl(system):
+        system = system.removesuffix(FROM_SSL)
+        if system.endswith(f"_{SELF_SUPERVISED}"):
+            raise ConfigError(f"unknown system '{system}{FROM_SSL}': the self-supervised system starts at random")
     if system == "at_baseline":
         return "fcn5_tagger", None
     match = re.fullmatch(r"tl_autopool_(\w+)", system)
@@ -104,7 +128,8 @@ class TrainSettings:
     online_tracks: int = 42
     online_patches: int = 1
     online_mining: str = "semi_hard"
-    init_trunk: str = ""  # a trained auto-tagger's model.pt whose trunk starts a TL network ("": random)
+    init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
+    # network of the same architecture whole (tl_ssl's)
     aug_pitch: int = 0  # training-patch augmentation (trackrank.learn.augment); all 0: none
     aug_gain_db: float = 0.0
     aug_tilt_db: float = 0.0
@@ -179,14 +204,14 @@ def train_settings(system: str, config: dict) -> dict:
     train = config["train"]
     settings = {key: train[key] for key in TRAIN_KEYS}
     architecture, strategy = system_spec(system)
-    if strategy not in (None, "online") and train["batch_size"] % train["offline_pairs"]:
+    if strategy not in (None, "online", SELF_SUPERVISED) and train["batch_size"] % train["offline_pairs"]:
         raise ConfigError(
             f"train.batch_size ({train['batch_size']}) must be a multiple of train.offline_pairs "
             f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
         )
     online = dict(train["online"])
     online_lr = online.pop("lr")
-    if strategy == "online":
+    if strategy in ("online", SELF_SUPERVISED):  # both mine in the batch
         settings["lr"] = online_lr
     else:
         settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]

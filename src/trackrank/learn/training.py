@@ -77,14 +77,29 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
         settings.architecture, n_tags=len(data.tag_names), dim=settings.dim, width=settings.width, seed=settings.seed
     ).to(device)
     if settings.init_trunk:
-        if settings.architecture != "triplet":
-            raise ConfigError(f"{settings.system}: only a TL network shares the auto-tagger's FCN-5 trunk")
-        tagger = load_checkpoint(settings.init_trunk, device=device, keys=("model",))["model"]
-        model.trunk.load_state_dict({k.removeprefix("trunk."): v for k, v in tagger.items() if k.startswith("trunk.")})
-        log.info("trunk initialised from %s", settings.init_trunk)
+        start_from(model, settings, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return model, optimizer, scaler
+
+
+def start_from(model, settings: TrainSettings, device: torch.device) -> None:
+    """Load ``settings.init_trunk`` into a new network: whole where it is a network of the same
+    architecture (a self-supervised ``tl_ssl``), else its FCN-5 trunk alone (the auto-tagger's, into a
+    ``tl_*`` network; the head stays random)."""
+    source = load_checkpoint(settings.init_trunk, device=device, keys=("model",))["model"]
+    own = model.state_dict()
+    if source.keys() == own.keys() and all(source[k].shape == own[k].shape for k in own):
+        model.load_state_dict(source)
+        log.info("network initialised from %s", settings.init_trunk)
+        return
+    if settings.architecture != "triplet":
+        raise ConfigError(
+            f"{settings.system}: {settings.init_trunk} is not a network of its architecture, and only a TL "
+            "network shares the auto-tagger's FCN-5 trunk"
+        )
+    model.trunk.load_state_dict({k.removeprefix("trunk."): v for k, v in source.items() if k.startswith("trunk.")})
+    log.info("trunk initialised from %s", settings.init_trunk)
 
 
 def weight_average(model, settings: TrainSettings) -> AveragedModel | None:

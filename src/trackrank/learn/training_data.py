@@ -33,6 +33,7 @@ class TrainingData:
 
     cache: PatchCache
     train_tracks: np.ndarray  # cache positions
+    audio_tracks: np.ndarray  # cache positions of every track outside the test split (self-supervised systems)
     train_targets: np.ndarray | None  # binarised tags (auto-tagger)
     triplets: TripletTable | None
     ranks: RankLookup | None  # train split oracle ranks (online mining), over train_tracks
@@ -92,6 +93,8 @@ def load_training_data(
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
+    # the test split's audio stays unseen: its tracks are the cold-start queries of the evaluation
+    audio_ids = [t for t in tracks.loc[tracks.split != "test", "track_id"] if t in cache.position]
     val_ids, val_oracle = split_oracle(catalog, "val", **(similarity or {}))
     kept = [i for i, t in enumerate(val_ids) if t in cache.position]
     if len(kept) < len(val_ids):
@@ -119,6 +122,7 @@ def load_training_data(
     return TrainingData(
         cache=cache,
         train_tracks=cache.indices(train_ids),
+        audio_tracks=cache.indices(audio_ids),
         train_targets=own.get("train_targets"),
         triplets=own.get("triplets"),
         ranks=own.get("ranks"),
