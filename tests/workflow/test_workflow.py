@@ -345,6 +345,15 @@ def test_a_retrained_tagger_retrains_the_system_that_starts_from_it(finished_run
     assert {"train_at_baseline", "train_tl_online_from_at", "embed_at_trunk"} <= planned
 
 
+def test_a_system_started_from_the_self_supervised_network_trains_after_it(finished_run):
+    planned = planned_rules(finished_run, "train={systems: [tl_ssl, tl_distance_from_ssl]}")
+    assert {"train_tl_ssl", "train_tl_distance_from_ssl"} <= planned
+    assert "mine_triplets" not in planned, "neither needs a table the run lacks: tl_ssl reads audio alone"
+    alone = snakemake(finished_run, "-n", "--config", "train={systems: [tl_distance_from_ssl]}")
+    assert alone.returncode != 0
+    assert "tl_distance_from_ssl starts from tl_ssl's trained network: list tl_ssl too" in alone.stderr + alone.stdout
+
+
 def two_artist_catalog(folder: Path) -> Path:
     from conftest import write_catalog
 
