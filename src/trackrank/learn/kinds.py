@@ -199,11 +199,19 @@ class OnlineTriplets(TripletSystem):
         patches, ranks = batch
         embeddings = model(patches.to(device, non_blocking=True))
         return online_triplet_loss(
-            embeddings, ranks.to(device), data.n_positives, margin=settings.margin, mining=settings.online_mining
+            embeddings,
+            ranks.to(device),
+            self.last_positive(data),
+            margin=settings.margin,
+            mining=settings.online_mining,
         )
 
+    def last_positive(self, data: TrainingData) -> int:
+        """The last rank that may be a positive (Np)."""
+        return data.n_positives
 
-class SelfSupervised(TripletSystem):
+
+class SelfSupervised(OnlineTriplets):
     """TL without tags (``tl_ssl``): two patches of one track are a positive pair, a patch of any other
     track a negative, mined in the batch as online TL mines (semi-hard by default) with Np = 0. It
     trains on the audio of every track outside the test split, tagged or not, as a company has far more
@@ -221,12 +229,14 @@ class SelfSupervised(TripletSystem):
             epoch=epoch,
         )
 
-    def loss(self, model, batch, data, settings, device):
-        patches, ranks = batch
-        embeddings = model(patches.to(device, non_blocking=True))
-        return online_triplet_loss(
-            embeddings, ranks.to(device), 0, margin=settings.margin, mining=settings.online_mining
-        )
+    def inputs(self, triplets, train_rankings):
+        return []
+
+    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+        return {}
+
+    def last_positive(self, data: TrainingData) -> int:
+        return 0  # rank 0: the same track
 
 
 def kind_of(settings: TrainSettings) -> SystemKind:
