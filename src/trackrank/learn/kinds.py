@@ -1,4 +1,4 @@
-"""The three kinds of system, each one object: the auto-tagger, offline TL and online TL.
+"""The kinds of system, each one object: the auto-tagger, offline TL, online TL and self-supervised TL.
 
 A kind says what it trains on beyond the common inputs, how it draws its batches, what its loss is
 and how its validation ranks the val split; the training loop (:mod:`trackrank.learn.training`) calls
