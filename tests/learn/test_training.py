@@ -445,6 +445,18 @@ def fake_validation(monkeypatch, values):
     monkeypatch.setattr(training, "validate", lambda *a: {"val_loss": 0.0, "val_map@5": next(sequence)})
 
 
+def test_the_self_supervised_system_trains_its_whole_budget_and_keeps_its_last_epoch(pipeline, tmp_path, monkeypatch):
+    """No tag chooses the epoch of a system that learns without tags, even when val MAP falls."""
+    fake_validation(monkeypatch, [0.50, 0.40, 0.35, 0.33, 0.32, 0.31])
+    s = settings(system="tl_ssl", epochs=5, patience=2, batch_size=8, batches_per_epoch=1)
+    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
+    assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
+    assert history.loc[history["kept"], "epoch"].tolist() == [5]
+    kept = torch.load(tmp_path / "model.pt", weights_only=True)
+    last = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert kept["epoch"] == 5 and all(torch.equal(kept["model"][k], v) for k, v in last["model"].items())
+
+
 def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.40, 0.35, 0.33, 0.32, 0.31])
     s = settings(epochs=5, patience=2)

@@ -309,12 +309,13 @@ def _record_epoch(state: dict, row: dict, model, settings: TrainSettings, data: 
         log.warning("epoch %d: %s is undefined (validation split too small); keeping this epoch", row["epoch"], metric)
     # a trained epoch counts once its window is full (the budget's length where that is shorter)
     counts = row["epoch"] == 0 or row["epoch"] >= min(settings.smoothing, settings.epochs)
-    if row["epoch"] > 0 and counts:  # patience runs from the best *trained* epoch (see _should_stop)
+    selects = kind_of(settings).selects_epoch
+    if row["epoch"] > 0 and counts and selects:  # patience runs from the best *trained* epoch (see _should_stop)
         if value > state.get("best_trained", -1.0):
             state.update(best_trained=value, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
-    if np.isnan(row[metric]) or (counts and value > state["best"]):
+    if not selects or np.isnan(row[metric]) or (counts and value > state["best"]):
         # the kept weights also travel in last.pt: Snakemake deletes model.pt before it reruns a job,
         # and a resumed run must still end with the best epoch's weights
         kept = {
