@@ -457,6 +457,23 @@ def test_the_self_supervised_system_trains_its_whole_budget_and_keeps_its_last_e
     assert kept["epoch"] == 5 and all(torch.equal(kept["model"][k], v) for k, v in last["model"].items())
 
 
+def test_a_run_that_keeps_the_network_it_started_from_says_so(pipeline, tmp_path, monkeypatch, caplog):
+    ssl = settings(system="tl_ssl", epochs=1, batches_per_epoch=1, batch_size=8)
+    train(ssl, data_for(pipeline, ssl), **training_outputs(tmp_path / "ssl"))
+    fake_validation(monkeypatch, [0.50, 0.40, 0.35, 0.33])
+    s = settings(
+        system="tl_online_from_ssl",
+        epochs=3,
+        patience=1,
+        batches_per_epoch=1,
+        online_tracks=6,
+        n_positives=2,
+        init_trunk=str(tmp_path / "ssl" / "model.pt"),
+    )
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "tl"))
+    assert "FAILED RUN: its best epoch is 0, the network it started from" in caplog.text
+
+
 def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp_path, monkeypatch, caplog):
     fake_validation(monkeypatch, [0.30, 0.40, 0.35, 0.33, 0.32, 0.31])
     s = settings(epochs=5, patience=2)

@@ -277,7 +277,9 @@ def train(
             "%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
             "(%s %.4f); see history.csv and training_curves.png",
             settings.system,
-            "0, the untrained network" if state["best_epoch"] == 0 else "its first",
+            ("0, the network it started from" if settings.init_trunk else "0, the untrained network")
+            if state["best_epoch"] == 0
+            else "its first",
             metric,
             state["best"],
         )
