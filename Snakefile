@@ -23,10 +23,8 @@ if problems:  # one line per wrong key, not Snakemake's dump of the whole schema
 validate(config, "workflow/schemas/config.schema.yaml")  # fills in the defaults
 config["train"]["systems"] = expand_systems(config["train"]["systems"])
 for _system in config["train"]["systems"]:
-    if starts_from(_system) and starts_from(_system) not in config["train"]["systems"]:
-        raise WorkflowError(
-            f"train.systems: {_system} starts from {starts_from(_system)}'s trained network: list {starts_from(_system)} too"
-        )
+    if (_start := starts_from(_system)) and _start not in config["train"]["systems"]:
+        raise WorkflowError(f"train.systems: {_system} starts from {_start}'s trained network: list {_start} too")
 
 
 include: "workflow/rules/common.smk"

@@ -56,7 +56,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
 
     torch.set_num_threads(1)
     from trackrank.learn.embedding import write_embeddings
-    from trackrank.learn.settings import SELF_SUPERVISED, TrainSettings, starts_from_tagger, train_settings
+    from trackrank.learn.settings import TrainSettings, mines_offline, starts_from, train_settings
     from trackrank.learn.training import train
     from trackrank.learn.training_data import load_training_data
     from trackrank.logs import log_to
@@ -72,8 +72,8 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     fields = {**train_settings(system, config), **overrides, "seed": seed}
     if starts:  # another variant's network of the same seed (e.g. a tl_ssl variant for a *_from_ssl one)
         fields["init_trunk"] = str(out / starts / f"seed{seed}" / "model.pt")
-    elif starts_from_tagger(system):  # unless the variant names another tagger checkpoint
-        fields.setdefault("init_trunk", str(results / "models" / "at_baseline" / "model.pt"))
+    elif starts_from(system):  # the run's own (at_baseline, tl_ssl), unless the variant names another checkpoint
+        fields.setdefault("init_trunk", str(results / "models" / starts_from(system) / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     if continues:
         continue_run(out / continues / f"seed{seed}", folder, settings)
@@ -84,8 +84,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         cache,
         catalog=catalog,
         val_rankings=run_table(results, "rankings", "val"),
-        triplets=triplets
-        or (run_table(results, "triplets", strategy) if strategy not in (None, "online", SELF_SUPERVISED) else None),
+        triplets=triplets or (run_table(results, "triplets", strategy) if mines_offline(strategy) else None),
         train_rankings=run_table(results, "rankings", "train"),
         similarity=similarity_settings(config),
     )

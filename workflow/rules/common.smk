@@ -122,7 +122,7 @@ def trained_model(wildcards):
 
 
 def tagger_model(wildcards):
-    """The trained auto-tagger's model.pt (its trunk: at_trunk, the *_from_at systems)."""
+    """The trained auto-tagger's model.pt (its trunk: the at_trunk reference row)."""
     return trained("at_baseline")
 
 

@@ -2,7 +2,7 @@
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
 from trackrank.rank.similarity import similarity_settings
-from trackrank.learn.settings import SELF_SUPERVISED, starts_from, system_spec, train_settings
+from trackrank.learn.settings import mines_offline, starts_from, system_spec, train_settings
 
 
 rule cache_features:
@@ -23,7 +23,7 @@ rule cache_features:
 
 for system in lookup(dpath="train/systems", within=config):
     strategy = system_spec(system)[1]
-    offline = strategy not in (None, "online", SELF_SUPERVISED)  # trains on a mined triplet table
+    offline = mines_offline(strategy)  # trains on a mined triplet table
 
     rule:
         name:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation
-from trackrank.rank.mining import mining_settings
+from trackrank.rank.mining import STRATEGIES, mining_settings
 
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
 #: glibc hands large freed blocks back to the OS at once, so every CPU training step
@@ -64,6 +64,13 @@ def expand_systems(systems) -> list[str]:
 def starts_from_tagger(system: str) -> bool:
     """``tl_<strategy>_from_at``: its FCN-5 trunk starts from the trained ``at_baseline``'s, not at random."""
     return system.startswith("tl_") and not system.startswith("tl_autopool_") and system.endswith(FROM_TAGGER)
+
+
+def mines_offline(strategy: str | None) -> bool:
+    """Whether a system of this mining strategy trains on a mined triplet table (the paper's
+    strategies); the tagger (None), online mining and the self-supervised systems mine in the batch or
+    not at all."""
+    return strategy in STRATEGIES
 
 
 def starts_from_ssl(system: str) -> bool:
@@ -204,14 +211,14 @@ def train_settings(system: str, config: dict) -> dict:
     train = config["train"]
     settings = {key: train[key] for key in TRAIN_KEYS}
     architecture, strategy = system_spec(system)
-    if strategy not in (None, "online", SELF_SUPERVISED) and train["batch_size"] % train["offline_pairs"]:
+    if mines_offline(strategy) and train["batch_size"] % train["offline_pairs"]:
         raise ConfigError(
             f"train.batch_size ({train['batch_size']}) must be a multiple of train.offline_pairs "
             f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
         )
     online = dict(train["online"])
     online_lr = online.pop("lr")
-    if strategy in ("online", SELF_SUPERVISED):  # both mine in the batch
+    if strategy is not None and not mines_offline(strategy):  # online and self-supervised: mined in the batch
         settings["lr"] = online_lr
     else:
         settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]

@@ -273,13 +273,12 @@ def train(
         state["best"],
     )
     if state["best_epoch"] <= 1 and state["epoch"] > 1:
+        start = "the network it started from" if settings.init_trunk else "the untrained network"
         log.warning(
             "%s: FAILED RUN: its best epoch is %s, so further training made validation worse "
             "(%s %.4f); see history.csv and training_curves.png",
             settings.system,
-            ("0, the network it started from" if settings.init_trunk else "0, the untrained network")
-            if state["best_epoch"] == 0
-            else "its first",
+            f"0, {start}" if state["best_epoch"] == 0 else "its first",
             metric,
             state["best"],
         )
