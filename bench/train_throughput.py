@@ -17,8 +17,8 @@ the measured baseline step and validation times, and from them the hours of one 
 --epoch-steps steps plus the validation of --val-tracks x --val-patches patches.
 
 Data: a synthetic run laid out like results/ (random tags, one CQT shard of random dB values,
-its cache, val rankings and the triplet table of the system's strategy) in a temporary folder,
-or an existing run's with --results (its catalog/, cache/, rankings/val/, triplets/).
+its cache, val and train rankings and the triplet table of an offline system's strategy) in a
+temporary folder, or an existing run's with --results (its catalog/, cache/, rankings/, triplets/).
 
 The process runs with trackrank.learn.settings.MALLOC_SETTINGS, as the workflow's jobs do (without
 them a CPU step is about 2x slower); the script re-executes itself to set them.
@@ -53,10 +53,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from trackrank.data.catalog import CatalogFiles
-from trackrank.data.feature_cache import CacheFiles, build_cache
+from trackrank.data.feature_cache import CacheFiles, build_cache, cache_in_folder
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
 from trackrank.learn.embedding import choose_device, track_outputs
-from trackrank.learn.settings import TrainSettings
+from trackrank.learn.settings import TrainSettings, mines_offline
 from trackrank.learn.training import _new_state, _train_epoch, epoch_batches
 from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
@@ -69,7 +69,8 @@ TRACK_FRAMES = 1300  # 30 s of CQT frames
 
 
 def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: str | None) -> None:
-    """A run's results/ in miniature: catalog (1 track in 10 in val), cache, val rankings, triplets."""
+    """A run's results/ in miniature: catalog (1 track in 10 in val), cache, val and train rankings (online
+    systems mine in the batch from the latter), and the triplet table of an offline system's strategy."""
     rng = np.random.default_rng(0)
     ids = [f"t{i:04d}" for i in range(n_tracks)]
     tag_names = [f"tag{t:02d}" for t in range(24)]
@@ -90,8 +91,9 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     build_cache([root / "shard-000.parquet"], CacheFiles.in_folder(root / "cache"))
     val_ids, val_oracle = split_oracle(CatalogFiles.in_folder(catalog), "val")
     write_rankings(val_oracle, val_ids, output=root / "rankings" / "val" / "part-0000.parquet")
-    if strategy:
-        train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
+    train_ids, train_oracle = split_oracle(CatalogFiles.in_folder(catalog), "train")
+    write_rankings(train_oracle, train_ids, output=root / "rankings" / "train" / "part-0000.parquet")
+    if mines_offline(strategy):
         write_triplets(  # the paper's Np, Nn
             train_oracle,
             train_ids,
@@ -157,15 +159,17 @@ def main() -> None:
         if root is None:
             root = Path(tmp)
             write_synthetic_results(root, args.tracks, TRACK_FRAMES, settings.strategy)
-        triplets = parts_in(root / "triplets" / settings.strategy) if settings.strategy else None
+        offline = mines_offline(settings.strategy)
+        triplets = parts_in(root / "triplets" / settings.strategy) if offline else None
         data = load_training_data(
             settings,
-            CacheFiles.in_folder(root / "cache"),
+            cache_in_folder(root / "cache"),
             catalog=CatalogFiles.in_folder(root / "catalog"),
             val_rankings=parts_in(root / "rankings" / "val"),
             triplets=triplets,
+            train_rankings=parts_in(root / "rankings" / "train"),
         )
-        patches_per_step = settings.batch_size + (2 * settings.offline_pairs if settings.strategy else 0)
+        patches_per_step = settings.batch_size + (2 * settings.offline_pairs if offline else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))
         model, optimizer, scaler = _new_state(settings, data, device)
 
