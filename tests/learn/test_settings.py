@@ -40,6 +40,16 @@ def test_each_kind_of_system_gets_its_own_learning_rate(config):
     assert train_settings("tl_autopool_online", config)["lr"] == 0.03
 
 
+def test_a_system_started_from_the_self_supervised_network_is_fine_tuned_at_its_own_rate(config):
+    config["train"].update(lr_triplet=0.02, lr_from_ssl=0.004)
+    config["train"]["online"]["lr"] = 0.03
+    assert train_settings("tl_distance_from_ssl", config)["lr"] == 0.004
+    assert train_settings("tl_autopool_online_from_ssl", config)["lr"] == 0.004
+    assert train_settings("tl_ssl", config)["lr"] == 0.03  # the pretraining itself mines in the batch
+    assert train_settings("tl_distance", config)["lr"] == 0.02
+    assert train_settings("tl_online_from_at", config)["lr"] == 0.03  # the tagger's trunk: its strategy's rate
+
+
 def test_offline_pairs_that_do_not_divide_the_batch_stop_naming_both_keys(config):
     config["train"].update(batch_size=42, offline_pairs=5)
     with pytest.raises(ValueError, match=r"train.batch_size \(42\) must be a multiple of train.offline_pairs \(5\)"):

@@ -218,7 +218,9 @@ def train_settings(system: str, config: dict) -> dict:
         )
     online = dict(train["online"])
     online_lr = online.pop("lr")
-    if strategy is not None and not mines_offline(strategy):  # online and self-supervised: mined in the batch
+    if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
+        settings["lr"] = train["lr_from_ssl"]
+    elif strategy is not None and not mines_offline(strategy):  # online and self-supervised: mined in the batch
         settings["lr"] = online_lr
     else:
         settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
