@@ -72,8 +72,8 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     fields = {**train_settings(system, config), **overrides, "seed": seed}
     if starts:  # another variant's network of the same seed (e.g. a tl_ssl variant for a *_from_ssl one)
         fields["init_trunk"] = str(out / starts / f"seed{seed}" / "model.pt")
-    elif starts_from(system):  # the run's own (at_baseline, tl_ssl), unless the variant names another checkpoint
-        fields.setdefault("init_trunk", str(results / "models" / starts_from(system) / "model.pt"))
+    elif start := starts_from(system):  # the run's own (at_baseline, tl_ssl), unless the variant names another
+        fields.setdefault("init_trunk", str(results / "models" / start / "model.pt"))
     settings = TrainSettings(system=system, **fields)
     if continues:
         continue_run(out / continues / f"seed{seed}", folder, settings)

@@ -457,19 +457,18 @@ def test_the_self_supervised_system_trains_its_whole_budget_and_keeps_its_last_e
     assert kept["epoch"] == 5 and all(torch.equal(kept["model"][k], v) for k, v in last["model"].items())
 
 
+def started_from(system: str, checkpoint, **overrides) -> TrainSettings:
+    """An online system of the tiny pipeline whose network starts from a trained ``checkpoint``."""
+    return settings(
+        system=system, batches_per_epoch=1, online_tracks=6, n_positives=2, init_trunk=str(checkpoint), **overrides
+    )
+
+
 def test_a_run_that_keeps_the_network_it_started_from_says_so(pipeline, tmp_path, monkeypatch, caplog):
     ssl = settings(system="tl_ssl", epochs=1, batches_per_epoch=1, batch_size=8)
     train(ssl, data_for(pipeline, ssl), **training_outputs(tmp_path / "ssl"))
     fake_validation(monkeypatch, [0.50, 0.40, 0.35, 0.33])
-    s = settings(
-        system="tl_online_from_ssl",
-        epochs=3,
-        patience=1,
-        batches_per_epoch=1,
-        online_tracks=6,
-        n_positives=2,
-        init_trunk=str(tmp_path / "ssl" / "model.pt"),
-    )
+    s = started_from("tl_online_from_ssl", tmp_path / "ssl" / "model.pt", epochs=3, patience=1)
     train(s, data_for(pipeline, s), **training_outputs(tmp_path / "tl"))
     assert "FAILED RUN: its best epoch is 0, the network it started from" in caplog.text
 
@@ -511,14 +510,7 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
 
     tagger = settings(system="at_baseline", epochs=1, batches_per_epoch=2)
     train(tagger, data_for(pipeline, tagger), **training_outputs(tmp_path / "at"))
-    s = settings(
-        system="tl_online_from_at",
-        epochs=1,
-        batches_per_epoch=1,
-        online_tracks=6,
-        n_positives=2,
-        init_trunk=str(tmp_path / "at" / "model.pt"),
-    )
+    s = started_from("tl_online_from_at", tmp_path / "at" / "model.pt", epochs=1)
     model, _, _ = _new_state(s, data_for(pipeline, s), torch.device("cpu"))
     at = torch.load(tmp_path / "at" / "model.pt", weights_only=True)["model"]
     trunk = {k: v for k, v in at.items() if k.startswith("trunk.")}

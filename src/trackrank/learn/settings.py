@@ -220,10 +220,12 @@ def train_settings(system: str, config: dict) -> dict:
     online_lr = online.pop("lr")
     if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
         settings["lr"] = train["lr_from_ssl"]
-    elif strategy is not None and not mines_offline(strategy):  # online and self-supervised: mined in the batch
+    elif architecture == "fcn5_tagger":
+        settings["lr"] = train["lr_tagger"]
+    elif mines_offline(strategy):
+        settings["lr"] = train["lr_triplet"]
+    else:  # online and self-supervised: mined in the batch
         settings["lr"] = online_lr
-    else:
-        settings["lr"] = train["lr_tagger"] if architecture == "fcn5_tagger" else train["lr_triplet"]
     settings["k"] = train["val_k"]
     settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]
