@@ -170,8 +170,13 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"ema": 0.8}, {"warmup_steps": 10}],
-    ids=["raw weights", "weight average", "learning-rate warm-up past the interruption"],
+    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}],
+    ids=[
+        "raw weights",
+        "weight average",
+        "learning-rate warm-up past the interruption",
+        "cosine learning rate past the interruption",
+    ],
 )
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, options):
     s = settings(**options)
@@ -223,6 +228,32 @@ def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monk
         settings(lr=1e-3, epochs=1, batches_per_epoch=3), data_for(pipeline, s), **training_outputs(tmp_path / "cold")
     )
     assert seen == pytest.approx([1e-3] * 3)
+
+
+def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_end(pipeline, tmp_path, monkeypatch):
+    """``train.lr_schedule: cosine``: after the warm-up the rate follows a half cosine from lr down to 0 at
+    the budget's last step (epochs x batches_per_epoch), and the optimiser steps at those rates."""
+    from trackrank.learn.training import learning_rate
+
+    s = settings(lr=1e-3, lr_schedule="cosine", warmup_steps=2, epochs=2, batches_per_epoch=3)
+    cosine = [0.5 * (1 + np.cos(np.pi * k / 4)) * 1e-3 for k in range(4)]
+    expected = [5e-4, 1e-3, *cosine]
+    assert [learning_rate(s, step) for step in range(6)] == pytest.approx(expected)
+    assert learning_rate(s, 6) == pytest.approx(0.0, abs=1e-12)  # past the budget (a resumed longer run)
+    seen = []
+    real_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
+    assert seen == pytest.approx(expected)
+    seen.clear()
+    cold = settings(lr=1e-3, lr_schedule="cosine", epochs=2, batches_per_epoch=2)  # no warm-up
+    train(cold, data_for(pipeline, cold), **training_outputs(tmp_path / "cold"))
+    assert seen == pytest.approx(cosine)
 
 
 def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():

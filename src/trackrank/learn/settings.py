@@ -143,6 +143,7 @@ class TrainSettings:
     aug_stretch: float = 0.0
     ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
     warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
+    lr_schedule: str = "constant"  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
 
     @property
     def augmentation(self) -> Augmentation:
@@ -199,6 +200,7 @@ TRAIN_KEYS = (
     "smoothing",
     "ema",
     "warmup_steps",
+    "lr_schedule",
     "tag_threshold",
     "val_patches",
     "workers",
