@@ -80,7 +80,7 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
     catalog = root / "catalog"
     catalog.mkdir(parents=True)
     split = ["val" if i % 10 == 0 else "train" for i in range(n_tracks)]
-    pd.DataFrame({"track_id": ids, "split": split}).to_parquet(catalog / "tracks.parquet")
+    pd.DataFrame({"track_id": ids, "artist": ids, "split": split}).to_parquet(catalog / "tracks.parquet")
     pd.DataFrame(tags, columns=tag_names).assign(track_id=ids).to_parquet(catalog / "tags.parquet")
     pd.DataFrame(
         {"tag": tag_names, "category": [CATEGORIES[t % 4] for t in range(len(tag_names))], "weight": 1.0}

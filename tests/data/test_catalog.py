@@ -60,7 +60,7 @@ def test_bad_rows_are_skipped_each_with_its_reason(tmp_path):
     assert "tag 'rock' is missing or not a number ('nan')" in got["nan"]
     assert "likelihood 1.7 for tag 'jazz' is outside [0, 1]" in got["toolarge"]
     assert "likelihood -0.1 for tag 'calm' is outside [0, 1]" in got["negative"]
-    assert "duplicate track_id (first at line 2)" in got["ok1"]
+    assert "duplicate track_id (first at tags.csv line 2)" in got["ok1"]
     assert "escapes the catalog folder" in got["escape"]
     assert "empty artist" in got["noartist"]
     assert got["toolarge"].startswith("tags.csv line 9:")
@@ -175,7 +175,7 @@ MESSY_ROWS = {
     "non-numeric": (lambda f: {"piano": "high"}, "likelihood for tag 'piano' is missing or not a number ('high')"),
     "negative": (lambda f: {"calm": -0.2}, "likelihood -0.2 for tag 'calm' is outside [0, 1]"),
     "above one": (lambda f: {"rock": 1.5}, "likelihood 1.5 for tag 'rock' is outside [0, 1]"),
-    "duplicate id": (lambda f: {"track_id": "ok1"}, "duplicate track_id (first at line 2)"),
+    "duplicate id": (lambda f: {"track_id": "ok1"}, "duplicate track_id (first at tags.csv line 2)"),
     "empty artist": (lambda f: {"artist": " "}, "empty artist"),
     "dot-dot path": (lambda f: {"path": "audio/../../elsewhere.wav"}, "path 'audio/../../elsewhere.wav' escapes"),
     "absolute path": (absolute_path, "is absolute; paths are relative to the catalog folder"),
@@ -233,3 +233,62 @@ def test_audio_files_the_table_does_not_list_are_ignored_and_counted(tmp_path, c
     tracks, *_ = validate_catalog(folder)
     assert len(tracks) == 3
     assert f"2 audio file(s) in '{folder}' are not listed in tags.csv and are ignored" in caplog.text
+
+
+def write_untagged(folder: Path, rows: list[dict]) -> None:
+    """``untagged.csv``: audio without tags (``track_id``, ``path``, ``artist``)."""
+    pd.DataFrame(rows, columns=["track_id", "path", "artist"]).to_csv(folder / "untagged.csv", index=False)
+
+
+def test_untagged_audio_joins_the_catalog_in_its_own_split_without_moving_the_tagged_tracks(tmp_path):
+    """A company's audio without tags (``untagged.csv``) is validated as tags.csv is, gets split
+    ``untagged`` and no tags row; the tagged tracks' split and tags are what they are without it."""
+    from trackrank.data.catalog import CatalogFiles, load_split_tags
+
+    folder = tmp_path / "cat"
+    rows = [good_row(folder, f"ok{i}", f"artist{i % 4}", rock=i / 10) for i in range(8)]
+    write_catalog(folder, rows)
+    alone = ingest(folder, **ingest_outputs(tmp_path / "alone"))
+    write_untagged(
+        folder,
+        [
+            good_row(folder, "u1", "artist1"),
+            good_row(folder, "u2", "someone new"),
+            {"track_id": "u3", "path": "audio/never_written.wav", "artist": "artist2"},
+            good_row(folder, "ok3", "artist3"),  # an id tags.csv already has
+            good_row(folder, "u4", "artist0", seconds=5.0),
+        ],
+    )
+    before = snapshot(folder)
+    catalog = ingest(folder, **ingest_outputs(tmp_path / "with"))
+    assert snapshot(folder) == before
+
+    tracks = pd.read_parquet(tmp_path / "with" / "tracks.parquet")
+    assert tracks.track_id.tolist() == [*alone.tracks.track_id, "u1", "u2"]
+    assert tracks.split.tolist() == [*alone.tracks.split, "untagged", "untagged"]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "with" / "tags.parquet"), alone.tags)
+    assert catalog.tracks.path.iloc[-1] == str((folder / "audio" / "u2.wav").resolve())
+    rejected = dict(zip(catalog.rejected.track_id, catalog.rejected.reason))
+    assert rejected == {
+        "u3": "untagged.csv line 4: audio file not found: audio/never_written.wav",
+        "ok3": "untagged.csv line 5: duplicate track_id (first at tags.csv line 5)",
+        "u4": rejected["u4"],
+    }
+    assert rejected["u4"].startswith("untagged.csv line 6: too short: 5.00 s")
+    for split in ("train", "val", "test"):  # each split's tags, read by id: the same rows as without it
+        ids, matrix, _ = load_split_tags(CatalogFiles.in_folder(tmp_path / "with"), split)
+        expected_ids, expected, _ = load_split_tags(CatalogFiles.in_folder(tmp_path / "alone"), split)
+        assert ids == expected_ids and (matrix == expected).all()
+
+
+def test_a_tag_column_in_the_untagged_table_is_refused_rather_than_dropped(tmp_path):
+    folder = tmp_path / "cat"
+    write_catalog(folder, [good_row(folder, f"ok{i}", f"artist{i}") for i in range(3)])
+    pd.DataFrame([{**good_row(folder, "u1", "artist1"), "jazz": 1.0, "title": "x"}]).to_csv(
+        folder / "untagged.csv", index=False
+    )
+    with pytest.raises(CatalogError, match=r"untagged.csv has tag column\(s\) jazz: it lists audio without tags"):
+        validate_catalog(folder)
+    pd.DataFrame([{"track_id": "u1", "artist": "a"}]).to_csv(folder / "untagged.csv", index=False)
+    with pytest.raises(CatalogError, match=r"untagged.csv lacks the required column\(s\) path"):
+        validate_catalog(folder)

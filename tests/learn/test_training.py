@@ -592,6 +592,36 @@ def test_the_self_supervised_system_draws_two_patches_of_each_track_outside_the_
     assert torch.equal(again[0], next(iter(kind_of(s).batches(data, s, epoch=0)))[0]), "seeded"
 
 
+def test_untagged_audio_is_pretrained_on_unless_a_test_artist_made_it(pipeline, tmp_path):
+    """A catalog's untagged tracks (split ``untagged``, no tags row) are in the self-supervised pool, but
+    not those by an artist of the test split: their sound would be learnt before the test. The tagged
+    systems never see them."""
+    folder = with_test_split(pipeline, tmp_path / "catalog", ["t00", "t03"])
+    tracks = pd.read_parquet(folder / "tracks.parquet")
+    untagged = ["t04", "t05", "t06"]
+    tracks.loc[tracks.track_id.isin(untagged), "split"] = "untagged"
+    tracks.loc[tracks.track_id == "t06", "artist"] = "t03"  # by an artist of the test split
+    tracks.to_parquet(folder / "tracks.parquet")
+    tags = pd.read_parquet(folder / "tags.parquet")
+    tags[~tags.track_id.isin(untagged)].to_parquet(folder / "tags.parquet")
+
+    def loaded(system: str):
+        data = load_training_data(
+            settings(system=system),
+            CacheFiles.in_folder(pipeline / "cache"),
+            catalog=CatalogFiles.in_folder(folder),
+            val_rankings=pipeline / "val.parquet",
+        )
+        return data, lambda positions: {data.cache.track_ids[p] for p in positions}
+
+    ssl, ids = loaded("tl_ssl")
+    assert {"t04", "t05"} <= ids(ssl.audio_tracks)
+    assert not ids(ssl.audio_tracks) & {"t00", "t03", "t06"}
+    tagger, ids = loaded("at_baseline")
+    assert not ids(tagger.train_tracks) & set(untagged)
+    assert len(tagger.train_targets) == len(tagger.train_tracks)
+
+
 def test_a_from_ssl_system_starts_from_the_whole_self_supervised_network(pipeline, tmp_path):
     from trackrank.learn.settings import starts_from
     from trackrank.learn.training import _new_state

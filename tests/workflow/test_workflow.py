@@ -331,6 +331,29 @@ def test_a_user_catalog_runs_through_the_feature_stage(small_catalog, tmp_path):
     assert not (work / "results" / "demo").exists()
 
 
+def test_a_catalogs_untagged_audio_gets_features_but_no_ranking_and_its_table_is_an_input(small_catalog, tmp_path):
+    """``untagged.csv``: its tracks go through the feature stage (the self-supervised systems and the
+    index read them) but rank in no split; editing it revalidates the catalog."""
+    for i in (0, 1):
+        sf.write(small_catalog / "audio" / f"u{i}.wav", sine(150.0 + 40 * i, seconds=13.0, sr=22050), 22050)
+    pd.DataFrame(
+        {"track_id": ["u0", "u1"], "path": ["audio/u0.wav", "audio/u1.wav"], "artist": ["a1", "someone new"]}
+    ).to_csv(small_catalog / "untagged.csv", index=False)
+    work = workflow_copy(tmp_path)
+    run = snakemake(work, "--config", f"catalog={small_catalog}", "--", "features", "oracle")
+    assert run.returncode == 0, run.stderr[-3000:]
+    tracks = pd.read_parquet(work / "results" / "catalog" / "tracks.parquet")
+    assert tracks.set_index("track_id").loc[["u0", "u1"], "split"].tolist() == ["untagged", "untagged"]
+    assert {"u0", "u1"} <= set(FeatureStore(work / "results" / "features").track_ids)
+    ranked = read_parts(sorted((work / "results" / "rankings").glob("*/part-*.parquet"))).to_pandas()
+    assert len(ranked) and not {"u0", "u1"} & (set(ranked["anchor"].astype(str)) | set(ranked["other"].astype(str)))
+    pd.DataFrame({"track_id": ["u0"], "path": ["audio/u0.wav"], "artist": ["a1"]}).to_csv(
+        small_catalog / "untagged.csv", index=False
+    )
+    plan = snakemake(work, "--config", f"catalog={small_catalog}", "-n", "--", "features", "oracle")
+    assert "checkpoint ingest_catalog:" in plan.stdout, plan.stdout[-3000:]
+
+
 def test_one_config_key_runs_every_system(finished_run):
     from trackrank.learn.settings import ALL_SYSTEMS
 

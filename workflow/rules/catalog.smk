@@ -9,6 +9,7 @@ checkpoint ingest_catalog:
     input:
         tags=catalog_tags_file,
         meta=f"{CATALOG_DIR}/tags_meta.csv",
+        untagged=catalog_untagged_file,  # optional: audio without tags (self-supervised pretraining)
     output:
         tracks="results/catalog/tracks.parquet",
         tags="results/catalog/tags.parquet",

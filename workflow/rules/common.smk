@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from trackrank.data.catalog import UNTAGGED_TABLE
 from trackrank.data.features import shard_tracks
 from trackrank.learn.settings import MALLOC_SETTINGS, system_spec
 from trackrank.rank.mining import STRATEGIES as MINING_STRATEGIES
@@ -50,6 +51,12 @@ def catalog_tags_file(wildcards):
     ):
         return str(folder / "tags.parquet")
     return str(folder / "tags.csv")
+
+
+def catalog_untagged_file(wildcards):
+    """The user catalog's untagged.csv (audio without tags), where it has one; a built-in catalog has none."""
+    path = Path(CATALOG_DIR) / UNTAGGED_TABLE
+    return str(path) if config["catalog"] not in BUILT_IN_CATALOGS and path.exists() else []
 
 
 @functools.cache

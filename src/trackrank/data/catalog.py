@@ -3,9 +3,12 @@
 A catalog folder holds ``tags.csv`` (or ``tags.parquet``): ``track_id``, ``path``
 (relative to the folder), ``artist``, then one column per tag with a likelihood in
 [0, 1]; ``tags_meta.csv``: ``tag``, ``category`` and an optional ``weight``; and the
-audio files. Every bad row gets a reason and is skipped (``rejected.csv``); only
-problems that make the whole catalog unusable raise :class:`CatalogError`.
-Nothing is ever written inside the catalog folder.
+audio files. An optional ``untagged.csv`` (``track_id``, ``path``, ``artist``) lists audio
+without tags: a company has far more of it than tagged audio, and the self-supervised
+systems pretrain on it (split ``untagged``: in no ranking, no evaluation; in the index).
+Every bad row gets a reason and is skipped (``rejected.csv``); only problems that make
+the whole catalog unusable raise :class:`CatalogError`. Nothing is ever written inside
+the catalog folder.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from trackrank.logs import CONSOLE
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("track_id", "path", "artist")
+#: The optional table of audio without tags, and the split its tracks get.
+UNTAGGED_TABLE = "untagged.csv"
+UNTAGGED = "untagged"
 #: What counts as an audio file when counting the folder's files that the tags table does not list.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -36,22 +42,16 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 class Catalog:
     """A validated catalog: what every later stage reads."""
 
-    tracks: pd.DataFrame  # track_id, path (absolute), artist, split, duration_s
-    tags: pd.DataFrame  # track_id, then one float32 column per tag
+    tracks: pd.DataFrame  # track_id, path (absolute), artist, split, duration_s; the untagged tracks last
+    tags: pd.DataFrame  # track_id, then one float32 column per tag (the tagged tracks, in their order)
     taxonomy: pd.DataFrame  # tag, category, weight
     rejected: pd.DataFrame  # track_id, path, reason
 
 
-def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
-    """The raw tags table, every cell as text, and the file name to cite in messages."""
-    for name in ("tags.csv", "tags.parquet"):
-        path = folder / name
-        if path.is_file():
-            break
-    else:
-        raise CatalogError(f"catalog '{folder}' has no tags.csv (or tags.parquet)")
+def _read_table(path: Path) -> pd.DataFrame:
+    """A catalog table, every cell as text, its required columns checked."""
     try:
-        if name.endswith(".csv"):
+        if path.suffix == ".csv":
             table = pd.read_csv(path, dtype=str, keep_default_na=False)
         else:
             table = pd.read_parquet(path).astype(str)
@@ -63,7 +63,36 @@ def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
         raise CatalogError(
             f"{path} lacks the required column(s) {', '.join(missing)} (it has: {', '.join(table.columns)})"
         )
-    return table, name
+    return table
+
+
+def read_tags_table(folder: Path) -> tuple[pd.DataFrame, str]:
+    """The raw tags table, every cell as text, and the file name to cite in messages."""
+    for name in ("tags.csv", "tags.parquet"):
+        path = folder / name
+        if path.is_file():
+            return _read_table(path), name
+    raise CatalogError(f"catalog '{folder}' has no tags.csv (or tags.parquet)")
+
+
+def read_untagged_table(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
+    """``untagged.csv``'s ``track_id``, ``path``, ``artist`` as text (no rows where the file is absent).
+
+    A tag column there is refused rather than ignored: its track would lose tags the user gave."""
+    path = folder / UNTAGGED_TABLE
+    if not path.is_file():
+        return pd.DataFrame(columns=list(REQUIRED_COLUMNS))
+    table = _read_table(path)
+    tagged = [c for c in table.columns if c in tag_columns]
+    if tagged:
+        raise CatalogError(
+            f"{path} has tag column(s) {', '.join(tagged)}: it lists audio without tags; "
+            f"put tagged tracks in the tags table"
+        )
+    ignored = [c for c in table.columns if c not in REQUIRED_COLUMNS]
+    if ignored:
+        log.info("%s: column(s) %s are ignored", path, ", ".join(ignored))
+    return table[list(REQUIRED_COLUMNS)]
 
 
 def taxonomy_tags(taxonomy: dict[str, list[str]]) -> list[str]:
@@ -108,20 +137,21 @@ def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
 
 def _row_problem(
     row: pd.Series,
-    line: int,
+    where: str,
     folder: Path,
-    seen: dict[str, int],
+    seen: dict[str, str],
     tag_values: np.ndarray,
     raw_tags: pd.Series,
     short_tracks: str,
 ) -> tuple[str, float]:
-    """Why a row is unusable ('' if it is fine) and the audio duration."""
+    """Why a row is unusable ('' if it is fine) and the audio duration; ``where`` is its file and line
+    (``tags.csv line 9``), ``seen`` the ids of the rows before it (of both tables) and where they are."""
     track_id, rel_path, artist = row["track_id"].strip(), row["path"].strip(), row["artist"].strip()
     if not track_id:
         return "empty track_id", np.nan
     if track_id in seen:
-        return f"duplicate track_id (first at line {seen[track_id]})", np.nan
-    seen[track_id] = line
+        return f"duplicate track_id (first at {seen[track_id]})", np.nan
+    seen[track_id] = where
     if not artist:
         return "empty artist", np.nan
     if not rel_path:
@@ -155,6 +185,44 @@ def _row_problem(
     return "", duration
 
 
+def _valid_rows(
+    table: pd.DataFrame,
+    source: str,
+    folder: Path,
+    seen: dict[str, str],
+    values: np.ndarray,
+    raw_tags: pd.DataFrame,
+    short_tracks: str,
+) -> tuple[list[int], list[float], list[tuple[str, str, str]]]:
+    """The rows of one table that are fine, their durations, and the others' (track_id, path, reason)."""
+    kept, durations, rejected = [], [], []
+    for i, row in table.iterrows():
+        where = f"{source} line {i + 2}"  # the header is line 1
+        reason, duration = _row_problem(row, where, folder, seen, values[i], raw_tags.loc[i], short_tracks)
+        if reason:
+            log.warning("%s (track '%s'): %s", where, row["track_id"], reason)
+            rejected.append((row["track_id"], row["path"], f"{where}: {reason}"))
+        else:
+            kept.append(i)
+            durations.append(duration)
+    return kept, durations, rejected
+
+
+def _track_rows(folder: Path, tables: list[tuple[pd.DataFrame, list[float]]]) -> pd.DataFrame:
+    """The tracks table of the valid rows of each (table, durations), in that order: one frame built
+    at once, so its columns keep the dtypes pandas gives text (a concatenation with an empty table
+    would turn them into objects)."""
+    rows = pd.concat([table for table, _ in tables])
+    return pd.DataFrame(
+        {
+            "track_id": rows["track_id"].str.strip().to_numpy(),
+            "path": [str((folder / p.strip()).resolve()) for p in rows["path"]],
+            "artist": rows["artist"].str.strip().to_numpy(),
+            "duration_s": np.concatenate([np.asarray(durations, dtype=float) for _, durations in tables]),
+        }
+    )
+
+
 def validate_catalog(
     folder: str | Path, short_tracks: str = "reject"
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -162,8 +230,9 @@ def validate_catalog(
 
     Returns
     -------
-    tracks : ``track_id``, ``path`` (absolute), ``artist``, ``duration_s`` of the valid rows.
-    tags : ``track_id`` and one float32 likelihood column per tag, same rows.
+    tracks : ``track_id``, ``path`` (absolute), ``artist``, ``duration_s`` of the valid rows: the tagged
+        tracks, then those of ``untagged.csv``.
+    tags : ``track_id`` and one float32 likelihood column per tag, of the tagged tracks.
     taxonomy : ``tag``, ``category``, ``weight``.
     rejected : ``track_id``, ``path``, ``reason`` of the skipped rows.
     """
@@ -175,42 +244,42 @@ def validate_catalog(
     if not tag_columns:
         raise CatalogError(f"{folder / source} has no tag columns after {', '.join(REQUIRED_COLUMNS)}")
     taxonomy = read_taxonomy(folder, tag_columns)
+    untagged = read_untagged_table(folder, tag_columns)
     raw_tags = table[tag_columns]
     values = raw_tags.apply(lambda column: pd.to_numeric(column.str.strip(), errors="coerce")).to_numpy(float)
 
-    seen: dict[str, int] = {}
-    kept, durations, rejected = [], [], []
-    for i, row in table.iterrows():
-        line = i + 2  # the header is line 1
-        reason, duration = _row_problem(row, line, folder, seen, values[i], raw_tags.loc[i], short_tracks)
-        if reason:
-            log.warning("%s line %d (track '%s'): %s", source, line, row["track_id"], reason)
-            rejected.append((row["track_id"], row["path"], f"{source} line {line}: {reason}"))
-        else:
-            kept.append(i)
-            durations.append(duration)
+    seen: dict[str, str] = {}
+    kept, durations, rejected = _valid_rows(table, source, folder, seen, values, raw_tags, short_tracks)
     if not kept:
         raise CatalogError(
             f"catalog '{folder}' has no valid track ({len(rejected)} rejected; "
             f"first reason: {rejected[0][2] if rejected else 'the table is empty'})"
         )
-    valid = table.loc[kept]
-    tracks = pd.DataFrame(
-        {
-            "track_id": valid["track_id"].str.strip().to_numpy(),
-            "path": [str((folder / p.strip()).resolve()) for p in valid["path"]],
-            "artist": valid["artist"].str.strip().to_numpy(),
-            "duration_s": np.asarray(durations, dtype=float),
-        }
+    no_tags = np.empty((len(untagged), 0))
+    kept_untagged, untagged_durations, untagged_rejected = _valid_rows(
+        untagged, UNTAGGED_TABLE, folder, seen, no_tags, pd.DataFrame(index=untagged.index), short_tracks
     )
+    tracks = _track_rows(folder, [(table.loc[kept], durations), (untagged.loc[kept_untagged], untagged_durations)])
     tags = pd.DataFrame(values[kept].astype(np.float32), columns=tag_columns)
-    tags.insert(0, "track_id", tracks["track_id"])
+    tags.insert(0, "track_id", tracks["track_id"].iloc[: len(kept)].to_numpy())
+    rejected += untagged_rejected
     log.info(
-        "catalog '%s': %d valid tracks, %d rejected, %d tags", folder, len(tracks), len(rejected), len(tag_columns)
+        "catalog '%s': %d valid tracks (%d untagged), %d rejected, %d tags",
+        folder,
+        len(tracks),
+        len(kept_untagged),
+        len(rejected),
+        len(tag_columns),
     )
-    unlisted = unlisted_audio(folder, table["path"])
+    unlisted = unlisted_audio(folder, pd.concat([table["path"], untagged["path"]]))
     if unlisted:
-        log.info("%d audio file(s) in '%s' are not listed in %s and are ignored", len(unlisted), folder, source)
+        log.info(
+            "%d audio file(s) in '%s' are not listed in %s%s and are ignored",
+            len(unlisted),
+            folder,
+            source,
+            f" or {UNTAGGED_TABLE}" if len(untagged) else "",
+        )
     return tracks, tags, taxonomy, pd.DataFrame(rejected, columns=["track_id", "path", "reason"])
 
 
@@ -244,13 +313,14 @@ def ingest(
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
     short_tracks: str = "reject",
 ) -> Catalog:
-    """Validate the catalog in ``folder``, split it by artist and write its ``tracks`` and ``tags``
-    (Parquet), ``taxonomy`` and ``rejected`` (CSV) tables to those paths.
+    """Validate the catalog in ``folder``, split its tagged tracks by artist (the untagged ones get
+    split ``untagged``) and write its ``tracks`` and ``tags`` (Parquet), ``taxonomy`` and ``rejected``
+    (CSV) tables to those paths.
 
     Parameters
     ----------
-    folder : the catalog folder: ``tags.csv`` (or ``tags.parquet``), ``tags_meta.csv`` and the audio;
-        nothing in it is written.
+    folder : the catalog folder: ``tags.csv`` (or ``tags.parquet``), ``tags_meta.csv``, optionally
+        ``untagged.csv``, and the audio; nothing in it is written.
     tracks, tags, taxonomy, rejected : the four output files, outside ``folder``.
     seed : the artist split's random stream.
     fractions : train/val/test shares of the artists, each in (0, 1), summing to 1 (paper: 60/20/20).
@@ -263,12 +333,14 @@ def ingest(
                 f"output '{output}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
             )
     catalog = Catalog(*validate_catalog(folder, short_tracks=short_tracks))
+    tagged = np.arange(len(catalog.tracks)) < len(catalog.tags)  # validate_catalog puts them first
+    split = np.full(len(catalog.tracks), UNTAGGED, dtype=object)
     try:
-        split = artist_split(catalog.tracks["artist"], fractions=fractions, seed=seed)
+        split[tagged] = artist_split(catalog.tracks["artist"][tagged], fractions=fractions, seed=seed)
     except SplitError as error:
         raise CatalogError(f"catalog '{folder}': {error}") from error
     catalog.tracks.insert(3, "split", split)
-    for split in SPLITS:
+    for split in (*SPLITS, UNTAGGED):
         chosen = catalog.tracks["split"] == split
         log.info("split %s: %d tracks, %d artists", split, chosen.sum(), catalog.tracks.loc[chosen, "artist"].nunique())
     for name, output in outputs.items():
@@ -314,12 +386,13 @@ def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.nd
     tracks = pd.read_parquet(catalog.tracks, columns=["track_id", "split"])
     taxonomy = pd.read_csv(catalog.taxonomy, keep_default_na=False)
     names = taxonomy["tag"].tolist()
-    table = pq.read_table(catalog.tags, columns=names)
-    chosen = np.flatnonzero(tracks["split"].to_numpy() == split)
+    table = pq.read_table(catalog.tags, columns=["track_id", *names])
+    ids = tracks.loc[tracks["split"] == split, "track_id"]
+    chosen = np.flatnonzero(table.column("track_id").to_pandas().isin(ids).to_numpy())  # the tags' rows, in order
     columns = np.empty((len(names), len(chosen)))
     for row, name in enumerate(names):
         columns[row] = table.column(name).to_numpy()[chosen]
-    return tracks["track_id"].iloc[chosen].tolist(), columns.T, taxonomy
+    return table.column("track_id").to_numpy()[chosen].tolist(), columns.T, taxonomy
 
 
 def merge_rejected(paths: dict[str, str | Path], output: str | Path) -> pd.DataFrame:

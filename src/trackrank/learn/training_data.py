@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrank.data.catalog import CatalogFiles
+from trackrank.data.catalog import UNTAGGED, CatalogFiles
 from trackrank.data.feature_cache import Cache, PatchCache
 from trackrank.digests import file_sha256
 from trackrank.learn.batches import TripletTable
@@ -33,7 +33,7 @@ class TrainingData:
 
     cache: PatchCache
     train_tracks: np.ndarray  # cache positions
-    audio_tracks: np.ndarray  # cache positions of every track outside the test split (self-supervised systems)
+    audio_tracks: np.ndarray  # cache positions of the tracks unseen_by_test (self-supervised systems)
     train_targets: np.ndarray | None  # binarised tags (auto-tagger)
     triplets: TripletTable | None
     ranks: RankLookup | None  # train split oracle ranks (online mining), over train_tracks
@@ -44,6 +44,21 @@ class TrainingData:
     val_oracle: object  # Oracle over the val split's true tags
     tag_names: list[str]
     digest: str = ""  # identity of the inputs it was read from (input_digest): a resume needs the same
+
+
+def unseen_by_test(tracks: pd.DataFrame) -> pd.DataFrame:
+    """The tracks whose audio a system may train on without its tags: every track outside the test
+    split, untagged ones included, except the untagged tracks of the test split's artists.
+
+    Why: the test split's tracks are the cold-start queries of the evaluation, and its artists are new
+    to the system; their other recordings, tagged or not, would let it learn their sound before the
+    test (the artist-disjoint split guards the tagged tracks the same way)."""
+    test_artists = tracks.loc[tracks.split == "test", "artist"].unique()
+    unseen = (tracks.split != "test") & ~tracks.artist.isin(test_artists)
+    held_out = int(((tracks.split == UNTAGGED) & ~unseen).sum())
+    if held_out:
+        log.info("%d untagged track(s) by the test split's artists stay out of training", held_out)
+    return tracks[unseen]
 
 
 def input_digest(files: list[str | Path], large: list[str | Path], similarity: dict | None) -> str:
@@ -93,8 +108,7 @@ def load_training_data(
     tracks = pd.read_parquet(catalog.tracks)
     tags = pd.read_parquet(catalog.tags).set_index("track_id")
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
-    # the test split's audio stays unseen: its tracks are the cold-start queries of the evaluation
-    audio_ids = [t for t in tracks.loc[tracks.split != "test", "track_id"] if t in cache.position]
+    audio_ids = [t for t in unseen_by_test(tracks).track_id if t in cache.position]
     val_ids, val_oracle = split_oracle(catalog, "val", **(similarity or {}))
     kept = [i for i, t in enumerate(val_ids) if t in cache.position]
     if len(kept) < len(val_ids):
