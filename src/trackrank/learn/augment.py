@@ -13,7 +13,9 @@ DataLoader workers):
 * an **EQ tilt** of up to ±``tilt_db`` dB per octave around the middle bin: a brighter or
   duller recording chain;
 * a **time stretch** by a factor up to 1 + ``stretch`` (tempo x 1/factor): the first
-  512 / factor frames are interpolated to 512.
+  512 / factor frames are interpolated to 512;
+* a **mix** with another patch of the batch, ``mix_db`` to 2 x ``mix_db`` dB below it, added in
+  power (music heard over other music: what a patch shares with its positive must outlast it).
 
 Validation and test patches are never augmented.
 """
@@ -35,10 +37,11 @@ class Augmentation:
     gain_db: float = 0.0
     tilt_db: float = 0.0  # per octave, each way
     stretch: float = 0.0  # the patch is slowed down by a factor in [1, 1 + stretch]
+    mix_db: float = 0.0  # another patch of the batch mixed in, between mix_db and 2 mix_db dB below; 0: none
 
     @property
     def active(self) -> bool:
-        return bool(self.pitch or self.gain_db or self.tilt_db or self.stretch)
+        return bool(self.pitch or self.gain_db or self.tilt_db or self.stretch or self.mix_db)
 
 
 def pitch_shift(patch: np.ndarray, semitones: int) -> np.ndarray:
@@ -67,6 +70,13 @@ def time_stretch(patch: np.ndarray, factor: float) -> np.ndarray:
     return patch[:, left] * (1 - weight) + patch[:, right] * weight
 
 
+def mix_in(patch: np.ndarray, other: np.ndarray, attenuation_db: float) -> np.ndarray:
+    """``patch`` with ``other`` added ``attenuation_db`` dB below it, in power (both in dB)."""
+    scale = np.log(10.0) / 10.0
+    mixed = np.logaddexp(patch.astype(np.float64) * scale, (other.astype(np.float64) - attenuation_db) * scale)
+    return (mixed / scale).astype(patch.dtype)
+
+
 def augment(patches: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
     """Each of ``patches`` (n, bins, frames), dB, transformed by its own draw of ``augmentation``."""
     if not augmentation.active:
@@ -76,6 +86,10 @@ def augment(patches: np.ndarray, rng: np.random.Generator, augmentation: Augment
     gains = rng.uniform(-augmentation.gain_db, augmentation.gain_db, size=n)
     tilts = rng.uniform(-augmentation.tilt_db, augmentation.tilt_db, size=n)
     factors = rng.uniform(1.0, 1.0 + augmentation.stretch, size=n)
+    if augmentation.mix_db and n > 1:  # drawn after the others, so the other transforms' draws stay as they were
+        partners = (np.arange(n) + rng.integers(1, n, size=n)) % n  # another patch of the batch, never itself
+        attenuations = rng.uniform(augmentation.mix_db, 2 * augmentation.mix_db, size=n)
+        patches = np.stack([mix_in(patches[i], patches[partners[i]], attenuations[i]) for i in range(n)])
     octaves = (np.arange(n_bins) - (n_bins - 1) / 2) / BINS_PER_OCTAVE
     out = np.empty_like(patches)
     for i in range(n):

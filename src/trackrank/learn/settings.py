@@ -141,13 +141,14 @@ class TrainSettings:
     aug_gain_db: float = 0.0
     aug_tilt_db: float = 0.0
     aug_stretch: float = 0.0
+    aug_mix_db: float = 0.0
     ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
     warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
     lr_schedule: str = "constant"  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
 
     @property
     def augmentation(self) -> Augmentation:
-        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch, self.aug_mix_db)
 
     @property
     def architecture(self) -> str:
