@@ -206,13 +206,8 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     assert all(torch.equal(kept[name], expected[name]) for name in expected)
 
 
-def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monkeypatch):
-    """``train.warmup_steps``: the optimiser steps at lr / W, 2 lr / W, ..., then at lr, counted over the
-    run's steps across epochs; without it every step is at lr."""
-    from trackrank.learn.training import learning_rate
-
-    s = settings(lr=1e-3, warmup_steps=4, epochs=2, batches_per_epoch=3)
-    assert [learning_rate(s, step) for step in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+def optimiser_rates(monkeypatch) -> list[float]:
+    """The learning rate of every optimiser step from now on, in order (filled as training steps)."""
     seen = []
     real_step = torch.optim.Adam.step
 
@@ -221,6 +216,17 @@ def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monk
         return real_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    return seen
+
+
+def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monkeypatch):
+    """``train.warmup_steps``: the optimiser steps at lr / W, 2 lr / W, ..., then at lr, counted over the
+    run's steps across epochs; without it every step is at lr."""
+    from trackrank.learn.training import learning_rate
+
+    s = settings(lr=1e-3, warmup_steps=4, epochs=2, batches_per_epoch=3)
+    assert [learning_rate(s, step) for step in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
+    seen = optimiser_rates(monkeypatch)
     train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
     assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
     seen.clear()
@@ -240,14 +246,7 @@ def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_en
     expected = [5e-4, 1e-3, *cosine]
     assert [learning_rate(s, step) for step in range(6)] == pytest.approx(expected)
     assert learning_rate(s, 6) == pytest.approx(0.0, abs=1e-12)  # past the budget (a resumed longer run)
-    seen = []
-    real_step = torch.optim.Adam.step
-
-    def recording_step(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    seen = optimiser_rates(monkeypatch)
     train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
     assert seen == pytest.approx(expected)
     seen.clear()
