@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from trackrank.data.catalog import validate_catalog
 from trackrank.data.demo.catalog import DemoSettings, catalog_tags, tag_names, taxonomy_table, write_demo_catalog
@@ -62,3 +64,32 @@ def test_the_demo_is_a_valid_user_catalog(tmp_path):
     assert rejected.empty and len(tracks) == len(written)
     assert list(tags.columns[1:]) == tag_names()
     assert pd.read_csv(tmp_path / "tags_meta.csv").equals(taxonomy)
+
+
+def test_a_share_of_the_demo_can_be_listed_without_its_tags_as_a_company_has_it(tmp_path):
+    """``demo.untagged_share``: the same tracks and audio, a seeded share of them in untagged.csv with their
+    tags withheld; validation reads them as the untagged tracks of a user's catalog."""
+    settings = DemoSettings(n_artists=4, tracks_per_artist=3, duration_s=12.0, seed=2)
+    full = write_demo_catalog(settings, tags=tmp_path / "all" / "tags.csv", meta=tmp_path / "all" / "tags_meta.csv")
+    company = dataclasses.replace(settings, untagged_share=0.4)
+    folder = tmp_path / "company"
+    write_demo_catalog(
+        company, tags=folder / "tags.csv", meta=folder / "tags_meta.csv", untagged=folder / "untagged.csv"
+    )
+    tagged, untagged = pd.read_csv(folder / "tags.csv"), pd.read_csv(folder / "untagged.csv")
+    assert len(untagged) == round(0.4 * len(full)) and list(untagged.columns) == ["track_id", "path", "artist"]
+    assert sorted([*tagged.track_id, *untagged.track_id]) == sorted(full.track_id)
+    pd.testing.assert_frame_equal(
+        tagged.reset_index(drop=True), full[~full.track_id.isin(untagged.track_id)].reset_index(drop=True)
+    )
+    assert {k: v for k, v in digest(folder).items() if k.startswith("audio/")} == {
+        k: v for k, v in digest(tmp_path / "all").items() if k.startswith("audio/")
+    }
+    tracks, tags, _, rejected = validate_catalog(folder)
+    assert rejected.empty and tracks.track_id.tolist()[len(tagged) :] == untagged.track_id.tolist()
+    assert tags.track_id.tolist() == tagged.track_id.tolist()
+    again = tmp_path / "again"
+    write_demo_catalog(company, tags=again / "tags.csv", meta=again / "tags_meta.csv", untagged=again / "untagged.csv")
+    assert digest(again) == digest(folder)
+    with pytest.raises(ValueError, match="need an untagged.csv"):
+        write_demo_catalog(company, tags=again / "tags.csv", meta=again / "tags_meta.csv")

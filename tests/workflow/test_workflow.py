@@ -354,6 +354,19 @@ def test_a_catalogs_untagged_audio_gets_features_but_no_ranking_and_its_table_is
     assert "checkpoint ingest_catalog:" in plan.stdout, plan.stdout[-3000:]
 
 
+def test_a_built_in_catalog_withholds_the_tags_of_its_untagged_share(tmp_path):
+    """``demo.untagged_share`` (``scores.untagged_share`` alike): a company's catalog from the same audio,
+    that share of the tracks validated into the ``untagged`` split."""
+    work = workflow_copy(tmp_path)
+    run = snakemake(work, "--config", "demo={untagged_share: 0.25}", "--", "results/catalog/tracks.parquet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    tracks = pd.read_parquet(work / "results" / "catalog" / "tracks.parquet")
+    untagged = pd.read_csv(work / "results" / "demo" / "untagged.csv")
+    assert len(untagged) == round(0.25 * len(tracks)) > 0
+    assert tracks.loc[tracks.split == "untagged", "track_id"].tolist() == untagged.track_id.tolist()
+    assert not set(pd.read_parquet(work / "results" / "catalog" / "tags.parquet").track_id) & set(untagged.track_id)
+
+
 def test_one_config_key_runs_every_system(finished_run):
     from trackrank.learn.settings import ALL_SYSTEMS
 

@@ -54,9 +54,10 @@ def catalog_tags_file(wildcards):
 
 
 def catalog_untagged_file(wildcards):
-    """The user catalog's untagged.csv (audio without tags), where it has one; a built-in catalog has none."""
+    """The catalog's untagged.csv (audio without tags): a built-in catalog's (its rule writes one, empty
+    unless its untagged_share says otherwise), or a user catalog's where it has one."""
     path = Path(CATALOG_DIR) / UNTAGGED_TABLE
-    return str(path) if config["catalog"] not in BUILT_IN_CATALOGS and path.exists() else []
+    return str(path) if config["catalog"] in BUILT_IN_CATALOGS or path.exists() else []
 
 
 @functools.cache

@@ -9,6 +9,7 @@ rule synthesize_demo:
     output:
         tags=f"{DEMO_DIR}/tags.csv",
         meta=f"{DEMO_DIR}/tags_meta.csv",
+        untagged=f"{DEMO_DIR}/untagged.csv",  # demo.untagged_share of the tracks, their tags withheld
         # Listed file by file (the tag table is cheap to draw), so that replacing
         # one demo track reruns only its feature shard.
         audio=[f"{DEMO_DIR}/{path}" for path in catalog_tags(DEMO_SETTINGS)["path"]],

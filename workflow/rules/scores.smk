@@ -40,9 +40,12 @@ rule score_catalog:
         tags=f"{SCORES_DIR}/tags.csv",
         meta=f"{SCORES_DIR}/tags_meta.csv",
         arrangements=f"{SCORES_DIR}/arrangements.csv",
+        untagged=f"{SCORES_DIR}/untagged.csv",  # scores.untagged_share of the tracks, their tags withheld
     log:
         "results/logs/score_catalog/score_catalog.log",
     conda:
         "../../envs/trackrank.yaml"
+    params:
+        settings=SCORES_SETTINGS,
     script:
         "../scripts/score_catalog.py"

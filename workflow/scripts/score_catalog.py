@@ -9,4 +9,7 @@ with workflow_step(snakemake.log[0]):
         tags=snakemake.output.tags,
         meta=snakemake.output.meta,
         arrangements=snakemake.output.arrangements,
+        untagged=snakemake.output.untagged,
+        untagged_share=snakemake.params.settings.untagged_share,
+        seed=snakemake.params.settings.seed,
     )

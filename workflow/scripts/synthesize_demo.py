@@ -4,5 +4,9 @@ from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
     write_demo_catalog(
-        snakemake.params.settings, tags=snakemake.output.tags, meta=snakemake.output.meta, workers=snakemake.threads
+        snakemake.params.settings,
+        tags=snakemake.output.tags,
+        meta=snakemake.output.meta,
+        untagged=snakemake.output.untagged,
+        workers=snakemake.threads,
     )

@@ -22,7 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
-from trackrank.data.catalog import taxonomy_meta, taxonomy_tags
+from trackrank.data.catalog import taxonomy_meta, taxonomy_tags, withhold_tags
 from trackrank.data.demo import synth
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,7 @@ class DemoSettings:
     duration_s: float = 20.0
     sample_rate: int = 44100
     seed: int = 0
+    untagged_share: float = 0.0  # of the tracks, listed in untagged.csv without their tags
 
     @classmethod
     def from_config(cls, config: dict) -> DemoSettings:
@@ -131,6 +132,7 @@ class DemoSettings:
             tracks_per_artist=demo["tracks_per_artist"],
             duration_s=demo["duration_s"],
             seed=config["seed"],
+            untagged_share=demo["untagged_share"],
         )
 
 
@@ -228,10 +230,13 @@ def _render_to_file(job: tuple[Path, dict[str, float], int, DemoSettings]) -> No
         sf.write(tmp, audio, settings.sample_rate, format="FLAC", subtype="PCM_16")
 
 
-def write_demo_catalog(settings: DemoSettings, *, tags: str | Path, meta: str | Path, workers: int = 1) -> pd.DataFrame:
-    """Synthesise the demo catalog: its ``tags`` table (CSV), its taxonomy ``meta`` (CSV), and the audio
-    files the tags table names, under ``audio/`` beside it (paths relative to its folder, as in a user's
-    catalog).
+def write_demo_catalog(
+    settings: DemoSettings, *, tags: str | Path, meta: str | Path, untagged: str | Path | None = None, workers: int = 1
+) -> pd.DataFrame:
+    """Synthesise the demo catalog: its ``tags`` table (CSV), its taxonomy ``meta`` (CSV), its
+    ``untagged`` table (CSV: the ``untagged_share`` of the tracks whose tags it withholds, none by
+    default; None: not written), and the audio files of every track, under ``audio/`` beside them
+    (paths relative to its folder, as in a user's catalog).
 
     Each track's audio depends only on its tags and (seed, track number), so the
     result is identical for any number of ``workers``.
@@ -257,7 +262,10 @@ def write_demo_catalog(settings: DemoSettings, *, tags: str | Path, meta: str | 
     else:
         for job in jobs:
             _render_to_file(job)
-    for output, frame in ((tags, table), (meta, taxonomy_table())):
+    tagged, withheld = withhold_tags(table, settings.untagged_share, settings.seed, untagged)
+    for output, frame in ((tags, tagged), (meta, taxonomy_table()), (untagged, withheld)):
+        if output is None:
+            continue
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(output) as tmp:
             frame.to_csv(tmp, index=False)

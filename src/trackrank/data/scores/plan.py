@@ -152,6 +152,7 @@ class ScoresSettings:
     sample_rate: int = 22050
     soundfont: str = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
     seed: int = 0
+    untagged_share: float = 0.0  # of the tracks, listed in untagged.csv without their tags
 
     @classmethod
     def from_config(cls, config: dict) -> ScoresSettings:
@@ -164,6 +165,7 @@ class ScoresSettings:
             sample_rate=scores["sample_rate"],
             soundfont=scores["soundfont"],
             seed=config["seed"],
+            untagged_share=scores["untagged_share"],
         )
 
 

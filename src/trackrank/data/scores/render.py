@@ -25,6 +25,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
+from trackrank.data.catalog import withhold_tags
 from trackrank.data.scores.plan import (
     FAMILIES,
     FOLK_TEMPO,
@@ -296,12 +297,19 @@ def merge_shards(
     tags: str | Path,
     meta: str | Path,
     arrangements: str | Path,
+    untagged: str | Path | None = None,
+    untagged_share: float = 0.0,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """The catalog's ``tags`` (tags.csv) and ``meta`` (tags_meta.csv) and what each track plays
-    (``arrangements``), from the render shards' tables, in track order."""
+    (``arrangements``), from the render shards' tables, in track order; ``untagged`` (untagged.csv)
+    lists the ``untagged_share`` of the tracks whose tags are withheld (none by default; None: not written)."""
     table = pd.concat([pd.read_csv(path) for path in shard_tags]).sort_values("track_id")
     played = pd.concat([pd.read_csv(path) for path in shard_arrangements]).sort_values("track_id")
-    for output, frame in ((tags, table), (meta, taxonomy_table()), (arrangements, played)):
+    tagged, withheld = withhold_tags(table, untagged_share, seed, untagged)
+    for output, frame in ((tags, tagged), (meta, taxonomy_table()), (arrangements, played), (untagged, withheld)):
+        if output is None:
+            continue
         with atomic_output(output) as tmp:
             frame.to_csv(tmp, index=False)
     log.info("scores catalog: %d tracks by %d artists in %s", len(table), table["artist"].nunique(), Path(tags).parent)
