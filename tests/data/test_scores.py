@@ -123,6 +123,19 @@ def test_rendered_shards_make_a_valid_user_catalog_and_the_same_bytes_twice(tmp_
         audio, rate = sf.read(folder / row.path)
         assert rate == settings.sample_rate and len(audio) == int(settings.duration_s * rate)
         assert 0.005 < np.sqrt(np.mean(audio**2)) and np.abs(audio).max() <= 0.99  # music, not silence or clipping
+    merge_shards(  # scores.untagged_share: the same tracks, a share of them listed without their tags
+        [folder / "0.tags.csv", folder / "1.tags.csv"],
+        [folder / "0.arrangements.csv", folder / "1.arrangements.csv"],
+        tags=folder / "company.tags.csv",
+        meta=folder / "company.tags_meta.csv",
+        arrangements=folder / "company.arrangements.csv",
+        untagged=folder / "untagged.csv",
+        untagged_share=0.5,
+        seed=settings.seed,
+    )
+    kept, withheld = pd.read_csv(folder / "company.tags.csv"), pd.read_csv(folder / "untagged.csv")
+    assert len(withheld) == round(0.5 * len(tags)) and list(withheld.columns) == ["track_id", "path", "artist"]
+    assert sorted([*kept.track_id, *withheld.track_id]) == tags.track_id.tolist()
 
 
 @needs_fluidsynth

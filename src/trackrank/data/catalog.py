@@ -107,21 +107,29 @@ def taxonomy_meta(taxonomy: dict[str, list[str]], weights: dict[str, float]) -> 
     return pd.DataFrame(rows, columns=["tag", "category", "weight"])
 
 
-def withhold_tags(
-    table: pd.DataFrame, share: float, seed: int, untagged: str | Path | None = ""
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def withhold_tags(table: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A built-in catalog as a company has it: the tags table without a seeded ``share`` of its tracks,
     and those tracks as ``untagged.csv`` rows (``track_id``, ``path``, ``artist``); the audio is the same.
-    ``untagged``: where that table goes (None: nowhere, so ``share`` must be 0).
 
     Why: a company has far more audio than tags; withholding tags from a catalog whose tags are known
     measures what its untagged audio is worth (the self-supervised systems pretrain on it)."""
-    if share and untagged is None:
-        raise ValueError(f"untagged_share {share}: the withheld tracks need an untagged.csv to go to")
     n_withheld = round(share * len(table))
     withheld = np.zeros(len(table), dtype=bool)
     withheld[np.random.default_rng([seed, 11]).permutation(len(table))[:n_withheld]] = True
     return table[~withheld], table.loc[withheld, list(REQUIRED_COLUMNS)]
+
+
+def write_built_in_tables(tables: list[tuple[str | Path | None, pd.DataFrame]]) -> None:
+    """A built-in catalog's tables as CSV, each to its path atomically; a table without a path (None) is
+    not wanted, which only an empty one may be (the untagged.csv of a catalog that withholds no tags)."""
+    for output, frame in tables:
+        if output is None:
+            if len(frame):
+                raise ValueError(f"{len(frame)} rows (e.g. tracks whose tags are withheld) have no file to go to")
+            continue
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(output) as tmp:
+            frame.to_csv(tmp, index=False)
 
 
 def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
-from trackrank.data.catalog import taxonomy_meta, taxonomy_tags, withhold_tags
+from trackrank.data.catalog import taxonomy_meta, taxonomy_tags, withhold_tags, write_built_in_tables
 from trackrank.data.demo import synth
 
 log = logging.getLogger(__name__)
@@ -262,12 +262,7 @@ def write_demo_catalog(
     else:
         for job in jobs:
             _render_to_file(job)
-    tagged, withheld = withhold_tags(table, settings.untagged_share, settings.seed, untagged)
-    for output, frame in ((tags, tagged), (meta, taxonomy_table()), (untagged, withheld)):
-        if output is None:
-            continue
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(output) as tmp:
-            frame.to_csv(tmp, index=False)
+    tagged, withheld = withhold_tags(table, settings.untagged_share, settings.seed)
+    write_built_in_tables([(tags, tagged), (meta, taxonomy_table()), (untagged, withheld)])
     log.info("demo catalog written to %s", folder)
     return table

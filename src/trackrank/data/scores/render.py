@@ -25,7 +25,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
-from trackrank.data.catalog import withhold_tags
+from trackrank.data.catalog import withhold_tags, write_built_in_tables
 from trackrank.data.scores.plan import (
     FAMILIES,
     FOLK_TEMPO,
@@ -306,11 +306,7 @@ def merge_shards(
     lists the ``untagged_share`` of the tracks whose tags are withheld (none by default; None: not written)."""
     table = pd.concat([pd.read_csv(path) for path in shard_tags]).sort_values("track_id")
     played = pd.concat([pd.read_csv(path) for path in shard_arrangements]).sort_values("track_id")
-    tagged, withheld = withhold_tags(table, untagged_share, seed, untagged)
-    for output, frame in ((tags, tagged), (meta, taxonomy_table()), (arrangements, played), (untagged, withheld)):
-        if output is None:
-            continue
-        with atomic_output(output) as tmp:
-            frame.to_csv(tmp, index=False)
+    tagged, withheld = withhold_tags(table, untagged_share, seed)
+    write_built_in_tables([(tags, tagged), (meta, taxonomy_table()), (arrangements, played), (untagged, withheld)])
     log.info("scores catalog: %d tracks by %d artists in %s", len(table), table["artist"].nunique(), Path(tags).parent)
     return table
