@@ -198,6 +198,28 @@ def test_the_cli_embeds_the_catalog_to_the_workflow_index_vectors(finished_run, 
     np.testing.assert_array_equal(np.stack(by_cli.embedding), np.stack(by_workflow.embedding))
 
 
+def test_a_track_without_tags_is_indexed_and_recommended_with_none(finished_run, tmp_path):
+    """An untagged catalog track (``untagged.csv``: no row in tags.parquet) is in the index and answers
+    queries like any other, with no tags to explain it."""
+    tags = pd.read_parquet(finished_run / "results" / "catalog" / "tags.parquet")
+    song = catalog_tracks(finished_run).iloc[2]
+    tags[tags.track_id != song.track_id].to_parquet(tmp_path / "tags.parquet")
+    out = tmp_path / "index"
+    built = trackrank(
+        finished_run,
+        *("index", "--model", "results/models/tl_online/model.pt", "--tags", str(tmp_path / "tags.parquet")),
+        *("--out", str(out)),
+    )
+    assert built.returncode == 0, built.stderr
+    indexed = pd.read_parquet(out / "tracks.parquet").set_index("track_id")
+    assert list(indexed.at[song.track_id, "tags"]) == []
+    assert indexed.tags.map(len).drop(song.track_id).gt(0).mean() > 0.9
+    run = trackrank(finished_run, "recommend", song.path, "--index", str(out), "--top", "2", "--json")
+    assert run.returncode == 0, run.stderr
+    first = json.loads(run.stdout)["results"][0]["neighbours"][0]
+    assert first["track_id"] == song.track_id and first["tags"] == [] and first["shared_tags"] == []
+
+
 def test_the_exact_index_returns_the_brute_force_neighbours():
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(500, 16)).astype(np.float32)
