@@ -358,7 +358,7 @@ def ingest(
                 f"output '{output}' lies inside the catalog '{folder}'; trackrank never writes into a catalog"
             )
     catalog = Catalog(*validate_catalog(folder, short_tracks=short_tracks))
-    tagged = np.arange(len(catalog.tracks)) < len(catalog.tags)  # validate_catalog puts them first
+    tagged = catalog.tracks["track_id"].isin(catalog.tags["track_id"]).to_numpy()
     split = np.full(len(catalog.tracks), UNTAGGED, dtype=object)
     try:
         split[tagged] = artist_split(catalog.tracks["artist"][tagged], fractions=fractions, seed=seed)
@@ -412,12 +412,12 @@ def load_split_tags(catalog: CatalogFiles, split: str) -> tuple[list[str], np.nd
     taxonomy = pd.read_csv(catalog.taxonomy, keep_default_na=False)
     names = taxonomy["tag"].tolist()
     table = pq.read_table(catalog.tags, columns=["track_id", *names])
-    ids = tracks.loc[tracks["split"] == split, "track_id"]
-    chosen = np.flatnonzero(table.column("track_id").to_pandas().isin(ids).to_numpy())  # the tags' rows, in order
+    tag_ids = table.column("track_id").to_pandas()
+    chosen = np.flatnonzero(tag_ids.isin(tracks.loc[tracks["split"] == split, "track_id"]))  # the tags' rows, in order
     columns = np.empty((len(names), len(chosen)))
     for row, name in enumerate(names):
         columns[row] = table.column(name).to_numpy()[chosen]
-    return table.column("track_id").to_numpy()[chosen].tolist(), columns.T, taxonomy
+    return tag_ids.iloc[chosen].tolist(), columns.T, taxonomy
 
 
 def merge_rejected(paths: dict[str, str | Path], output: str | Path) -> pd.DataFrame:

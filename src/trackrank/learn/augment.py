@@ -70,8 +70,9 @@ def time_stretch(patch: np.ndarray, factor: float) -> np.ndarray:
     return patch[:, left] * (1 - weight) + patch[:, right] * weight
 
 
-def mix_in(patch: np.ndarray, other: np.ndarray, attenuation_db: float) -> np.ndarray:
-    """``patch`` with ``other`` added ``attenuation_db`` dB below it, in power (both in dB)."""
+def mix_in(patch: np.ndarray, other: np.ndarray, attenuation_db: float | np.ndarray) -> np.ndarray:
+    """``patch`` with ``other`` added ``attenuation_db`` dB below it, in power (both in dB; patches of a
+    batch at once where the attenuation broadcasts over them)."""
     scale = np.log(10.0) / 10.0
     mixed = np.logaddexp(patch.astype(np.float64) * scale, (other.astype(np.float64) - attenuation_db) * scale)
     return (mixed / scale).astype(patch.dtype)
@@ -89,7 +90,7 @@ def augment(patches: np.ndarray, rng: np.random.Generator, augmentation: Augment
     if augmentation.mix_db and n > 1:  # drawn after the others, so the other transforms' draws stay as they were
         partners = (np.arange(n) + rng.integers(1, n, size=n)) % n  # another patch of the batch, never itself
         attenuations = rng.uniform(augmentation.mix_db, 2 * augmentation.mix_db, size=n)
-        patches = np.stack([mix_in(patches[i], patches[partners[i]], attenuations[i]) for i in range(n)])
+        patches = mix_in(patches, patches[partners], attenuations[:, None, None])
     octaves = (np.arange(n_bins) - (n_bins - 1) / 2) / BINS_PER_OCTAVE
     out = np.empty_like(patches)
     for i in range(n):

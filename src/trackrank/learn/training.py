@@ -403,9 +403,8 @@ def _train_epoch(
     kind = kind_of(settings)
     losses, active = [], []
     for step, batch in enumerate(epoch_batches(data, settings, epoch, device), start=first_step):
-        if settings.warmup_steps or settings.lr_schedule != "constant":
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(settings, step)
+        for group in optimizer.param_groups:  # the schedule's rate (lr itself when there is none)
+            group["lr"] = learning_rate(settings, step)
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             loss, fraction = kind.loss(model, batch, data, settings, device)
         if fraction is not None:
