@@ -170,12 +170,13 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}],
+    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}],
     ids=[
         "raw weights",
         "weight average",
         "learning-rate warm-up past the interruption",
         "cosine learning rate past the interruption",
+        "weight decay",
     ],
 )
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, options):
@@ -253,6 +254,32 @@ def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_en
     cold = settings(lr=1e-3, lr_schedule="cosine", epochs=2, batches_per_epoch=2)  # no warm-up
     train(cold, data_for(pipeline, cold), **training_outputs(tmp_path / "cold"))
     assert seen == pytest.approx(cosine)
+
+
+def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():
+    """``train.weight_decay``: a step whose gradients are all zero moves nothing under plain Adam, and with
+    decay multiplies every conv and linear weight by exactly 1 - lr x weight_decay, leaving biases and
+    BatchNorm as they were (decoupled: Adam's scaling of the gradient plays no part)."""
+    from trackrank.learn.models import build_model
+    from trackrank.learn.training import new_optimizer
+
+    def zero_gradient_step(weight_decay: float) -> tuple[dict, dict]:
+        model = build_model("triplet", width=1 / 32, seed=0)
+        before = {name: p.detach().clone() for name, p in model.named_parameters()}
+        optimizer = new_optimizer(model, settings(lr=1e-2, weight_decay=weight_decay))
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        optimizer.step()
+        return before, dict(model.named_parameters())
+
+    before, after = zero_gradient_step(0.0)
+    assert all(torch.equal(after[name], before[name]) for name in before)
+    before, after = zero_gradient_step(5.0)
+    decayed = [name for name in before if before[name].ndim > 1]
+    assert len(decayed) >= 6  # the five conv layers and the embedding's linear layer at least
+    for name in before:
+        factor = 1 - 1e-2 * 5.0 if name in decayed else 1.0
+        torch.testing.assert_close(after[name], before[name] * factor, rtol=1e-6, atol=0)
 
 
 def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():

@@ -145,6 +145,7 @@ class TrainSettings:
     ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
     warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
     lr_schedule: str = "constant"  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
+    weight_decay: float = 0.0  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
 
     @property
     def augmentation(self) -> Augmentation:
@@ -202,6 +203,7 @@ TRAIN_KEYS = (
     "ema",
     "warmup_steps",
     "lr_schedule",
+    "weight_decay",
     "tag_threshold",
     "val_patches",
     "workers",
