@@ -281,6 +281,37 @@ def test_untagged_audio_joins_the_catalog_in_its_own_split_without_moving_the_ta
         assert ids == expected_ids and (matrix == expected).all()
 
 
+def test_withheld_train_tags_leave_val_and_test_whole(tmp_path):
+    """``split.untagged_train_share``: that share of the train tracks (seeded) enters as untagged, last
+    and without tags rows; the artist split, val and test and the other train tracks' tags are those of
+    the run without it, and the same seed withholds the same tracks."""
+    from trackrank.data.catalog import CatalogFiles, load_split_tags
+
+    folder = tmp_path / "cat"
+    write_catalog(folder, [good_row(folder, f"t{i:02d}", f"artist{i % 6}", rock=i / 20) for i in range(20)])
+    whole = ingest(folder, **ingest_outputs(tmp_path / "whole"))
+    train = whole.tracks.loc[whole.tracks.split == "train", "track_id"].tolist()
+    catalog = ingest(folder, **ingest_outputs(tmp_path / "half"), untagged_train_share=0.5)
+    tracks = pd.read_parquet(tmp_path / "half" / "tracks.parquet")
+    withheld = tracks.loc[tracks.split == "untagged", "track_id"].tolist()
+    assert len(withheld) == round(len(train) / 2) and set(withheld) < set(train)
+    assert tracks.track_id.tolist()[-len(withheld) :] == withheld  # the untagged tracks last
+    kept = tracks[tracks.split != "untagged"]
+    assert kept.set_index("track_id").split.to_dict() == {
+        t: s for t, s in zip(whole.tracks.track_id, whole.tracks.split) if t not in withheld
+    }
+    tags = pd.read_parquet(tmp_path / "half" / "tags.parquet")
+    pd.testing.assert_frame_equal(tags, whole.tags[~whole.tags.track_id.isin(withheld)].reset_index(drop=True))
+    for split in ("val", "test"):
+        ids, matrix, _ = load_split_tags(CatalogFiles.in_folder(tmp_path / "half"), split)
+        expected_ids, expected, _ = load_split_tags(CatalogFiles.in_folder(tmp_path / "whole"), split)
+        assert ids == expected_ids and (matrix == expected).all()
+    again = ingest(folder, **ingest_outputs(tmp_path / "again"), untagged_train_share=0.5)
+    pd.testing.assert_frame_equal(again.tracks, catalog.tracks)
+    with pytest.raises(CatalogError, match=rf"withholds the tags of all {len(train)} train tracks"):
+        ingest(folder, **ingest_outputs(tmp_path / "none"), untagged_train_share=0.99)
+
+
 def test_a_tag_column_in_the_untagged_table_is_refused_rather_than_dropped(tmp_path):
     folder = tmp_path / "cat"
     write_catalog(folder, [good_row(folder, f"ok{i}", f"artist{i}") for i in range(3)])

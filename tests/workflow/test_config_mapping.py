@@ -35,7 +35,12 @@ REPO = Path(__file__).resolve().parents[2]
 MAPPINGS = {
     ingest_settings: (
         [ingest],
-        {"seed": "seed", "fractions": "split", "short_tracks": "features/short_tracks"},
+        {
+            "seed": "seed",
+            "fractions": "split",
+            "untagged_train_share": "split/untagged_train_share",
+            "short_tracks": "features/short_tracks",
+        },
     ),
     shard_settings: ([extract_shard], {"short_tracks": "features/short_tracks"}),
     similarity_settings: (
@@ -102,7 +107,7 @@ def changed(config: dict, key: str) -> dict:
     elif isinstance(value, str):
         holder[last] = value + "_other"
     elif isinstance(value, dict) and last == "split":
-        holder[last] = {"train": 0.5, "val": 0.25, "test": 0.25}
+        holder[last] = {**value, "train": 0.5, "val": 0.25, "test": 0.25}
     else:
         holder[last] = {"Genre": 2.0}
     return other

@@ -14,7 +14,7 @@ the catalog folder.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -117,6 +117,31 @@ def withhold_tags(table: pd.DataFrame, share: float, seed: int) -> tuple[pd.Data
     withheld = np.zeros(len(table), dtype=bool)
     withheld[np.random.default_rng([seed, 11]).permutation(len(table))[:n_withheld]] = True
     return table[~withheld], table.loc[withheld, list(REQUIRED_COLUMNS)]
+
+
+def withhold_train_tags(catalog: Catalog, share: float, seed: int) -> Catalog:
+    """``catalog`` with a seeded ``share`` of its train split's tracks untagged: split ``untagged``, placed
+    with the other untagged tracks (last), their tags rows dropped; val and test are untouched.
+
+    Why: "how many tags does a company need, and what is its untagged audio worth?" is answered on a
+    catalog whose tags are all known by withholding some; withheld from train alone, every evaluation
+    keeps all its queries (``scores.untagged_share`` draws from every track, so the test split shrinks)."""
+    train = np.flatnonzero(catalog.tracks["split"].to_numpy() == "train")
+    n_withheld = round(share * len(train))
+    if n_withheld >= len(train):
+        raise CatalogError(
+            f"split.untagged_train_share {share} withholds the tags of all {len(train)} train tracks; "
+            "training needs some"
+        )
+    chosen = np.random.default_rng([seed, 13]).permutation(len(train))[:n_withheld]
+    withheld = np.zeros(len(catalog.tracks), dtype=bool)
+    withheld[train[chosen]] = True
+    tracks = catalog.tracks.assign(split=np.where(withheld, UNTAGGED, catalog.tracks["split"]))
+    last = tracks["split"].to_numpy() == UNTAGGED
+    tracks = pd.concat([tracks[~last], tracks[last]], ignore_index=True)
+    tags = catalog.tags[~catalog.tags["track_id"].isin(catalog.tracks.loc[withheld, "track_id"])]
+    log.info("tags withheld from %d of the %d train tracks (split.untagged_train_share)", withheld.sum(), len(train))
+    return replace(catalog, tracks=tracks, tags=tags.reset_index(drop=True))
 
 
 def write_built_in_tables(tables: list[tuple[str | Path | None, pd.DataFrame]]) -> None:
@@ -323,6 +348,7 @@ def ingest_settings(config: dict) -> dict:
     return {
         "seed": config["seed"],
         "fractions": tuple(split[s] for s in SPLITS),
+        "untagged_train_share": split["untagged_train_share"],
         "short_tracks": config["features"]["short_tracks"],
     }
 
@@ -336,6 +362,7 @@ def ingest(
     rejected: str | Path,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+    untagged_train_share: float = 0.0,
     short_tracks: str = "reject",
 ) -> Catalog:
     """Validate the catalog in ``folder``, split its tagged tracks by artist (the untagged ones get
@@ -349,6 +376,8 @@ def ingest(
     tracks, tags, taxonomy, rejected : the four output files, outside ``folder``.
     seed : the artist split's random stream.
     fractions : train/val/test shares of the artists, each in (0, 1), summing to 1 (paper: 60/20/20).
+    untagged_train_share : of the train split's tracks, this seeded share enters as untagged
+        (:func:`withhold_train_tags`); val and test stay whole.
     short_tracks : ``reject`` or ``pad`` a track shorter than one patch (11.87 s).
     """
     outputs = {"tracks": tracks, "tags": tags, "taxonomy": taxonomy, "rejected": rejected}
@@ -365,6 +394,8 @@ def ingest(
     except SplitError as error:
         raise CatalogError(f"catalog '{folder}': {error}") from error
     catalog.tracks.insert(3, "split", split)
+    if untagged_train_share:
+        catalog = withhold_train_tags(catalog, untagged_train_share, seed)
     for split in (*SPLITS, UNTAGGED):
         chosen = catalog.tracks["split"] == split
         log.info("split %s: %d tracks, %d artists", split, chosen.sum(), catalog.tracks.loc[chosen, "artist"].nunique())
