@@ -40,14 +40,15 @@ def test_each_kind_of_system_gets_its_own_learning_rate(config):
     assert train_settings("tl_autopool_online", config)["lr"] == 0.03
 
 
-def test_a_system_started_from_the_self_supervised_network_is_fine_tuned_at_its_own_rate(config):
-    config["train"].update(lr_triplet=0.02, lr_from_ssl=0.004)
+def test_a_system_started_from_a_trained_network_is_fine_tuned_at_its_own_rate(config):
+    config["train"].update(lr_triplet=0.02, lr_from_ssl=0.004, lr_from_at=0.005)
     config["train"]["online"]["lr"] = 0.03
     assert train_settings("tl_distance_from_ssl", config)["lr"] == 0.004
     assert train_settings("tl_autopool_online_from_ssl", config)["lr"] == 0.004
     assert train_settings("tl_ssl", config)["lr"] == 0.03  # the pretraining itself mines in the batch
     assert train_settings("tl_distance", config)["lr"] == 0.02
-    assert train_settings("tl_online_from_at", config)["lr"] == 0.03  # the tagger's trunk: its strategy's rate
+    assert train_settings("tl_online_from_at", config)["lr"] == 0.005  # the tagger's trunk
+    assert train_settings("tl_distance_from_at", config)["lr"] == 0.005
 
 
 def test_offline_pairs_that_do_not_divide_the_batch_stop_naming_both_keys(config):

@@ -170,13 +170,14 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}],
+    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
     ids=[
         "raw weights",
         "weight average",
         "learning-rate warm-up past the interruption",
         "cosine learning rate past the interruption",
         "weight decay",
+        "head dropout past the interruption",
     ],
 )
 def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_path, monkeypatch, options):
@@ -254,6 +255,16 @@ def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_en
     cold = settings(lr=1e-3, lr_schedule="cosine", epochs=2, batches_per_epoch=2)  # no warm-up
     train(cold, data_for(pipeline, cold), **training_outputs(tmp_path / "cold"))
     assert seen == pytest.approx(cosine)
+
+
+def test_head_dropout_reaches_the_network_that_trains(pipeline, tmp_path):
+    """``train.head_dropout`` is the training network's: the same seed and batches with and without it
+    give other losses."""
+    s = settings(epochs=1, batches_per_epoch=2)
+    plain = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "plain"))
+    d = dataclasses.replace(s, head_dropout=0.5)
+    dropped = train(d, data_for(pipeline, d), **training_outputs(tmp_path / "dropped"))
+    assert dropped["train_loss"].iloc[-1] != plain["train_loss"].iloc[-1]
 
 
 def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():

@@ -7,7 +7,7 @@ Details the paper leaves to Choi et al.'s FCN-5 (ISMIR 2016), as chosen here:
 the input is batch-normalised (a learnt affine map of the dB values, so no fixed
 scaling is needed); each conv block is Conv2d(3x3, padding 1) -> BatchNorm2d -> ELU ->
 MaxPool; the auto-tagger has dropout 0.5 before its last layer, the embedding models
-none (the triplet loss on L2-normalised outputs regularises them).
+none by default (``head_dropout``, an option measured on music: docs/training.md).
 
 ``width`` scales every layer's filter count (1.0 = the paper's); the demo trains at a
 small width on a CPU.
@@ -83,17 +83,24 @@ class AutoTagger(nn.Module):
         return torch.sigmoid(self.logits(patches))
 
 
+def head_dropout_layer(p: float) -> nn.Module:
+    """Dropout of rate ``p`` on the trunk's features before a TL head, in training only; none at 0 (an
+    identity that draws nothing from torch's generator, so a run without it is the run it was)."""
+    return nn.Dropout(p) if p else nn.Identity()
+
+
 class TripletNet(nn.Module):
     """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0):
+    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
+        self.dropout = head_dropout_layer(head_dropout)
         self.output = nn.Linear(self.trunk.out_channels, dim)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
-        return F.normalize(self.output(self.trunk(patches).flatten(1)), dim=1)
+        return F.normalize(self.output(self.dropout(self.trunk(patches).flatten(1))), dim=1)
 
 
 class AutoPool(nn.Module):
@@ -116,16 +123,17 @@ class AutoPool(nn.Module):
 class AutoPoolTripletNet(nn.Module):
     """TL Autopool: half the filters, pools that keep 32 time steps, FC(d) per step, Auto-pool."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0):
+    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(AUTOPOOL_FILTERS, width), AUTOPOOL_POOLS)
+        self.dropout = head_dropout_layer(head_dropout)
         self.output = nn.Linear(self.trunk.out_channels, dim)
         self.pool = AutoPool(dim)
 
     def frames(self, patches: torch.Tensor) -> torch.Tensor:
         """Per-step embeddings before pooling, shape (batch, 32, d)."""
         features = self.trunk(patches)  # (batch, channels, 1, 32)
-        return self.output(features.squeeze(2).transpose(1, 2))
+        return self.output(self.dropout(features.squeeze(2).transpose(1, 2)))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
@@ -133,7 +141,13 @@ class AutoPoolTripletNet(nn.Module):
 
 
 def build_model(
-    architecture: str, *, n_tags: int = 0, dim: int = 128, width: float = 1.0, seed: int | None = None
+    architecture: str,
+    *,
+    n_tags: int = 0,
+    dim: int = 128,
+    width: float = 1.0,
+    head_dropout: float = 0.0,
+    seed: int | None = None,
 ) -> nn.Module:
     """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
     seed (torch's global generator is seeded first): the network a training run of that seed starts from.
@@ -144,6 +158,7 @@ def build_model(
     n_tags : the tagger's outputs, one per tag (its only use).
     dim : the TL embedding's dimension (paper: 128).
     width : the factor on every layer's filter count, > 0 (paper: 1; the demo 1/16).
+    head_dropout : a TL network's dropout before its FC(d), in training (the tagger keeps its 0.5).
     seed : the initial weights' seed (None: torch's generator as it stands).
     """
     if seed is not None:
@@ -151,7 +166,7 @@ def build_model(
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":
-        return TripletNet(dim, width)
+        return TripletNet(dim, width, head_dropout)
     if architecture == "autopool_triplet":
-        return AutoPoolTripletNet(dim, width)
+        return AutoPoolTripletNet(dim, width, head_dropout)
     raise ConfigError(f"unknown architecture '{architecture}' (fcn5_tagger, triplet, autopool_triplet)")

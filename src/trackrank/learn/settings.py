@@ -146,6 +146,7 @@ class TrainSettings:
     warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
     lr_schedule: str = "constant"  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
     weight_decay: float = 0.0  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
+    head_dropout: float = 0.0  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
 
     @property
     def augmentation(self) -> Augmentation:
@@ -204,6 +205,7 @@ TRAIN_KEYS = (
     "warmup_steps",
     "lr_schedule",
     "weight_decay",
+    "head_dropout",
     "tag_threshold",
     "val_patches",
     "workers",
@@ -225,6 +227,8 @@ def train_settings(system: str, config: dict) -> dict:
     online_lr = online.pop("lr")
     if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
         settings["lr"] = train["lr_from_ssl"]
+    elif starts_from_tagger(system):  # fine-tuning the tagger's trunk, likewise
+        settings["lr"] = train["lr_from_at"]
     elif architecture == "fcn5_tagger":
         settings["lr"] = train["lr_tagger"]
     elif mines_offline(strategy):

@@ -75,7 +75,12 @@ def validate(model, data: TrainingData, settings: TrainSettings, device: torch.d
 
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
     model = build_model(
-        settings.architecture, n_tags=len(data.tag_names), dim=settings.dim, width=settings.width, seed=settings.seed
+        settings.architecture,
+        n_tags=len(data.tag_names),
+        dim=settings.dim,
+        width=settings.width,
+        head_dropout=settings.head_dropout,
+        seed=settings.seed,
     ).to(device)
     if settings.init_trunk:
         start_from(model, settings, device)
