@@ -113,10 +113,15 @@ def withhold_tags(table: pd.DataFrame, share: float, seed: int) -> tuple[pd.Data
 
     Why: a company has far more audio than tags; withholding tags from a catalog whose tags are known
     measures what its untagged audio is worth (the self-supervised systems pretrain on it)."""
-    n_withheld = round(share * len(table))
-    withheld = np.zeros(len(table), dtype=bool)
-    withheld[np.random.default_rng([seed, 11]).permutation(len(table))[:n_withheld]] = True
+    withheld = seeded_share(len(table), share, [seed, 11])
     return table[~withheld], table.loc[withheld, list(REQUIRED_COLUMNS)]
+
+
+def seeded_share(n: int, share: float, stream: list[int]) -> np.ndarray:
+    """A mask of ``round(share * n)`` of ``n`` items drawn at random from ``stream`` (the tags withheld)."""
+    chosen = np.zeros(n, dtype=bool)
+    chosen[np.random.default_rng(stream).permutation(n)[: round(share * n)]] = True
+    return chosen
 
 
 def withhold_train_tags(catalog: Catalog, share: float, seed: int) -> Catalog:
@@ -127,13 +132,12 @@ def withhold_train_tags(catalog: Catalog, share: float, seed: int) -> Catalog:
     catalog whose tags are all known by withholding some; withheld from train alone, every evaluation
     keeps all its queries (``scores.untagged_share`` draws from every track, so the test split shrinks)."""
     train = np.flatnonzero(catalog.tracks["split"].to_numpy() == "train")
-    n_withheld = round(share * len(train))
-    if n_withheld >= len(train):
+    chosen = seeded_share(len(train), share, [seed, 13])
+    if chosen.all():
         raise CatalogError(
             f"split.untagged_train_share {share} withholds the tags of all {len(train)} train tracks; "
             "training needs some"
         )
-    chosen = np.random.default_rng([seed, 13]).permutation(len(train))[:n_withheld]
     withheld = np.zeros(len(catalog.tracks), dtype=bool)
     withheld[train[chosen]] = True
     tracks = catalog.tracks.assign(split=np.where(withheld, UNTAGGED, catalog.tracks["split"]))

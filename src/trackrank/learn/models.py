@@ -83,19 +83,13 @@ class AutoTagger(nn.Module):
         return torch.sigmoid(self.logits(patches))
 
 
-def head_dropout_layer(p: float) -> nn.Module:
-    """Dropout of rate ``p`` on the trunk's features before a TL head, in training only; none at 0 (an
-    identity that draws nothing from torch's generator, so a run without it is the run it was)."""
-    return nn.Dropout(p) if p else nn.Identity()
-
-
 class TripletNet(nn.Module):
     """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation."""
 
     def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
-        self.dropout = head_dropout_layer(head_dropout)
+        self.dropout = nn.Dropout(head_dropout)  # at 0 it returns its input, drawing nothing
         self.output = nn.Linear(self.trunk.out_channels, dim)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
@@ -126,7 +120,7 @@ class AutoPoolTripletNet(nn.Module):
     def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(AUTOPOOL_FILTERS, width), AUTOPOOL_POOLS)
-        self.dropout = head_dropout_layer(head_dropout)
+        self.dropout = nn.Dropout(head_dropout)  # at 0 it returns its input, drawing nothing
         self.output = nn.Linear(self.trunk.out_channels, dim)
         self.pool = AutoPool(dim)
 

@@ -423,8 +423,9 @@ def _train_epoch(
     kind = kind_of(settings)
     losses, active = [], []
     for step, batch in enumerate(epoch_batches(data, settings, epoch, device), start=first_step):
-        for group in optimizer.param_groups:  # the schedule's rate (lr itself when there is none)
-            group["lr"] = learning_rate(settings, step)
+        rate = learning_rate(settings, step)  # the schedule's rate (lr itself when there is none)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             loss, fraction = kind.loss(model, batch, data, settings, device)
         if fraction is not None:
