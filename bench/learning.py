@@ -19,6 +19,8 @@ to the stopping rule alone (``epochs``, ``patience``, ``min_epochs``) costs only
 both are the runs they would be on their own: resuming is exact; or ``"starts_from": <variant>``: its
 network starts from that variant's trained model.pt of the same seed, e.g. a ``tl_distance_from_ssl``
 from a ``tl_ssl`` variant)
+(and ``"trunk_row": <name>`` on an ``at_baseline`` variant: beside it, a row of that name for its trained
+trunk used as an embedding, as the workflow's ``at_trunk`` reference is made)
 (anything not given comes from ``config.yaml`` as the workflow would set it); the first
 variant is the reference of the paired differences, unless ``--reference`` names one.
 """
@@ -40,6 +42,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import cache_in_folder
+from trackrank.learn.settings import with_malloc_settings
 from trackrank.rank.metrics import paired_difference  # noqa: E402  (after the path)
 from trackrank.rank.parts import parts_in
 
@@ -69,6 +72,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
     triplets = overrides.pop("triplets", None)  # another triplet table than the run's (e.g. other Np, Nn)
     continues = overrides.pop("continues", None)
     starts = overrides.pop("starts_from", None)
+    overrides.pop("trunk_row", None)  # made by run_chain, after the training
     fields = {**train_settings(system, config), **overrides, "seed": seed}
     if starts:  # another variant's network of the same seed (e.g. a tl_ssl variant for a *_from_ssl one)
         fields["init_trunk"] = str(out / starts / f"seed{seed}" / "model.pt")
@@ -116,8 +120,28 @@ def chains(variants: dict) -> list[list[tuple[str, dict]]]:
 
 
 def run_chain(chain: list[tuple[str, dict]], seed: int, results: Path, out: Path, config: dict) -> list[dict]:
-    """:func:`run_variant` for each variant of a chain in turn (one seed)."""
-    return [run_variant(name, settings, seed, results, out, config) for name, settings in chain]
+    """:func:`run_variant` for each variant of a chain in turn (one seed), each followed by its trunk's row
+    where it names one (``trunk_row``)."""
+    runs = []
+    for name, settings in chain:
+        runs.append(run_variant(name, settings, seed, results, out, config))
+        if "trunk_row" in settings:
+            runs.append(trunk_run(settings["trunk_row"], out / name / f"seed{seed}", runs[-1], results, out, config))
+    return runs
+
+
+def trunk_run(name: str, tagger: Path, run: dict, results: Path, out: Path, config: dict) -> dict:
+    """The row ``name`` of the auto-tagger trained in ``tagger`` (its run ``run``): its trunk's penultimate
+    layer as the embedding (the workflow's ``at_trunk`` reference), evaluated on the test split."""
+    folder = out / name / f"seed{run['seed']}"
+    if finished(folder):
+        return finished_run(folder)
+    from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per_query = test_metrics(results, config, folder, write_trunk_embeddings, tagger / "model.pt")
+    row = {"variant": name, "seed": run["seed"], "kept": run["kept"], "epochs": run["epochs"]}  # the tagger's epochs
+    return record_run(folder, row, per_query)
 
 
 def continue_run(earlier: Path, folder: Path, settings) -> None:
@@ -239,6 +263,7 @@ def main() -> None:
     text = Path(args.variants).read_text() if Path(args.variants).exists() else args.variants
     variants = json.loads(text)
     config = load_config(args.config)
+    with_malloc_settings()  # as the workflow's training jobs run
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning  # noqa: E402  (bench/learning.py: one variant trained, embedded and evaluated)
 
 from trackrank.data.catalog import CatalogFiles  # noqa: E402
-from trackrank.learn.settings import system_spec  # noqa: E402
+from trackrank.learn.settings import system_spec, with_malloc_settings  # noqa: E402
 from trackrank.rank.metrics import paired_difference  # noqa: E402
 from trackrank.rank.mining import mining_settings, write_triplet_tables  # noqa: E402
 from trackrank.rank.oracle import ranking_settings, write_rankings  # noqa: E402
@@ -105,23 +105,12 @@ def _link(source: Path, target: Path) -> None:
 
 
 def train_and_test(system: str, seed: int, results: Path, out: Path, config: dict) -> list[dict]:
-    """One (system, seed) at one size: learning.run_variant, and the tagger's trunk beside at_baseline."""
-    overrides = {"system": "tl_online", "epochs": 0} if system == "untrained" else {"system": system}
-    run = learning.run_variant(system, overrides, seed, results, out, config)
-    runs = [run]
-    if system == "at_baseline":
-        from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
-
-        folder = out / "at_trunk" / f"seed{seed}"
-        if learning.finished(folder):
-            runs.append(learning.finished_run(folder))
-            return runs
-        folder.mkdir(parents=True, exist_ok=True)
-        model = out / "at_baseline" / f"seed{seed}" / "model.pt"
-        per_query = learning.test_metrics(results, config, folder, write_trunk_embeddings, model)
-        trunk = {"variant": "at_trunk", "seed": seed, "kept": run["kept"], "epochs": run["epochs"]}
-        runs.append(learning.record_run(folder, trunk, per_query))
-    return runs
+    """One (system, seed) at one size: learning.run_chain, and the tagger's trunk beside at_baseline."""
+    if system == "untrained":
+        variant = {"system": "tl_online", "epochs": 0}
+    else:
+        variant = {"system": system, **({"trunk_row": "at_trunk"} if system == "at_baseline" else {})}
+    return learning.run_chain([(system, variant)], seed, results, out, config)
 
 
 def finished(size: int, system: str, seed: int, results: Path, out: Path) -> bool:
@@ -225,6 +214,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     config = learning.load_config(args.config)
+    with_malloc_settings()  # as the workflow's training jobs run
     if args.val_patches:
         config["train"]["val_patches"] = args.val_patches
     if args.epochs:

@@ -16,14 +16,9 @@ Usage: python bench/memory_format.py [--width 0.0625] [--batch 126] [--repeats 5
 
 from __future__ import annotations
 
-import os
-import sys
+from trackrank.learn.settings import with_malloc_settings
 
-from trackrank.learn.settings import MALLOC_SETTINGS
-
-if any(name not in os.environ for name in MALLOC_SETTINGS):  # as the workflow's jobs run (glibc reads them at start)
-    os.environ.update({name: value for name, value in MALLOC_SETTINGS.items() if name not in os.environ})
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+with_malloc_settings()  # as the workflow's jobs run
 
 import argparse  # noqa: E402  (after the re-exec)
 import copy

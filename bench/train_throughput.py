@@ -31,14 +31,9 @@ GPU, the paper's width: python bench/train_throughput.py --width 1 --device cuda
 
 from __future__ import annotations
 
-import os
-import sys
+from trackrank.learn.settings import with_malloc_settings
 
-from trackrank.learn.settings import MALLOC_SETTINGS
-
-if any(name not in os.environ for name in MALLOC_SETTINGS):  # glibc reads them at process start only
-    os.environ.update({name: value for name, value in MALLOC_SETTINGS.items() if name not in os.environ})
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+with_malloc_settings()  # as the workflow's jobs run
 
 import argparse
 import dataclasses

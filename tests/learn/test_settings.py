@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from snakemake.utils import validate
 
-from trackrank.learn.settings import ALL_SYSTEMS, TrainSettings, expand_systems, system_spec, train_settings
+from trackrank.learn.settings import (
+    ALL_SYSTEMS,
+    MALLOC_SETTINGS,
+    TrainSettings,
+    expand_systems,
+    system_spec,
+    train_settings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -110,3 +121,27 @@ def test_every_system_that_trains_asks_a_gpu_on_the_profiles_gpu_partition():
     assert yaml.safe_load((REPO / "config.yaml").read_text())["train"]["resources"]["gpu"] >= 1
     for system in (*ALL_SYSTEMS, "tl_ssl", "tl_autopool_ssl", "tl_distance_from_ssl", "tl_online_from_ssl"):
         assert profile["set-resources"][f"train_{system}"]["slurm_partition"] == "gpu", system
+
+
+def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path):
+    """with_malloc_settings re-runs a script (bench/learning.py, train_throughput.py...) with the settings that
+    keep freed activations in the process (a CPU step ~25 % slower without, docs/training.md), its own
+    arguments and interpreter flags kept, once."""
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import json, os, sys\n"
+        "from trackrank.learn.settings import MALLOC_SETTINGS, with_malloc_settings\n"
+        "print('started', flush=True)\n"
+        "with_malloc_settings()\n"
+        "settings = {name: os.environ[name] for name in MALLOC_SETTINGS}\n"
+        "print(json.dumps([sys.argv[1:], sys.flags.optimize, settings]))\n"
+    )
+    env = {name: value for name, value in os.environ.items() if not name.startswith("MALLOC_")}
+    run = subprocess.run(
+        [sys.executable, "-O", str(script), "--seed", "3"], env=env, capture_output=True, text=True, check=True
+    )
+    lines = run.stdout.splitlines()
+    assert lines.count("started") == 2  # run again once, with the settings in its environment
+    arguments, flag, settings = json.loads(lines[-1])
+    assert arguments == ["--seed", "3"] and flag == 1
+    assert settings == MALLOC_SETTINGS and settings["MALLOC_MMAP_MAX_"] == "0"  # no block handed back to the OS

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import sys
 from dataclasses import dataclass
 
 from trackrank.digests import file_sha256
@@ -20,12 +22,26 @@ from trackrank.rank.mining import STRATEGIES, mining_settings
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
 #: glibc hands large freed blocks back to the OS at once, so every CPU training step
 #: page-faults its activations in again: about half a step's time at the demo's width,
-#: measured. These keep freed memory in the process.
+#: measured. These keep freed memory in the process. glibc maps a block of 32 MiB or more
+#: (its threshold's ceiling) on its own whenever the heap has no free run that large, and
+#: unmaps it when freed: the demo's offline TL step (126 patches, 198 MB activations in its
+#: first block) then faulted ~10 M pages a run of 2 epochs and ran ~25 % slower, on most runs
+#: but not all. ``MALLOC_MMAP_MAX_=0`` takes every block from the heap, which keeps it.
 MALLOC_SETTINGS = {
     "MALLOC_TRIM_THRESHOLD_": str(16 << 30),
     "MALLOC_TOP_PAD_": str(1 << 30),
     "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+    "MALLOC_MMAP_MAX_": "0",
 }
+
+
+def with_malloc_settings() -> None:
+    """Re-run this Python process with :data:`MALLOC_SETTINGS` unless its environment has them all (glibc
+    reads them at process start only): for a script that trains outside the workflow, as its jobs run."""
+    if any(name not in os.environ for name in MALLOC_SETTINGS):
+        os.environ.update({name: value for name, value in MALLOC_SETTINGS.items() if name not in os.environ})
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # its flags, -c or -m kept
+
 
 #: Reference rows of the results tables, beside ``random``: rankings that need no ranking
 #: training (``evaluate.references`` in the config chooses which are made).
