@@ -51,6 +51,18 @@ def test_each_kind_of_system_gets_its_own_learning_rate(config):
     assert train_settings("tl_autopool_online", config)["lr"] == 0.03
 
 
+def test_systems_that_mine_in_the_batch_get_their_own_margin(config):
+    """train.margin: the offline systems' triplet tables (measured apart on scores); train.online.margin:
+    triplets mined in the batch, online or self-supervised, from a random start or a trained network."""
+    config["train"]["margin"] = 0.2
+    config["train"]["online"]["margin"] = 0.7
+    for system in ("tl_distance", "tl_neighbors", "tl_autopool_distance", "tl_distance_from_ssl"):
+        assert train_settings(system, config)["margin"] == 0.2, system
+    for system in ("tl_online", "tl_autopool_online", "tl_ssl", "tl_online_from_at", "tl_autopool_online_from_ssl"):
+        assert train_settings(system, config)["margin"] == 0.7, system
+    assert TrainSettings(system="tl_online", **train_settings("tl_online", config)).margin == 0.7
+
+
 def test_a_system_started_from_a_trained_network_is_fine_tuned_at_its_own_rate(config):
     config["train"].update(lr_triplet=0.02, lr_from_ssl=0.004, lr_from_at=0.005)
     config["train"]["online"]["lr"] = 0.03

@@ -240,7 +240,9 @@ def train_settings(system: str, config: dict) -> dict:
             f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
         )
     online = dict(train["online"])
-    online_lr = online.pop("lr")
+    online_lr, online_margin = online.pop("lr"), online.pop("margin")
+    if not mines_offline(strategy) and architecture != "fcn5_tagger":  # mined in the batch: its own margin
+        settings["margin"] = online_margin
     if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
         settings["lr"] = train["lr_from_ssl"]
     elif starts_from_tagger(system):  # fine-tuning the tagger's trunk, likewise
