@@ -243,6 +243,7 @@ def compare_folders(folders: list[Path]) -> None:
 
 
 def main() -> None:
+    with_malloc_settings()  # as the workflow's training jobs run; first, so nothing is done twice
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--compare", type=Path, nargs="+", help="only compare finished variant folders (the first is the reference)"
@@ -263,7 +264,6 @@ def main() -> None:
     text = Path(args.variants).read_text() if Path(args.variants).exists() else args.variants
     variants = json.loads(text)
     config = load_config(args.config)
-    with_malloc_settings()  # as the workflow's training jobs run
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [

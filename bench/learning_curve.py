@@ -192,6 +192,7 @@ def growth_from_smallest(means: dict, sizes: list[int]) -> pd.DataFrame:
 
 
 def main() -> None:
+    with_malloc_settings()  # as the workflow's training jobs run; first, so nothing is done twice
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, required=True, help="a finished run's results/ folder")
     parser.add_argument("--sizes", type=int, nargs="+", default=[150, 300, 600, 1200, 0], help="0: all")
@@ -214,7 +215,6 @@ def main() -> None:
     )
     args = parser.parse_args()
     config = learning.load_config(args.config)
-    with_malloc_settings()  # as the workflow's training jobs run
     if args.val_patches:
         config["train"]["val_patches"] = args.val_patches
     if args.epochs:
