@@ -193,12 +193,13 @@ class TrainSettings:
 
     def fingerprint(self) -> str:
         """Hash of the settings a checkpoint depends on (not the stopping rule's, workers, device);
-        with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts."""
-        kept = {
-            k: v
-            for k, v in dataclasses.asdict(self).items()
-            if k not in ("epochs", "patience", "min_epochs", "budget_tracks", "workers", "device")
-        }
+        with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts.
+        A cosine schedule anneals to the budget's end, so there the budget (``epochs``) is not the stopping
+        rule's alone: a longer one changes every step's rate and starts the run again."""
+        stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
+        if self.lr_schedule == "constant":
+            stopping += ("epochs",)
+        kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in stopping}
         if self.init_trunk:
             kept["init_trunk"] = file_sha256(self.init_trunk)
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
