@@ -139,6 +139,28 @@ def test_the_offline_loss_pairs_each_negative_with_its_own_anchor_and_positive()
     assert active == pytest.approx(float((expected > 0).float().mean()))
 
 
+def test_semi_hard_offline_negatives_keep_one_negative_per_pair_chosen_by_the_network():
+    """Each pair's table negatives are all S-valid; semi_hard keeps the closest that is still farther from
+    the anchor than the positive, else the closest of all (as online mining chooses in the batch)."""
+    e = torch.tensor
+    anchor = e([[1.0, 0.0], [1.0, 0.0]])
+    positive = e([[0.8, 0.6], [0.0, 1.0]])  # d(a, p) = 0.4 and 2.0
+    negatives = e([[0.9, 0.19**0.5], [0.6, 0.8], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, -1.0]])  # 3 per pair
+    embeddings = torch.cat([anchor, positive, negatives])
+    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="semi_hard")
+    # pair 0: d(a, n) = 0.2, 0.8, 4.0 -> 0.8 (farther than 0.4, the closest such): 0.4 - 0.8 + 0.5 = 0.1
+    # pair 1: d(a, n) = 0.8, 0.4, 2.0 -> none farther than 2.0 -> the closest, 0.4: 2.0 - 0.4 + 0.5 = 2.1
+    assert loss.item() == pytest.approx((0.1 + 2.1) / 2)
+    every, same_active = offline_triplet_loss(embeddings, pairs=2, margin=0.5)
+    assert same_active == active == pytest.approx(5 / 6)  # the share of the table's triplets, either way
+    assert every.item() == pytest.approx((0.7 + 0.1 + 0.0 + 1.7 + 2.1 + 0.5) / 6)
+    one_each = torch.cat([anchor, positive, negatives[[1, 4]]])
+    assert (
+        offline_triplet_loss(one_each, pairs=2, margin=0.5, negatives="semi_hard")[0].item()
+        == offline_triplet_loss(one_each, pairs=2, margin=0.5)[0].item()
+    ), "with one negative per pair there is nothing to choose"
+
+
 def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
     cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
     table = TripletTable(pipeline / "triplets.parquet", cache)

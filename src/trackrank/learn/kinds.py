@@ -156,7 +156,7 @@ class OfflineTriplets(TripletSystem):
 
     def loss(self, model, batch, data, settings, device):
         embeddings = model(batch.to(device, non_blocking=True)).float()
-        return offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin)
+        return offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin, settings.offline_negatives)
 
 
 class OnlineTriplets(TripletSystem):

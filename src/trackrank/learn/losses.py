@@ -32,16 +32,29 @@ def triplet_loss(
     return losses if reduction == "none" else losses.mean()
 
 
-def offline_triplet_loss(embeddings: torch.Tensor, pairs: int, margin: float) -> tuple[torch.Tensor, float]:
-    """Mean triplet loss of a :class:`~trackrank.learn.batches.TripletBatches` batch's embeddings (its
-    ``pairs`` anchors, then their positives, then each pair's negatives), and its share of active triplets."""
-    anchor, positive, negatives = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
-    per_pair = negatives.shape[0] // pairs
-    per_triplet = triplet_loss(
-        anchor.repeat_interleave(per_pair, dim=0),
-        positive.repeat_interleave(per_pair, dim=0),
-        negatives,
-        margin=margin,
-        reduction="none",
-    )
-    return per_triplet.mean(), float((per_triplet > 0).float().mean())
+def offline_triplet_loss(
+    embeddings: torch.Tensor, pairs: int, margin: float, negatives: str = "all"
+) -> tuple[torch.Tensor, float]:
+    """Triplet loss of a :class:`~trackrank.learn.batches.TripletBatches` batch's embeddings (its ``pairs``
+    anchors, then their positives, then each pair's table negatives), and its share of active triplets.
+
+    ``negatives="all"``: the mean over every (pair, negative), the paper's. ``"semi_hard"``: each pair
+    keeps one of its table negatives, chosen as online mining's ``semi_hard`` chooses in the batch (the
+    closest to the anchor among those farther than the positive, else the closest): every negative is
+    S-valid, and the network decides which of them teaches (the mean over pairs).
+    """
+    anchor, positive, candidates = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
+    per_pair = candidates.shape[0] // pairs
+    anchor, positive = anchor.repeat_interleave(per_pair, dim=0), positive.repeat_interleave(per_pair, dim=0)
+    d_positive = (anchor - positive).pow(2).sum(dim=1).view(pairs, per_pair)  # equal along a row
+    d_negative = (anchor - candidates).pow(2).sum(dim=1).view(pairs, per_pair)
+    per_triplet = triplet_hinge(d_positive, d_negative, margin)
+    active = float((per_triplet > 0).float().mean())
+    if negatives == "all":
+        return per_triplet.mean(), active
+    if negatives != "semi_hard":
+        raise ValueError(f"unknown offline negatives '{negatives}': expected all or semi_hard")
+    inf = torch.tensor(float("inf"), device=embeddings.device)
+    farther = torch.where(d_negative > d_positive, d_negative, inf).min(dim=1).values
+    chosen = torch.where(torch.isfinite(farther), farther, d_negative.min(dim=1).values)
+    return triplet_hinge(d_positive[:, 0], chosen, margin).mean(), active

@@ -148,6 +148,7 @@ class TrainSettings:
     device: str = "auto"
     n_positives: float = 15
     offline_pairs: int = 1  # (anchor, positive) pairs per offline TL batch (paper: 1)
+    offline_negatives: str = "all"  # each pair's table negatives in the loss: "all", or one "semi_hard"
     online_tracks: int = 42
     online_patches: int = 1
     online_mining: str = "semi_hard"
@@ -212,6 +213,7 @@ TRAIN_KEYS = (
     "margin",
     "batch_size",
     "offline_pairs",
+    "offline_negatives",
     "epochs",
     "batches_per_epoch",
     "patience",
