@@ -13,6 +13,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from trackrank.errors import ConfigError
 from trackrank.learn.settings import (
     ALL_SYSTEMS,
     MALLOC_SETTINGS,
@@ -75,13 +76,19 @@ def test_a_system_started_from_a_trained_network_is_fine_tuned_at_its_own_rate(c
     assert train_settings("tl_distance_from_at", config)["lr"] == 0.005
 
 
-def test_offline_pairs_that_do_not_divide_the_batch_stop_naming_both_keys(config):
+def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     config["train"].update(batch_size=42, offline_pairs=5)
     with pytest.raises(ValueError, match=r"train.batch_size \(42\) must be a multiple of train.offline_pairs \(5\)"):
         train_settings("tl_distance", config)
     assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
     config["train"]["offline_pairs"] = 14
     assert train_settings("tl_distance", config)["offline_pairs"] == 14
+    config["train"]["offline_negatives"] = "semi_hard"
+    assert train_settings("tl_distance", config)["offline_negatives"] == "semi_hard"  # 3 negatives to choose from
+    config["train"]["offline_pairs"] = 42
+    with pytest.raises(ConfigError, match="offline_negatives.*42 / 42"):
+        train_settings("tl_distance", config)
+    assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):

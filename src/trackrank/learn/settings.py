@@ -242,6 +242,15 @@ def train_settings(system: str, config: dict) -> dict:
             f"train.batch_size ({train['batch_size']}) must be a multiple of train.offline_pairs "
             f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
         )
+    if (
+        mines_offline(strategy)
+        and train["offline_negatives"] == "semi_hard"
+        and train["batch_size"] == train["offline_pairs"]
+    ):
+        raise ConfigError(
+            "train.offline_negatives: semi_hard chooses one of each pair's negatives, but train.batch_size / "
+            f"train.offline_pairs ({train['batch_size']} / {train['offline_pairs']}) gives each pair only one"
+        )
     online = dict(train["online"])
     online_lr, online_margin = online.pop("lr"), online.pop("margin")
     if not mines_offline(strategy) and architecture != "fcn5_tagger":  # mined in the batch: its own margin
