@@ -91,6 +91,26 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
 
 
+def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
+    """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
+    (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same."""
+    before = {
+        "at_baseline": "1935e09cdf78929a",
+        "tl_distance": "e0a9b7a10fa0274c",
+        "tl_online": "23ca4db8df7e93a6",
+        "tl_autopool_online": "2e0c1a95fb639651",
+    }
+    for system, fingerprint in before.items():
+        params = train_settings(system, config)
+        assert "offline_negatives" not in params
+        assert TrainSettings(system=system, **params).fingerprint() == fingerprint, system
+    config["train"]["offline_pairs"] = 14
+    config["train"]["offline_negatives"] = "semi_hard"
+    chosen = TrainSettings(system="tl_distance", **train_settings("tl_distance", config))
+    assert chosen.offline_negatives == "semi_hard"
+    assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
+
+
 def test_every_mapped_setting_is_a_train_settings_field(config):
     for system in ALL_SYSTEMS:
         settings = TrainSettings(system=system, **train_settings(system, config))

@@ -200,10 +200,21 @@ class TrainSettings:
         stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
         if self.lr_schedule == "constant":
             stopping += ("epochs",)
-        kept = {k: v for k, v in dataclasses.asdict(self).items() if k not in stopping}
+        kept = {k: v for k, v in without_neutral(dataclasses.asdict(self)).items() if k not in stopping}
         if self.init_trunk:
             kept["init_trunk"] = file_sha256(self.init_trunk)
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
+
+
+#: settings added after runs were trained with the value that trains as those runs did: at that value a
+#: setting is left out of a run's workflow params and checkpoint fingerprint, so that a new option, off,
+#: neither retrains nor restarts the runs it leaves alone.
+NEUTRAL = {"offline_negatives": "all"}
+
+
+def without_neutral(settings: dict) -> dict:
+    """``settings`` less the :data:`NEUTRAL` ones at their neutral value."""
+    return {k: v for k, v in settings.items() if k not in NEUTRAL or v != NEUTRAL[k]}
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.
@@ -271,7 +282,7 @@ def train_settings(system: str, config: dict) -> dict:
     settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
-    return settings
+    return without_neutral(settings)
 
 
 def embedding_settings(config: dict) -> dict:
