@@ -16,6 +16,15 @@ def triplet_hinge(d_positive: torch.Tensor, d_negative: torch.Tensor, margin: fl
     return F.relu(d_positive - d_negative + margin)
 
 
+def semi_hard_negative(d_positive: torch.Tensor, d_negatives: torch.Tensor, closest: torch.Tensor) -> torch.Tensor:
+    """FaceNet's semi-hard choice (Schroff et al. 2015) along the last axis of ``d_negatives``: the closest
+    negative still farther from the anchor than the positive (``d_positive``, broadcast against it), else
+    ``closest`` (the closest of all, which the caller has). Both miners, online and offline, choose so."""
+    inf = torch.tensor(float("inf"), device=d_negatives.device)
+    farther = torch.where(d_negatives > d_positive, d_negatives, inf).min(dim=-1).values
+    return torch.where(torch.isfinite(farther), farther, closest)
+
+
 def triplet_loss(
     anchor: torch.Tensor,
     positive: torch.Tensor,
@@ -54,7 +63,5 @@ def offline_triplet_loss(
         return per_triplet.mean(), active
     if negatives != "semi_hard":
         raise ValueError(f"unknown offline negatives '{negatives}': expected all or semi_hard")
-    inf = torch.tensor(float("inf"), device=embeddings.device)
-    farther = torch.where(d_negative > d_positive, d_negative, inf).min(dim=1).values
-    chosen = torch.where(torch.isfinite(farther), farther, d_negative.min(dim=1).values)
+    chosen = semi_hard_negative(d_positive, d_negative, d_negative.min(dim=1).values)
     return triplet_hinge(d_positive[:, 0], chosen, margin).mean(), active

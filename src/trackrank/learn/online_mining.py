@@ -40,7 +40,7 @@ import scipy.sparse as sp
 import torch
 
 from trackrank.errors import ConfigError
-from trackrank.learn.losses import triplet_hinge
+from trackrank.learn.losses import semi_hard_negative, triplet_hinge
 from trackrank.rank.parts import TableParts, read_parts
 
 MINING_MODES = ("semi_hard", "hard", "batch_all")
@@ -175,11 +175,7 @@ def online_triplet_loss(
     inf = torch.tensor(float("inf"), device=distances.device)
     candidates = torch.where(valid, d_neg.expand_as(valid), inf)  # (B, B, B) distances of valid negatives
     hardest = candidates.min(dim=2).values
-    if mining == "semi_hard":
-        farther = torch.where(candidates > d_pos, candidates, inf).min(dim=2).values
-        chosen = torch.where(torch.isfinite(farther), farther, hardest)
-    else:
-        chosen = hardest
+    chosen = semi_hard_negative(d_pos, candidates, hardest) if mining == "semi_hard" else hardest
     pairs = positive & torch.isfinite(hardest)
     losses = triplet_hinge(distances[pairs], chosen[pairs], margin)
     return losses.mean(), active_fraction
