@@ -93,7 +93,9 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
-    (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same."""
+    (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same,
+    with the option at the value that trains as runs did then (all)."""
+    config["train"]["offline_negatives"] = "all"
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -105,10 +107,11 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         assert "offline_negatives" not in params
         assert TrainSettings(system=system, **params).fingerprint() == fingerprint, system
     config["train"]["offline_pairs"] = 14
-    config["train"]["offline_negatives"] = "semi_hard"
-    chosen = TrainSettings(system="tl_distance", **train_settings("tl_distance", config))
-    assert chosen.offline_negatives == "semi_hard"
-    assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
+    for negatives in ("semi_hard", "batch"):
+        config["train"]["offline_negatives"] = negatives
+        chosen = TrainSettings(system="tl_distance", **train_settings("tl_distance", config))
+        assert chosen.offline_negatives == negatives
+        assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):

@@ -20,6 +20,7 @@ from trackrank.data.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, shard_table
 from trackrank.learn.batches import TripletBatches, TripletTable
 from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.online_mining import RankLookup
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
 from trackrank.learn.training_data import load_training_data
@@ -159,6 +160,68 @@ def test_semi_hard_offline_negatives_keep_one_negative_per_pair_chosen_by_the_ne
         offline_triplet_loss(one_each, pairs=2, margin=0.5, negatives="semi_hard")[0].item()
         == offline_triplet_loss(one_each, pairs=2, margin=0.5)[0].item()
     ), "with one negative per pair there is nothing to choose"
+
+
+def test_in_batch_negatives_are_the_patches_each_anchor_ranks_after_its_positive():
+    """Every patch of the batch whose track the anchor's ranking puts strictly after the pair's positive is
+    a negative of that pair: not the anchor's own track (rank 0), not a track tied with the positive."""
+    e = torch.tensor
+    anchors = e([[1.0, 0.0], [1.0, 0.0]])
+    positives = e([[0.8, 0.6], [0.0, 1.0]])  # d(a, p) = 0.4 and 2.0
+    negatives = e([[0.6, 0.8], [-1.0, 0.0]])  # d(a, n) = 0.8 and 4.0
+    embeddings = torch.cat([anchors, positives, negatives])
+    anchor_ranks = e(
+        [
+            [0, 5, 2, 0, 7, 9],  # pair 0 (positive rank 2): patch 3 is another patch of its anchor's track
+            [6, 0, 3, 1, 1, 4],  # pair 1 (positive rank 1): patch 4 is tied with its positive
+        ]
+    )
+    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch", anchor_ranks=anchor_ranks)
+    # pair 0: patches 1, 4, 5 at d 0, 0.8, 4.0 -> 0.9, 0.1, 0; pair 1: patches 0, 2, 5 at d 0, 0.4, 4.0 -> 2.5, 2.1, 0
+    assert loss.item() == pytest.approx((0.9 + 0.1 + 2.5 + 2.1) / 6)
+    assert active == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="need the anchors' ranks"):
+        offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch")
+
+
+def test_an_in_batch_offline_batch_is_the_same_patches_with_each_anchors_ranks(pipeline):
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
+    table = TripletTable(pipeline / "triplets.parquet", cache)
+    tracks = pd.read_parquet(pipeline / "catalog" / "tracks.parquet")
+    train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"]]
+    lookup = RankLookup(pipeline / "train.parquet", train_ids)
+    ranked = TripletBatches(
+        cache,
+        table,
+        batch_size=6,
+        n_batches=3,
+        seed=0,
+        epoch=1,
+        pairs=3,
+        ranks=lookup,
+        train_tracks=cache.indices(train_ids),
+    )
+    plain = TripletBatches(cache, table, batch_size=6, n_batches=3, seed=0, epoch=1, pairs=3)
+    for (patches, anchor_ranks), alone in zip(ranked, plain):
+        assert torch.equal(patches, alone)
+        assert anchor_ranks.shape == (3, 12)
+        batch_tracks = np.array([train_ids.index(cache.track_ids[int(patch[0, 0])]) for patch in patches])
+        assert np.array_equal(anchor_ranks.numpy(), lookup.submatrix(batch_tracks)[:3])
+        for p in range(3):  # the table's negatives of each pair are among the batch's negatives of it
+            assert (anchor_ranks[p, 6 + 2 * p : 8 + 2 * p] > anchor_ranks[p, 3 + p]).all()
+
+
+def test_offline_training_with_in_batch_negatives_ranks_the_val_split_better_than_its_untrained_start(
+    hidden_pipeline, tmp_path
+):
+    train_ids, oracle = split_oracle(CatalogFiles.in_folder(hidden_pipeline / "catalog"), "train")
+    triplets = tmp_path / "distance.parquet"
+    write_triplets(oracle, train_ids, output=triplets, strategy="distance", n_positives=7, n_negatives=12, seed=0)
+    untrained, kept, history = train_on_hidden(
+        hidden_pipeline, tmp_path, triplets, epochs=8, batch_size=12, offline_pairs=12, offline_negatives="batch"
+    )
+    assert kept["epoch"] > 1 and kept["val_map@10"] > untrained + 0.1, "a clear gain, not noise"
+    assert history["active_fraction"].iloc[1:].between(0, 1).all()
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(pipeline):

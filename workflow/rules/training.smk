@@ -24,6 +24,11 @@ rule cache_features:
 for system in lookup(dpath="train/systems", within=config):
     strategy = system_spec(system)[1]
     offline = mines_offline(strategy)  # trains on a mined triplet table
+    # online mining ranks its batches by the train split's rankings; so does an offline system that takes
+    # each pair's negatives from the whole batch
+    ranks_batches = strategy == "online" or (
+        offline and train_settings(system, config).get("offline_negatives") == "batch"
+    )
 
     rule:
         name:
@@ -36,7 +41,7 @@ for system in lookup(dpath="train/systems", within=config):
             taxonomy=rules.ingest_catalog.output.taxonomy,
             val_rankings=ranking_parts("val"),
             triplets=triplet_parts(strategy) if offline else [],
-            train_rankings=ranking_parts("train") if strategy == "online" else [],
+            train_rankings=ranking_parts("train") if ranks_batches else [],
             # the trained network it starts from: at_baseline's trunk (*_from_at), tl_ssl's (*_from_ssl)
             # (an input function: that system's rule may be defined after this one)
             start=(lambda wildcards, start=starts_from(system): trained(start)) if starts_from(system) else [],

@@ -135,13 +135,24 @@ class TripletSystem(SystemKind):
 
 
 class OfflineTriplets(TripletSystem):
-    """TL on a mined triplet table (the paper's systems)."""
+    """TL on a mined triplet table (the paper's systems). With ``in_batch`` (``train.offline_negatives:
+    batch``) each pair also takes its negatives from the whole batch, as the train split's rankings allow."""
+
+    def __init__(self, in_batch: bool = False):
+        self.in_batch = in_batch
 
     def inputs(self, triplets, train_rankings):
-        return [triplets]
+        return [triplets, train_rankings] if self.in_batch else [triplets]
 
     def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
-        return {"triplets": TripletTable(triplets, cache)}
+        own = {"triplets": TripletTable(triplets, cache)}
+        if self.in_batch:
+            if train_rankings is None:
+                raise ConfigError(
+                    f"{settings.system} with train.offline_negatives: batch needs the train split's rankings"
+                )
+            own["ranks"] = RankLookup(train_rankings, train_ids)
+        return own
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return TripletBatches(
@@ -152,11 +163,18 @@ class OfflineTriplets(TripletSystem):
             seed=settings.seed,
             epoch=epoch,
             pairs=settings.offline_pairs,
+            ranks=data.ranks if self.in_batch else None,
+            train_tracks=data.train_tracks,
         )
 
     def loss(self, model, batch, data, settings, device):
-        embeddings = model(batch.to(device, non_blocking=True)).float()
-        return offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin, settings.offline_negatives)
+        patches, anchor_ranks = batch if self.in_batch else (batch, None)
+        embeddings = model(patches.to(device, non_blocking=True)).float()
+        if anchor_ranks is not None:
+            anchor_ranks = anchor_ranks.to(device)
+        return offline_triplet_loss(
+            embeddings, settings.offline_pairs, settings.margin, settings.offline_negatives, anchor_ranks
+        )
 
 
 class OnlineTriplets(TripletSystem):
@@ -255,4 +273,6 @@ def kind_of(settings: TrainSettings) -> SystemKind:
         return Tagger()
     if settings.strategy == SELF_SUPERVISED:
         return SelfSupervised()
-    return OnlineTriplets() if settings.strategy == "online" else OfflineTriplets()
+    if settings.strategy == "online":
+        return OnlineTriplets()
+    return OfflineTriplets(in_batch=settings.offline_negatives == "batch")

@@ -42,7 +42,11 @@ def triplet_loss(
 
 
 def offline_triplet_loss(
-    embeddings: torch.Tensor, pairs: int, margin: float, negatives: str = "all"
+    embeddings: torch.Tensor,
+    pairs: int,
+    margin: float,
+    negatives: str = "all",
+    anchor_ranks: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Triplet loss of a :class:`~trackrank.learn.batches.TripletBatches` batch's embeddings (its ``pairs``
     anchors, then their positives, then each pair's table negatives), and its share of active triplets.
@@ -50,8 +54,14 @@ def offline_triplet_loss(
     ``negatives="all"``: the mean over every (pair, negative), the paper's. ``"semi_hard"``: each pair
     keeps one of its table negatives, chosen as online mining's ``semi_hard`` chooses in the batch (the
     closest to the anchor among those farther than the positive, else the closest): every negative is
-    S-valid, and the network decides which of them teaches (the mean over pairs).
+    S-valid, and the network decides which of them teaches (the mean over pairs). ``"batch"``: every
+    patch of the batch is a negative of a pair whose anchor's oracle ranking puts its track after the
+    positive (:func:`in_batch_triplet_loss`; ``anchor_ranks`` gives those ranks).
     """
+    if negatives == "batch":
+        if anchor_ranks is None:
+            raise ValueError("offline negatives 'batch' need the anchors' ranks of the batch's tracks")
+        return in_batch_triplet_loss(embeddings, anchor_ranks, margin)
     anchor, positive, candidates = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
     per_pair = candidates.shape[0] // pairs
     anchor, positive = anchor.repeat_interleave(per_pair, dim=0), positive.repeat_interleave(per_pair, dim=0)
@@ -62,6 +72,30 @@ def offline_triplet_loss(
     if negatives == "all":
         return per_triplet.mean(), active
     if negatives != "semi_hard":
-        raise ValueError(f"unknown offline negatives '{negatives}': expected all or semi_hard")
+        raise ValueError(f"unknown offline negatives '{negatives}': expected all, semi_hard or batch")
     chosen = semi_hard_negative(d_positive, d_negative, d_negative.min(dim=1).values)
     return triplet_hinge(d_positive[:, 0], chosen, margin).mean(), active
+
+
+def in_batch_triplet_loss(
+    embeddings: torch.Tensor, anchor_ranks: torch.Tensor, margin: float
+) -> tuple[torch.Tensor, float]:
+    """Offline pairs against every negative their batch holds: the mean loss over each (pair, patch) whose
+    track the pair's anchor ranks strictly after its positive (S scores it lower: a tie is no negative),
+    and the share of those triplets that are active.
+
+    ``embeddings``: an offline batch (``pairs`` anchors, then their positives, then the table's
+    negatives); ``anchor_ranks`` (pairs, batch): the rank of each patch's track in each anchor's oracle
+    ranking (0: the anchor's own track). Why: a pair's table negatives are a few of the ~100 other tracks
+    the batch already embeds, and those are valid negatives too at no extra patch to embed; on ``scores``
+    this lifted the paper's offline system where more table negatives per pair (at more patches) did not.
+    """
+    pairs = anchor_ranks.shape[0]
+    pair = torch.arange(pairs, device=embeddings.device)
+    distances = (embeddings[:pairs, None, :] - embeddings[None, :, :]).pow(2).sum(dim=2)  # (pairs, batch)
+    d_positive = distances[pair, pairs + pair]
+    valid = anchor_ranks > anchor_ranks[pair, pairs + pair][:, None]
+    if not valid.any():
+        return embeddings.sum() * 0.0, 0.0
+    losses = triplet_hinge(d_positive[:, None], distances, margin)[valid]
+    return losses.mean(), float((losses > 0).float().mean())

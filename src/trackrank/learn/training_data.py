@@ -36,7 +36,7 @@ class TrainingData:
     audio_tracks: np.ndarray  # cache positions of the tracks unseen_by_test (self-supervised systems)
     train_targets: np.ndarray | None  # binarised tags (auto-tagger)
     triplets: TripletTable | None
-    ranks: RankLookup | None  # train split oracle ranks (online mining), over train_tracks
+    ranks: RankLookup | None  # train split oracle ranks (online mining, offline negatives: batch), over train_tracks
     n_positives: int  # Np resolved against the train split (online mining)
     val_ids: list[str]
     val_tracks: np.ndarray
@@ -98,7 +98,8 @@ def load_training_data(
     val_rankings : the val split's oracle rankings (a file or its parts, :mod:`trackrank.rank.parts`); a val
         track's first ``settings.n_relevant`` are relevant.
     triplets : the mined triplet table, a file or its parts (offline TL systems only).
-    train_rankings : the train split's oracle rankings, a file or its parts (online TL systems only).
+    train_rankings : the train split's oracle rankings, a file or its parts (online TL systems, and offline
+        ones whose negatives come from the whole batch, ``train.offline_negatives: batch``).
     similarity : the configured S (``name``, ``function``, ``category_weights``): the auto-tagger's
         validation ranks by S of its estimated tags, so it must be the S of the relevant tracks and of
         the test evaluation, not the built-in default.
