@@ -211,6 +211,24 @@ def test_an_in_batch_offline_batch_is_the_same_patches_with_each_anchors_ranks(p
             assert (anchor_ranks[p, 6 + 2 * p : 8 + 2 * p] > anchor_ranks[p, 3 + p]).all()
 
 
+def test_in_batch_negatives_refuse_a_triplet_table_mined_from_another_split(pipeline, tmp_path):
+    """Its tracks' in-batch ranks would be read for other tracks: the error names a track it holds."""
+    table = pd.read_parquet(pipeline / "triplets.parquet").astype(str)
+    table.loc[0, "negative"] = "t17"  # a val track (the fixture's split)
+    table.astype("category").to_parquet(tmp_path / "triplets.parquet")
+    s = settings(offline_negatives="batch")
+    with pytest.raises(ValueError, match="1 track.*outside the train split's rankings, e.g. 't17'"):
+        load_training_data(
+            s,
+            CacheFiles.in_folder(pipeline / "cache"),
+            catalog=CatalogFiles.in_folder(pipeline / "catalog"),
+            val_rankings=pipeline / "val.parquet",
+            triplets=tmp_path / "triplets.parquet",
+            train_rankings=pipeline / "train.parquet",
+        )
+    assert data_for(pipeline, s).ranks is not None  # the table mined from the train split is read
+
+
 def test_offline_training_with_in_batch_negatives_ranks_the_val_split_better_than_its_untrained_start(
     hidden_pipeline, tmp_path
 ):

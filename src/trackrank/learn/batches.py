@@ -106,13 +106,6 @@ class TripletBatches(SeededBatches):
         if ranks is not None:  # a cache position's place in the train split, which ranks are over
             self.train_index = np.full(len(cache.track_ids), -1, dtype=np.int64)
             self.train_index[train_tracks] = np.arange(len(train_tracks))
-            outside = np.unique(np.concatenate([triplets.anchor, triplets.positive, triplets.negative]))
-            outside = outside[self.train_index[outside] < 0]
-            if len(outside):
-                raise ValueError(
-                    f"the triplet table holds {len(outside)} track(s) outside the train split's rankings, e.g. "
-                    f"'{cache.track_ids[outside[0]]}': mine it again from this split"
-                )
 
     def batch(self, b: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, b])
@@ -130,6 +123,18 @@ class TripletBatches(SeededBatches):
             return patches
         anchor_ranks = self.ranks.submatrix(self.train_index[tracks])[: self.pairs]
         return patches, torch.from_numpy(anchor_ranks.astype(np.int64))
+
+
+def check_within(triplets: TripletTable, cache: PatchCache, train_tracks: np.ndarray) -> None:
+    """Refuse a triplet table with a track the train split's rankings do not rank (a table mined from
+    another split): its in-batch ranks would be another track's."""
+    tracks = np.unique(np.concatenate([triplets.anchor, triplets.positive, triplets.negative]))
+    outside = np.setdiff1d(tracks, train_tracks)
+    if len(outside):
+        raise ValueError(
+            f"the triplet table holds {len(outside)} track(s) outside the train split's rankings, e.g. "
+            f"'{cache.track_ids[outside[0]]}': mine it again from this split"
+        )
 
 
 class OnlineBatches(SeededBatches):

@@ -25,6 +25,7 @@ from trackrank.learn.batches import (
     TripletBatches,
     TripletTable,
     TwoPatchBatches,
+    check_within,
 )
 from trackrank.learn.losses import offline_triplet_loss, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
@@ -152,6 +153,7 @@ class OfflineTriplets(TripletSystem):
                     f"{settings.system} with train.offline_negatives: batch needs the train split's rankings"
                 )
             own["ranks"] = RankLookup(train_rankings, train_ids)
+            check_within(own["triplets"], cache, cache.indices(train_ids))
         return own
 
     def batches(self, data, settings, epoch) -> SeededBatches:
