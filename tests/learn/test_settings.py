@@ -94,8 +94,8 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
     (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same,
-    with the option at the value that trains as runs did then (all)."""
-    config["train"]["offline_negatives"] = "all"
+    with the options added since at the values that train as runs did then."""
+    config["train"].update(offline_negatives="all", tag_targets="binary")
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -112,6 +112,10 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         chosen = TrainSettings(system="tl_distance", **train_settings("tl_distance", config))
         assert chosen.offline_negatives == negatives
         assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
+    config["train"]["tag_targets"] = "graded"
+    tagger = TrainSettings(system="at_baseline", **train_settings("at_baseline", config))
+    assert tagger.tag_targets == "graded"
+    assert tagger.fingerprint() != dataclasses.replace(tagger, tag_targets="binary").fingerprint()
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):

@@ -271,6 +271,19 @@ def test_the_auto_tagger_trains_on_binarised_tags(pipeline, tmp_path):
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[1]
 
 
+def test_the_auto_tagger_can_learn_the_graded_tags_themselves(pipeline, tmp_path):
+    """train.tag_targets: graded keeps each tag's likelihood (the fixture's 'calm' runs from 0 to 1), which
+    S scores, where binary targets keep only which side of the threshold it falls."""
+    s = settings(system="at_baseline", lr=1e-2, epochs=2, batches_per_epoch=3, tag_targets="graded")
+    data = data_for(pipeline, s)
+    tags = pd.read_parquet(pipeline / "catalog" / "tags.parquet").set_index("track_id")
+    train_ids = [data.cache.track_ids[i] for i in data.train_tracks]
+    np.testing.assert_array_equal(data.train_targets, tags.loc[train_ids].to_numpy(np.float32))
+    assert len(np.unique(data.train_targets[:, 2])) == len(train_ids)  # every grade of 'calm' kept
+    history = train(s, data, **training_outputs(tmp_path))
+    assert history["train_loss"].iloc[1:].notna().all()
+
+
 @pytest.mark.parametrize(
     "options",
     [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],

@@ -82,14 +82,23 @@ class SystemKind:
         raise NotImplementedError
 
 
+def tagger_targets(tags: np.ndarray, settings: TrainSettings) -> np.ndarray:
+    """What the auto-tagger learns to output for tags ``tags`` (likelihoods): the tags binarised at
+    ``train.tag_threshold`` (``train.tag_targets: binary``, the paper's), or the likelihoods themselves
+    (``graded``): the values S scores, so a graded tag's grade is not thrown away."""
+    if settings.tag_targets == "graded":
+        return np.asarray(tags, dtype=np.float32)
+    return (np.asarray(tags) >= settings.tag_threshold).astype(np.float32)
+
+
 class Tagger(SystemKind):
-    """The auto-tagger (AT baseline): binary cross-entropy on binarised tags; its validation ranks the
-    val tracks by S of their estimated tags, as the evaluation does."""
+    """The auto-tagger (AT baseline): binary cross-entropy on its tag targets (:func:`tagger_targets`); its
+    validation ranks the val tracks by S of their estimated tags, as the evaluation does."""
 
     reports_active = False
 
     def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
-        return {"train_targets": (tags.loc[train_ids].to_numpy() >= settings.tag_threshold).astype(np.float32)}
+        return {"train_targets": tagger_targets(tags.loc[train_ids].to_numpy(), settings)}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return TagBatches(
@@ -109,7 +118,7 @@ class Tagger(SystemKind):
 
     def validation(self, outputs, data, settings, k):
         predicted = rank_by_oracle(outputs.astype(np.float64), data.val_oracle, k=k)
-        truth = (data.val_oracle.tags >= settings.tag_threshold).astype(np.float32)
+        truth = tagger_targets(data.val_oracle.tags, settings)
         loss = F.binary_cross_entropy(torch.from_numpy(outputs).clamp(1e-6, 1 - 1e-6), torch.from_numpy(truth))
         return predicted, loss
 

@@ -140,6 +140,7 @@ class TrainSettings:
     budget_tracks: int = 0  # epochs and patience hold up to this many train tracks and scale past it; 0: fixed
     smoothing: int = 1  # early stopping and the kept epoch follow the mean of the last `smoothing` validations
     tag_threshold: float = 0.5
+    tag_targets: str = "binary"  # the auto-tagger's targets: tags binarised at tag_threshold, or "graded"
     val_patches: int = 8
     k: int = 20
     n_relevant: int = 5
@@ -209,7 +210,7 @@ class TrainSettings:
 #: settings added after runs were trained with the value that trains as those runs did: at that value a
 #: setting is left out of a run's workflow params and checkpoint fingerprint, so that a new option, off,
 #: neither retrains nor restarts the runs it leaves alone.
-NEUTRAL = {"offline_negatives": "all"}
+NEUTRAL = {"offline_negatives": "all", "tag_targets": "binary"}
 
 
 def without_neutral(settings: dict) -> dict:
@@ -237,6 +238,7 @@ TRAIN_KEYS = (
     "weight_decay",
     "head_dropout",
     "tag_threshold",
+    "tag_targets",
     "val_patches",
     "workers",
     "device",

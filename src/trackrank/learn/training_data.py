@@ -34,7 +34,7 @@ class TrainingData:
     cache: PatchCache
     train_tracks: np.ndarray  # cache positions
     audio_tracks: np.ndarray  # cache positions of the tracks unseen_by_test (self-supervised systems)
-    train_targets: np.ndarray | None  # binarised tags (auto-tagger)
+    train_targets: np.ndarray | None  # the train tracks' tag targets (auto-tagger; kinds.tagger_targets)
     triplets: TripletTable | None
     ranks: RankLookup | None  # train split oracle ranks (online mining, offline negatives: batch), over train_tracks
     n_positives: int  # Np resolved against the train split (online mining)
