@@ -106,6 +106,13 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         params = train_settings(system, config)
         assert "offline_negatives" not in params
         assert TrainSettings(system=system, **params).fingerprint() == fingerprint, system
+    config["train"].update(offline_negatives="batch", tag_targets="graded")  # today's defaults
+    for system in ("tl_online", "tl_autopool_online"):  # neither reads them: an update leaves them alone
+        params = train_settings(system, config)
+        assert "offline_negatives" not in params and "tag_targets" not in params
+        assert TrainSettings(system=system, **params).fingerprint() == before[system], system
+    assert "tag_targets" not in train_settings("tl_distance", config)
+    assert "offline_negatives" not in train_settings("at_baseline", config)
     config["train"]["offline_pairs"] = 14
     for negatives in ("semi_hard", "batch"):
         config["train"]["offline_negatives"] = negatives

@@ -284,6 +284,11 @@ def train_settings(system: str, config: dict) -> dict:
     settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
+    # options added later reach only the systems they change: the others keep their params and fingerprints
+    if not mines_offline(strategy):
+        settings["offline_negatives"] = NEUTRAL["offline_negatives"]
+    if architecture != "fcn5_tagger":
+        settings["tag_targets"] = NEUTRAL["tag_targets"]
     return without_neutral(settings)
 
 
