@@ -2,7 +2,7 @@
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
 from trackrank.rank.similarity import similarity_settings
-from trackrank.learn.settings import mines_offline, starts_from, system_spec, train_settings
+from trackrank.learn.settings import TrainSettings, mines_offline, starts_from, system_spec, train_settings
 
 
 rule cache_features:
@@ -24,11 +24,7 @@ rule cache_features:
 for system in lookup(dpath="train/systems", within=config):
     strategy = system_spec(system)[1]
     offline = mines_offline(strategy)  # trains on a mined triplet table
-    # online mining ranks its batches by the train split's rankings; so does an offline system that takes
-    # each pair's negatives from the whole batch
-    ranks_batches = strategy == "online" or (
-        offline and train_settings(system, config).get("offline_negatives") == "batch"
-    )
+    system_settings = train_settings(system, config)
 
     rule:
         name:
@@ -41,7 +37,9 @@ for system in lookup(dpath="train/systems", within=config):
             taxonomy=rules.ingest_catalog.output.taxonomy,
             val_rankings=ranking_parts("val"),
             triplets=triplet_parts(strategy) if offline else [],
-            train_rankings=ranking_parts("train") if ranks_batches else [],
+            train_rankings=(
+                ranking_parts("train") if TrainSettings(system=system, **system_settings).ranks_batches else []
+            ),
             # the trained network it starts from: at_baseline's trunk (*_from_at), tl_ssl's (*_from_ssl)
             # (an input function: that system's rule may be defined after this one)
             start=(lambda wildcards, start=starts_from(system): trained(start)) if starts_from(system) else [],
@@ -64,7 +62,7 @@ for system in lookup(dpath="train/systems", within=config):
             runtime=lookup(dpath="train/resources/runtime", within=config),
         params:
             system=system,
-            settings=train_settings(system, config),
+            settings=system_settings,
             # not an output: Snakemake deletes a job's outputs before it reruns it, and a rerun resumes from it
             last=f"results/models/{system}/last.pt",
             similarity=similarity_settings(config),  # the auto-tagger validates by S of its estimated tags

@@ -286,4 +286,4 @@ def kind_of(settings: TrainSettings) -> SystemKind:
         return SelfSupervised()
     if settings.strategy == "online":
         return OnlineTriplets()
-    return OfflineTriplets(in_batch=settings.offline_negatives == "batch")
+    return OfflineTriplets(in_batch=settings.ranks_batches)

@@ -178,6 +178,12 @@ class TrainSettings:
     def strategy(self) -> str | None:
         return system_spec(self.system)[1]
 
+    @property
+    def ranks_batches(self) -> bool:
+        """Its batches are ranked by the train split's rankings, an input of its training: online mining,
+        and an offline system whose pairs take their negatives from the whole batch."""
+        return self.strategy == "online" or (mines_offline(self.strategy) and self.offline_negatives == "batch")
+
     def for_train_split(self, n_tracks: int) -> TrainSettings:
         """These settings for a train split of ``n_tracks``: ``epochs`` and ``patience`` times
         ``n_tracks / budget_tracks`` (rounded) past ``budget_tracks`` tracks, else unchanged.
