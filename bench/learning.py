@@ -78,7 +78,7 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
         fields["init_trunk"] = str(out / starts / f"seed{seed}" / "model.pt")
     elif start := starts_from(system):  # the run's own (at_baseline, tl_ssl), unless the variant names another
         fields.setdefault("init_trunk", str(results / "models" / start / "model.pt"))
-    settings = TrainSettings(system=system, **fields)
+    settings = TrainSettings.from_params(system, fields)
     if continues:
         continue_run(out / continues / f"seed{seed}", folder, settings)
     strategy = settings.strategy

@@ -103,7 +103,8 @@ def write_synthetic_results(root: Path, n_tracks: int, n_frames: int, strategy: 
 class InMemoryPatches:
     """Stands in for the PatchCache: hands back one pre-made random batch, so nothing is loaded."""
 
-    def __init__(self, n_patches: int):
+    def __init__(self, n_patches: int, track_ids: list[str]):
+        self.track_ids = track_ids  # the real cache's: batches whose negatives are the whole batch's place tracks by it
         self.batch = np.random.default_rng(0).normal(-50, 15, (n_patches, N_BINS, PATCH_FRAMES)).astype(np.float32)
 
     def patches(self, tracks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -165,7 +166,7 @@ def main() -> None:
             train_rankings=parts_in(root / "rankings" / "train"),
         )
         patches_per_step = settings.batch_size + (2 * settings.offline_pairs if offline else 0)
-        in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step))
+        in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step, data.cache.track_ids))
         model, optimizer, scaler = _new_state(settings, data, device)
 
         def epoch_seconds(batches_from, workers: int, steps: int) -> float:

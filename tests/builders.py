@@ -145,17 +145,41 @@ class LiveServer:
 
 
 def tiny_settings(**overrides) -> TrainSettings:
-    """A training run small enough for a test: width 1/32, a few short epochs (``overrides`` change any field)."""
+    """A training run small enough for a test: width 1/32, a few short epochs, each epoch's val MAP alone, no
+    augmentation, the paper's offline batch (``overrides`` change any field). Every field a test's numbers
+    depend on is written here, so a changed default does not change what the tests train."""
     values = dict(
         system="tl_distance",
         width=0.03125,
+        dim=128,
+        margin=0.5,
         lr=3e-3,
         epochs=3,
         batches_per_epoch=4,
         val_patches=1,
         batch_size=6,
         patience=10,
+        min_epochs=1,
+        budget_tracks=0,
+        smoothing=1,
         k=5,
         n_relevant=2,
+        seed=0,
+        n_positives=15,
+        offline_pairs=1,
+        offline_negatives="all",
+        tag_threshold=0.5,
+        tag_targets="binary",
+        online_tracks=42,
+        online_patches=1,
+        online_mining="semi_hard",
+        **dict.fromkeys(("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch", "aug_mix_db"), 0),
+        ema=0.0,
+        warmup_steps=0,
+        lr_schedule="constant",
+        weight_decay=0.0,
+        head_dropout=0.0,
+        workers=0,
+        device="auto",
     )
     return TrainSettings(**{**values, **overrides})

@@ -1,8 +1,41 @@
-"""Workflow configuration helpers."""
+"""Workflow configuration helpers, and the schema's defaults: the one place each setting's default is written."""
 
 from __future__ import annotations
 
+import copy
+import functools
+from pathlib import Path
+
 import yaml
+
+#: The config schema (``workflow/schemas/config.schema.yaml``): every setting's type, range and default.
+#: The package runs from its checkout (the Snakefile puts ``src/`` on the path, ``bin/setup`` installs it
+#: editable), so it reads the schema there rather than keeping a copy of the defaults.
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def defaults_of(schema: dict):
+    """The value ``schema`` gives an instance left out: its ``default``; an object's with every property
+    of a default filled in (as Snakemake's ``validate`` fills a config). None where it has no default."""
+    if "properties" not in schema:
+        return copy.deepcopy(schema.get("default"))
+    filled = copy.deepcopy(schema.get("default", {}))
+    for key, subschema in schema["properties"].items():
+        value = defaults_of(subschema) if key not in filled else filled[key]
+        if value is not None or "default" in subschema:
+            filled[key] = value
+    return filled
+
+
+@functools.cache
+def _schema_defaults() -> dict:
+    with open(SCHEMA, encoding="utf-8") as stream:
+        return defaults_of(yaml.safe_load(stream))
+
+
+def schema_defaults() -> dict:
+    """The config the schema makes of an empty one: every setting at its default (a fresh copy)."""
+    return copy.deepcopy(_schema_defaults())
 
 
 def typed_values(config):

@@ -62,7 +62,7 @@ def test_systems_that_mine_in_the_batch_get_their_own_margin(config):
         assert train_settings(system, config)["margin"] == 0.2, system
     for system in ("tl_online", "tl_autopool_online", "tl_ssl", "tl_online_from_at", "tl_autopool_online_from_ssl"):
         assert train_settings(system, config)["margin"] == 0.7, system
-    assert TrainSettings(system="tl_online", **train_settings("tl_online", config)).margin == 0.7
+    assert TrainSettings.from_params("tl_online", train_settings("tl_online", config)).margin == 0.7
 
 
 def test_a_system_started_from_a_trained_network_is_fine_tuned_at_its_own_rate(config):
@@ -105,35 +105,35 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     for system, fingerprint in before.items():
         params = train_settings(system, config)
         assert "offline_negatives" not in params
-        assert TrainSettings(system=system, **params).fingerprint() == fingerprint, system
+        assert TrainSettings.from_params(system, params).fingerprint() == fingerprint, system
     config["train"].update(offline_negatives="batch", tag_targets="graded")  # today's defaults
     for system in ("tl_online", "tl_autopool_online"):  # neither reads them: an update leaves them alone
         params = train_settings(system, config)
         assert "offline_negatives" not in params and "tag_targets" not in params
-        assert TrainSettings(system=system, **params).fingerprint() == before[system], system
+        assert TrainSettings.from_params(system, params).fingerprint() == before[system], system
     assert "tag_targets" not in train_settings("tl_distance", config)
     assert "offline_negatives" not in train_settings("at_baseline", config)
     config["train"]["offline_pairs"] = 14
     for negatives in ("semi_hard", "batch"):
         config["train"]["offline_negatives"] = negatives
-        chosen = TrainSettings(system="tl_distance", **train_settings("tl_distance", config))
+        chosen = TrainSettings.from_params("tl_distance", train_settings("tl_distance", config))
         assert chosen.offline_negatives == negatives
         assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
     config["train"]["tag_targets"] = "graded"
-    tagger = TrainSettings(system="at_baseline", **train_settings("at_baseline", config))
+    tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", config))
     assert tagger.tag_targets == "graded"
     assert tagger.fingerprint() != dataclasses.replace(tagger, tag_targets="binary").fingerprint()
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):
     for system in ALL_SYSTEMS:
-        settings = TrainSettings(system=system, **train_settings(system, config))
+        settings = TrainSettings.from_params(system, train_settings(system, config))
         assert settings.n_positives == config["mining"]["n_positives"]
         assert settings.online_mining == config["train"]["online"]["mining"]
 
 
 def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(config):
-    defaults = TrainSettings(system="tl_online", **train_settings("tl_online", config))
+    defaults = TrainSettings.from_params("tl_online", train_settings("tl_online", config))
     assert (defaults.epochs, defaults.patience, defaults.budget_tracks) == (30, 5, 400)
     for small in (240, 258, 400):  # the scores and demo catalogs' train splits: their measured budget
         assert defaults.for_train_split(small) == defaults
@@ -147,7 +147,7 @@ def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(
     assert dataclasses.replace(cosine, patience=9).fingerprint() == cosine.fingerprint()
     paper = yaml.safe_load((REPO / "paper.yaml").read_text())
     validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    fixed = TrainSettings(system="tl_distance", **train_settings("tl_distance", paper))
+    fixed = TrainSettings.from_params("tl_distance", train_settings("tl_distance", paper))
     assert fixed.for_train_split(8500) == fixed, "paper.yaml's budget is for its own train split"
 
 
@@ -204,3 +204,53 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
     arguments, flag, settings = json.loads(lines[-1])
     assert arguments == ["--seed", "3"] and flag == 1
     assert settings == MALLOC_SETTINGS and settings["MALLOC_MMAP_MAX_"] == "0"  # no block handed back to the OS
+
+
+#: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
+#: be restructured, but a finished run must still resume, and its rule's params stay as they are.
+DEFAULT_RUN_FINGERPRINTS = {
+    "at_baseline": "f58522eb500cd89a",
+    "tl_neighbors": "a0839b90f0e4932b",
+    "tl_uniform": "30ad83dc5c3192c8",
+    "tl_distance": "f6e40f897991e867",
+    "tl_autopool_distance": "6a1aa3a751ab15f1",
+    "tl_online": "23ca4db8df7e93a6",
+    "tl_autopool_online": "2e0c1a95fb639651",
+    "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
+    "tl_ssl": "4b48e0d5bd51ed99",
+    "tl_autopool_ssl": "c7132e8abaecb1ea",
+    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
+    "tl_autopool_online_from_ssl": "6098ae6ff811df78",
+}
+
+
+@pytest.mark.parametrize("system", DEFAULT_RUN_FINGERPRINTS)
+def test_settings_built_without_a_config_train_the_default_run(config, system):
+    """``TrainSettings(system=...)`` takes the schema's defaults, mapped as the workflow maps config.yaml:
+    a bench script or a library caller trains what the README's default run trains."""
+    workflow = TrainSettings.from_params(system, train_settings(system, config))
+    assert TrainSettings(system=system) == workflow
+    assert TrainSettings(system=system).fingerprint() == DEFAULT_RUN_FINGERPRINTS[system]
+
+
+def test_the_default_system_is_the_one_config_yaml_describes():
+    distance = TrainSettings(system="tl_distance")
+    assert (distance.offline_negatives, distance.margin, distance.offline_pairs) == ("batch", 0.2, 42)
+    assert distance.lr == 1e-3
+    assert distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
+    assert TrainSettings(system="at_baseline").tag_targets == "graded"
+    assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
+    assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7
+
+
+@pytest.mark.parametrize("negatives", ["all", "semi_hard", "batch"])
+@pytest.mark.parametrize("targets", ["binary", "graded"])
+def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, negatives, targets):
+    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE), which is not its
+    default: read back, it is that value again, for every system, whatever the config chose."""
+    config["train"].update(offline_negatives=negatives, tag_targets=targets, offline_pairs=14)
+    for system in DEFAULT_RUN_FINGERPRINTS:
+        settings = TrainSettings.from_params(system, train_settings(system, config))
+        offline, tagger = settings.strategy in ("neighbors", "uniform", "distance"), system == "at_baseline"
+        assert settings.offline_negatives == (negatives if offline else "all"), system
+        assert settings.tag_targets == (targets if tagger else "binary"), system

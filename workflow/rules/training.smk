@@ -38,7 +38,7 @@ for system in lookup(dpath="train/systems", within=config):
             val_rankings=ranking_parts("val"),
             triplets=triplet_parts(strategy) if offline else [],
             train_rankings=(
-                ranking_parts("train") if TrainSettings(system=system, **system_settings).ranks_batches else []
+                ranking_parts("train") if TrainSettings.from_params(system, system_settings).ranks_batches else []
             ),
             # the trained network it starts from: at_baseline's trunk (*_from_at), tl_ssl's (*_from_ssl)
             # (an input function: that system's rule may be defined after this one)

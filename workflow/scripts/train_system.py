@@ -10,9 +10,9 @@ from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
     torch.set_num_threads(snakemake.threads)
-    settings = TrainSettings(
-        system=snakemake.params.system,
-        **snakemake.params.settings,
+    settings = TrainSettings.from_params(
+        snakemake.params.system,
+        snakemake.params.settings,
         init_trunk=snakemake.input.start or "",  # the model.pt of the system it starts from (*_from_at, *_from_ssl)
     )
     cache = cache_parts(snakemake.input.cache_index, snakemake.input.cache_data)

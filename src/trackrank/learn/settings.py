@@ -7,13 +7,16 @@ Free of torch: the workflow reads the system names and the mappings when it buil
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import re
 import sys
 from dataclasses import dataclass
+from typing import Any
 
+from trackrank.config import schema_defaults
 from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation
@@ -123,48 +126,81 @@ def system_spec(system: str) -> tuple[str, str | None]:
     raise ConfigError(f"unknown system '{system}': expected at_baseline, tl_<strategy> or tl_autopool_<strategy>")
 
 
+class _FromSchema:
+    """The default of a :class:`TrainSettings` field left out (see there)."""
+
+    def __repr__(self) -> str:
+        return "FROM_SCHEMA"
+
+
+FROM_SCHEMA: Any = _FromSchema()
+
+
 @dataclass
 class TrainSettings:
-    """Everything that defines a training run. Paper values: width 1, lr 1e-6 (TL) / 1e-4 (AT)."""
+    """Everything that defines a training run.
+
+    A field left out takes the schema's default (``workflow/schemas/config.schema.yaml``) as
+    :func:`train_settings` maps the default config for this system, so ``TrainSettings(system="tl_distance")``
+    trains what the default run (config.yaml) trains. The paper's values are paper.yaml's. An option of
+    :data:`TRAINS_AS_BEFORE` that the system does not read is held at that value.
+    """
 
     system: str
-    width: float = 1.0
-    dim: int = 128
-    margin: float = 0.5
-    lr: float = 1e-6
-    batch_size: int = 42
-    epochs: int = 100
-    batches_per_epoch: int = 1000
-    patience: int = 10
-    min_epochs: int = 1
-    budget_tracks: int = 0  # epochs and patience hold up to this many train tracks and scale past it; 0: fixed
-    smoothing: int = 1  # early stopping and the kept epoch follow the mean of the last `smoothing` validations
-    tag_threshold: float = 0.5
-    tag_targets: str = "binary"  # the auto-tagger's targets: tags binarised at tag_threshold, or "graded"
-    val_patches: int = 8
-    k: int = 20
-    n_relevant: int = 5
-    seed: int = 0
-    workers: int = 0
-    device: str = "auto"
-    n_positives: float = 15
-    offline_pairs: int = 1  # (anchor, positive) pairs per offline TL batch (paper: 1)
-    offline_negatives: str = "all"  # each pair's table negatives in the loss: "all", or one "semi_hard"
-    online_tracks: int = 42
-    online_patches: int = 1
-    online_mining: str = "semi_hard"
+    width: float = FROM_SCHEMA  # filter factor (1: Table 1's)
+    dim: int = FROM_SCHEMA  # embedding size d
+    margin: float = FROM_SCHEMA  # triplet margin, on squared distances of unit vectors
+    lr: float = FROM_SCHEMA  # Adam's learning rate
+    batch_size: int = FROM_SCHEMA  # patches of negatives (offline), of tagged tracks (tagger), per step
+    epochs: int = FROM_SCHEMA  # upper bound, in epochs of batches_per_epoch steps
+    batches_per_epoch: int = FROM_SCHEMA
+    patience: int = FROM_SCHEMA  # epochs without a gain of the smoothed val MAP before stopping
+    min_epochs: int = FROM_SCHEMA
+    budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
+    smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
+    tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
+    tag_targets: str = FROM_SCHEMA  # the auto-tagger's targets: "graded" (likelihoods) or "binary" (at tag_threshold)
+    val_patches: int = FROM_SCHEMA  # patches per val track
+    k: int = FROM_SCHEMA  # early stopping watches val MAP@k ...
+    n_relevant: int = FROM_SCHEMA  # ... with a val track's first n_relevant oracle-ranked tracks relevant
+    seed: int = FROM_SCHEMA
+    workers: int = FROM_SCHEMA  # DataLoader worker processes
+    device: str = FROM_SCHEMA  # auto | cpu | cuda
+    n_positives: float = FROM_SCHEMA  # online mining's Np: a count, or a fraction of the train split
+    offline_pairs: int = FROM_SCHEMA  # (anchor, positive) pairs per offline TL batch (paper: 1)
+    offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch", "all" (the table's) or one "semi_hard"
+    online_tracks: int = FROM_SCHEMA  # P tracks ...
+    online_patches: int = FROM_SCHEMA  # ... x K patches per online batch
+    online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
     init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
     # network of the same architecture whole (tl_ssl's)
-    aug_pitch: int = 0  # training-patch augmentation (trackrank.learn.augment); all 0: none
-    aug_gain_db: float = 0.0
-    aug_tilt_db: float = 0.0
-    aug_stretch: float = 0.0
-    aug_mix_db: float = 0.0
-    ema: float = 0.0  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
-    warmup_steps: int = 0  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
-    lr_schedule: str = "constant"  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
-    weight_decay: float = 0.0  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
-    head_dropout: float = 0.0  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
+    aug_pitch: int = FROM_SCHEMA  # training-patch augmentation (trackrank.learn.augment); all 0: none
+    aug_gain_db: float = FROM_SCHEMA
+    aug_tilt_db: float = FROM_SCHEMA
+    aug_stretch: float = FROM_SCHEMA
+    aug_mix_db: float = FROM_SCHEMA
+    ema: float = FROM_SCHEMA  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
+    warmup_steps: int = FROM_SCHEMA  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
+    lr_schedule: str = FROM_SCHEMA  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
+    weight_decay: float = FROM_SCHEMA  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
+    head_dropout: float = FROM_SCHEMA  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
+
+    def __post_init__(self) -> None:
+        left_out = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_SCHEMA]
+        if left_out:
+            defaults = _default_fields(self.system)
+            for name in left_out:
+                setattr(self, name, defaults[name])
+        architecture, strategy = system_spec(self.system)
+        for option, value in TRAINS_AS_BEFORE.items():
+            if not READ_BY[option](architecture, strategy):
+                setattr(self, option, value)
+
+    @classmethod
+    def from_params(cls, system: str, params: dict, **more) -> TrainSettings:
+        """The settings that a training rule's params (:func:`train_settings`) stand for: an option of
+        :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default."""
+        return cls(system=system, **{**TRAINS_AS_BEFORE, **params, **more})
 
     @property
     def augmentation(self) -> Augmentation:
@@ -189,10 +225,9 @@ class TrainSettings:
         ``n_tracks / budget_tracks`` (rounded) past ``budget_tracks`` tracks, else unchanged.
 
         Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
-        val curve of a larger split climbs more slowly per epoch; the default stopping rule ended a
-        1,211-track split's runs while they still learned (patience 15 and 90 epochs instead of 5 and 30:
-        +1.1 ± 0.6 test MAP@20, three seeds, paired; docs/training.md). The budget stays in passes over
-        the split; ``min_epochs`` is not scaled (not measured).
+        val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
+        split's runs while they still learn (docs/training.md). The budget stays in passes over the split;
+        ``min_epochs`` is not scaled.
         """
         if not self.budget_tracks or n_tracks <= self.budget_tracks:
             return self
@@ -207,21 +242,29 @@ class TrainSettings:
         stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
         if self.lr_schedule == "constant":
             stopping += ("epochs",)
-        kept = {k: v for k, v in without_neutral(dataclasses.asdict(self)).items() if k not in stopping}
+        kept = {k: v for k, v in without_as_before(dataclasses.asdict(self)).items() if k not in stopping}
         if self.init_trunk:
             kept["init_trunk"] = file_sha256(self.init_trunk)
         return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
-#: settings added after runs were trained with the value that trains as those runs did: at that value a
-#: setting is left out of a run's workflow params and checkpoint fingerprint, so that a new option, off,
-#: neither retrains nor restarts the runs it leaves alone.
-NEUTRAL = {"offline_negatives": "all", "tag_targets": "binary"}
+#: Options added after runs were trained, each at the value that trains as those runs did. This is not
+#: the option's default (the schema's, which may be another): at this value an option is left out of a run's
+#: rule params and checkpoint fingerprint, so that adding an option neither retrains nor restarts the runs
+#: that do not use it (Snakemake reruns a job whose params changed; a changed fingerprint starts over).
+TRAINS_AS_BEFORE = {"offline_negatives": "all", "tag_targets": "binary"}
+
+#: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
+#: it at that value, so that it reaches neither their params nor their fingerprints.
+READ_BY = {
+    "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
+    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger",
+}
 
 
-def without_neutral(settings: dict) -> dict:
-    """``settings`` less the :data:`NEUTRAL` ones at their neutral value."""
-    return {k: v for k, v in settings.items() if k not in NEUTRAL or v != NEUTRAL[k]}
+def without_as_before(settings: dict) -> dict:
+    """``settings`` less the options of :data:`TRAINS_AS_BEFORE` at that value."""
+    return {k: v for k, v in settings.items() if k not in TRAINS_AS_BEFORE or v != TRAINS_AS_BEFORE[k]}
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.
@@ -252,7 +295,21 @@ TRAIN_KEYS = (
 
 
 def train_settings(system: str, config: dict) -> dict:
-    """The TrainSettings fields of one system from a validated workflow config (one mapping for all callers)."""
+    """The training rule's params of one system from a validated workflow config: its TrainSettings fields
+    less those of :data:`TRAINS_AS_BEFORE` at that value (:meth:`TrainSettings.from_params` reads them back)."""
+    fields = config_fields(system, config)
+    settings = dataclasses.asdict(TrainSettings(system=system, **fields))  # options it does not read as before
+    return without_as_before({key: settings[key] for key in fields})
+
+
+@functools.cache
+def _default_fields(system: str) -> dict:
+    """The TrainSettings fields of one system in the default config (the schema's defaults)."""
+    return config_fields(system, schema_defaults())
+
+
+def config_fields(system: str, config: dict) -> dict:
+    """Every TrainSettings field of one system (but ``init_trunk``) from a validated workflow config."""
     train = config["train"]
     settings = {key: train[key] for key in TRAIN_KEYS}
     architecture, strategy = system_spec(system)
@@ -290,12 +347,7 @@ def train_settings(system: str, config: dict) -> dict:
     settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
-    # options added later reach only the systems they change: the others keep their params and fingerprints
-    if not mines_offline(strategy):
-        settings["offline_negatives"] = NEUTRAL["offline_negatives"]
-    if architecture != "fcn5_tagger":
-        settings["tag_targets"] = NEUTRAL["tag_targets"]
-    return without_neutral(settings)
+    return settings
 
 
 def embedding_settings(config: dict) -> dict:
