@@ -68,9 +68,19 @@ def write_catalog(n_tracks: int, folder: Path) -> CatalogFiles:
     return files
 
 
+def paper_config() -> dict:
+    """paper.yaml with the schema's defaults filled in (it lists only where the paper differs), as the
+    workflow sees it."""
+    from snakemake.utils import validate
+
+    config = yaml.safe_load((REPO / "paper.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
 def run_job(kind: str, split: str, part: int, catalog: Path, out: Path, anchors_per_job: int) -> dict:
     """One workflow job: the workflow's script, given what Snakemake would give it."""
-    config = yaml.safe_load((REPO / "paper.yaml").read_text())
+    config = paper_config()
     files = CatalogFiles.in_folder(catalog)
     inputs = SimpleNamespace(tracks=str(files.tracks), tags=str(files.tags), taxonomy=str(files.taxonomy))
     name = f"{kind}-{split}-{part:04d}"
@@ -103,7 +113,7 @@ def run_job(kind: str, split: str, part: int, catalog: Path, out: Path, anchors_
 def floor_job(catalog: Path, first: int, count: int) -> dict:
     """S of anchors ``first`` .. ``first + count`` against every track of the catalog (one split of all)."""
     files = CatalogFiles.in_folder(catalog)
-    config = yaml.safe_load((REPO / "paper.yaml").read_text())
+    config = paper_config()
     whole = CatalogFiles(catalog / "whole.parquet", files.tags, files.taxonomy)  # one split of every track
     _, oracle = split_oracle(whole, "all", **similarity_settings(config))
     start = time.perf_counter()
