@@ -59,9 +59,9 @@ def run_variant(name: str, overrides: dict, seed: int, results: Path, out: Path,
 
     torch.set_num_threads(1)
     from trackrank.learn.embedding import write_embeddings
+    from trackrank.learn.loading import load_training_data
     from trackrank.learn.settings import TrainSettings, mines_offline, starts_from, train_settings
     from trackrank.learn.training import train
-    from trackrank.learn.training_data import load_training_data
     from trackrank.logs import log_to
     from trackrank.rank.similarity import similarity_settings
 

@@ -51,9 +51,10 @@ from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, build_cache, cache_in_folder
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, PATCH_FRAMES, shard_table
 from trackrank.learn.embedding import choose_device, track_outputs
+from trackrank.learn.kinds import kind_of
+from trackrank.learn.loading import load_training_data
 from trackrank.learn.settings import TrainSettings, mines_offline
 from trackrank.learn.training import _new_state, _train_epoch, epoch_batches
-from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.parts import parts_in
@@ -114,9 +115,8 @@ class InMemoryPatches:
 def step_flops(model, optimizer, scaler, data, settings: TrainSettings, device: torch.device) -> int:
     """FLOPs of one training step (forward and backward), counted by torch's FlopCounterMode."""
     with FlopCounterMode(display=False) as counter:
-        _train_epoch(
-            model, optimizer, scaler, data, dataclasses.replace(settings, batches_per_epoch=1), epoch=1, device=device
-        )
+        once = dataclasses.replace(settings, batches_per_epoch=1)
+        _train_epoch(model, optimizer, scaler, data, once, 1, device, kind=kind_of(settings))
     return counter.get_total_flops()
 
 
@@ -168,13 +168,14 @@ def main() -> None:
         patches_per_step = settings.batch_size + (2 * settings.offline_pairs if offline else 0)
         in_memory = dataclasses.replace(data, cache=InMemoryPatches(patches_per_step, data.cache.track_ids))
         model, optimizer, scaler = _new_state(settings, data, device)
+        kind = kind_of(settings)
 
         def epoch_seconds(batches_from, workers: int, steps: int) -> float:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             run = dataclasses.replace(settings, workers=workers, batches_per_epoch=steps)
             start = time.perf_counter()
-            _train_epoch(model, optimizer, scaler, batches_from, run, epoch=1, device=device)  # .item() per step syncs
+            _train_epoch(model, optimizer, scaler, batches_from, run, 1, device, kind=kind)  # .item() per step syncs
             return time.perf_counter() - start
 
         epoch_seconds(in_memory, workers=0, steps=3)  # warm-up: first-step allocations, kernels
@@ -190,7 +191,7 @@ def main() -> None:
         for workers in range(args.workers + 1):
             run = dataclasses.replace(settings, workers=workers, batches_per_epoch=args.steps)
             start = time.perf_counter()
-            for _ in epoch_batches(data, run, epoch=1, device=device):
+            for _ in epoch_batches(data, run, epoch=1, device=device, kind=kind):
                 pass
             rows.append((f"data pipeline alone, {workers} worker(s)", time.perf_counter() - start, None))
         flops = step_flops(model, optimizer, scaler, in_memory, settings, device)

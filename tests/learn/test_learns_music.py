@@ -16,8 +16,8 @@ from trackrank.data.feature_cache import CacheFiles, build_cache
 from trackrank.data.features import extract_shard
 from trackrank.data.scores.plan import ScoresSettings, catalog_plan
 from trackrank.data.scores.render import merge_shards, render_shard
+from trackrank.learn.loading import load_training_data
 from trackrank.learn.training import train
-from trackrank.learn.training_data import load_training_data
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.similarity import split_oracle
 

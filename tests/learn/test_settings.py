@@ -14,6 +14,7 @@ import yaml
 from snakemake.utils import validate
 
 from trackrank.errors import ConfigError
+from trackrank.learn.checkpoints import fingerprint
 from trackrank.learn.settings import (
     ALL_SYSTEMS,
     MALLOC_SETTINGS,
@@ -102,15 +103,15 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         "tl_online": "23ca4db8df7e93a6",
         "tl_autopool_online": "2e0c1a95fb639651",
     }
-    for system, fingerprint in before.items():
+    for system, pinned in before.items():
         params = train_settings(system, config)
         assert "offline_negatives" not in params
-        assert TrainSettings.from_params(system, params).fingerprint() == fingerprint, system
+        assert fingerprint(TrainSettings.from_params(system, params)) == pinned, system
     config["train"].update(offline_negatives="batch", tag_targets="graded")  # today's defaults
     for system in ("tl_online", "tl_autopool_online"):  # neither reads them: an update leaves them alone
         params = train_settings(system, config)
         assert "offline_negatives" not in params and "tag_targets" not in params
-        assert TrainSettings.from_params(system, params).fingerprint() == before[system], system
+        assert fingerprint(TrainSettings.from_params(system, params)) == before[system], system
     assert "tag_targets" not in train_settings("tl_distance", config)
     assert "offline_negatives" not in train_settings("at_baseline", config)
     config["train"]["offline_pairs"] = 14
@@ -118,11 +119,11 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         config["train"]["offline_negatives"] = negatives
         chosen = TrainSettings.from_params("tl_distance", train_settings("tl_distance", config))
         assert chosen.offline_negatives == negatives
-        assert chosen.fingerprint() != dataclasses.replace(chosen, offline_negatives="all").fingerprint()
+        assert fingerprint(chosen) != fingerprint(dataclasses.replace(chosen, offline_negatives="all"))
     config["train"]["tag_targets"] = "graded"
     tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", config))
     assert tagger.tag_targets == "graded"
-    assert tagger.fingerprint() != dataclasses.replace(tagger, tag_targets="binary").fingerprint()
+    assert fingerprint(tagger) != fingerprint(dataclasses.replace(tagger, tag_targets="binary"))
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):
@@ -139,12 +140,12 @@ def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(
         assert defaults.for_train_split(small) == defaults
     large = defaults.for_train_split(1211)
     assert (large.epochs, large.patience, large.min_epochs) == (91, 15, 20)
-    assert large.fingerprint() == defaults.fingerprint(), "a longer budget resumes the same run"
+    assert fingerprint(large) == fingerprint(defaults), "a longer budget resumes the same run"
     cosine = dataclasses.replace(defaults, lr_schedule="cosine")
-    assert cosine.for_train_split(1211).fingerprint() != cosine.fingerprint(), (
+    assert fingerprint(cosine.for_train_split(1211)) != fingerprint(cosine), (
         "under a cosine schedule a longer budget anneals every step differently: not the same run"
     )
-    assert dataclasses.replace(cosine, patience=9).fingerprint() == cosine.fingerprint()
+    assert fingerprint(dataclasses.replace(cosine, patience=9)) == fingerprint(cosine)
     paper = yaml.safe_load((REPO / "paper.yaml").read_text())
     validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     fixed = TrainSettings.from_params("tl_distance", train_settings("tl_distance", paper))
@@ -230,7 +231,7 @@ def test_settings_built_without_a_config_train_the_default_run(config, system):
     a bench script or a library caller trains what the README's default run trains."""
     workflow = TrainSettings.from_params(system, train_settings(system, config))
     assert TrainSettings(system=system) == workflow
-    assert TrainSettings(system=system).fingerprint() == DEFAULT_RUN_FINGERPRINTS[system]
+    assert fingerprint(TrainSettings(system=system)) == DEFAULT_RUN_FINGERPRINTS[system]
 
 
 def test_the_default_system_is_the_one_config_yaml_describes():

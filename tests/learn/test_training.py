@@ -19,11 +19,13 @@ from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import CacheFiles, PatchCache, build_cache
 from trackrank.data.features import N_BINS, PARQUET_OPTIONS, shard_table
 from trackrank.learn.batches import TripletBatches, TripletTable
+from trackrank.learn.checkpoints import fingerprint
+from trackrank.learn.kinds import kind_of
+from trackrank.learn.loading import load_training_data
 from trackrank.learn.losses import offline_triplet_loss, triplet_loss
 from trackrank.learn.online_mining import RankLookup
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
-from trackrank.learn.training_data import load_training_data
 from trackrank.rank.mining import write_triplets
 from trackrank.rank.oracle import write_rankings
 from trackrank.rank.similarity import split_oracle
@@ -340,7 +342,7 @@ def optimiser_rates(monkeypatch) -> list[float]:
 def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monkeypatch):
     """``train.warmup_steps``: the optimiser steps at lr / W, 2 lr / W, ..., then at lr, counted over the
     run's steps across epochs; without it every step is at lr."""
-    from trackrank.learn.training import learning_rate
+    from trackrank.learn.optimisation import learning_rate
 
     s = settings(lr=1e-3, warmup_steps=4, epochs=2, batches_per_epoch=3)
     assert [learning_rate(s, step) for step in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
@@ -357,7 +359,7 @@ def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monk
 def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_end(pipeline, tmp_path, monkeypatch):
     """``train.lr_schedule: cosine``: after the warm-up the rate follows a half cosine from lr down to 0 at
     the budget's last step (epochs x batches_per_epoch), and the optimiser steps at those rates."""
-    from trackrank.learn.training import learning_rate
+    from trackrank.learn.optimisation import learning_rate
 
     s = settings(lr=1e-3, lr_schedule="cosine", warmup_steps=2, epochs=2, batches_per_epoch=3)
     cosine = [0.5 * (1 + np.cos(np.pi * k / 4)) * 1e-3 for k in range(4)]
@@ -388,7 +390,7 @@ def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():
     decay multiplies every conv and linear weight by exactly 1 - lr x weight_decay, leaving biases and
     BatchNorm as they were (decoupled: Adam's scaling of the gradient plays no part)."""
     from trackrank.learn.models import build_model
-    from trackrank.learn.training import new_optimizer
+    from trackrank.learn.optimisation import new_optimizer
 
     def zero_gradient_step(weight_decay: float) -> tuple[dict, dict]:
         model = build_model("triplet", width=1 / 32, seed=0)
@@ -412,7 +414,7 @@ def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():
 def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():
     """At first the average follows the weights closely (decay (1 + n) / (10 + n) at the n-th update), so
     it never mixes the untrained network into a trained one for long; later its decay is ``ema``."""
-    from trackrank.learn.training import weight_average
+    from trackrank.learn.optimisation import weight_average
 
     model = torch.nn.Linear(1, 1, bias=False)
     average = weight_average(model, settings(ema=0.99))
@@ -614,7 +616,7 @@ def test_online_batches_hold_p_tracks_k_patches_and_their_oracle_ranks(pipeline,
     data = data_for(pipeline, s)
     from trackrank.learn.training import epoch_batches
 
-    patches, ranks = next(iter(epoch_batches(data, s, epoch=1, device=torch.device("cpu"))))
+    patches, ranks = next(iter(epoch_batches(data, s, epoch=1, device=torch.device("cpu"), kind=kind_of(s))))
     assert patches.shape == (18, N_BINS, 512) and ranks.shape == (18, 18)
     track = [int(p[0, 0]) for p in patches]  # bin 0 holds the track number
     assert len(set(track)) == 6 and all(track[i] == track[i - i % 3] for i in range(18))
@@ -701,11 +703,11 @@ def test_a_tl_network_can_start_from_the_auto_taggers_trunk(pipeline, tmp_path):
     assert trunk and all(torch.equal(model.state_dict()[k], v) for k, v in trunk.items())
     history = train(s, data_for(pipeline, s), **training_outputs(tmp_path / "tl"))
     assert history["epoch"].tolist() == [0, 1]
-    first = s.fingerprint()
+    first = fingerprint(s)
     torch.save(
         {**torch.load(tmp_path / "at" / "model.pt", weights_only=True), "epoch": 99}, tmp_path / "at" / "model.pt"
     )
-    assert s.fingerprint() != first, "a retrained tagger is another starting point: no resume"
+    assert fingerprint(s) != first, "a retrained tagger is another starting point: no resume"
     with pytest.raises(ValueError, match="only a TL network shares"):
         autopool = settings(system="tl_autopool_online", n_positives=2, init_trunk=str(tmp_path / "at" / "model.pt"))
         train(autopool, data_for(pipeline, autopool), **training_outputs(tmp_path / "ap"))
@@ -721,7 +723,6 @@ def with_test_split(pipeline, folder: Path, test_ids: list[str]) -> Path:
 
 
 def test_the_self_supervised_system_draws_two_patches_of_each_track_outside_the_test_split(pipeline, tmp_path):
-    from trackrank.learn.kinds import kind_of
 
     test_ids = ["t00", "t03", "t17"]
     s = settings(system="tl_ssl", batch_size=8)
@@ -887,7 +888,8 @@ def test_training_batches_are_augmented_when_the_settings_ask_and_only_then(pipe
 
     def first_patches(**augment):
         s = settings(system=system, online_tracks=6, n_positives=2, **augment)
-        batch = next(iter(epoch_batches(data_for(pipeline, s), s, epoch=1, device=torch.device("cpu"))))
+        batches = epoch_batches(data_for(pipeline, s), s, epoch=1, device=torch.device("cpu"), kind=kind_of(s))
+        batch = next(iter(batches))
         return batch if system == "tl_distance" else batch[0]
 
     plain, again = first_patches(), first_patches()
@@ -926,10 +928,78 @@ def test_a_lucky_first_epoch_neither_stops_nor_is_kept_before_a_full_window(pipe
 
 
 def test_the_smoothed_value_of_a_trained_epoch_never_averages_in_the_untrained_network():
-    from trackrank.learn.training import smoothed
+    from trackrank.learn.early_stopping import smoothed
 
     history = [{"epoch": e, "m": v} for e, v in enumerate([0.9, 0.1, 0.2, 0.3, 0.4])]
     assert smoothed(history[:1], "m", window=3) == 0.9
     assert smoothed(history[:2], "m", window=3) == pytest.approx(0.1)
     assert smoothed(history[:3], "m", window=3) == pytest.approx(0.15)
     assert smoothed(history, "m", window=3) == pytest.approx(0.3)
+
+
+def test_a_run_decides_its_systems_kind_once(pipeline, tmp_path, monkeypatch):
+    """The kind (batches, loss, validation ranking) is chosen at the start of train() and passed to every step."""
+    import trackrank.learn.kinds as kinds
+    import trackrank.learn.training as training
+
+    asked = []
+    monkeypatch.setattr(training, "kind_of", lambda s: asked.append(s.system) or kinds.kind_of(s))
+    s = settings(epochs=2, batches_per_epoch=2)
+    train(s, data_for(pipeline, s), **training_outputs(tmp_path))
+    assert asked == ["tl_distance"]
+
+
+@pytest.mark.parametrize("negatives", ["all", "semi_hard", "batch"])
+def test_an_offline_kind_holds_its_choice_of_negatives_which_says_what_it_reads(negatives):
+    """train.offline_negatives is one object (trackrank.learn.losses.OFFLINE_NEGATIVES) that the offline kind
+    holds: it computes the loss and says whether the train split's rankings are read, as the workflow's
+    inputs (TrainSettings.ranks_batches) do."""
+    from trackrank.learn.losses import OFFLINE_NEGATIVES
+
+    s = settings(offline_pairs=2, offline_negatives=negatives)
+    kind = kind_of(s)
+    assert kind.negatives is OFFLINE_NEGATIVES[negatives]
+    assert kind.in_batch == s.ranks_batches == (negatives == "batch")
+    assert kind.inputs("triplets", "rankings") == (["triplets", "rankings"] if negatives == "batch" else ["triplets"])
+
+
+#: Tiny runs' histories (train loss, val loss, share of active triplets per epoch) on one torch thread, as the
+#: trainer gave them before it was split into named steps (issue 43): the restructured one gives them bit for
+#: bit. Compared to 1e-6: another CPU's kernels may sum in another order in the last bits, and any change of
+#: batch, loss, rate or selection moves them far more.
+PINNED_HISTORIES = {
+    "batch negatives": (
+        dict(offline_pairs=2, offline_negatives="batch"),
+        [0.29740310460329056, 0.4003351218998432, 0.2240578681230545],
+        [0.4900848865509033, 0.42566514015197754, 0.2915582060813904, 0.24258428812026978],
+        [0.6490384638309479, 0.8333333358168602, 0.44981060922145844],
+    ),
+    "graded tagger": (
+        dict(system="at_baseline", lr=1e-2, epochs=2, batches_per_epoch=3, tag_targets="graded"),
+        [0.7851853171984354, 0.7297565142313639],
+        [1.0482107400894165, 0.5538655519485474, 0.38025692105293274],
+        None,
+    ),
+    "online": (
+        dict(system="tl_online", online_tracks=6, n_positives=3),
+        [0.2881590537726879, 0.2298903912305832, 0.28046461194753647],
+        [0.4900848865509033, 0.4587269127368927, 0.3563896119594574, 0.2466895878314972],
+        [0.5333333333333333, 0.3538567887109077, 0.3306547619047619],
+    ),
+}
+
+
+@pytest.mark.parametrize("run", PINNED_HISTORIES)
+def test_a_tiny_runs_history_is_as_pinned(pipeline, tmp_path, run):
+    overrides, train_loss, val_loss, active = PINNED_HISTORIES[run]
+    s = settings(**overrides)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: one order of every float sum, whatever the machine's cores
+    try:
+        history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
+    finally:
+        torch.set_num_threads(threads)
+    assert history["train_loss"].iloc[1:].tolist() == pytest.approx(train_loss, rel=1e-6)
+    assert history["val_loss"].tolist() == pytest.approx(val_loss, rel=1e-6)
+    if active is not None:
+        assert history["active_fraction"].iloc[1:].tolist() == pytest.approx(active, rel=1e-6)

@@ -3,9 +3,9 @@ import torch
 
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import cache_parts
+from trackrank.learn.loading import load_training_data
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
-from trackrank.learn.training_data import load_training_data
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):

@@ -9,8 +9,8 @@ DataLoader workers):
 * a **pitch shift** of up to ``pitch`` semitones: the CQT has 12 bins per octave, so a
   shift of s semitones moves the spectrum by s bins; the bins moved in from outside the
   range get the patch's floor (its quietest value);
-* a **gain** of up to ±``gain_db`` dB: added to every bin (a gain is an addition in dB);
-* an **EQ tilt** of up to ±``tilt_db`` dB per octave around the middle bin: a brighter or
+* a **gain** of up to ``gain_db`` dB either way: added to every bin (a gain is an addition in dB);
+* an **EQ tilt** of up to ``tilt_db`` dB per octave either way around the middle bin: a brighter or
   duller recording chain;
 * a **time stretch** by a factor up to 1 + ``stretch`` (tempo x 1/factor): the first
   512 / factor frames are interpolated to 512;

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,13 +26,11 @@ from trackrank.learn.batches import (
     TwoPatchBatches,
     check_within,
 )
-from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.losses import OfflineNegatives, offline_negatives, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
 from trackrank.learn.settings import SELF_SUPERVISED, TrainSettings
+from trackrank.learn.training_data import TrainingData
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
-
-if TYPE_CHECKING:
-    from trackrank.learn.training_data import TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +142,13 @@ class TripletSystem(SystemKind):
 
 
 class OfflineTriplets(TripletSystem):
-    """TL on a mined triplet table (the paper's systems). With ``in_batch`` (``train.offline_negatives:
-    batch``) each pair also takes its negatives from the whole batch, as the train split's rankings allow."""
+    """TL on a mined triplet table (the paper's systems), its pairs meeting their negatives as ``negatives``
+    says (``train.offline_negatives``). Where those are the whole batch's (``in_batch``), it reads the train
+    split's rankings too, to know which of the batch's tracks each anchor ranks after its positive."""
 
-    def __init__(self, in_batch: bool = False):
-        self.in_batch = in_batch
+    def __init__(self, negatives: OfflineNegatives):
+        self.negatives = negatives
+        self.in_batch = negatives.needs_ranks
 
     def inputs(self, triplets, train_rankings):
         return [triplets, train_rankings] if self.in_batch else [triplets]
@@ -183,9 +182,7 @@ class OfflineTriplets(TripletSystem):
         embeddings = model(patches.to(device, non_blocking=True)).float()
         if anchor_ranks is not None:
             anchor_ranks = anchor_ranks.to(device)
-        return offline_triplet_loss(
-            embeddings, settings.offline_pairs, settings.margin, settings.offline_negatives, anchor_ranks
-        )
+        return self.negatives.loss(embeddings, settings.offline_pairs, settings.margin, anchor_ranks)
 
 
 class OnlineTriplets(TripletSystem):
@@ -279,11 +276,12 @@ class SelfSupervised(OnlineTriplets):
 
 
 def kind_of(settings: TrainSettings) -> SystemKind:
-    """The kind of ``settings.system``."""
+    """The kind of ``settings.system``: decided once per run (the loader and the training loop each ask
+    once, and pass it on)."""
     if settings.architecture == "fcn5_tagger":
         return Tagger()
     if settings.strategy == SELF_SUPERVISED:
         return SelfSupervised()
     if settings.strategy == "online":
         return OnlineTriplets()
-    return OfflineTriplets(in_batch=settings.ranks_batches)
+    return OfflineTriplets(offline_negatives(settings.offline_negatives))

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import re
 import sys
@@ -17,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackrank.config import schema_defaults
-from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation
 from trackrank.rank.mining import STRATEGIES, mining_settings
@@ -233,19 +230,6 @@ class TrainSettings:
             return self
         scale = n_tracks / self.budget_tracks
         return dataclasses.replace(self, epochs=round(self.epochs * scale), patience=round(self.patience * scale))
-
-    def fingerprint(self) -> str:
-        """Hash of the settings a checkpoint depends on (not the stopping rule's, workers, device);
-        with ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts.
-        A cosine schedule anneals to the budget's end, so there the budget (``epochs``) is not the stopping
-        rule's alone: a longer one changes every step's rate and starts the run again."""
-        stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
-        if self.lr_schedule == "constant":
-            stopping += ("epochs",)
-        kept = {k: v for k, v in without_as_before(dataclasses.asdict(self)).items() if k not in stopping}
-        if self.init_trunk:
-            kept["init_trunk"] = file_sha256(self.init_trunk)
-        return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
 
 
 #: Options added after runs were trained, each at the value that trains as those runs did. This is not
