@@ -362,8 +362,8 @@ def run_all(variants: dict, args: argparse.Namespace, config: dict, split: str) 
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
             pool.submit(run_chain, chain, seed, args.results, args.out, config, split)
+            for seed in args.seeds  # seed by seed: a run cut off has every variant of its first seeds
             for chain in chains(variants)
-            for seed in args.seeds
         ]
         return [run for f in futures for run in f.result()]
 
