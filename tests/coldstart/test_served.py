@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from builders import checkpoint
+from builders import checkpoint, index_small_catalog
 from trackrank import cli
 from trackrank.coldstart import grow
-from trackrank.coldstart.index import build_index, choose_served, write_default
+from trackrank.coldstart.index import choose_served, write_default
 from trackrank.coldstart.recommend import Recommender
-from trackrank.data.feature_cache import cache_in_folder
 from trackrank.data.features import even_patches, track_cqt
 from trackrank.errors import ConfigError
 from trackrank.learn.models import build_model
@@ -85,20 +84,7 @@ def trunk_index(small_index, tmp_path_factory) -> tuple[Path, Path, list[str]]:
     settings = TrainSettings(system="at_baseline", width=1 / 32, dim=8)
     tagger = build_model("fcn5_tagger", n_tags=3, width=settings.width, seed=0)
     torch.save(checkpoint(tagger, tags=["rock", "jazz", "calm"], **dataclasses.asdict(settings)), models / "model.pt")
-    out = work / "index" / "at_trunk"
-    build_index(
-        model=models / "model.pt",
-        cache=cache_in_folder(root / "cache"),
-        tracks=root / "tracks.parquet",
-        catalog_dir=root,
-        out_tracks=out / "tracks.parquet",
-        out_vectors=out / "vectors.faiss",
-        out_identity=out / "identity.json",
-        tags=root / "tags.parquet",
-        taxonomy=root / "taxonomy.csv",
-        n_patches=5,
-        device="cpu",
-    )
+    out = index_small_catalog(root, models / "model.pt", work / "index" / "at_trunk")
     return out, models / "model.pt", paths
 
 
