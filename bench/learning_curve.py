@@ -5,14 +5,14 @@ subsets of its train split are drawn (each holds the one before it; the train sp
 from val and test, which stay fixed). For each subset size, the train split's
 rankings and triplet tables are made anew on the subset alone (its own oracle ranks, as a catalog of
 that size would have), and each system trains from scratch with each seed, then is evaluated on the
-fixed test split as the workflow does:
+fixed val split (``--confirm``: the test split, to confirm a choice made on val) as the workflow does:
 
 - the trained systems of ``--systems`` (default ``at_baseline`` and ``tl_online``);
 - ``at_trunk``, the trunk of that size's auto-tagger (when ``at_baseline`` is among them);
 - ``untrained``, the TL network at its initialisation (the same at every size: a size of 0);
-- ``mfcc_stats``, the run's own per-query metrics (no training at all).
+- ``mfcc_stats``, MFCC statistics standardised on the run's train split (no training at all).
 
-Per size: the mean test MAP@20 and nDCG@20 over seeds, and paired differences (per query, each
+Per size: the mean MAP@20 and nDCG@20 over seeds, and paired differences (per query, each
 query's values averaged over the seeds first, 95 % Student-t) of every system against
 ``mfcc_stats``, ``untrained`` and ``at_baseline``; ``curve.csv``, ``paired.csv`` and ``curve.png``.
 ``growth.csv`` pairs each system with itself at the smallest size: ``mfcc_stats`` and the test
@@ -104,13 +104,20 @@ def _link(source: Path, target: Path) -> None:
         target.symlink_to(source.resolve())
 
 
-def train_and_test(system: str, seed: int, results: Path, out: Path, config: dict) -> list[dict]:
+def train_and_test(system: str, seed: int, results: Path, out: Path, config: dict, split: str) -> list[dict]:
     """One (system, seed) at one size: learning.run_chain, and the tagger's trunk beside at_baseline."""
     if system == "untrained":
         variant = {"system": "tl_online", "epochs": 0}
     else:
         variant = {"system": system, **({"trunk_row": "at_trunk"} if system == "at_baseline" else {})}
-    return learning.run_chain([(system, variant)], seed, results, out, config)
+    return learning.run_chain([(system, variant)], seed, results, out, config, split)
+
+
+def mfcc_row(results: Path, config: dict, out: Path, split: str) -> pd.DataFrame:
+    """``mfcc_stats`` on ``split`` (per query: ``map``, ``ndcg``): it does not train, so it is the same at every
+    size (standardised on the run's whole train split)."""
+    run = learning.reference_run("mfcc_stats", 0, results, out, config, split)
+    return run["per_query"].set_index("query")[["map", "ndcg"]]
 
 
 def finished(size: int, system: str, seed: int, results: Path, out: Path) -> bool:
@@ -119,7 +126,7 @@ def finished(size: int, system: str, seed: int, results: Path, out: Path) -> boo
     return all(learning.finished(out / name / f"seed{seed}") for name in names)
 
 
-def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
+def report(runs: list[dict], mfcc: pd.DataFrame, out: Path, split: str) -> None:
     """curve.csv (mean over seeds), paired.csv (against mfcc_stats, untrained, at_baseline), curve.png."""
     by = {}
     for run in runs:
@@ -134,6 +141,7 @@ def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
             for (size, name), v in sorted(means.items())
         ]
     )
+    curve.insert(0, "split", split)
     curve.to_csv(out / "curve.csv", index=False)
     rows = []
     for (size, name), values in sorted(means.items()):
@@ -164,7 +172,7 @@ def report(runs: list[dict], mfcc: pd.DataFrame, out: Path) -> None:
     for ax, metric in zip(axes, ("map", "ndcg")):
         for name, table in curve.groupby("system"):
             ax.plot(table["train_tracks"], table[metric], "o-", label=name)
-        ax.set(xscale="log", xlabel="tagged train tracks", ylabel=f"test {metric.upper()}@20 (%)")
+        ax.set(xscale="log", xlabel="tagged train tracks", ylabel=f"{split} {metric.upper()}@20 (%)")
         ax.grid(alpha=0.3, which="both")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
@@ -209,11 +217,15 @@ def main() -> None:
         "--epochs", type=int, help="the step budget, in epochs of train.batches_per_epoch steps (train.epochs)"
     )
     parser.add_argument(
+        "--confirm", action="store_true", help="evaluate on the test split: the confirmation of a choice made on val"
+    )
+    parser.add_argument(
         "--finished-only",
         action="store_true",
         help="report the runs finished so far, training nothing (e.g. while another run of the bench goes on)",
     )
     args = parser.parse_args()
+    split = learning.CONFIRMATION_SPLIT if args.confirm else learning.CHOICE_SPLIT
     config = learning.load_config(args.config)
     if args.val_patches:
         config["train"]["val_patches"] = args.val_patches
@@ -237,7 +249,7 @@ def main() -> None:
         jobs = [job for job in jobs if finished(*job)]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
-            (size, pool.submit(train_and_test, system, seed, results, folder, config))
+            (size, pool.submit(train_and_test, system, seed, results, folder, config, split))
             for size, system, seed, results, folder in jobs
         ]
         runs = [dict(run, size=size) for size, future in futures for run in future.result()]
@@ -246,10 +258,7 @@ def main() -> None:
     runs = [run for run in runs if run["variant"] != "untrained"] + [
         dict(run, size=size) for size in sizes for run in untrained
     ]
-    mfcc = pd.read_parquet(args.results / "metrics" / "mfcc_stats.per_query.parquet").set_index("query")[
-        ["map", "ndcg"]
-    ]
-    report(runs, mfcc, args.out)
+    report(runs, mfcc_row(args.results, config, args.out, split), args.out, split)
 
 
 if __name__ == "__main__":

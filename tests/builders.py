@@ -183,3 +183,25 @@ def tiny_settings(**overrides) -> TrainSettings:
         device="auto",
     )
     return TrainSettings(**{**values, **overrides})
+
+
+def index_small_catalog(root: Path, model: Path, folder: Path) -> Path:
+    """The small index's catalog (``conftest.small_index``: its cache, tracks, tags and taxonomy under
+    ``root``) indexed into ``folder`` by ``model``, 5 patches a track."""
+    from trackrank.coldstart.index import build_index
+    from trackrank.data.feature_cache import CacheFiles
+
+    build_index(
+        model=model,
+        cache=CacheFiles.in_folder(root / "cache"),
+        tracks=root / "tracks.parquet",
+        catalog_dir=root,
+        out_tracks=folder / "tracks.parquet",
+        out_vectors=folder / "vectors.faiss",
+        out_identity=folder / "identity.json",
+        tags=root / "tags.parquet",
+        taxonomy=root / "taxonomy.csv",
+        n_patches=5,
+        device="cpu",
+    )
+    return folder

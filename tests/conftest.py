@@ -190,8 +190,7 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     with a TL network at its initialisation; its checkpoint is a trained one's shape."""
     import torch
 
-    from builders import checkpoint
-    from trackrank.coldstart.index import build_index
+    from builders import checkpoint, index_small_catalog
     from trackrank.data.feature_cache import CacheFiles, build_cache
     from trackrank.data.features import PARQUET_OPTIONS, shard_table, track_cqt
     from trackrank.learn.models import build_model
@@ -221,18 +220,5 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     pd.DataFrame({"tag": ["rock", "jazz", "calm"], "category": ["Genre", "Genre", "Mood"], "weight": 1.0}).to_csv(
         root / "taxonomy.csv", index=False
     )
-    folder = root / "index"
-    build_index(
-        model=root / "model.pt",
-        cache=cache,
-        tracks=root / "tracks.parquet",
-        catalog_dir=root,
-        out_tracks=folder / "tracks.parquet",
-        out_vectors=folder / "vectors.faiss",
-        out_identity=folder / "identity.json",
-        tags=root / "tags.parquet",
-        taxonomy=root / "taxonomy.csv",
-        n_patches=5,
-        device="cpu",
-    )
+    folder = index_small_catalog(root, root / "model.pt", root / "index")
     return folder, paths

@@ -20,7 +20,7 @@ log = logging.getLogger("trackrank")
 
 
 def _index(args: argparse.Namespace) -> int:
-    from trackrank.coldstart.index import build_index
+    from trackrank.coldstart.index import build_index, trained_embedding
     from trackrank.data.feature_cache import cache_in_folder
 
     if args.action == "add":
@@ -32,7 +32,7 @@ def _index(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise SystemExit("trackrank index: --model is required to build an index (or: index add, index remove)")
-    out = Path(args.out) if args.out else Path("results/index") / Path(args.model).parent.name
+    out = Path(args.out) if args.out else Path("results/index") / trained_embedding(args.model)
     build_index(
         model=args.model,
         cache=cache_in_folder(args.cache_dir),
@@ -212,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     index = commands.add_parser(
         "index",
         parents=[common],
-        help="embed every catalog track with a trained TL system into an index",
+        help="embed every catalog track with a trained system (a TL system, or the auto-tagger's trunk) into an index",
         description="Embed every valid catalog track (all splits) into a FAISS index.",
     )
     index.add_argument("--model", help="results/models/<system>/model.pt (required to build)")
@@ -232,7 +232,7 @@ def parser() -> argparse.ArgumentParser:
         "--catalog-dir",
         help="the folder `serve` may stream audio from (default: the deepest folder holding every track)",
     )
-    index.add_argument("--out", help="index folder (default: results/index/<system>)")
+    index.add_argument("--out", help="index folder (default: results/index/<system>, at_trunk for the auto-tagger)")
     index.add_argument(
         "--kind",
         default="exact",

@@ -55,18 +55,18 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
     )
     perfect = evaluate(
         "oracle_tags",
-        test_ids=ids,
+        track_ids=ids,
         oracle=oracle,
-        test_rankings=tmp_path / "test.parquet",
+        rankings=tmp_path / "test.parquet",
         **evaluation_outputs(tmp_path, "oracle_tags"),
         embeddings=tmp_path / "oracle_tags.parquet",
         k=10,
     )
     chance = evaluate(
         "random",
-        test_ids=ids,
+        track_ids=ids,
         oracle=oracle,
-        test_rankings=tmp_path / "test.parquet",
+        rankings=tmp_path / "test.parquet",
         **evaluation_outputs(tmp_path, "random"),
         k=10,
     )
@@ -104,5 +104,5 @@ def test_embeddings_that_do_not_align_with_the_test_tracks_are_refused(tmp_path,
     from trackrank.learn.embedding import save_embeddings
 
     save_embeddings(stored, np.eye(len(stored), 4), output=tmp_path / "e.parquet")
-    with pytest.raises(ValueError, match="not the 3 test tracks with features, in order"):
+    with pytest.raises(ValueError, match="not the split.s 3 tracks with features, in order"):
         system_predictions(tmp_path / "e.parquet", ["a", "b", "c"], oracle=None, k=2)

@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trackrank.rank.metrics import mean_and_ci, paired_difference, per_query_metrics, relevant_from_rankings, verdict
+from trackrank.rank.metrics import (
+    interval_verdict,
+    mean_and_ci,
+    paired_difference,
+    per_query_metrics,
+    relevant_from_rankings,
+    seed_and_query_interval,
+    verdict,
+)
 
 RELEVANT = np.array([[10, 11, 12, 13, 14]])  # r1..r5, graded 5..1
 IDCG = sum(g / np.log2(i + 2) for i, g in enumerate([5, 4, 3, 2, 1]))
@@ -90,3 +98,37 @@ def test_verdict_needs_an_interval_that_excludes_zero():
     assert verdict(-0.05, 0.01) == "worse"
     assert verdict(0.05, 0.06) == "no difference"
     assert verdict(0.05, float("nan")) == "no difference"
+
+
+def test_a_constant_difference_has_a_bootstrap_interval_of_one_point():
+    a = np.full((3, 40), 0.5)
+    mean, low, high = seed_and_query_interval(a, a - 0.1)
+    assert mean == pytest.approx(0.1) and low == pytest.approx(0.1) and high == pytest.approx(0.1)
+    assert interval_verdict(low, high) == "better"
+
+
+def test_a_difference_that_reseeding_flips_is_no_difference_over_seeds_and_queries():
+    """Seed 0 puts a 1 point above b on every query, seed 1 1 point below: the queries alone (seeds averaged)
+    see no spread at all, the (seed x query) bootstrap sees the seeds' (-1, 0 or +1, by which seeds it draws)."""
+    b = np.zeros((2, 50))
+    a = np.array([[1.0] * 50, [-1.0] * 50])
+    mean, low, high = seed_and_query_interval(a, b)
+    assert mean == 0.0 and low == -1.0 and high == 1.0
+    per_query_mean, half = paired_difference(a.mean(axis=0), b.mean(axis=0))
+    assert per_query_mean == 0.0 and half == 0.0
+    assert interval_verdict(low, high) == "no difference"
+
+
+def test_the_bootstrap_interval_of_one_seed_is_the_query_bootstrap_and_matches_the_t_interval():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0.3, 0.2, 400), rng.normal(0.2, 0.2, 400)
+    mean, low, high = seed_and_query_interval(a[None, :], b[None, :], n_resamples=4000)
+    t_mean, half = paired_difference(a, b)
+    assert mean == pytest.approx(t_mean)
+    assert low == pytest.approx(t_mean - half, abs=0.006) and high == pytest.approx(t_mean + half, abs=0.006)
+    assert seed_and_query_interval(a[None, :], b[None, :], n_resamples=4000) == (mean, low, high)  # seeded
+
+
+def test_the_bootstrap_refuses_different_seeds_or_queries():
+    with pytest.raises(ValueError, match="same seeds and queries"):
+        seed_and_query_interval(np.zeros((3, 10)), np.zeros((2, 10)))

@@ -67,6 +67,8 @@ RULES = [
     "evaluate_system",
     "report",
     "listen_page",
+    "embed_val",
+    "evaluate_val",
     "index_part",
     "index",
     "index_default",

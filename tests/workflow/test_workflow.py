@@ -67,7 +67,7 @@ def planned_rules(work: Path, *config: str) -> set[str]:
 
 #: The rules that rerun after any change to test metrics, and after any change to a trained model.
 EVALUATION = {"evaluate_system", "report", "listen_page", "index_default", "all"}
-AFTER_A_MODEL = {"embed", "index_part", "index", *EVALUATION}
+AFTER_A_MODEL = {"embed", "embed_val", "evaluate_val", "index_part", "index", *EVALUATION}
 
 
 def test_a_mining_parameter_reruns_mining_only(finished_run):
@@ -165,14 +165,20 @@ def test_tiny_run_evaluates_the_references_beside_random(finished_run):
     assert "Difference to at_baseline" in paired_md and "Difference to untrained" in paired_md
 
 
-def test_tiny_run_indexes_every_tl_system_and_names_the_best_the_default(finished_run):
+def test_tiny_run_indexes_every_embedding_and_serves_the_best_on_val(finished_run):
     results = finished_run / "results"
-    tl_systems = ["tl_distance", "tl_autopool_distance", "tl_online", "tl_online_from_at"]
-    for system in tl_systems:
+    indexed = ["tl_distance", "tl_autopool_distance", "tl_online", "tl_online_from_at", "at_trunk"]
+    for system in indexed:
         assert json.loads((results / "index" / system / "identity.json").read_text())["system"] == system
-    scores = {s: json.loads((results / "metrics" / f"{s}.json").read_text())["map@20"]["mean"] for s in tl_systems}
+    val = {s: json.loads((results / "val" / "metrics" / f"{s}.json").read_text())["ndcg@20"] for s in indexed}
+    assert all(v["mean"] >= 0 for v in val.values())
     default = json.loads((results / "index" / "default.json").read_text())
-    assert default["system"] == max(scores, key=scores.get) and default["map@20"] == max(scores.values())
+    best = max(val, key=lambda s: val[s]["mean"])
+    assert default["system"] == best and default["val"] == val[best]
+    assert default["test"] == json.loads((results / "metrics" / f"{best}.json").read_text())["ndcg@20"]
+    assert f"**{best}**" in (results / "report" / "served.md").read_text()
+    n_val = (pd.read_parquet(results / "catalog" / "tracks.parquet").split == "val").sum()
+    assert len(pd.read_parquet(results / "val" / "metrics" / f"{best}.per_query.parquet")) == n_val
     assert not (results / "index" / "at_baseline").exists()
     assert planned_rules(finished_run, "index={kind: hnsw}") == {"index", "index_default", "all"}
 
@@ -194,8 +200,8 @@ def test_the_default_index_is_chosen_by_the_configured_evaluation_k(finished_run
     run = snakemake(work, "--config", "evaluate={k: 10}", "--", "results/index/default.json")
     assert run.returncode == 0, run.stderr[-3000:]
     default = json.loads((work / "results" / "index" / "default.json").read_text())
-    metrics = json.loads((work / "results" / "metrics" / f"{default['system']}.json").read_text())
-    assert default["map@10"] == metrics["map@10"]["mean"]
+    metrics = json.loads((work / "results" / "val" / "metrics" / f"{default['system']}.json").read_text())
+    assert default["metric"] == "ndcg@10" and default["val"] == metrics["ndcg@10"]
 
 
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):

@@ -8,7 +8,7 @@ import pandas as pd
 
 from trackrank.data.catalog import UNTAGGED_TABLE
 from trackrank.data.features import shard_tracks
-from trackrank.learn.settings import MALLOC_SETTINGS, system_spec
+from trackrank.learn.settings import MALLOC_SETTINGS, TRUNK_SYSTEM, system_spec
 from trackrank.rank.mining import STRATEGIES as MINING_STRATEGIES
 from trackrank.rank.parts import n_parts
 
@@ -132,6 +132,11 @@ def trained_model(wildcards):
 def tagger_model(wildcards):
     """The trained auto-tagger's model.pt (its trunk: the at_trunk reference row)."""
     return trained("at_baseline")
+
+
+def index_model(wildcards):
+    """The model.pt an indexed system embeds with: the auto-tagger's for at_trunk (its trunk), else its own."""
+    return tagger_model(wildcards) if wildcards.system == TRUNK_SYSTEM else trained_model(wildcards)
 
 
 def system_embeddings(wildcards):

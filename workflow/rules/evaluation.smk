@@ -59,6 +59,7 @@ rule evaluate_system:
     conda:
         "../../envs/trackrank.yaml"
     params:
+        split="test",
         similarity=similarity_settings(config),
         settings=evaluation_settings(config),
     script:

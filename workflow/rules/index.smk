@@ -1,18 +1,71 @@
-# The cold-start index: every catalog track embedded by a trained TL system, one job per feature shard,
-# merged into one index searched by `trackrank`.
+# The cold-start index: every catalog track embedded by a trained embedding (a TL system, or the auto-tagger's
+# trunk: at_trunk), one job per feature shard, merged into one index searched by `trackrank`.
 
 from trackrank.coldstart.settings import default_index_settings, index_part_settings, index_settings, indexable
 
-# index.system "best" indexes every trained TL system and names the best by test MAP@k the default.
+# index.system "best" indexes every trained embedding and names the best by val nDCG@k the default; the test
+# split is not read for that choice.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
-INDEXED = [s for s in SYSTEMS if indexable(s)] if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
-if INDEX_SYSTEM != "best" and (INDEX_SYSTEM not in SYSTEMS or not indexable(INDEX_SYSTEM)):
-    raise WorkflowError(f"index.system: '{INDEX_SYSTEM}' is not a TL system of train.systems ({', '.join(SYSTEMS)})")
+INDEXABLE = [s for s in SYSTEMS if indexable(s)] + [TRUNK_SYSTEM] * (TRUNK_SYSTEM in REFERENCES)
+INDEXED = INDEXABLE if INDEX_SYSTEM == "best" else [INDEX_SYSTEM]
+if INDEX_SYSTEM not in ("best", *INDEXABLE):
+    raise WorkflowError(
+        f"index.system: '{INDEX_SYSTEM}' is not an embedding this run trains ({', '.join(INDEXABLE) or 'none'})"
+    )
+
+
+rule embed_val:
+    input:
+        model=index_model,
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+        cache_data=expand(rules.cache_features.output.data, shard=SHARDS),
+        tracks=rules.ingest_catalog.output.tracks,
+    output:
+        embeddings="results/val/embeddings/{system}.parquet",
+    log:
+        "results/logs/embed_val/{system}.log",
+    benchmark:
+        "results/benchmarks/embed_val/{system}.tsv"
+    wildcard_constraints:
+        system="|".join(INDEXED) or "^$",
+    conda:
+        "../../envs/trackrank.yaml"
+    threads: lookup(dpath="train/threads", within=config)
+    params:
+        settings=embedding_settings(config),
+    script:
+        "../scripts/embed_val.py"
+
+
+rule evaluate_val:
+    input:
+        embeddings=[rules.embed_val.output.embeddings],  # a list, as evaluate_system's (random has none)
+        rankings=ranking_parts("val"),
+        cache_index=expand(rules.cache_features.output.index, shard=SHARDS),
+        tracks=rules.ingest_catalog.output.tracks,
+        tags=rules.ingest_catalog.output.tags,
+        taxonomy=rules.ingest_catalog.output.taxonomy,
+    output:
+        predictions="results/val/predictions/{system}.parquet",
+        summary="results/val/metrics/{system}.json",
+        per_query="results/val/metrics/{system}.per_query.parquet",
+    log:
+        "results/logs/evaluate_val/{system}.log",
+    wildcard_constraints:
+        system="|".join(INDEXED) or "^$",
+    conda:
+        "../../envs/trackrank.yaml"
+    params:
+        split="val",
+        similarity=similarity_settings(config),
+        settings=evaluation_settings(config),
+    script:
+        "../scripts/evaluate_system.py"
 
 
 rule index_part:
     input:
-        model=trained_model,
+        model=index_model,
         cache_index=rules.cache_features.output.index,
         cache_data=rules.cache_features.output.data,
         tracks=rules.ingest_catalog.output.tracks,
@@ -35,7 +88,7 @@ rule index_part:
 
 rule index:
     input:
-        model=trained_model,
+        model=index_model,
         parts=expand(rules.index_part.output[0], shard=SHARDS, allow_missing=True),
         tracks=rules.ingest_catalog.output.tracks,
         tags=rules.ingest_catalog.output.tags,
@@ -62,10 +115,12 @@ rule index:
 
 rule index_default:
     input:
-        metrics=expand(rules.evaluate_system.output.summary, system=INDEXED),
+        val_metrics=expand(rules.evaluate_val.output.summary, system=INDEXED),
+        test_metrics=expand(rules.evaluate_system.output.summary, system=INDEXED),
         identities=expand(rules.index.output.identity, system=INDEXED),
     output:
-        "results/index/default.json",
+        default="results/index/default.json",
+        served=report("results/report/served.md", caption="../report/served.rst", category="Results"),
     log:
         "results/logs/index_default/index_default.log",
     conda:

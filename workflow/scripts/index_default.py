@@ -1,7 +1,14 @@
-# Snakemake step: name the index `trackrank recommend` and `serve` use by default (trackrank.coldstart.index).
+# Snakemake step: name the index `trackrank recommend` and `serve` use by default, chosen on the val split, and
+# say in the report which system serves (trackrank.coldstart.index).
 from trackrank.coldstart.index import write_default
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):
-    metrics = dict(zip(snakemake.params.systems, snakemake.input.metrics))
-    write_default(metrics, snakemake.output[0], **snakemake.params.settings)
+    systems = snakemake.params.systems
+    write_default(
+        dict(zip(systems, snakemake.input.val_metrics)),
+        dict(zip(systems, snakemake.input.test_metrics)),
+        snakemake.output.default,
+        snakemake.output.served,
+        **snakemake.params.settings,
+    )

@@ -1,4 +1,5 @@
-"""A nearest-neighbour index of the whole catalog for one trained TL system (cold start).
+"""A nearest-neighbour index of the whole catalog for one trained embedding (cold start): a TL system's, or
+the auto-tagger's trunk (``at_trunk``).
 
 Why: a new, untagged track must get its catalog neighbours at once. Every valid catalog track
 (all splits) is embedded from ``n_patches`` patches spread evenly over it (the same patches a
@@ -43,8 +44,9 @@ from trackrank.data.feature_cache import Cache, PatchCache, parts_of
 from trackrank.data.features import AMIN, BINS_PER_OCTAVE, FMIN, HOP_LENGTH, N_BINS, PATCH_FRAMES, even_patches
 from trackrank.digests import file_sha256
 from trackrank.errors import ConfigError, IndexMismatch
-from trackrank.learn.embedding import choose_device, load_model, mean_outputs
-from trackrank.learn.settings import system_spec
+from trackrank.learn.checkpoints import load_checkpoint
+from trackrank.learn.embedding import choose_device, load_embedder, mean_outputs
+from trackrank.learn.settings import embedding_system
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +64,28 @@ FEATURES = {
 INDEX_FILES = ("tracks.parquet", "vectors.faiss", "identity.json")
 
 
-def model_identity(model_path: str | Path, checkpoint: dict) -> dict:
-    """System, checkpoint hash and settings fingerprint of a trained model."""
+def model_identity(model_path: str | Path, checkpoint: dict, system: str | None = None) -> dict:
+    """The embedding's system (``system``, else the checkpoint's), checkpoint hash and settings fingerprint."""
     settings = checkpoint["settings"]
     fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return {"system": settings["system"], "model_sha256": file_sha256(model_path), "settings_fingerprint": fingerprint}
+    return {
+        "system": system or settings["system"],
+        "model_sha256": file_sha256(model_path),
+        "settings_fingerprint": fingerprint,
+    }
 
 
 def load_embedding_model(model_path: str | Path, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """A trained TL system and its identity; the auto-tagger is refused (it outputs tags, not an embedding)."""
-    model, checkpoint = load_model(model_path, device)
-    if system_spec(checkpoint["settings"]["system"])[0] == "fcn5_tagger":
-        raise IndexMismatch(
-            f"{model_path}: {checkpoint['settings']['system']} outputs tag likelihoods, "
-            "not an embedding: index a TL system (tl_*)"
-        )
-    return model, model_identity(model_path, checkpoint)
+    """A trained system's embedding network and its identity: a TL system's own output, or the auto-tagger's
+    trunk (``at_trunk``, :func:`trackrank.learn.embedding.load_embedder`)."""
+    model, checkpoint, system = load_embedder(model_path, device)
+    return model, model_identity(model_path, checkpoint, system)
+
+
+def trained_embedding(model_path: str | Path) -> str:
+    """The system name of the embedding a trained model.pt gives (``at_trunk`` for the auto-tagger): the
+    name of its index folder."""
+    return embedding_system(load_checkpoint(model_path, keys=("settings",))["settings"]["system"])
 
 
 def embed_tracks(
@@ -149,7 +157,7 @@ def embed_catalog_part(
 
     Parameters
     ----------
-    model : a trained TL system's model.pt.
+    model : a trained system's model.pt (a TL system's embedding, or the auto-tagger's trunk).
     cache : one part of the patch cache (or several, embedded as one).
     tracks : the validated catalog's ``tracks.parquet``: the order of the rows.
     output : where to write the part (Parquet: ``track_id``, ``embedding``); None: not written.
@@ -208,7 +216,7 @@ def build_index(
 
     Parameters
     ----------
-    model : a trained TL system's model.pt (the auto-tagger is refused: it embeds nothing).
+    model : a trained system's model.pt: a TL system's embedding, or the auto-tagger's trunk (``at_trunk``).
     tracks : the validated catalog's ``tracks.parquet``.
     catalog_dir : the folder ``trackrank serve`` may stream audio from; None: the deepest folder holding
         every track's file.
@@ -423,21 +431,58 @@ def resolve_index_folder(folder: str | Path) -> Path:
     return folder
 
 
-def write_default(
-    metrics: dict[str, str | Path], output: str | Path, *, system: str = "best", metric: str = "map@20"
-) -> str:
-    """Name the index that ``trackrank recommend`` and ``serve`` use by default in ``output`` (JSON).
+def choose_served(val_metrics: dict[str, str | Path], *, system: str = "best", metric: str = "ndcg@20") -> str:
+    """The system whose index ``trackrank recommend`` and ``serve`` use by default.
 
-    ``system="best"``: the system of ``metrics`` (system -> its metrics JSON) with the highest test
-    ``metric`` (ties: the first listed); else ``system`` itself, which must be among them.
+    ``system="best"``: the one of ``val_metrics`` (system -> its metrics JSON on the **val** split) with the
+    highest ``metric`` (ties: the first listed). The test split is not read: a choice made on it would make its
+    numbers selected, not measured. Else ``system`` itself, which must be among them.
     """
-    scores = {name: json.loads(Path(path).read_text())[metric]["mean"] for name, path in metrics.items()}
-    if system == "best":
-        system = max(scores, key=scores.get)
-    elif system not in scores:
-        raise ConfigError(f"index.system '{system}': not an indexed system ({', '.join(scores)})")
-    chosen = {"system": system, metric: scores[system], "by": metric if len(scores) > 1 else "config"}
+    if system != "best":
+        if system not in val_metrics:
+            raise ConfigError(f"index.system '{system}': not an indexed system ({', '.join(val_metrics)})")
+        return system
+    scores = {name: json.loads(Path(path).read_text())[metric]["mean"] for name, path in val_metrics.items()}
+    return max(scores, key=scores.get)
+
+
+def write_default(
+    val_metrics: dict[str, str | Path],
+    test_metrics: dict[str, str | Path],
+    output: str | Path,
+    served: str | Path | None = None,
+    *,
+    system: str = "best",
+    metric: str = "ndcg@20",
+) -> str:
+    """Name the default index in ``output`` (JSON) and, in ``served`` (Markdown), say which system serves and
+    why, with its val and test ``metric``; returns the system.
+
+    The choice (:func:`choose_served`) reads ``val_metrics`` alone; ``test_metrics`` (system -> its test
+    metrics JSON) are read after it, to report what the served system then measured.
+    """
+    chosen = choose_served(val_metrics, system=system, metric=metric)
+    figures = {
+        split: json.loads(Path(paths[chosen]).read_text())[metric]
+        for split, paths in (("val", val_metrics), ("test", test_metrics))
+    }
+    by = f"the best val {metric} of {len(val_metrics)} indexed systems" if system == "best" else "index.system"
+    record = {"system": chosen, "chosen_by": by, "metric": metric, **figures}
     with atomic_output(output) as tmp:
-        tmp.write_text(json.dumps(chosen, indent=2) + "\n")
-    log.info("default index: %s (test %s %.1f)", system, metric, scores[system])
-    return system
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    if served is not None:
+        with atomic_output(served) as tmp:
+            tmp.write_text(served_markdown(record))
+    log.info("default index: %s (%s; val %s %.1f)", chosen, by, metric, figures["val"]["mean"])
+    return chosen
+
+
+def served_markdown(record: dict) -> str:
+    """The report's paragraph on the served system: which, chosen how, and its val and test figures."""
+    metric = record["metric"]
+    cells = [f"{record[split]['mean']:.1f} ± {record[split]['ci95']:.1f}" for split in ("val", "test")]
+    return (
+        f"`trackrank recommend` and `serve` answer with **{record['system']}** ({record['chosen_by']}).\n\n"
+        f"| system | val {metric} (%) | test {metric} (%) |\n|---|---|---|\n"
+        f"| {record['system']} | {cells[0]} | {cells[1]} |\n"
+    )

@@ -26,6 +26,7 @@ from trackrank.data.audio import looks_like_audio
 from trackrank.data.features import PATCH_FRAMES, min_duration_s, track_cqt
 from trackrank.errors import AudioError, QueryError
 from trackrank.learn.embedding import choose_device
+from trackrank.learn.settings import TRUNK_SYSTEM
 
 
 def check_query_file(path: str | Path) -> Path:
@@ -75,8 +76,9 @@ class Recommender:
         max_duration_s: float | None = MAX_DURATION_S,
         tagger: str | Path | None = "beside",
     ):
-        """``tagger``: the auto-tagger that estimates a new file's tags; ``"beside"``: the run's
-        ``at_baseline`` beside the index's model when it was trained; None: no estimated tags."""
+        """``tagger``: the auto-tagger that estimates a new file's tags; ``"beside"``: the index's own model
+        when it is the auto-tagger (an ``at_trunk`` index), else the run's ``at_baseline`` beside the index's
+        model when it was trained; None: no estimated tags."""
         self.index = CatalogIndex(index_folder)
         self.device = choose_device(device)
         model_path = Path(model or self.index.identity["model_path"])
@@ -87,7 +89,7 @@ class Recommender:
         self.n_patches = n_patches or self.index.identity["n_patches"]
         self.max_duration_s = max_duration_s
         if tagger == "beside":
-            tagger = tagger_beside(model_path)
+            tagger = model_path if identity["system"] == TRUNK_SYSTEM else tagger_beside(model_path)
         self.tagger = TagEstimator(tagger, self.device) if tagger else None
         self._lock = threading.Lock()  # one forward pass at a time: requests of a server share the model
 

@@ -3,7 +3,7 @@ when it builds its DAG, and the CLI parser offers the same index kinds."""
 
 from __future__ import annotations
 
-from trackrank.learn.settings import system_spec
+from trackrank.learn.settings import TRUNK_SYSTEM, system_spec
 
 #: The longest query accepted by default, in seconds: past any track of a normal album (a whole CD
 #: holds at most 80 minutes); the CPU time and memory one request can cost follow from it.
@@ -17,8 +17,9 @@ INDEX_KINDS = ("exact", "hnsw", "ivf")
 
 
 def indexable(system: str) -> bool:
-    """A system that embeds tracks (a TL system; the auto-tagger estimates tags), so an index can hold it."""
-    return system_spec(system)[0] != "fcn5_tagger"
+    """A system that embeds tracks, so an index can hold it: a TL system, or ``at_trunk`` (the auto-tagger's
+    trunk); the auto-tagger itself outputs tags."""
+    return system == TRUNK_SYSTEM or system_spec(system)[0] != "fcn5_tagger"
 
 
 def index_part_settings(config: dict) -> dict:
@@ -35,6 +36,6 @@ def index_settings(config: dict) -> dict:
 
 
 def default_index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.write_default``'s settings: ``index.system`` and the test metric it
-    chooses by, MAP at the evaluation's ``evaluate.k``."""
-    return {"system": config["index"]["system"], "metric": f"map@{config['evaluate']['k']}"}
+    """``trackrank.coldstart.index.write_default``'s settings: ``index.system`` and the val metric ``best``
+    chooses by, nDCG at the evaluation's ``evaluate.k``."""
+    return {"system": config["index"]["system"], "metric": f"ndcg@{config['evaluate']['k']}"}

@@ -1,9 +1,11 @@
-"""Test-set retrieval and its metrics (paper §4.2): predictions, per-query values, summary.
+"""Retrieval on one split and its metrics (paper §4.2): predictions, per-query values, summary.
 
-Every test track queries all other test tracks. TL systems rank by ascending
+Every track of the split queries all its other tracks. The test split gives the report's numbers; the val
+split gives the numbers choices are made by (the served index, ``bench/learning.py``), so that the test
+split's numbers are measured, not selected. TL systems rank by ascending
 Euclidean distance between embeddings, the auto-tagger by decreasing oracle S of its
 estimated tags, and ``random`` by a seeded random order. The ground truth is each
-query's oracle ranking among the other test tracks (``rankings/test.parquet``).
+query's oracle ranking among the other tracks of its split (``rankings/<split>/``).
 """
 
 from __future__ import annotations
@@ -44,17 +46,18 @@ def random_predictions(n_tracks: int, k: int, *, seed: int = 0) -> np.ndarray:
 
 
 def system_predictions(
-    embeddings_path: str | Path | None, test_ids: list[str], *, oracle, k: int, seed: int = 0
+    embeddings_path: str | Path | None, track_ids: list[str], *, oracle, k: int, seed: int = 0
 ) -> np.ndarray:
-    """(n_test, k) indices into ``test_ids``: the system's top k for each query."""
+    """(n_tracks, k) indices into ``track_ids`` (the split's): the system's top k for each query."""
     from trackrank.learn.embedding import read_embeddings  # here: the workflow imports this module without torch
 
     if embeddings_path is None:
-        return random_predictions(len(test_ids), k, seed=seed)
+        return random_predictions(len(track_ids), k, seed=seed)
     ids, matrix, column = read_embeddings(embeddings_path)
-    if ids != test_ids:
+    if ids != track_ids:
         raise ValueError(
-            f"{embeddings_path} holds {len(ids)} tracks, not the {len(test_ids)} test tracks with features, in order"
+            f"{embeddings_path} holds {len(ids)} tracks, not the split's {len(track_ids)} tracks with features, "
+            "in order"
         )
     if column == "tags":
         return rank_by_oracle(matrix.astype(np.float64), oracle, k=k)
@@ -80,9 +83,9 @@ def summarise(per_query: pd.DataFrame, system: str, *, k: int) -> dict:
 def evaluate(
     system: str,
     *,
-    test_ids: list[str],
+    track_ids: list[str],
     oracle,
-    test_rankings: TableParts,
+    rankings: TableParts,
     predictions: str | Path,
     summary: str | Path,
     per_query: str | Path,
@@ -97,26 +100,26 @@ def evaluate(
     Parameters
     ----------
     system : its name in the outputs; ``random`` ranks at random (seeded).
-    test_ids, oracle : the test split's tracks with features and S over them.
-    test_rankings : the test split's oracle rankings, a file or its parts (:mod:`trackrank.rank.parts`); a
+    track_ids, oracle : the split's tracks with features (:func:`evaluated_tracks`) and S over them.
+    rankings : the split's oracle rankings, a file or its parts (:mod:`trackrank.rank.parts`); a
         query's first ``n_relevant`` are relevant, graded ``n_relevant``..1.
     predictions, summary, per_query : the output files.
-    embeddings : the system's test embeddings (``embedding`` ranked by Euclidean distance, ``tags`` by S of
-        the estimated tags), aligned with ``test_ids``; None for ``random``.
-    k : the cut-off of MAP, recall, RR and nDCG (>= 1; paper: 20); at most the other test tracks.
+    embeddings : the system's embeddings of the split (``embedding`` ranked by Euclidean distance, ``tags`` by
+        S of the estimated tags), aligned with ``track_ids``; None for ``random``.
+    k : the cut-off of MAP, recall, RR and nDCG (>= 1; paper: 20); at most the split's other tracks.
     n_relevant : relevant tracks per query (>= 1; paper: 5).
     seed : the ``random`` ranking's stream.
     """
-    k_eff = min(k, len(test_ids) - 1)
-    predicted = system_predictions(embeddings, test_ids, oracle=oracle, k=k_eff, seed=seed)
-    relevant = relevant_from_rankings(read_parts(test_rankings).to_pandas(), test_ids, n_relevant=n_relevant)
+    k_eff = min(k, len(track_ids) - 1)
+    predicted = system_predictions(embeddings, track_ids, oracle=oracle, k=k_eff, seed=seed)
+    relevant = relevant_from_rankings(read_parts(rankings).to_pandas(), track_ids, n_relevant=n_relevant)
     values = per_query_metrics(predicted, relevant, k=k_eff)
-    values.insert(0, "query", test_ids)
+    values.insert(0, "query", track_ids)
     top_k = pd.DataFrame(
         {
-            "query": np.repeat(test_ids, k_eff),
-            "rank": np.tile(np.arange(1, k_eff + 1), len(test_ids)),
-            "track_id": np.asarray(test_ids)[predicted.ravel()],
+            "query": np.repeat(track_ids, k_eff),
+            "rank": np.tile(np.arange(1, k_eff + 1), len(track_ids)),
+            "track_id": np.asarray(track_ids)[predicted.ravel()],
         }
     )
     means = summarise(values, system, k=k)
@@ -130,12 +133,12 @@ def evaluate(
     return means
 
 
-def test_tracks(
-    catalog: CatalogFiles, cache_index: str | Path | Sequence[str | Path], **similarity
+def evaluated_tracks(
+    catalog: CatalogFiles, cache_index: str | Path | Sequence[str | Path], *, split: str = "test", **similarity
 ) -> tuple[list[str], object]:
-    """The test tracks that have features (the cache's index file(s) list them; catalog order) and the oracle S
-    (as configured) over the split."""
-    ids, oracle = split_oracle(catalog, "test", **similarity)
+    """The tracks of ``split`` that have features (the cache's index file(s) list them; catalog order) and the
+    oracle S (as configured) over the split."""
+    ids, oracle = split_oracle(catalog, split, **similarity)
     cached = set(cached_track_ids(cache_index))
     return [t for t in ids if t in cached], oracle
 
@@ -144,7 +147,7 @@ def split_tracks_with_features(
     tracks: str | Path, cache_index: str | Path | Sequence[str | Path], *, split: str
 ) -> list[str]:
     """The tracks of ``split`` that have CQT features, in catalog order: for ``test``, the ids of
-    :func:`test_tracks`, which every system's embeddings must list in this order."""
+    :func:`evaluated_tracks`, which every system's embeddings must list in this order."""
     tracks = pd.read_parquet(tracks, columns=["track_id", "split"])
     cached = set(cached_track_ids(cache_index))
     return [t for t in tracks.loc[tracks["split"] == split, "track_id"] if t in cached]

@@ -21,10 +21,23 @@ from trackrank.atomic import atomic_output
 from trackrank.data.feature_cache import Cache, PatchCache
 from trackrank.errors import CheckpointError, ConfigError
 from trackrank.learn.checkpoints import load_checkpoint
-from trackrank.learn.models import build_model
-from trackrank.learn.settings import system_spec
+from trackrank.learn.models import AutoTagger, build_model
+from trackrank.learn.settings import TRUNK_SYSTEM, embedding_system, system_spec
 
 log = logging.getLogger(__name__)
+
+
+class TrunkEmbedding(torch.nn.Module):
+    """An auto-tagger seen through its penultimate layer: ``forward`` is its ``embedding``, so its trunk
+    ranks, and indexes, like a TL system's embedding."""
+
+    def __init__(self, tagger: AutoTagger):
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(batch, 96, 512) -> (batch, trunk channels)."""
+        return self.tagger.embedding(patches)
 
 
 @torch.no_grad()
@@ -95,6 +108,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: its weights and settings do not make a trackrank network: {error}") from None
     return model.to(device).eval(), checkpoint
+
+
+def load_embedder(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict, str]:
+    """A trained checkpoint as an embedding network: (network, checkpoint, the embedding's system name).
+
+    A TL system embeds with its own output; the auto-tagger outputs tag likelihoods, so its embedding is its
+    trunk (:class:`TrunkEmbedding`), named :data:`TRUNK_SYSTEM`.
+    """
+    model, checkpoint = load_model(path, device)
+    system = embedding_system(checkpoint["settings"]["system"])
+    return (TrunkEmbedding(model).eval() if system == TRUNK_SYSTEM else model), checkpoint, system
 
 
 def write_embeddings(

@@ -49,6 +49,14 @@ def with_malloc_settings() -> None:
 #: auto-tagger's penultimate layer (trackrank.evaluate.references.at_trunk); ``untrained``: the TL network at its
 #: initialisation (trackrank.evaluate.references.untrained). All rank by Euclidean distance.
 REFERENCES = ("mfcc_stats", "at_trunk", "untrained")
+#: The trained auto-tagger's trunk used as an embedding: a reference row, and an index the service can serve.
+TRUNK_SYSTEM = "at_trunk"
+
+
+def embedding_system(system: str) -> str:
+    """The name of what a trained ``system`` embeds tracks with: its own output, or for the auto-tagger (whose
+    output is tags) its trunk, :data:`TRUNK_SYSTEM`."""
+    return TRUNK_SYSTEM if system_spec(system)[0] == "fcn5_tagger" else system
 
 
 #: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.

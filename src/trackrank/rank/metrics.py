@@ -84,15 +84,60 @@ def paired_difference(a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95)
     return mean_and_ci(a - b, confidence)
 
 
+def seed_and_query_interval(
+    a: np.ndarray, b: np.ndarray, *, confidence: float = 0.95, n_resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean of ``a - b`` and its percentile bootstrap interval over training seeds **and** queries.
+
+    Why: :func:`paired_difference` of seed-averaged queries leaves out what reseeding a system moves, so
+    two systems can differ there by more than their training seeds do. Here each resample draws seeds with
+    replacement and, independently, queries with replacement, and takes the mean difference over the drawn
+    (seed, query) cells: the interval widens with the seed-to-seed spread as well as with the queries'.
+    With one seed it is the query bootstrap alone.
+
+    Parameters
+    ----------
+    a, b : np.ndarray, shape (n_seeds, n_queries)
+        One metric per training seed (rows, the same seeds in both) and query (columns, the same order).
+    confidence : the interval's coverage.
+    n_resamples : bootstrap draws.
+    seed : the draws' random stream (the same inputs give the same interval).
+
+    Returns
+    -------
+    (mean, low, high) : the mean difference and the interval's bounds.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape != b.shape:
+        raise ValueError(f"paired values need the same seeds and queries: got shapes {a.shape} and {b.shape}")
+    differences = a - b
+    n_seeds, n_queries = differences.shape
+    rng = np.random.default_rng([seed, 23])
+    means = np.empty(n_resamples)
+    for draw in range(n_resamples):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        queries = rng.integers(0, n_queries, n_queries)
+        # mean over the drawn (seed, query) grid: per-seed sums of the drawn queries
+        means[draw] = differences[np.ix_(seeds, queries)].mean()
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(differences.mean()), float(low), float(high)
+
+
 def verdict(mean: float, half_width: float) -> str:
     """The reading of a paired difference: ``better`` or ``worse`` where its interval excludes 0.
 
     Otherwise ``no difference`` (also with an undefined interval): the data do not tell the
     two systems apart, whatever the sign of the mean.
     """
-    if np.isfinite(half_width) and mean - half_width > 0:
+    return interval_verdict(mean - half_width, mean + half_width)
+
+
+def interval_verdict(low: float, high: float) -> str:
+    """:func:`verdict` of an interval given by its bounds (e.g. :func:`seed_and_query_interval`'s)."""
+    if np.isfinite(low) and low > 0:
         return "better"
-    if np.isfinite(half_width) and mean + half_width < 0:
+    if np.isfinite(high) and high < 0:
         return "worse"
     return "no difference"
 

@@ -18,26 +18,13 @@ import logging
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from trackrank.data.feature_cache import Cache
 from trackrank.errors import CheckpointError
-from trackrank.learn.embedding import choose_device, embed_into, load_model
+from trackrank.learn.embedding import TrunkEmbedding, choose_device, embed_into, load_model
 from trackrank.learn.models import AutoTagger
 
 log = logging.getLogger(__name__)
-
-
-class TrunkEmbedding(torch.nn.Module):
-    """An auto-tagger seen through its penultimate layer: ``forward`` is its ``embedding``."""
-
-    def __init__(self, tagger: AutoTagger):
-        super().__init__()
-        self.tagger = tagger
-
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
-        """(batch, 96, 512) -> (batch, trunk channels)."""
-        return self.tagger.embedding(patches)
 
 
 def write_trunk_embeddings(

@@ -116,16 +116,22 @@ def reference_embeddings(stats: pd.DataFrame, *, train_ids: list[str], test_ids:
 
 
 def write_reference_embeddings(
-    stats_path: str | Path, *, tracks: str | Path, cache_index: str | Path | Sequence[str | Path], output: str | Path
+    stats_path: str | Path,
+    *,
+    tracks: str | Path,
+    cache_index: str | Path | Sequence[str | Path],
+    output: str | Path,
+    split: str = "test",
 ) -> pd.DataFrame:
-    """``embeddings/mfcc_stats.parquet``: the test tracks that have CQT features, in evaluation order.
+    """``embeddings/mfcc_stats.parquet``: the tracks of ``split`` (the test split; ``val`` for choices) that
+    have CQT features, in evaluation order.
 
     The train statistics come from the train tracks that have CQT features too, the tracks the
     learnt systems train on.
     """
     train_ids = split_tracks_with_features(tracks, cache_index, split="train")
-    test_ids = split_tracks_with_features(tracks, cache_index, split="test")
-    matrix = reference_embeddings(read_stats(stats_path), train_ids=train_ids, test_ids=test_ids)
-    table = save_embeddings(test_ids, matrix, output=output, column="embedding")
-    log.info("mfcc_stats: %d test tracks standardised with %d train tracks", len(test_ids), len(train_ids))
+    ids = split_tracks_with_features(tracks, cache_index, split=split)
+    matrix = reference_embeddings(read_stats(stats_path), train_ids=train_ids, test_ids=ids)
+    table = save_embeddings(ids, matrix, output=output, column="embedding")
+    log.info("mfcc_stats: %d %s tracks standardised with %d train tracks", len(ids), split, len(train_ids))
     return table.to_pandas()

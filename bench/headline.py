@@ -1,0 +1,131 @@
+"""The figures a reader sees, written from committed result files: never typed by hand.
+
+Each block of README.md or docs/*.md between ``<!-- headline:NAME -->`` and ``<!-- /headline:NAME -->`` is
+rendered from ``bench/results/headline/``:
+
+- ``NAME`` a folder there (e.g. ``demo``): a run's report as ``record`` copied it (``table.csv``,
+  ``served.json``): one row per system, mean MAP@20 and nDCG@20 with their 95 % half-widths, the kept epoch,
+  and the system the index serves, chosen on val;
+- ``times``: ``times.csv``, every measured time with its machine and date (docs/benchmarks.md);
+- ``times-short``: the rows of ``times.csv`` marked ``readme`` (what and how long; the README's).
+
+    python bench/headline.py record results --name demo   # copy a finished run's report here
+    python bench/headline.py                              # rewrite every block from the files
+    python bench/headline.py --check                      # exit 1, naming each block that differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+HEADLINE = REPO / "bench" / "results" / "headline"
+BLOCK = re.compile(r"(<!-- headline:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /headline:(?P=name) -->)", re.DOTALL)
+
+
+def documents(repo: Path = REPO) -> list[Path]:
+    """The pages that may quote a headline figure."""
+    return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
+
+
+def run_table(folder: Path) -> str:
+    """A recorded run's table: system, MAP@20 and nDCG@20 (mean ± 95 % half-width), kept epoch; then
+    the served system with its val and test nDCG."""
+    table = pd.read_csv(folder / "table.csv")
+    lines = ["| system | MAP@20 (%) | nDCG@20 (%) | kept epoch |", "|---|---|---|---|"]
+    for values in table.to_dict("records"):
+        kept = "—" if pd.isna(values["kept_epoch"]) else str(values["kept_epoch"]).removesuffix(".0")
+        cells = [f"{values[m]:.1f} ± {values[m + '_ci95']:.1f}" for m in ("map@20", "ndcg@20")]
+        lines.append(f"| {values['system']} | {cells[0]} | {cells[1]} | {kept} |")
+    served = json.loads((folder / "served.json").read_text())
+    metric = served["metric"]
+    lines += [
+        "",
+        f"Served by `trackrank recommend` and `serve`: **{served['system']}**, {served['chosen_by']} "
+        f"(val {metric} {served['val']['mean']:.1f}, test {served['test']['mean']:.1f}).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def times_table(short: bool) -> str:
+    """``times.csv`` as a table: every row with machine and date, or (``short``) the README's rows."""
+    times = pd.read_csv(HEADLINE / "times.csv", keep_default_na=False)
+    if short:
+        rows = times[times["readme"] == "yes"]
+        lines = ["| command | time |", "|---|---|"]
+        lines += [f"| {r.what} | {r.wall} |" for r in rows.itertuples(index=False)]
+    else:
+        lines = ["| what | wall time | machine | measured | conditions |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {r.what} | {r.wall} | {r.machine} | {r.date} | {r.conditions} |" for r in times.itertuples(index=False)
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render(name: str) -> str:
+    """The text a block named ``name`` holds."""
+    if name in ("times", "times-short"):
+        return times_table(short=name == "times-short")
+    folder = HEADLINE / name
+    if not (folder / "table.csv").is_file():
+        raise SystemExit(f"headline block '{name}': no {folder / 'table.csv'} (record a run with `record`)")
+    return run_table(folder)
+
+
+def rewritten(text: str) -> str:
+    """``text`` with every headline block rendered anew."""
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group("name")) + m.group(4), text)
+
+
+def stale_blocks(pages: list[Path]) -> list[str]:
+    """``page: block`` for each block whose text differs from its files."""
+    stale = []
+    for page in pages:
+        for match in BLOCK.finditer(page.read_text()):
+            if match.group("body") != render(match.group("name")):
+                stale.append(f"{page.name}: {match.group('name')}")
+    return stale
+
+
+def record(results: Path, name: str) -> None:
+    """Copy a finished run's report table and served system into ``bench/results/headline/<name>/``."""
+    folder = HEADLINE / name
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(results / "report" / "table.csv", folder / "table.csv")
+    shutil.copy2(results / "report" / "paired.csv", folder / "paired.csv")
+    shutil.copy2(results / "index" / "default.json", folder / "served.json")
+    print(f"recorded {results} as {folder}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", nargs="*", help="`record RESULTS`: copy a finished run's report")
+    parser.add_argument("--name", default="demo", help="the recorded run's folder (with record)")
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a block differs")
+    args = parser.parse_args()
+    if args.action:
+        if args.action[0] != "record" or len(args.action) != 2:
+            parser.error("the only action is `record RESULTS`")
+        record(Path(args.action[1]), args.name)
+        return
+    if args.check:
+        stale = stale_blocks(documents())
+        for line in stale:
+            print(f"stale: {line} (run python bench/headline.py)", file=sys.stderr)
+        raise SystemExit(1 if stale else 0)
+    for page in documents():
+        text = page.read_text()
+        if (new := rewritten(text)) != text:
+            page.write_text(new)
+            print(f"rewrote {page.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
