@@ -20,7 +20,8 @@ from trackrank.errors import AudioError
 
 #: The paper's sample rate: every track is resampled to it, in mono.
 SAMPLE_RATE = 44100
-#: Seconds of audio per decoded block.
+#: Seconds of audio per decoded block, counted at the lower of the file's and the working rate: a block
+#: holds at most ``BLOCK_S * SAMPLE_RATE`` frames (per channel) in and out, whatever rate the header claims.
 BLOCK_S = 30.0
 #: A decode that stops this much short of the header's duration is a truncated file.
 TRUNCATION_TOLERANCE_S = 0.5
@@ -37,11 +38,10 @@ AUDIO_MAGIC = (
 )  # fmt: skip
 
 
-def looks_like_audio(path: str | Path) -> bool:
-    """Whether the file starts like an audio container or an MPEG audio frame (MP3, AAC): a cheap check
-    that keeps a text or image file from the decoders, which print pages of noise before failing."""
-    with open(path, "rb") as stream:
-        head = stream.read(16)
+def starts_like_audio(head: bytes) -> bool:
+    """Whether a file's first 16 bytes ``head`` are those of an audio container or an MPEG audio frame (MP3,
+    AAC): a cheap check that keeps a text or image file from the decoders, which print pages of noise
+    before failing."""
     if any(head[offset : offset + len(magic)] == magic for offset, magic in AUDIO_MAGIC):
         return True
     return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0  # MPEG frame sync (11 bits)
@@ -64,7 +64,13 @@ def probe_duration(path: str | Path) -> float:
 
 
 def audio_blocks(
-    path: str | Path, *, sr: int = SAMPLE_RATE, block_s: float = BLOCK_S, max_duration_s: float | None = None
+    path: str | Path,
+    *,
+    sr: int = SAMPLE_RATE,
+    block_s: float = BLOCK_S,
+    max_duration_s: float | None = None,
+    sample_rates: tuple[int, int] | None = None,
+    max_channels: int | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode ``path`` block by block, mixed to mono and resampled to ``sr``.
 
@@ -73,6 +79,9 @@ def audio_blocks(
     max_duration_s : refuse a file longer than this many seconds, from its header before decoding and
         again while decoding (a header can lie), so a small file that claims hours costs nothing;
         None: no limit (the catalog's own tracks).
+    sample_rates : (lowest, highest) sample rate accepted, Hz, from the header; None: any. Why: resampling
+        1 Hz to 44.1 kHz builds a filter of hundreds of MiB, and a block's memory grows with the rate.
+    max_channels : the most channels accepted, from the header; None: any (a block's memory grows with them).
 
     Yields
     ------
@@ -87,6 +96,8 @@ def audio_blocks(
     try:
         stream = soundfile.SoundFile(str(path))
     except Exception:
+        if sample_rates is not None or max_channels is not None:
+            check_header(path, *_fallback_header(path), sample_rates=sample_rates, max_channels=max_channels)
         yield _checked(path, _load_whole(path, sr, max_duration_s), max_duration_s, sr)
         return
     with stream:
@@ -95,8 +106,9 @@ def audio_blocks(
                 f"'{path}' lasts {stream.frames / stream.samplerate:.0f} s by its header "
                 f"({stream.frames} samples at {stream.samplerate} Hz), longer than the {max_duration_s:.0f} s allowed"
             )
+        check_header(path, stream.samplerate, stream.channels, sample_rates=sample_rates, max_channels=max_channels)
         resampler = None if stream.samplerate == sr else soxr.ResampleStream(stream.samplerate, sr, 1, "float32", "HQ")
-        block_frames = max(1, int(block_s * stream.samplerate))
+        block_frames = max(1, int(block_s * min(stream.samplerate, sr)))
         decoded = produced = 0
         while True:
             try:
@@ -118,6 +130,27 @@ def audio_blocks(
                 f"'{path}' is truncated: its header announces {stream.frames / stream.samplerate:.2f} s, "
                 f"only {decoded / stream.samplerate:.2f} s decode"
             )
+
+
+def check_header(
+    path: str | Path,
+    samplerate: int,
+    channels: int,
+    *,
+    sample_rates: tuple[int, int] | None = None,
+    max_channels: int | None = None,
+) -> None:
+    """The :class:`AudioError` naming the value and the range when a header's sample rate or channel count is
+    outside what is accepted (None: any), before a sample is decoded."""
+    if sample_rates is not None and not sample_rates[0] <= samplerate <= sample_rates[1]:
+        raise AudioError(
+            f"'{path}': sample rate {samplerate} Hz by its header, outside the {sample_rates[0]}-{sample_rates[1]} Hz "
+            "accepted (resample it first)"
+        )
+    if max_channels is not None and channels > max_channels:
+        raise AudioError(
+            f"'{path}': {channels} channels by its header, more than the {max_channels} accepted (mix it down first)"
+        )
 
 
 def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -159,6 +192,17 @@ def _load_whole(path: str | Path, sr: int, max_duration_s: float | None = None) 
     except Exception as error:
         raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
     return y
+
+
+def _fallback_header(path: str | Path) -> tuple[int, int]:
+    """(sample rate, channels) as the fallback decoder (audioread) reads them before decoding."""
+    import audioread
+
+    try:
+        with audioread.audio_open(str(path)) as header:
+            return int(header.samplerate), int(header.channels)
+    except Exception as error:  # audioread's backends raise many unrelated types
+        raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
 
 
 def _failure(path: str | Path, error: Exception) -> str:
