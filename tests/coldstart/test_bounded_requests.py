@@ -243,6 +243,7 @@ def test_bad_paths_are_refused_in_one_sentence_before_the_model_loads(files, tmp
     ]
 
 
+@pytest.mark.timeout(120)  # opening the FIFO would wait for a writer forever
 def test_what_is_no_regular_file_is_named_for_what_it_is_not_no_such_file(tmp_path, monkeypatch, capsys):
     """A FIFO (reading it would wait forever), a symlink loop, a dangling symlink, a device that never
     ends and a /proc file whose size reads 0: each is told as what it is, before the model loads."""

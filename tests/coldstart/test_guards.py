@@ -125,3 +125,24 @@ def test_serve_caps_open_connections_so_idle_ones_cannot_pile_up(recommender):
         for connection in idle:
             connection.close()
         server.stop()
+
+
+def test_a_1_mb_url_is_refused_without_reaching_the_app_and_the_server_answers_on(recommender):
+    """uvicorn's parser refuses a request head past its limit (400, or a reset while the client still sends)
+    before anything is buffered whole; the next request is answered as before."""
+    server = LiveServer(create_app(recommender, MIB), **cli.server_options())
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+            try:
+                connection.sendall(
+                    b"GET /tracks/t0/similar?where=" + b"x" * 2**20 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                )
+                answer = connection.recv(4096)
+            except ConnectionError:
+                answer = b"reset"
+        assert answer.startswith(b"HTTP/1.1 400") or answer in (b"reset", b"")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as connection:
+            connection.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert connection.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        server.stop()
