@@ -111,9 +111,6 @@ def create_app(
         docs_url=None,  # the interactive docs load their scripts from a CDN; /openapi.json is the schema
         redoc_url=None,
     )
-    identity = recommender.index.identity
-    conditional = StaticFiles(directory=identity["catalog_dir"], check_dir=False)  # for its conditional GET
-    audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
@@ -125,7 +122,21 @@ def create_app(
         identity = recommender.index.identity
         return Health(status="ok", system=identity["system"], n_tracks=identity["n_tracks"])
 
-    slots = DecodeSlots(max_decodes, decode_wait_s)
+    add_upload_route(app, recommender, max_upload_bytes, DecodeSlots(max_decodes, decode_wait_s))
+    add_catalog_routes(app, recommender)
+    recommender.warm_up()
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(SameSiteUploads, allowed_origins=list(cors_origins or ()))
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
+    app.add_middleware(RequestLog)
+    return app
+
+
+def add_upload_route(app: FastAPI, recommender: Recommender, max_upload_bytes: int, slots: DecodeSlots) -> None:
+    """``POST /recommend``: the upload copied to a temporary file (its suffix kept for the decoder), then
+    decoded in one of ``slots``."""
 
     @app.post("/recommend", dependencies=[Depends(one_file)])
     def recommend(
@@ -152,6 +163,14 @@ def create_app(
             except QueryError as error:
                 raise HTTPException(422, str(error).replace(stream.name, name)) from None
         return Recommendations(**recommender.describe(), results=[answer(name, found)], errors=[])
+
+
+def add_catalog_routes(app: FastAPI, recommender: Recommender) -> None:
+    """``GET /tracks/{track_id}/similar`` and ``GET|HEAD /audio/{track_id}``: answers about catalog tracks,
+    audio streamed only from the catalog folder and the folders tracks were added from."""
+    identity = recommender.index.identity
+    conditional = StaticFiles(directory=identity["catalog_dir"], check_dir=False)  # for its conditional GET
+    audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/tracks/{track_id}/similar")
     def similar(
@@ -187,15 +206,6 @@ def create_app(
         if conditional.is_not_modified(response.headers, request.headers):  # Starlette's RFC 9110 check
             return NotModifiedResponse(response.headers)
         return response
-
-    recommender.warm_up()
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
-    app.add_middleware(SameSiteUploads, allowed_origins=list(cors_origins or ()))
-    if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"])
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
-    app.add_middleware(RequestLog)
-    return app
 
 
 async def one_file(request: Request) -> None:

@@ -79,9 +79,8 @@ def audio_blocks(
     max_duration_s : refuse a file longer than this many seconds, from its header before decoding and
         again while decoding (a header can lie), so a small file that claims hours costs nothing;
         None: no limit (the catalog's own tracks).
-    sample_rates : (lowest, highest) sample rate accepted, Hz, from the header; None: any. Why: resampling
-        1 Hz to 44.1 kHz builds a filter of hundreds of MiB, and a block's memory grows with the rate.
-    max_channels : the most channels accepted, from the header; None: any (a block's memory grows with them).
+    sample_rates, max_channels : the sample rates (lowest, highest; Hz) and the most channels accepted,
+        from the header (:func:`check_header`); None: any.
 
     Yields
     ------
@@ -96,52 +95,63 @@ def audio_blocks(
     try:
         stream = soundfile.SoundFile(str(path))
     except Exception:
-        if sample_rates is not None or max_channels is not None:
+        if sample_rates is not None or max_channels is not None:  # its decoder takes the duration limit itself
             check_header(path, *_fallback_header(path), sample_rates=sample_rates, max_channels=max_channels)
         yield _checked(path, _load_whole(path, sr, max_duration_s), max_duration_s, sr)
         return
     with stream:
-        if max_duration_s is not None and stream.frames > max_duration_s * stream.samplerate:
-            raise AudioError(
-                f"'{path}' lasts {stream.frames / stream.samplerate:.0f} s by its header "
-                f"({stream.frames} samples at {stream.samplerate} Hz), longer than the {max_duration_s:.0f} s allowed"
-            )
-        check_header(path, stream.samplerate, stream.channels, sample_rates=sample_rates, max_channels=max_channels)
-        resampler = None if stream.samplerate == sr else soxr.ResampleStream(stream.samplerate, sr, 1, "float32", "HQ")
-        block_frames = max(1, int(block_s * min(stream.samplerate, sr)))
-        decoded = produced = 0
-        while True:
-            try:
-                block = stream.read(block_frames, dtype="float32", always_2d=True)
-            except Exception as error:
-                raise AudioError(
-                    f"cannot decode '{path}': libsndfile: {error} (a truncated or damaged file?)"
-                ) from error
-            decoded += len(block)
-            last = len(block) < block_frames
-            mono = block[:, 0] if stream.channels == 1 else block.mean(axis=1)  # the same samples, no pass over them
-            y = resampler.resample_chunk(mono, last=last) if resampler else mono
-            produced += len(y)
-            yield _checked(path, y, max_duration_s, sr, produced)
-            if last:
-                break
-        if decoded < stream.frames - TRUNCATION_TOLERANCE_S * stream.samplerate:
-            raise AudioError(
-                f"'{path}' is truncated: its header announces {stream.frames / stream.samplerate:.2f} s, "
-                f"only {decoded / stream.samplerate:.2f} s decode"
-            )
+        limits = {"max_duration_s": max_duration_s, "sample_rates": sample_rates, "max_channels": max_channels}
+        check_header(path, stream.samplerate, stream.channels, stream.frames, **limits)
+        yield from _read_blocks(path, stream, sr=sr, block_s=block_s, max_duration_s=max_duration_s)
+
+
+def _read_blocks(
+    path: str | Path, stream: soundfile.SoundFile, *, sr: int, block_s: float, max_duration_s: float | None
+) -> Iterator[np.ndarray]:
+    """:func:`audio_blocks` of an open file whose header passed: blocks of at most ``block_s`` seconds of the
+    lower of its rate and ``sr``, so a block's memory does not grow with the rate a header claims."""
+    resampler = None if stream.samplerate == sr else soxr.ResampleStream(stream.samplerate, sr, 1, "float32", "HQ")
+    block_frames = max(1, int(block_s * min(stream.samplerate, sr)))
+    decoded = produced = 0
+    while True:
+        try:
+            block = stream.read(block_frames, dtype="float32", always_2d=True)
+        except Exception as error:
+            raise AudioError(f"cannot decode '{path}': libsndfile: {error} (a truncated or damaged file?)") from error
+        decoded += len(block)
+        last = len(block) < block_frames
+        mono = block[:, 0] if stream.channels == 1 else block.mean(axis=1)  # the same samples, no pass over them
+        y = resampler.resample_chunk(mono, last=last) if resampler else mono
+        produced += len(y)
+        yield _checked(path, y, max_duration_s, sr, produced)
+        if last:
+            break
+    if decoded < stream.frames - TRUNCATION_TOLERANCE_S * stream.samplerate:
+        raise AudioError(
+            f"'{path}' is truncated: its header announces {stream.frames / stream.samplerate:.2f} s, "
+            f"only {decoded / stream.samplerate:.2f} s decode"
+        )
 
 
 def check_header(
     path: str | Path,
     samplerate: int,
     channels: int,
+    frames: int | None = None,
     *,
+    max_duration_s: float | None = None,
     sample_rates: tuple[int, int] | None = None,
     max_channels: int | None = None,
 ) -> None:
-    """The :class:`AudioError` naming the value and the range when a header's sample rate or channel count is
-    outside what is accepted (None: any), before a sample is decoded."""
+    """The :class:`AudioError` naming the value and the limit when a header announces more than
+    ``max_duration_s`` seconds (``frames`` at ``samplerate``), a sample rate outside ``sample_rates`` or more
+    than ``max_channels`` channels (None: any), before a sample is decoded. Why the rate and channels: a
+    block's memory grows with both, and 1,700 samples at 1 Hz (3.4 KB) resample to 75 M samples."""
+    if max_duration_s is not None and frames is not None and frames > max_duration_s * samplerate:
+        raise AudioError(
+            f"'{path}' lasts {frames / samplerate:.0f} s by its header ({frames} samples at {samplerate} Hz), "
+            f"longer than the {max_duration_s:.0f} s allowed"
+        )
     if sample_rates is not None and not sample_rates[0] <= samplerate <= sample_rates[1]:
         raise AudioError(
             f"'{path}': sample rate {samplerate} Hz by its header, outside the {sample_rates[0]}-{sample_rates[1]} Hz "
