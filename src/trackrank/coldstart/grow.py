@@ -149,7 +149,7 @@ def _add_tracks(
     dirs = {str(Path(f).resolve().parent) for f in new.file}
     identity["audio_dirs"] = sorted(set(identity.get("audio_dirs", [])) | dirs)
     save(Path(index.folder), table, faiss_index, identity)
-    log.info("added %d tracks to %s (%d now)", len(added), index.folder, len(table))
+    log.info("added %d track(s) to %s (%d now)", len(added), index.folder, len(table))
     return added.track_id.tolist(), failed
 
 
@@ -168,7 +168,7 @@ def remove_tracks(index_folder: str | Path, track_ids: list[str]) -> int:
         vectors = np.stack(table.embedding).astype(np.float32)
         save(Path(index.folder), table, new_faiss_index(vectors, kind=index.identity["kind"]), dict(index.identity))
     removed = len(before) - len(table)
-    log.info("removed %d tracks from %s (%d left)", removed, index.folder, len(table))
+    log.info("removed %d track(s) from %s (%d left)", removed, index.folder, len(table))
     return removed
 
 
