@@ -71,21 +71,21 @@ def test_a_file_claiming_hours_is_refused_from_its_header_before_decoding(client
 
 
 def test_a_file_only_the_fallback_decoder_reads_is_cut_at_the_limit_while_decoding(monkeypatch, tmp_path):
-    """No header to trust (a format libsndfile cannot open goes to librosa/audioread whole): the decode
-    itself stops past the limit, and the samples decoded are counted against it."""
+    """No header to trust (a format libsndfile cannot open goes to audioread): the decode itself stops
+    past the limit, a block after it at most, and the samples decoded are counted against it."""
     sf.write(tmp_path / "long.wav", sine(seconds=20.0), 44100)
 
     class Unreadable(audio.soundfile.SoundFile):
         def __init__(self, *args, **kwargs):
             raise audio.soundfile.SoundFileRuntimeError("libsndfile: unknown format")
 
-    loaded = []
-    real_load = audio.librosa.load
+    read = []
+    real_decoded = audio._decoded
     monkeypatch.setattr(audio.soundfile, "SoundFile", Unreadable)
-    monkeypatch.setattr(audio.librosa, "load", lambda *a, **k: loaded.append(k["duration"]) or real_load(*a, **k))
+    monkeypatch.setattr(audio, "_decoded", lambda *a: (read.append(len(b)) or b for b in real_decoded(*a)))
     with pytest.raises(audio.AudioError, match="decodes to more than the 15 s allowed"):
-        list(audio.audio_blocks(tmp_path / "long.wav", max_duration_s=15.0))
-    assert loaded == [17.0], "the decoder was told where to stop"
+        list(audio.audio_blocks(tmp_path / "long.wav", max_duration_s=15.0, block_s=1.0))
+    assert 16 * 44100 <= sum(read) <= 18 * 44100, "the decoder stopped a block past the limit"
 
 
 def test_audio_far_outside_full_scale_is_a_named_query_error_not_nan_neighbours(client, files):

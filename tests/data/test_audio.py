@@ -36,12 +36,15 @@ def test_more_channels_than_the_cap_are_refused_from_the_header(tmp_path):
     assert len(np.concatenate(list(audio_blocks(tmp_path / "many.wav")))) == 22050, "the catalog's tracks: no cap"
 
 
-def test_the_fallback_decoder_is_held_to_the_same_limits(tmp_path, monkeypatch):
-    """A format libsndfile cannot open goes to audioread: its header is checked before librosa decodes it whole."""
+class Unreadable(audio.soundfile.SoundFile):
+    """libsndfile refusing a file, as it does M4A and AAC: audioread decodes it instead."""
 
-    class Unreadable(audio.soundfile.SoundFile):
-        def __init__(self, *args, **kwargs):
-            raise audio.soundfile.SoundFileRuntimeError("libsndfile: unknown format")
+    def __init__(self, *args, **kwargs):
+        raise audio.soundfile.SoundFileRuntimeError("libsndfile: unknown format")
+
+
+def test_the_fallback_decoder_is_held_to_the_same_limits(tmp_path, monkeypatch):
+    """A format libsndfile cannot open goes to audioread: its header is checked before a buffer is decoded."""
 
     class Header:
         samplerate, channels = 1, 1
@@ -52,14 +55,31 @@ def test_the_fallback_decoder_is_held_to_the_same_limits(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
+        def __iter__(self):
+            pytest.fail("decoded before its header was checked")
+
     import audioread
 
     sf.write(tmp_path / "x.wav", sine(seconds=1.0), 44100)
     monkeypatch.setattr(audio.soundfile, "SoundFile", Unreadable)
     monkeypatch.setattr(audioread, "audio_open", lambda path: Header())
-    monkeypatch.setattr(audio.librosa, "load", lambda *a, **k: pytest.fail("decoded before its header was checked"))
     with pytest.raises(AudioError, match="sample rate 1 Hz by its header"):
         next(audio_blocks(tmp_path / "x.wav", sample_rates=(8000, 192000)))
+
+
+@pytest.mark.parametrize("sr, channels", [(22050, 1), (48000, 6)])
+def test_the_fallback_decoder_streams_librosa_loads_samples(tmp_path, monkeypatch, sr, channels):
+    """Block by block (six channels: a buffer may end inside a frame), the samples librosa.load gives
+    for the whole file, which it would hold in memory at the file's own rate."""
+    import librosa
+
+    sf.write(tmp_path / "x.wav", sine(330.0, seconds=3.0, sr=sr, channels=channels), sr, subtype="PCM_16")
+    monkeypatch.setattr(audio.soundfile, "SoundFile", Unreadable)  # librosa's soundfile: it goes to audioread too
+    with pytest.warns(FutureWarning):  # librosa's notice that it fell back on audioread
+        expected, _ = librosa.load(tmp_path / "x.wav", sr=44100, mono=True, res_type="soxr_hq")
+    blocks = list(audio_blocks(tmp_path / "x.wav", block_s=0.5))
+    assert len(blocks) > 5 and max(len(b) for b in blocks) < 0.6 * 44100  # a block, and the resampler's delay
+    np.testing.assert_array_equal(np.concatenate(blocks), expected)
 
 
 def test_a_block_holds_block_s_of_the_working_rate_whatever_rate_the_file_has(tmp_path, monkeypatch):

@@ -2,12 +2,11 @@
 
 Files are decoded block by block (libsndfile through soundfile, resampled by a soxr stream), so a
 long track never needs its whole signal at once; the samples equal ``librosa.load``'s bit for bit.
-Formats libsndfile cannot open fall back on ``librosa.load`` (audioread) whole.
+Formats libsndfile cannot open fall back on audioread, block by block as well.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,15 +91,13 @@ def audio_blocks(
     """
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise AudioError(f"cannot decode '{path}': empty file (0 bytes)")
+    limits = {"max_duration_s": max_duration_s, "sample_rates": sample_rates, "max_channels": max_channels}
     try:
         stream = soundfile.SoundFile(str(path))
     except Exception:
-        if sample_rates is not None or max_channels is not None:  # its decoder takes the duration limit itself
-            check_header(path, *_fallback_header(path), sample_rates=sample_rates, max_channels=max_channels)
-        yield _checked(path, _load_whole(path, sr, max_duration_s), max_duration_s, sr)
+        yield from _audioread_blocks(path, sr=sr, block_s=block_s, **limits)
         return
     with stream:
-        limits = {"max_duration_s": max_duration_s, "sample_rates": sample_rates, "max_channels": max_channels}
         check_header(path, stream.samplerate, stream.channels, stream.frames, **limits)
         yield from _read_blocks(path, stream, sr=sr, block_s=block_s, max_duration_s=max_duration_s)
 
@@ -191,28 +188,58 @@ def _checked(
     return y
 
 
-def _load_whole(path: str | Path, sr: int, max_duration_s: float | None = None) -> np.ndarray:
-    """The fallback for files libsndfile cannot open: librosa.load (audioread) decodes them whole, at most
-    ``max_duration_s`` (+ 2 s, so that a longer file is seen to be longer) when given."""
-    duration = None if max_duration_s is None else max_duration_s + 2.0
-    try:
-        with warnings.catch_warnings():  # librosa warns when it falls back from libsndfile to audioread
-            warnings.simplefilter("ignore")
-            y, _ = librosa.load(str(path), sr=sr, mono=True, res_type="soxr_hq", duration=duration)
-    except Exception as error:
-        raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
-    return y
-
-
-def _fallback_header(path: str | Path) -> tuple[int, int]:
-    """(sample rate, channels) as the fallback decoder (audioread) reads them before decoding."""
+def _audioread_blocks(
+    path: str | Path,
+    *,
+    sr: int,
+    block_s: float,
+    max_duration_s: float | None,
+    sample_rates: tuple[int, int] | None,
+    max_channels: int | None,
+) -> Iterator[np.ndarray]:
+    """The fallback for files libsndfile cannot open: audioread (ffmpeg or GStreamer where installed), its
+    16-bit buffers gathered into blocks as :func:`_read_blocks` makes them, mixed and resampled as they
+    come, so a long file never sits whole in memory; the samples are ``librosa.load``'s. Its header has
+    no reliable length: the duration limit is counted on the samples decoded."""
     import audioread
 
     try:
-        with audioread.audio_open(str(path)) as header:
-            return int(header.samplerate), int(header.channels)
+        source = audioread.audio_open(str(path))
     except Exception as error:  # audioread's backends raise many unrelated types
         raise AudioError(f"cannot decode '{path}': {_failure(path, error)}") from error
+    with source:
+        rate, channels = int(source.samplerate), int(source.channels)
+        check_header(path, rate, channels, sample_rates=sample_rates, max_channels=max_channels)
+        resampler = None if rate == sr else soxr.ResampleStream(rate, sr, 1, "float32", "HQ")
+        produced = 0
+        for samples, last in _regrouped(_decoded(path, source), max(1, int(block_s * min(rate, sr))) * channels):
+            mono = samples.reshape(-1, channels).mean(axis=1) if channels > 1 else samples
+            y = resampler.resample_chunk(mono, last=last) if resampler else mono
+            produced += len(y)
+            yield _checked(path, y, max_duration_s, sr, produced)
+
+
+def _decoded(path: str | Path, source) -> Iterator[np.ndarray]:
+    """An audioread file's buffers as float32 samples (interleaved channels), or the :class:`AudioError`."""
+    try:
+        for buffer in source:
+            yield librosa.util.buf_to_float(buffer, dtype=np.float32)
+    except Exception as error:
+        raise AudioError(f"cannot decode '{path}': {error} (a truncated or damaged file?)") from error
+
+
+def _regrouped(buffers: Iterator[np.ndarray], size: int) -> Iterator[tuple[np.ndarray, bool]]:
+    """``buffers`` regrouped into arrays of ``size`` values (the last one shorter, maybe empty), each with
+    whether it is the last."""
+    pending, held = [], 0
+    for buffer in buffers:
+        pending.append(buffer)
+        held += len(buffer)
+        while held >= size:
+            joined = np.concatenate(pending)
+            pending, held = [joined[size:]], len(joined) - size
+            yield joined[:size], False
+    yield (np.concatenate(pending) if pending else np.empty(0, dtype=np.float32)), True
 
 
 def _failure(path: str | Path, error: Exception) -> str:
