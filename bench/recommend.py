@@ -23,7 +23,9 @@ deployed: the upload limit --max-upload-mb, the duration limit 1800 s); --serve-
 those catalog files from 1 and from 4 concurrent clients: p50/p95 latency and requests/s; then the
 server's peak memory (VmHWM) after that load, after 4 duration bombs (a 20 KB WAV at 1 Hz claiming
 2.8 hours, refused from its header) and after 4 bodies of twice the upload limit (refused as they
-stream): the refusals must not raise it.
+stream): the refusals must not raise it. Last, 4 clients at once each upload the worst file the default
+limits admit (bench/request_cost.py: 1800 s at 192 kHz on 8 channels, FLAC): the server's peak memory
+and CPU seconds after them, and their statuses (past the decodes at once, 503 with Retry-After).
 
 --threads (default 1) sets torch.set_num_threads, faiss.omp_set_num_threads and the BLAS/OpenMP
 pools numpy loads (OMP/OPENBLAS/MKL_NUM_THREADS, set before numpy is imported): single-thread
@@ -65,6 +67,7 @@ import io
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -76,9 +79,11 @@ import faiss
 import numpy as np
 import soundfile as sf
 import torch
+from request_cost import write_worst_upload  # bench/request_cost.py, beside this script
 
 from trackrank.coldstart.index import new_faiss_index
 from trackrank.coldstart.recommend import Recommender, query_cqt
+from trackrank.coldstart.settings import MAX_DURATION_S
 
 K, DIM = 10, 128
 
@@ -219,6 +224,29 @@ def peak_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_s(pid: int) -> float:
+    """The process's CPU time so far (user + system), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worst_uploads(url: str, pid: int, clients: int = 4) -> None:
+    """``clients`` at once, each uploading the worst file the default limits admit: the server's peak memory after."""
+    with tempfile.TemporaryDirectory() as folder:
+        worst = Path(folder) / "worst.flac"
+        write_worst_upload(worst, MAX_DURATION_S)
+        data = worst.read_bytes()
+    used = cpu_s(pid)
+    with ThreadPoolExecutor(clients) as pool:
+        answers = list(pool.map(lambda _: post(url, "worst.flac", data), range(clients)))
+    print(
+        f"{clients} clients at once, each uploading the worst file the defaults admit ({MAX_DURATION_S:.0f} s, "
+        f"192 kHz, 8 channels, FLAC, {len(data) / 2**20:.1f} MiB): statuses {sorted(s for s, _ in answers)}, "
+        f"{', '.join(f'{s:.1f}' for _, s in sorted(answers, key=lambda a: a[1]))} s; server {cpu_s(pid) - used:.0f} "
+        f"CPU s, peak memory (VmHWM) {peak_mib(pid):.0f} MiB"
+    )
+
+
 def serve_part(args) -> None:
     index = Recommender(args.index, device="cpu").index
     chosen = np.linspace(0, len(index.tracks) - 1, min(args.files, len(index.tracks))).astype(int)
@@ -266,6 +294,7 @@ def serve_part(args) -> None:
             f"p50 {np.median([s for _, s in bombs]) * 1e3:.0f} ms), {after_oversized:.0f} MiB after 4 bodies of "
             f"{2 * args.max_upload_mb:.0f} MiB (statuses {sorted({s for s, _ in oversized})})"
         )
+        worst_uploads(url, server.pid)
     finally:
         server.terminate()
         server.wait(timeout=30)

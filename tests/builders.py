@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -124,14 +125,17 @@ class LiveServer:
     """An ASGI app under uvicorn on a free local port, in a thread, until stopped: what a browser or a
     client streaming its body meets."""
 
-    def __init__(self, app):
+    def __init__(self, app, **options):
+        """``options``: uvicorn's settings beyond host, port and log level (``trackrank serve``'s, say)."""
         import uvicorn
 
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, **{"log_level": "warning", **options})
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 30
@@ -205,3 +209,12 @@ def index_small_catalog(root: Path, model: Path, folder: Path) -> Path:
         device="cpu",
     )
     return folder
+
+
+def one_hz_wav(path, n_samples: int = 1700) -> None:
+    """The issue's probe: 1,700 samples at 1 Hz, 3.4 KB that last "28 minutes" (under the 30-minute limit)."""
+    data = (np.random.default_rng(0).standard_normal(n_samples) * 3000).astype("<i2").tobytes()
+    fmt = struct.pack("<IHHIIHH", 16, 1, 1, 1, 2, 2, 16)
+    path.write_bytes(
+        b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVEfmt " + fmt + b"data" + struct.pack("<I", len(data)) + data
+    )

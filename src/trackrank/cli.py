@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from trackrank.coldstart.settings import INDEX_KINDS, MAX_DURATION_S, MAX_UPLOAD_MB
+from trackrank.coldstart.settings import DECODE_WAIT_S, INDEX_KINDS, MAX_DECODES, MAX_DURATION_S, MAX_UPLOAD_MB
 from trackrank.logs import log_to
 
 log = logging.getLogger("trackrank")
@@ -28,7 +28,8 @@ def _index(args: argparse.Namespace) -> int:
     if args.action == "remove":
         from trackrank.coldstart.grow import remove_tracks
 
-        print(f"removed {remove_tracks(args.index, args.track_ids)} tracks from {args.index}")
+        removed = remove_tracks(args.index, args.track_ids)
+        print(f"removed {removed} track{'' if removed == 1 else 's'} from {args.index}")
         return 0
     if not args.model:
         raise SystemExit("trackrank index: --model is required to build an index (or: index add, index remove)")
@@ -83,7 +84,10 @@ def _index_add(args: argparse.Namespace) -> int:
         failed += more
     for failure in failed:
         print(f"trackrank index add: {failure['reason']}", file=sys.stderr)
-    print(f"added {len(added)} tracks to {args.index}" + (f": {', '.join(added)}" if added else ""))
+    print(
+        f"added {len(added)} track{'' if len(added) == 1 else 's'} to {args.index}"
+        + (f": {', '.join(added)}" if added else "")
+    )
     return 1 if failed else 0
 
 
@@ -153,11 +157,27 @@ def _serve(args: argparse.Namespace) -> int:
     )
     hosts = args.allowed_host or [args.host, *LOCAL_HOSTS]
     app = create_app(
-        recommender, int(args.max_upload_mb * 2**20), allowed_hosts=hosts, cors_origins=args.cors_origin or None
+        recommender,
+        int(args.max_upload_mb * 2**20),
+        allowed_hosts=hosts,
+        cors_origins=args.cors_origin or None,
+        max_decodes=args.max_decodes,
     )
-    # access_log off: the app logs one line per request itself (trackrank.coldstart.service.RequestLog)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, **server_options())
     return 0
+
+
+def server_options() -> dict:
+    """uvicorn's settings for ``serve``: a cap on open connections (503 past it) and on idle kept-alive
+    ones; access log off (the app logs one line per request itself, trackrank.coldstart.guards.RequestLog)."""
+    from trackrank.coldstart.settings import KEEP_ALIVE_S, MAX_CONNECTIONS
+
+    return {
+        "log_level": "info",
+        "access_log": False,
+        "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+    }
 
 
 def _tagger(value: str) -> str | None:
@@ -298,6 +318,12 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--cors-origin", action="append", metavar="ORIGIN", help="an origin other pages may call from (repeat)"
+    )
+    serve.add_argument(
+        "--max-decodes",
+        type=positive(int),
+        default=MAX_DECODES,
+        help=f"uploads decoded at once; others wait {DECODE_WAIT_S:.0f} s, then get 503 (default {MAX_DECODES})",
     )
     serve.set_defaults(run=_serve)
     return main

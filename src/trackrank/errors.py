@@ -50,3 +50,9 @@ class OutputError(TrackrankError, OSError):
 
 class ScoreError(TrackrankError, ValueError):
     """A score that cannot be a track (unreadable, no notes); its track gets another piece."""
+
+
+def shortened(text: str, limit: int = 80) -> str:
+    """``text`` as a message may quote it: past ``limit`` characters it is cut and its length said, so a
+    100 KB value given as a filter or a file name does not come back whole in the error and the log."""
+    return text if len(text) <= limit else f"{text[: limit - 24]}... ({len(text):,} characters)"

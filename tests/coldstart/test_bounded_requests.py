@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -70,21 +71,21 @@ def test_a_file_claiming_hours_is_refused_from_its_header_before_decoding(client
 
 
 def test_a_file_only_the_fallback_decoder_reads_is_cut_at_the_limit_while_decoding(monkeypatch, tmp_path):
-    """No header to trust (a format libsndfile cannot open goes to librosa/audioread whole): the decode
-    itself stops past the limit, and the samples decoded are counted against it."""
+    """No header to trust (a format libsndfile cannot open goes to audioread): the decode itself stops
+    past the limit, a block after it at most, and the samples decoded are counted against it."""
     sf.write(tmp_path / "long.wav", sine(seconds=20.0), 44100)
 
     class Unreadable(audio.soundfile.SoundFile):
         def __init__(self, *args, **kwargs):
             raise audio.soundfile.SoundFileRuntimeError("libsndfile: unknown format")
 
-    loaded = []
-    real_load = audio.librosa.load
+    read = []
+    real_decoded = audio._decoded
     monkeypatch.setattr(audio.soundfile, "SoundFile", Unreadable)
-    monkeypatch.setattr(audio.librosa, "load", lambda *a, **k: loaded.append(k["duration"]) or real_load(*a, **k))
+    monkeypatch.setattr(audio, "_decoded", lambda *a: (read.append(len(b)) or b for b in real_decoded(*a)))
     with pytest.raises(audio.AudioError, match="decodes to more than the 15 s allowed"):
-        list(audio.audio_blocks(tmp_path / "long.wav", max_duration_s=15.0))
-    assert loaded == [17.0], "the decoder was told where to stop"
+        list(audio.audio_blocks(tmp_path / "long.wav", max_duration_s=15.0, block_s=1.0))
+    assert 16 * 44100 <= sum(read) <= 18 * 44100, "the decoder stopped a block past the limit"
 
 
 def test_audio_far_outside_full_scale_is_a_named_query_error_not_nan_neighbours(client, files):
@@ -109,11 +110,16 @@ def test_a_text_file_named_mp3_is_refused_as_not_audio(client, files):
 
 
 def test_the_service_is_warm_before_its_first_request(small_index, monkeypatch):
-    calls = []
-    real = Recommender.embed
+    """Warm-up runs what a first request would pay for the first time: decoding and resampling a file, its
+    CQT (librosa's first call alone took 1.5 s) and the model, not the model alone."""
+    calls, decoded, resamplers = [], [], []
+    real, real_cqt, real_stream = Recommender.embed, recommend_module.track_cqt, audio.soxr.ResampleStream
     monkeypatch.setattr(Recommender, "embed", lambda self, cqt: calls.append(len(cqt)) or real(self, cqt))
+    monkeypatch.setattr(recommend_module, "track_cqt", lambda path, **k: decoded.append(path) or real_cqt(path, **k))
+    monkeypatch.setattr(audio.soxr, "ResampleStream", lambda *a: resamplers.append(a[:2]) or real_stream(*a))
     create_app(Recommender(small_index[0], device="cpu"), allowed_hosts=["testserver"])
-    assert len(calls) == 1
+    assert len(decoded) == 1 and len(calls) == 1 and resamplers == [(22050, 44100)]
+    assert not Path(decoded[0]).exists(), "the warm-up file is removed"
 
 
 def test_health_says_which_index_answers(client):
@@ -233,6 +239,27 @@ def test_bad_paths_are_refused_in_one_sentence_before_the_model_loads(files, tmp
         f"trackrank recommend: {tmp_path}: a folder, not an audio file",
         f"trackrank recommend: {tmp_path / 'missing.wav'}: no such file",
         f"trackrank recommend: {files['text']}: not an audio file (its first bytes are no WAV, FLAC, Ogg, MP3, "
+        "AAC, M4A, AIFF or AU header)",
+    ]
+
+
+@pytest.mark.timeout(120)  # opening the FIFO would wait for a writer forever
+def test_what_is_no_regular_file_is_named_for_what_it_is_not_no_such_file(tmp_path, monkeypatch, capsys):
+    """A FIFO (reading it would wait forever), a symlink loop, a dangling symlink, a device that never
+    ends and a /proc file whose size reads 0: each is told as what it is, before the model loads."""
+    monkeypatch.setattr(recommend_module.Recommender, "__init__", lambda *a, **k: pytest.fail("the model loaded"))
+    os.mkfifo(tmp_path / "pipe.wav")
+    (tmp_path / "loop.wav").symlink_to(tmp_path / "loop2.wav")
+    (tmp_path / "loop2.wav").symlink_to(tmp_path / "loop.wav")
+    (tmp_path / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    paths = [tmp_path / "pipe.wav", tmp_path / "loop.wav", tmp_path / "dangling.wav", "/dev/zero", "/proc/self/status"]
+    assert cli.main(["recommend", *map(str, paths)]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"trackrank recommend: {paths[0]}: not a regular file (a named pipe), not an audio file",
+        f"trackrank recommend: {paths[1]}: a symlink loop (its links lead back to themselves), not an audio file",
+        f"trackrank recommend: {paths[2]}: a symlink to {tmp_path / 'gone.wav'}, which does not exist",
+        "trackrank recommend: /dev/zero: not a regular file (a character device), not an audio file",
+        "trackrank recommend: /proc/self/status: not an audio file (its first bytes are no WAV, FLAC, Ogg, MP3, "
         "AAC, M4A, AIFF or AU header)",
     ]
 

@@ -176,6 +176,7 @@ MESSY_ROWS = {
     "negative": (lambda f: {"calm": -0.2}, "likelihood -0.2 for tag 'calm' is outside [0, 1]"),
     "above one": (lambda f: {"rock": 1.5}, "likelihood 1.5 for tag 'rock' is outside [0, 1]"),
     "duplicate id": (lambda f: {"track_id": "ok1"}, "duplicate track_id (first at tags.csv line 2)"),
+    "id that is a path": (lambda f: {"track_id": "../x"}, "track_id '../x' is a path, not a name"),
     "empty artist": (lambda f: {"artist": " "}, "empty artist"),
     "dot-dot path": (lambda f: {"path": "audio/../../elsewhere.wav"}, "path 'audio/../../elsewhere.wav' escapes"),
     "absolute path": (absolute_path, "is absolute; paths are relative to the catalog folder"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from trackrank.coldstart.index import CatalogIndex
-from trackrank.errors import QueryError
+from trackrank.errors import QueryError, shortened
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,12 @@ def _tag(spec: str, categories: dict[str, str]) -> str:
     """The tag a filter names (``tag`` or ``Category=tag``); :class:`QueryError` when it is unknown."""
     category, _, tag = spec.rpartition("=")
     if tag not in categories:
-        raise QueryError(f"filter '{spec}': no tag '{tag}' in the catalog (tags: {', '.join(sorted(categories))})")
+        known = ", ".join(sorted(categories))
+        raise QueryError(f"filter '{shortened(spec)}': no tag '{shortened(tag)}' in the catalog (tags: {known})")
     if category and categories[tag] != category:
-        raise QueryError(f"filter '{spec}': tag '{tag}' is in category '{categories[tag]}', not '{category}'")
+        raise QueryError(
+            f"filter '{shortened(spec)}': tag '{tag}' is in category '{categories[tag]}', not '{shortened(category)}'"
+        )
     return tag
 
 

@@ -5,6 +5,8 @@ A new file gets exactly a query's treatment (the index's model, its patch count,
 CQT), so it is found, returned and streamed like a catalog track. Every change writes the index's
 three files anew into a sibling folder and swaps the folders, so a crash leaves the old index whole
 (a crash between the two renames leaves it whole at ``<index>.previous``, which the next open names).
+One change runs at a time: a second waits for the index's lock (:mod:`trackrank.coldstart.index_lock`),
+then reads the index the first one wrote, so no added or removed track is lost.
 
 On approximate indexes: HNSW inserts the new vectors into its graph (search quality holds); IVF
 assigns them to the lists it was trained on, which drift from the data as it grows: rebuild an IVF
@@ -27,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from trackrank.coldstart.explain import strong_tags
-from trackrank.coldstart.index import INDEX_FILES, CatalogIndex, new_faiss_index
+from trackrank.coldstart.index import INDEX_FILES, CatalogIndex, new_faiss_index, resolve_index_folder
+from trackrank.coldstart.index_lock import changing
 from trackrank.coldstart.recommend import Recommender, query_cqt
+from trackrank.data.catalog import track_id_problem
 from trackrank.errors import IndexMismatch, QueryError
 
 log = logging.getLogger(__name__)
@@ -36,27 +40,48 @@ log = logging.getLogger(__name__)
 
 def added_rows(files: list[str], ids_csv: str | Path | None, index: CatalogIndex) -> pd.DataFrame:
     """``file``, ``track_id``, ``artist`` and tag columns of the files to add: from ``ids_csv`` (columns
-    ``file``, ``track_id``, optional ``artist`` and catalog tag columns) or, without it, the file's
-    name as its id and artist ``unknown``. Ids already in the index, or given twice, are refused."""
-    given = pd.DataFrame({"file": files})
+    ``file``, ``track_id``, optional ``artist`` and catalog tag columns; a row matches a file when both
+    name the same file from the working folder, ``./a.flac`` and ``a.flac`` alike) or, without it, the
+    file's name as its id and artist ``unknown``. Ids the catalog would refuse (empty, a path), ids
+    already in the index, or given twice, are refused."""
+    given = pd.DataFrame({"file": files, "same_file": [same_file(f) for f in files]})
     if ids_csv is None:
         rows = given.assign(track_id=[Path(f).stem for f in files], artist="unknown")
     else:
-        table = pd.read_csv(ids_csv, dtype={"file": str, "track_id": str, "artist": str}, keep_default_na=False)
-        missing = {"file", "track_id"} - set(table.columns)
-        if missing:
-            raise QueryError(f"{ids_csv}: needs columns file and track_id (missing: {', '.join(sorted(missing))})")
-        unlisted = sorted(set(files) - set(table.file))
-        if unlisted:
-            raise QueryError(f"{ids_csv}: no row for {', '.join(unlisted)}")
-        rows = given.merge(table, on="file", how="left")
-        rows["artist"] = rows["artist"].replace("", "unknown") if "artist" in rows else "unknown"
+        rows = _rows_of_csv(given, ids_csv)
+    for file, track_id in zip(rows.file, rows.track_id):
+        if problem := track_id_problem(track_id):
+            raise QueryError(f"{f'{ids_csv}: ' if ids_csv is not None else ''}{file}: {problem}")
     taken = sorted(set(rows.track_id) & set(index.position))
     if taken:
         raise QueryError(f"already in index {index.folder}: {', '.join(taken)} (remove them first)")
     twice = sorted(rows.track_id[rows.track_id.duplicated()])
     if twice:
         raise QueryError(f"track ids given twice: {', '.join(twice)}")
+    return rows.drop(columns="same_file")
+
+
+def same_file(path: str | Path) -> str:
+    """A path as a match key: absolute from the working folder, ``.`` and ``..`` folded, links followed."""
+    return str(Path(path).resolve())
+
+
+def _rows_of_csv(given: pd.DataFrame, ids_csv: str | Path) -> pd.DataFrame:
+    """``given`` joined with the rows of ``ids_csv`` that name its files (see :func:`added_rows`)."""
+    table = pd.read_csv(ids_csv, dtype={"file": str, "track_id": str, "artist": str}, keep_default_na=False)
+    missing = {"file", "track_id"} - set(table.columns)
+    if missing:
+        raise QueryError(f"{ids_csv}: needs columns file and track_id (missing: {', '.join(sorted(missing))})")
+    table["track_id"] = table.track_id.str.strip()  # as the catalog reads its ids
+    table["same_file"] = [same_file(f) for f in table.file]
+    twice = table.loc[table.same_file.duplicated(keep=False) & table.same_file.isin(given.same_file), "file"]
+    if len(twice):
+        raise QueryError(f"{ids_csv}: more than one row names the same file: {', '.join(twice)}")
+    unlisted = given.file[~given.same_file.isin(table.same_file)].tolist()
+    if unlisted:
+        raise QueryError(f"{ids_csv}: no row for {', '.join(unlisted)}")
+    rows = given.merge(table.drop(columns="file"), on="same_file", how="left")
+    rows["artist"] = rows["artist"].replace("", "unknown") if "artist" in rows else "unknown"
     return rows
 
 
@@ -73,7 +98,20 @@ def add_tracks(
 
     Returns (the ids added, one {file, reason} per file that could not be added); a file that fails
     costs only itself. A model or features other than the index's are refused (:class:`IndexMismatch`).
+    Holds the index's lock throughout: another change waits (:func:`~trackrank.coldstart.index_lock.changing`).
     """
+    with changing(resolve_index_folder(index_folder), "add"):
+        return _add_tracks(index_folder, files, ids_csv, model, device, max_duration_s)
+
+
+def _add_tracks(
+    index_folder: str | Path,
+    files: list[str],
+    ids_csv: str | Path | None,
+    model: str | Path | None,
+    device: str,
+    max_duration_s: float | None,
+) -> tuple[list[str], list[dict]]:
     recommender = Recommender(index_folder, model=model, device=device, tagger=None, max_duration_s=max_duration_s)
     index = recommender.index
     rows = added_rows(files, ids_csv, index)
@@ -111,24 +149,27 @@ def add_tracks(
     dirs = {str(Path(f).resolve().parent) for f in new.file}
     identity["audio_dirs"] = sorted(set(identity.get("audio_dirs", [])) | dirs)
     save(Path(index.folder), table, faiss_index, identity)
-    log.info("added %d tracks to %s (%d now)", len(added), index.folder, len(table))
+    log.info("added %d track(s) to %s (%d now)", len(added), index.folder, len(table))
     return added.track_id.tolist(), failed
 
 
 def remove_tracks(index_folder: str | Path, track_ids: list[str]) -> int:
-    """Take ``track_ids`` out of the index and save it; unknown ids are refused, naming them."""
-    index = CatalogIndex(index_folder)
-    unknown = sorted(set(track_ids) - set(index.position))
-    if unknown:
-        raise QueryError(f"not in index {index.folder}: {', '.join(unknown)}")
-    table = read_table(index)
-    table = table[~table.track_id.isin(track_ids)].reset_index(drop=True)
-    if table.empty:
-        raise QueryError(f"removing {len(track_ids)} tracks would leave index {index.folder} empty")
-    vectors = np.stack(table.embedding).astype(np.float32)
-    save(Path(index.folder), table, new_faiss_index(vectors, kind=index.identity["kind"]), dict(index.identity))
-    log.info("removed %d tracks from %s (%d left)", len(track_ids), index.folder, len(table))
-    return len(track_ids)
+    """Take ``track_ids`` out of the index and save it; returns how many tracks went (an id given twice
+    is one track). Unknown ids are refused, naming them. Holds the index's lock, as :func:`add_tracks`."""
+    with changing(resolve_index_folder(index_folder), "remove"):
+        index = CatalogIndex(index_folder)
+        unknown = sorted(set(track_ids) - set(index.position))
+        if unknown:
+            raise QueryError(f"not in index {index.folder}: {', '.join(unknown)}")
+        before = read_table(index)
+        table = before[~before.track_id.isin(track_ids)].reset_index(drop=True)
+        if table.empty:
+            raise QueryError(f"removing {len(before)} tracks would leave index {index.folder} empty")
+        vectors = np.stack(table.embedding).astype(np.float32)
+        save(Path(index.folder), table, new_faiss_index(vectors, kind=index.identity["kind"]), dict(index.identity))
+    removed = len(before) - len(table)
+    log.info("removed %d track(s) from %s (%d left)", removed, index.folder, len(table))
+    return removed
 
 
 def read_table(index: CatalogIndex) -> pd.DataFrame:
@@ -140,7 +181,8 @@ def read_table(index: CatalogIndex) -> pd.DataFrame:
 
 
 def save(folder: Path, table: pd.DataFrame, faiss_index: faiss.Index, identity: dict) -> None:
-    """Write the index's three files into a sibling folder, then swap it in for ``folder``."""
+    """Write the index's three files into a sibling folder, then swap it in for ``folder``, with the old
+    folder's and files' permissions (a server running as another user must still read it)."""
     if faiss_index.ntotal != len(table):
         raise IndexMismatch(f"{folder}: {faiss_index.ntotal} vectors for {len(table)} tracks (not saved)")
     identity["n_tracks"] = len(table)
@@ -152,6 +194,9 @@ def save(folder: Path, table: pd.DataFrame, faiss_index: faiss.Index, identity: 
         for name in INDEX_FILES:
             with open(fresh / name, "rb") as written:
                 os.fsync(written.fileno())
+            if (folder / name).is_file():
+                shutil.copymode(folder / name, fresh / name)
+        shutil.copymode(folder, fresh)  # mkdtemp made it owner-only
         previous = folder.with_name(folder.name + ".previous")
         shutil.rmtree(previous, ignore_errors=True)
         os.rename(folder, previous)

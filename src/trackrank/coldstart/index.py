@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from trackrank.atomic import atomic_output
 from trackrank.coldstart.explain import TAG_THRESHOLD, strong_tags
+from trackrank.coldstart.index_lock import check_interrupted
 from trackrank.coldstart.settings import INDEX_KINDS
 from trackrank.data.audio import SAMPLE_RATE
 from trackrank.data.feature_cache import Cache, PatchCache, parts_of
@@ -299,12 +300,7 @@ class CatalogIndex:
 
     def __init__(self, folder: str | Path):
         folder = resolve_index_folder(folder)
-        previous = folder.with_name(folder.name + ".previous")
-        if not folder.exists() and previous.is_dir():
-            raise FileNotFoundError(
-                f"{folder}: missing, but an interrupted `trackrank index add` or `remove` left the index whole "
-                f"at {previous}: rename it back to {folder.name}"
-            )
+        check_interrupted(folder)
         missing = [name for name in INDEX_FILES if not (folder / name).is_file()]
         if missing:
             raise FileNotFoundError(

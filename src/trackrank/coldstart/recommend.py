@@ -11,18 +11,23 @@ duration is read from the header before anything is decoded, and counted again w
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
+import tempfile
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
 
 from trackrank.coldstart.explain import TagEstimator, shared, tagger_beside
 from trackrank.coldstart.filters import NO_FILTERS, Filters
 from trackrank.coldstart.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
-from trackrank.coldstart.settings import MAX_DURATION_S
-from trackrank.data.audio import looks_like_audio
+from trackrank.coldstart.settings import MAX_CHANNELS, MAX_DURATION_S, SAMPLE_RATES
+from trackrank.data.audio import starts_like_audio
 from trackrank.data.features import PATCH_FRAMES, min_duration_s, track_cqt
 from trackrank.errors import AudioError, QueryError
 from trackrank.learn.embedding import choose_device
@@ -31,29 +36,59 @@ from trackrank.learn.settings import TRUNK_SYSTEM
 
 def check_query_file(path: str | Path) -> Path:
     """``path`` when it can be a query file to decode; else the :class:`QueryError` that says why (missing,
-    a folder, or content that is no audio container), before any decoder or model is touched."""
+    a symlink loop, a folder, a pipe or device, unreadable, empty, or content that is no audio container),
+    before any decoder or model is touched. Only a regular file is opened: reading a FIFO would wait forever
+    and ``/dev/zero`` never ends."""
     path = Path(path)
-    if path.is_dir():
-        raise QueryError(f"{path}: a folder, not an audio file")
-    if not path.is_file():
-        raise QueryError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise QueryError(f"{path}: a folder, not an audio file")
+        if not stat.S_ISREG(mode):
+            raise QueryError(f"{path}: not a regular file ({_file_kind(mode)}), not an audio file")
+        with open(path, "rb") as stream:
+            head = stream.read(16)
+    except OSError as error:
+        raise QueryError(f"{path}: {_unreachable(path, error)}") from None
+    if not head:  # st_size says 0 for /proc files that hold text: read, do not trust it
         raise QueryError(f"{path}: empty file (0 bytes)")
-    if not looks_like_audio(path):
+    if not starts_like_audio(head):
         raise QueryError(
             f"{path}: not an audio file (its first bytes are no WAV, FLAC, Ogg, MP3, AAC, M4A, AIFF or AU header)"
         )
     return path
 
 
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    kinds = {stat.S_ISFIFO: "a named pipe", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device"}
+    return next((name for test, name in kinds.items() if test(mode)), "a socket" if stat.S_ISSOCK(mode) else "")
+
+
+def _unreachable(path: Path, error: OSError) -> str:
+    """Why a path cannot be opened, in words: a loop of symlinks and a dangling one are not "no such file"."""
+    if error.errno == errno.ELOOP:
+        return "a symlink loop (its links lead back to themselves), not an audio file"
+    if error.errno == errno.ENOENT and path.is_symlink():
+        return f"a symlink to {os.readlink(path)}, which does not exist"
+    if error.errno == errno.ENOENT:
+        return "no such file"
+    if error.errno == errno.EACCES:
+        return "permission denied (not readable by this user)"
+    return error.strerror or str(error)
+
+
 def query_cqt(path: str | Path, pad: bool = False, *, max_duration_s: float | None = MAX_DURATION_S) -> np.ndarray:
     """The feature stage's CQT of one file, (n_frames, 96), at the stored precision (float16 values).
 
+    A sample rate outside :data:`~trackrank.coldstart.settings.SAMPLE_RATES` or more than
+    :data:`~trackrank.coldstart.settings.MAX_CHANNELS` channels is refused from the header.
     ``max_duration_s``: the longest file accepted (None: any); ``pad``: loop a file shorter than one patch.
     """
     path = check_query_file(path)
     try:
-        cqt = track_cqt(path, max_duration_s=max_duration_s).astype(np.float16).astype(np.float32)
+        cqt = track_cqt(path, max_duration_s=max_duration_s, sample_rates=SAMPLE_RATES, max_channels=MAX_CHANNELS)
+        cqt = cqt.astype(np.float16).astype(np.float32)
     except AudioError as error:
         raise QueryError(str(error)) from error
     if len(cqt) < PATCH_FRAMES and not pad:
@@ -98,8 +133,18 @@ class Recommender:
             return embed_tracks(self.model, [cqt], n_patches=self.n_patches, device=self.device)
 
     def warm_up(self) -> None:
-        """One forward pass on a silent patch, so the first request does not pay the model's warm-up."""
-        self.embed(np.full((PATCH_FRAMES, 96), -100.0, dtype=np.float32))
+        """A query's whole path but the search, on 2 s of synthesised stereo at 22.05 kHz: decoding,
+        resampling, the CQT (librosa's first call costs seconds), the model and the tagger, so that the
+        first request pays none of their first-call costs."""
+        with tempfile.TemporaryDirectory(prefix="trackrank-warm-up-") as folder:
+            path = Path(folder) / "warm-up.wav"
+            tone = 0.1 * np.sin(2 * np.pi * 440.0 * np.arange(2 * 22050) / 22050)
+            soundfile.write(path, np.stack([tone, tone], axis=1), 22050)
+            cqt = query_cqt(path, pad=True, max_duration_s=self.max_duration_s)
+        self.embed(cqt)
+        if self.tagger is not None:
+            with self._lock:
+                self.tagger.estimate(cqt, self.n_patches)
 
     def recommend(self, path: str | Path, *, k: int = 10, pad: bool = False, filters: Filters = NO_FILTERS) -> Found:
         """The ``k`` catalog tracks nearest to the audio file ``path`` that pass ``filters``, with the

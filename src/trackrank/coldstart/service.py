@@ -5,13 +5,15 @@
 - ``GET /tracks/{track_id}/similar?top=10``: the neighbours of a catalog track.
 - ``GET|HEAD /audio/{track_id}``: a catalog track's audio, read-only, only from inside the catalog
   folder; byte ranges, and 304 for a copy the client already has (ETag, Last-Modified).
-- ``GET /health``: whether it answers, and with which index.
+- ``GET|HEAD /health``: whether it answers, and with which index.
 - ``GET /``: a page where a person drops an audio file and hears the top 10.
 
 The work one request can cause is bounded: a body past the upload limit is refused on its
 Content-Length at once, or as soon as its streamed bytes pass the limit, before it is spooled whole;
-an upload is decoded only when its header says it is audio no longer than the duration limit. Requests
-name a host this service answers for (DNS rebinding), and each leaves one structured log line.
+an upload is decoded only when its header says it is audio no longer than the duration limit, at a
+sample rate and channel count within the limits, and only ``max_decodes`` at once (503 with
+Retry-After past them). Requests name a host this service answers for (DNS rebinding), a POST from
+another site's page is refused (:mod:`trackrank.coldstart.guards`), and each leaves one structured log line.
 
 Endpoints are plain functions, so the ASGI server runs them in its thread pool; the model is
 shared behind the recommender's lock.
@@ -19,26 +21,23 @@ shared behind the recommender's lock.
 
 from __future__ import annotations
 
-import json
-import logging
 import os
+import shutil
 import tempfile
-import time
 from pathlib import Path
 
-from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import BaseModel
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from trackrank.coldstart.filters import Filters
+from trackrank.coldstart.guards import BodyLimit, DecodeSlots, RequestLog, SameSiteUploads
 from trackrank.coldstart.recommend import Recommender, answer
-from trackrank.coldstart.settings import MAX_UPLOAD_MB
-from trackrank.errors import QueryError
-
-log = logging.getLogger(__name__)
+from trackrank.coldstart.settings import DECODE_WAIT_S, MAX_DECODES, MAX_UPLOAD_MB
+from trackrank.errors import QueryError, shortened
 
 PAGE = Path(__file__).with_name("service_page.html")
 #: Suffixes kept on uploads, so the decoder can tell the format; anything else is decoded by content.
@@ -86,83 +85,25 @@ class Health(BaseModel):
     n_tracks: int
 
 
-class BodyLimit:
-    """Refuse a request body past ``max_bytes`` with 413: on its declared Content-Length before reading
-    it, or, for a body without one (chunked), as soon as the bytes received pass the limit, so that
-    nothing past the limit is ever spooled."""
-
-    def __init__(self, app, max_bytes: int):
-        self.app, self.max_bytes = app, max_bytes
-
-    def refusal(self, received: int | None = None) -> str:
-        size = f" ({received / 2**20:.1f} MiB)" if received else ""
-        return f"upload larger than the {self.max_bytes / 2**20:.0f} MiB limit{size}"
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await JSONResponse({"detail": self.refusal(int(declared))}, status_code=413)(scope, receive, send)
-        received = 0
-
-        async def counted():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, self.refusal())  # FastAPI turns it into the response
-            return message
-
-        return await self.app(scope, counted, send)
-
-
-class RequestLog:
-    """One line per request, JSON: method, path, status, milliseconds, and the refusal's reason."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started, line = time.perf_counter(), {"method": scope["method"], "path": scope["path"], "status": 500}
-        body = bytearray()
-
-        async def recorded(message):
-            if message["type"] == "http.response.start":
-                line["status"] = message["status"]
-            elif message["type"] == "http.response.body" and line["status"] >= 400 and len(body) < 4096:
-                body.extend(message.get("body", b""))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recorded)
-        finally:
-            line["ms"] = round(1000 * (time.perf_counter() - started), 1)
-            if line["status"] >= 400:
-                try:
-                    line["reason"] = json.loads(bytes(body))["detail"]
-                except (ValueError, KeyError, TypeError):
-                    line["reason"] = bytes(body[:200]).decode("utf-8", "replace")
-            log.info("%s", json.dumps(line))
-
-
 def create_app(
     recommender: Recommender,
     max_upload_bytes: int = int(MAX_UPLOAD_MB * 2**20),
     *,
     allowed_hosts: list[str] | None = None,
     cors_origins: list[str] | None = None,
+    max_decodes: int = MAX_DECODES,
+    decode_wait_s: float = DECODE_WAIT_S,
 ) -> FastAPI:
-    """The ASGI app around one recommender, warmed up (its first request pays no model warm-up).
+    """The ASGI app around one recommender, warmed up (its first request pays neither the model's nor the
+    audio path's warm-up).
 
     Parameters
     ----------
     max_upload_bytes : the largest request body accepted.
     allowed_hosts : the Host headers it answers (``*`` any); None: this machine's names only
         (:data:`LOCAL_HOSTS`). A page on another site cannot reach it through DNS rebinding.
-    cors_origins : origins other sites' pages may call it from; none by default.
+    cors_origins : origins other sites' pages may call it from (and POST to); none by default.
+    max_decodes : uploads decoded at once; another waits up to ``decode_wait_s`` seconds, then gets 503.
     """
     app = FastAPI(
         title="trackrank",
@@ -170,20 +111,34 @@ def create_app(
         docs_url=None,  # the interactive docs load their scripts from a CDN; /openapi.json is the schema
         redoc_url=None,
     )
-    identity = recommender.index.identity
-    conditional = StaticFiles(directory=identity["catalog_dir"], check_dir=False)  # for its conditional GET
-    audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/", response_class=HTMLResponse)
     def page() -> str:
         return PAGE.read_text(encoding="utf-8")
 
     @app.get("/health")
+    @app.head("/health", include_in_schema=False)
     def health() -> Health:
         identity = recommender.index.identity
         return Health(status="ok", system=identity["system"], n_tracks=identity["n_tracks"])
 
-    @app.post("/recommend")
+    add_upload_route(app, recommender, max_upload_bytes, DecodeSlots(max_decodes, decode_wait_s))
+    add_catalog_routes(app, recommender)
+    recommender.warm_up()
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
+    app.add_middleware(SameSiteUploads, allowed_origins=list(cors_origins or ()))
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"])
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
+    app.add_middleware(RequestLog)
+    return app
+
+
+def add_upload_route(app: FastAPI, recommender: Recommender, max_upload_bytes: int, slots: DecodeSlots) -> None:
+    """``POST /recommend``: the upload copied to a temporary file (its suffix kept for the decoder), then
+    decoded in one of ``slots``."""
+
+    @app.post("/recommend", dependencies=[Depends(one_file)])
     def recommend(
         file: UploadFile = File(...),
         top: int = Query(10, ge=1, le=1000),
@@ -195,19 +150,27 @@ def create_app(
         filters = Filters(tuple(where), tuple(exclude), max_per_artist)
         name = Path(file.filename or "upload").name
         suffix = Path(name).suffix.lower()
-        data = file.file.read(max_upload_bytes + 1)
-        if len(data) > max_upload_bytes:
-            raise HTTPException(413, f"{name}: larger than the {max_upload_bytes / 2**20:.0f} MiB upload limit")
-        if not data:
-            raise HTTPException(422, f"{name}: empty upload")
         with tempfile.NamedTemporaryFile(suffix=suffix if suffix in AUDIO_SUFFIXES else "") as stream:
-            stream.write(data)
+            shutil.copyfileobj(file.file, stream, 2**20)  # from the spooled upload, a MiB at a time
+            if stream.tell() > max_upload_bytes:
+                raise HTTPException(413, f"{name}: larger than the {max_upload_bytes / 2**20:.0f} MiB upload limit")
+            if not stream.tell():
+                raise HTTPException(422, f"{name}: empty upload")
             stream.flush()
             try:
-                found = recommender.recommend(stream.name, k=top, pad=pad, filters=filters)
+                with slots.taken():
+                    found = recommender.recommend(stream.name, k=top, pad=pad, filters=filters)
             except QueryError as error:
                 raise HTTPException(422, str(error).replace(stream.name, name)) from None
         return Recommendations(**recommender.describe(), results=[answer(name, found)], errors=[])
+
+
+def add_catalog_routes(app: FastAPI, recommender: Recommender) -> None:
+    """``GET /tracks/{track_id}/similar`` and ``GET|HEAD /audio/{track_id}``: answers about catalog tracks,
+    audio streamed only from the catalog folder and the folders tracks were added from."""
+    identity = recommender.index.identity
+    conditional = StaticFiles(directory=identity["catalog_dir"], check_dir=False)  # for its conditional GET
+    audio_roots = [Path(d).resolve() for d in [identity["catalog_dir"], *identity.get("audio_dirs", [])]]
 
     @app.get("/tracks/{track_id}/similar")
     def similar(
@@ -244,10 +207,11 @@ def create_app(
             return NotModifiedResponse(response.headers)
         return response
 
-    recommender.warm_up()
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes)
-    if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins), allow_methods=["GET", "HEAD", "POST"])
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts or LOCAL_HOSTS))
-    app.add_middleware(RequestLog)
-    return app
+
+async def one_file(request: Request) -> None:
+    """Refuse an upload of more than one ``file`` field (422): one would answer and the others be dropped
+    unsaid. The form is parsed once; the endpoint reads the same."""
+    files = (await request.form()).getlist("file")
+    if len(files) > 1:
+        names = ", ".join(shortened(getattr(f, "filename", None) or "(a text field)", 40) for f in files[:5])
+        raise HTTPException(422, f"one file per request, got {len(files)} 'file' fields ({names}): send one each")

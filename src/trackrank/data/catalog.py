@@ -25,7 +25,7 @@ from trackrank.atomic import atomic_output
 from trackrank.data.audio import probe_duration
 from trackrank.data.features import min_duration_s
 from trackrank.data.split import SPLITS, artist_split
-from trackrank.errors import AudioError, CatalogError, SplitError
+from trackrank.errors import AudioError, CatalogError, SplitError, shortened
 from trackrank.logs import CONSOLE
 
 log = logging.getLogger(__name__)
@@ -189,6 +189,19 @@ def read_taxonomy(folder: Path, tag_columns: list[str]) -> pd.DataFrame:
     return meta.set_index("tag").loc[tag_columns].reset_index()[["tag", "category", "weight"]]
 
 
+def track_id_problem(track_id: str) -> str:
+    """Why ``track_id`` (stripped) cannot name a track ('' if it can): empty, or what a URL path segment cannot carry
+    (``/`` or ``\\``, ``.`` or ``..``, control characters), so ``trackrank serve``'s ``/tracks/{id}/similar``
+    and ``/audio/{id}`` could never reach it."""
+    if not track_id.strip():
+        return "empty track_id"
+    if "/" in track_id or "\\" in track_id or track_id in (".", ".."):
+        return f"track_id '{shortened(track_id)}' is a path, not a name (no '/', '\\', '.' or '..')"
+    if any(ord(c) < 32 or ord(c) == 127 for c in track_id):
+        return f"track_id {shortened(track_id)!r} holds control characters"
+    return ""
+
+
 def _row_problem(
     row: pd.Series,
     where: str,
@@ -201,8 +214,8 @@ def _row_problem(
     """Why a row is unusable ('' if it is fine) and the audio duration; ``where`` is its file and line
     (``tags.csv line 9``), ``seen`` the ids of the rows before it (of both tables) and where they are."""
     track_id, rel_path, artist = row["track_id"].strip(), row["path"].strip(), row["artist"].strip()
-    if not track_id:
-        return "empty track_id", np.nan
+    if track_id_problem(track_id):
+        return track_id_problem(track_id), np.nan
     if track_id in seen:
         return f"duplicate track_id (first at {seen[track_id]})", np.nan
     seen[track_id] = where

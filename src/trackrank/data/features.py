@@ -112,15 +112,23 @@ def cqt_db_stream(
     return np.concatenate(frames)
 
 
-def track_cqt(path: str | Path, *, max_duration_s: float | None = None) -> np.ndarray:
+def track_cqt(
+    path: str | Path,
+    *,
+    max_duration_s: float | None = None,
+    sample_rates: tuple[int, int] | None = None,
+    max_channels: int | None = None,
+) -> np.ndarray:
     """The CQT of one audio file, decoded and transformed chunk by chunk (bounded memory).
 
     Raises :class:`AudioError` for a file that does not decode, holds no samples, is longer than
-    ``max_duration_s`` (None: any length), has samples so large that their power overflows (a float
-    file scaled far outside [-1, 1]), or is digital silence (every bin at the -100 dB floor: such a
-    track has no sound to learn from or rank by).
+    ``max_duration_s`` (None: any length), whose header announces a sample rate outside ``sample_rates``
+    or more than ``max_channels`` channels (None: any; :func:`~trackrank.data.audio.audio_blocks`), has
+    samples so large that their power overflows (a float file scaled far outside [-1, 1]), or is digital
+    silence (every bin at the -100 dB floor: such a track has no sound to learn from or rank by).
     """
-    cqt = cqt_db_stream(audio_blocks(path, max_duration_s=max_duration_s))
+    blocks = audio_blocks(path, max_duration_s=max_duration_s, sample_rates=sample_rates, max_channels=max_channels)
+    cqt = cqt_db_stream(blocks)
     if len(cqt) == 0:
         raise AudioError(f"'{path}' holds no audio samples")
     if not np.isfinite(cqt).all():
