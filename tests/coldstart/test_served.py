@@ -15,8 +15,8 @@ import torch
 from builders import checkpoint, index_small_catalog
 from trackrank import cli
 from trackrank.coldstart import grow
-from trackrank.coldstart.index import choose_served, write_default
 from trackrank.coldstart.recommend import Recommender
+from trackrank.coldstart.served import choose_served, write_default
 from trackrank.data.features import even_patches, track_cqt
 from trackrank.errors import ConfigError
 from trackrank.learn.models import build_model

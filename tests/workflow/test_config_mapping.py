@@ -14,7 +14,8 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
-from trackrank.coldstart.index import build_index, embed_catalog_part, write_default
+from trackrank.coldstart.index import build_index, embed_catalog_part
+from trackrank.coldstart.served import write_default
 from trackrank.coldstart.settings import INDEX_KINDS, default_index_settings, index_part_settings, index_settings
 from trackrank.data.catalog import ingest, ingest_settings
 from trackrank.data.demo.catalog import DemoSettings

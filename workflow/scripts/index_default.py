@@ -1,6 +1,6 @@
 # Snakemake step: name the index `trackrank recommend` and `serve` use by default, chosen on the val split, and
-# say in the report which system serves (trackrank.coldstart.index).
-from trackrank.coldstart.index import write_default
+# say in the report which system serves (trackrank.coldstart.served).
+from trackrank.coldstart.served import write_default
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):

@@ -53,6 +53,6 @@ def index_settings(config: dict) -> dict:
 
 
 def default_index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.write_default``'s settings: ``index.system`` and the val metric ``best``
+    """``trackrank.coldstart.served.write_default``'s settings: ``index.system`` and the val metric ``best``
     chooses by, nDCG at the evaluation's ``evaluate.k``."""
     return {"system": config["index"]["system"], "metric": f"ndcg@{config['evaluate']['k']}"}
