@@ -205,14 +205,22 @@ def test_the_default_index_is_chosen_by_the_configured_evaluation_k(finished_run
 
 
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(finished_run):
-    assert planned_rules(finished_run, "evaluate={k: 10}") == EVALUATION
+    assert planned_rules(finished_run, "evaluate={k: 10}") == {"evaluate_val", *EVALUATION}
     assert planned_rules(finished_run, "evaluate={n_patches: 4}") == {
         "embed",
         "embed_at_trunk",
         "embed_untrained",
+        "embed_val",
+        "evaluate_val",
         *EVALUATION,
     }
-    assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {"report", "listen_page", "all"}
+    # without the at_trunk row, at_trunk is no longer indexed: the served choice is made again
+    assert planned_rules(finished_run, "evaluate={references: [mfcc_stats]}") == {
+        "report",
+        "listen_page",
+        "index_default",
+        "all",
+    }
     assert planned_rules(finished_run, "report={listen_queries: 3}") == {"listen_page", "all"}
 
 
