@@ -7,7 +7,11 @@ rendered from ``bench/results/headline/``:
   ``served.json``): one row per system, mean MAP@20 and nDCG@20 with their 95 % half-widths, the kept epoch,
   and the system the index serves, chosen on val;
 - ``times``: ``times.csv``, every measured time with its machine and date (docs/benchmarks.md);
-- ``times-short``: the rows of ``times.csv`` marked ``readme`` (what and how long; the README's).
+- ``times-short``: the rows of ``times.csv`` marked ``readme`` (what and how long; the README's);
+- ``confirm_<catalog>``: a confirmation run of ``bench/learning.py --confirm`` copied to
+  ``bench/results/confirm_<catalog>/`` (``<variant>/seed<N>/metrics/{val,test}.per_query.parquet``): each
+  variant's test nDCG@20 over its seeds and its difference to ``untrained`` and to ``mfcc_stats``, per query
+  and over (query x seed), and the servable variant chosen on val.
 
     python bench/headline.py record results --name demo   # copy a finished run's report here
     python bench/headline.py                              # rewrite every block from the files
@@ -69,10 +73,55 @@ def times_table(short: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def confirmation_table(folder: Path) -> str:
+    """A confirmation run's test comparison to ``untrained`` and ``mfcc_stats`` (nDCG@20, points), over the
+    seeds every variant has finished; and the servable variant with the best val nDCG@20 over them."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import learning
+
+    finished = {}
+    for result in sorted(folder.glob("*/seed*/result.json")):
+        if learning.metrics_file(result.parent, "test").exists():
+            finished.setdefault(result.parent.parent.name, {})[result.parent.name] = result.parent
+    seeds = sorted(set.intersection(*(set(s) for s in finished.values())))
+    runs = [
+        {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], split))}
+        for split in ("test",)
+        for v, f in finished.items()
+        for seed in seeds
+    ]
+    table = learning.comparison(runs, ["untrained", "mfcc_stats"], "test")
+    n_queries = len(runs[0]["per_query"])
+    lines = [
+        f"Test split, {n_queries} queries, training seeds {', '.join(s[4:] for s in seeds)}; nDCG@20 and its "
+        "difference in points: per query (seeds averaged, ± 95 % t) and over queries and seeds (95 % bootstrap).",
+        "",
+        "| variant | nDCG@20 (%) | − untrained | over seeds | − mfcc_stats | over seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, rows in table.groupby("variant", sort=False):
+        cells = {row.against: row for row in rows.itertuples(index=False)}
+        u, m = cells["untrained"], cells["mfcc_stats"]
+        lines.append(f"| {variant} | {u.ndcg:.1f} | {u.d_ndcg} | {u.d_ndcg_seeds} | {m.d_ndcg} | {m.d_ndcg_seeds} |")
+    servable = [v for v in ("at_trunk", "tl_distance", "tl_online", "tl_autopool_online") if v in finished]
+    val = [
+        {"variant": v, "per_query": pd.read_parquet(learning.metrics_file(finished[v][seed], "val"))}
+        for v in servable
+        for seed in seeds
+        if learning.metrics_file(finished[v][seed], "val").exists()
+    ]
+    if servable and len(val) == len(servable) * len(seeds):
+        lines += ["", f"Served, chosen on val (best val nDCG@20 of {', '.join(servable)}): "
+                  f"**{learning.choose_on_val(val, servable)}**."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str) -> str:
     """The text a block named ``name`` holds."""
     if name in ("times", "times-short"):
         return times_table(short=name == "times-short")
+    if name.startswith("confirm_"):
+        return confirmation_table(REPO / "bench" / "results" / name)
     folder = HEADLINE / name
     if not (folder / "table.csv").is_file():
         raise SystemExit(f"headline block '{name}': no {folder / 'table.csv'} (record a run with `record`)")
