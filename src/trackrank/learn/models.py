@@ -7,7 +7,7 @@ Details the paper leaves to Choi et al.'s FCN-5 (ISMIR 2016), as chosen here:
 the input is batch-normalised (a learnt affine map of the dB values, so no fixed
 scaling is needed); each conv block is Conv2d(3x3, padding 1) -> BatchNorm2d -> ELU ->
 MaxPool; the auto-tagger has dropout 0.5 before its last layer, the embedding models
-none by default (``head_dropout``, an option measured on music: docs/training.md).
+none by default (``head_dropout``, an option measured on music: docs/experiments.md).
 
 ``width`` scales every layer's filter count (1.0 = the paper's); the demo trains at a
 small width on a CPU.

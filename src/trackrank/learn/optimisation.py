@@ -62,7 +62,7 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
 
     Why the warm-up: Adam's first steps come before its moment estimates have settled, and a ramp is the
     usual guard. Why the cosine: a run that still climbs when its budget ends would end on a network taken
-    at full step size; annealing lets its last epochs settle. What each did on music: docs/training.md.
+    at full step size; annealing lets its last epochs settle. What each did on music: docs/experiments.md.
     """
     if step < settings.warmup_steps:
         return settings.lr * (step + 1) / settings.warmup_steps

@@ -231,7 +231,7 @@ class TrainSettings:
 
         Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
         val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
-        split's runs while they still learn (docs/training.md). The budget stays in passes over the split;
+        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split;
         ``min_epochs`` is not scaled.
         """
         if not self.budget_tracks or n_tracks <= self.budget_tracks:
