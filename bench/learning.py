@@ -99,7 +99,7 @@ def run_variant(
     from trackrank.learn.settings import TrainSettings, mines_offline, starts_from, train_settings
     from trackrank.learn.training import train
     from trackrank.logs import log_to
-    from trackrank.rank.similarity import similarity_settings
+    from trackrank.workflow_settings import similarity_settings
 
     folder.mkdir(parents=True, exist_ok=True)
     log_to(str(folder / "train.log"))
@@ -230,8 +230,8 @@ def with_metrics(folder: Path, results: Path, config: dict, embedder, model: Pat
 def split_metrics(results: Path, config: dict, folder: Path, embedder, model: Path, split: str) -> None:
     """``split`` embedded by ``embedder`` from ``model`` into ``folder`` and evaluated as the workflow does
     (``evaluate.n_patches`` patches per track): per-query metrics in :func:`metrics_file`."""
-    from trackrank.evaluate.evaluation import evaluate, evaluated_tracks, evaluation_settings
-    from trackrank.rank.similarity import similarity_settings
+    from trackrank.evaluate.evaluation import evaluate, evaluated_tracks
+    from trackrank.workflow_settings import evaluation_settings, similarity_settings
 
     cache, catalog = cache_in_folder(results / "cache"), CatalogFiles.in_folder(results / "catalog")
     track_ids, oracle = evaluated_tracks(

@@ -41,9 +41,10 @@ import learning  # noqa: E402  (bench/learning.py: one variant trained, embedded
 from trackrank.data.catalog import CatalogFiles  # noqa: E402
 from trackrank.learn.settings import system_spec, with_malloc_settings  # noqa: E402
 from trackrank.rank.metrics import paired_difference  # noqa: E402
-from trackrank.rank.mining import mining_settings, write_triplet_tables  # noqa: E402
-from trackrank.rank.oracle import ranking_settings, write_rankings  # noqa: E402
-from trackrank.rank.similarity import similarity_settings, split_oracle  # noqa: E402
+from trackrank.rank.mining import write_triplet_tables  # noqa: E402
+from trackrank.rank.oracle import write_rankings  # noqa: E402
+from trackrank.rank.similarity import split_oracle  # noqa: E402
+from trackrank.workflow_settings import mining_settings, ranking_settings, similarity_settings
 
 #: A train track outside the subset: in no split the training or the evaluation reads.
 UNUSED = "unused"

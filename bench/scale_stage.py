@@ -41,10 +41,14 @@ sys.path.insert(0, str(REPO / "bench"))
 import scale  # noqa: E402  (bench/scale.py: the synthetic tag table)
 
 from trackrank.data.catalog import CatalogFiles  # noqa: E402
-from trackrank.rank.mining import STRATEGIES, mining_settings  # noqa: E402
-from trackrank.rank.oracle import ranking_settings  # noqa: E402
+from trackrank.rank.mining import STRATEGIES  # noqa: E402
 from trackrank.rank.parts import n_parts  # noqa: E402
-from trackrank.rank.similarity import similarity_settings, split_oracle  # noqa: E402
+from trackrank.rank.similarity import split_oracle  # noqa: E402
+from trackrank.workflow_settings import (
+    mining_settings,
+    ranking_settings,  # noqa: E402
+    similarity_settings,
+)
 
 SPLITS = {"train": 0.6, "val": 0.2, "test": 0.2}
 

@@ -16,19 +16,33 @@ from snakemake.utils import validate
 
 from trackrank.coldstart.index import build_index, embed_catalog_part
 from trackrank.coldstart.served import write_default
-from trackrank.coldstart.settings import INDEX_KINDS, default_index_settings, index_part_settings, index_settings
-from trackrank.data.catalog import ingest, ingest_settings
+from trackrank.coldstart.settings import INDEX_KINDS
+from trackrank.data.catalog import ingest
 from trackrank.data.demo.catalog import DemoSettings
-from trackrank.data.features import extract_shard, shard_settings
-from trackrank.evaluate.evaluation import evaluate, evaluation_settings
-from trackrank.evaluate.listen import listen_settings, write_listening_page
+from trackrank.data.features import extract_shard
+from trackrank.evaluate.evaluation import evaluate
+from trackrank.evaluate.listen import write_listening_page
 from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
 from trackrank.evaluate.references.untrained import write_untrained_embeddings
 from trackrank.learn.embedding import write_embeddings
-from trackrank.learn.settings import ALL_SYSTEMS, embedding_settings, system_spec, untrained_settings
-from trackrank.rank.mining import mining_settings, write_triplets
-from trackrank.rank.oracle import ranking_settings, write_rankings
-from trackrank.rank.similarity import similarity_settings, split_oracle
+from trackrank.learn.settings import ALL_SYSTEMS, system_spec
+from trackrank.rank.mining import write_triplets
+from trackrank.rank.oracle import write_rankings
+from trackrank.rank.similarity import split_oracle
+from trackrank.workflow_settings import (
+    default_index_settings,
+    embedding_settings,
+    evaluation_settings,
+    index_part_settings,
+    index_settings,
+    ingest_settings,
+    listen_settings,
+    mining_settings,
+    ranking_settings,
+    shard_settings,
+    similarity_settings,
+    untrained_settings,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -155,7 +169,7 @@ def test_online_mining_takes_its_np_from_the_miners_mapping(config):
 def test_the_workflow_imports_no_torch_when_it_builds_its_dag():
     sources = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
     modules = sorted({m for f in sources for m in re.findall(r"^from (trackrank[\w.]+) import", f.read_text(), re.M)})
-    assert "trackrank.learn.settings" in modules and "trackrank.evaluate.evaluation" in modules
+    assert "trackrank.learn.settings" in modules and "trackrank.workflow_settings" in modules
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint(sorted(m for m in sys.modules if m == 'torch'))"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO / "src")
     assert run.returncode == 0, run.stderr
@@ -197,3 +211,19 @@ def test_training_resources_are_set_in_one_place():
     assert config_keys >= {"gpu", "mem_mb", "runtime"}
     for system in ALL_SYSTEMS:
         assert not config_keys & set(profile["set-resources"][f"train_{system}"]), system
+
+
+def test_the_config_shape_is_read_at_the_boundary_only():
+    """Stage code takes keyword arguments: only the boundary module, the training system grammar and the
+    built-in catalogs' ``from_config`` read the workflow config's keys."""
+    readers = sorted(
+        str(path.relative_to(REPO / "src"))
+        for path in (REPO / "src" / "trackrank").rglob("*.py")
+        if re.search(r"config\[\"", path.read_text())
+    )
+    assert readers == [
+        "trackrank/data/demo/catalog.py",
+        "trackrank/data/scores/plan.py",
+        "trackrank/learn/settings.py",
+        "trackrank/workflow_settings.py",
+    ]

@@ -1,6 +1,6 @@
 # Validate the catalog and split it by artist (a checkpoint: the shard jobs read its table).
 
-from trackrank.data.catalog import ingest_settings
+from trackrank.workflow_settings import ingest_settings
 
 
 # The audio files whose headers validation reads (durations) are deliberately not inputs: replacing

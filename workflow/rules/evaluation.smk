@@ -1,8 +1,8 @@
 # Test-set embeddings, retrieval metrics and the reports (paper §4).
 
-from trackrank.evaluate.evaluation import evaluation_settings
-from trackrank.evaluate.listen import listen_settings
-from trackrank.learn.settings import embedding_settings
+from trackrank.workflow_settings import evaluation_settings
+from trackrank.workflow_settings import listen_settings
+from trackrank.workflow_settings import embedding_settings
 
 SYSTEMS = lookup(dpath="train/systems", within=config)
 # Reference rows beside random (references.smk makes their embeddings); at_trunk reads the

@@ -1,6 +1,6 @@
 # CQT features: one job per shard; a track's shard is a hash of its id.
 
-from trackrank.data.features import shard_settings
+from trackrank.workflow_settings import shard_settings
 
 
 rule cqt_shard:

@@ -3,9 +3,9 @@
 # Both score with S themselves, so a mining parameter never reruns the rankings; a mining job scores its
 # anchors once for every strategy (scoring is most of mining's cost at scale).
 
-from trackrank.rank.mining import mining_settings
-from trackrank.rank.oracle import ranking_settings
-from trackrank.rank.similarity import similarity_settings
+from trackrank.workflow_settings import mining_settings
+from trackrank.workflow_settings import ranking_settings
+from trackrank.workflow_settings import similarity_settings
 
 
 rule rank_split:

@@ -2,7 +2,7 @@
 # statistics, the auto-tagger's trunk, the TL network at its initialisation),
 # evaluated by evaluate_system like a TL system (Euclidean distance).
 
-from trackrank.learn.settings import embedding_settings, untrained_settings
+from trackrank.workflow_settings import embedding_settings, untrained_settings
 
 
 rule mfcc_stats:

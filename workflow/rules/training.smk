@@ -1,7 +1,7 @@
 # Training (paper §3.4): one rule per system, each declaring the resources a cluster job needs.
 # A killed or preempted job resumes from results/models/{system}/last.pt when it reruns.
 
-from trackrank.rank.similarity import similarity_settings
+from trackrank.workflow_settings import similarity_settings
 from trackrank.learn.settings import TrainSettings, mines_offline, starts_from, system_spec, train_settings
 
 

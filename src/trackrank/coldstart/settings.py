@@ -37,22 +37,3 @@ def indexable(system: str) -> bool:
     """A system that embeds tracks, so an index can hold it: a TL system, or ``at_trunk`` (the auto-tagger's
     trunk); the auto-tagger itself outputs tags."""
     return system == TRUNK_SYSTEM or system_spec(system)[0] != "fcn5_tagger"
-
-
-def index_part_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.embed_catalog_part``'s settings from a validated workflow config
-    (``index.n_patches``, ``train.device``)."""
-    return {"n_patches": config["index"]["n_patches"], "device": config["train"]["device"]}
-
-
-def index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.index.build_index``'s settings from a validated workflow config, when it merges the
-    parts (``index``, ``train.tag_threshold``): ``n_patches`` is the parts' (:func:`index_part_settings`)."""
-    index, train = config["index"], config["train"]
-    return {"n_patches": index["n_patches"], "kind": index["kind"], "tag_threshold": train["tag_threshold"]}
-
-
-def default_index_settings(config: dict) -> dict:
-    """``trackrank.coldstart.served.write_default``'s settings: ``index.system`` and the val metric ``best``
-    chooses by, nDCG at the evaluation's ``evaluate.k``."""
-    return {"system": config["index"]["system"], "metric": f"ndcg@{config['evaluate']['k']}"}

@@ -358,18 +358,6 @@ def unlisted_audio(folder: Path, listed_paths: pd.Series) -> list[Path]:
     )
 
 
-def ingest_settings(config: dict) -> dict:
-    """:func:`ingest`'s keyword arguments from a validated workflow config (``seed``, ``split``,
-    ``features.short_tracks``)."""
-    split = config["split"]
-    return {
-        "seed": config["seed"],
-        "fractions": tuple(split[s] for s in SPLITS),
-        "untagged_train_share": split["untagged_train_share"],
-        "short_tracks": config["features"]["short_tracks"],
-    }
-
-
 def ingest(
     folder: str | Path,
     *,

@@ -252,11 +252,6 @@ def extract_shard(
     return pd.DataFrame(rejected, columns=REJECTED_COLUMNS)
 
 
-def shard_settings(config: dict) -> dict:
-    """:func:`extract_shard`'s settings from a validated workflow config (its ``workers`` are the job's threads)."""
-    return {"short_tracks": config["features"]["short_tracks"]}
-
-
 def shard_tracks(tracks: pd.DataFrame, shard: int, *, n_shards: int) -> pd.DataFrame:
     """The rows of ``tracks`` that belong to ``shard`` (in [0, ``n_shards``)), in catalog order."""
     return tracks[[shard_of(t, n_shards) == shard for t in tracks["track_id"]]]

@@ -29,12 +29,6 @@ from trackrank.rank.similarity import split_oracle
 log = logging.getLogger(__name__)
 
 
-def evaluation_settings(config: dict) -> dict:
-    """:func:`evaluate`'s keyword arguments from a validated workflow config (``evaluate``, ``seed``)."""
-    evaluate = config["evaluate"]
-    return {"k": evaluate["k"], "n_relevant": evaluate["n_relevant"], "seed": config["seed"]}
-
-
 def random_predictions(n_tracks: int, k: int, *, seed: int = 0) -> np.ndarray:
     """(n, k): each query's others in a seeded random order."""
     rng = np.random.default_rng([seed, 17])

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from trackrank.atomic import atomic_output
-from trackrank.evaluate.evaluation import evaluation_settings
 from trackrank.rank.metrics import relevant_from_rankings
 from trackrank.rank.parts import TableParts, read_parts
 
@@ -135,16 +134,6 @@ def listening_page(
         + "\n".join(sections)
         + "\n</body></html>\n"
     )
-
-
-def listen_settings(config: dict) -> dict:
-    """:func:`write_listening_page`'s keyword arguments from a validated workflow config: its relevant
-    tracks are the metrics' (``evaluate.n_relevant``)."""
-    return {
-        "n_queries": config["report"]["listen_queries"],
-        "n_relevant": evaluation_settings(config)["n_relevant"],
-        "seed": config["seed"],
-    }
 
 
 def write_listening_page(

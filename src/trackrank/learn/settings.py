@@ -17,7 +17,7 @@ from typing import Any
 from trackrank.config import schema_defaults
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation
-from trackrank.rank.mining import STRATEGIES, mining_settings
+from trackrank.rank.mining import STRATEGIES
 
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
 #: glibc hands large freed blocks back to the OS at once, so every CPU training step
@@ -336,20 +336,7 @@ def config_fields(system: str, config: dict) -> dict:
     settings["k"] = train["val_k"]
     settings["n_relevant"] = train["val_relevant"]
     settings["seed"] = config["seed"]
-    settings["n_positives"] = mining_settings(config)["n_positives"]  # online mining's Np is the miner's
+    settings["n_positives"] = config["mining"]["n_positives"]  # online mining's Np is the offline miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
     return settings
-
-
-def embedding_settings(config: dict) -> dict:
-    """The keyword arguments of the test embeddings (``trackrank.learn.embedding.write_embeddings``,
-    ``trackrank.evaluate.references.at_trunk.write_trunk_embeddings``) from a validated workflow config."""
-    return {"n_patches": config["evaluate"]["n_patches"], "seed": config["seed"], "device": config["train"]["device"]}
-
-
-def untrained_settings(config: dict) -> dict:
-    """``write_untrained_embeddings``'s settings (trackrank.evaluate.references.untrained): the test
-    embeddings' and the TL network's shape (``train.width``, ``train.dim``), so that it is the network
-    training starts from."""
-    return {**embedding_settings(config), "width": config["train"]["width"], "dim": config["train"]["dim"]}

@@ -212,13 +212,6 @@ def split_count(value: float, n_tracks: int, *, key: str) -> int:
     return int(value)
 
 
-def mining_settings(config: dict) -> dict:
-    """:func:`write_triplets`' keyword arguments from a validated workflow config (``mining``, ``seed``):
-    the one mapping from config to mining; online mining (training) takes its Np from here too."""
-    mining = config["mining"]
-    return {"n_positives": mining["n_positives"], "n_negatives": mining["n_negatives"], "seed": config["seed"]}
-
-
 def anchor_rng(seed: int, strategy: str, anchor: int) -> np.random.Generator:
     """The random stream of one anchor: independent of chunking and of the other anchors."""
     return np.random.default_rng([seed, STRATEGIES.index(strategy), anchor])
@@ -283,7 +276,7 @@ def write_triplet_tables(
         ``distance`` (paper §3.3): how negatives are drawn among the tracks ranked after each positive.
     n_positives, n_negatives : Np and Nn, counts (>= 1) or fractions of the set (< 1; see
         :func:`split_count`). No default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a
-        small catalog (:func:`mining_settings` reads them from the workflow config).
+        small catalog (:func:`trackrank.workflow_settings.mining_settings` reads them from the workflow config).
     seed : each anchor's random stream is (seed, strategy, anchor), so a table is the same in any order
         and whatever other strategies are mined beside it.
     anchors : the anchors (positions in ``track_ids``) this job mines, one part of each table

@@ -85,11 +85,6 @@ def curve_anchor(anchor: int, n: int) -> bool:
     return anchor % max(1, math.ceil(n / CURVE_ANCHORS)) == 0
 
 
-def ranking_settings(config: dict) -> dict:
-    """:func:`write_rankings`' keyword arguments from a validated workflow config."""
-    return {"top_k": config["ranking"]["top_k"]}
-
-
 def write_rankings(
     oracle: Oracle, track_ids: list[str], *, output: str | Path, top_k: int = 300, anchors: range | None = None
 ) -> RankingSummary:

@@ -253,12 +253,6 @@ class Oracle:
         return np.round(scores, DECIMALS)
 
 
-def similarity_settings(config: dict) -> dict:
-    """The configured S as :func:`split_oracle`'s keyword arguments (``name``, ``function``,
-    ``category_weights``) from a validated workflow config: every rule that scores tags passes these."""
-    return {key: config["similarity"][key] for key in ("name", "function", "category_weights")}
-
-
 def split_oracle(
     catalog,
     split: str,
