@@ -46,7 +46,7 @@ from trackrank.rank.parts import n_parts  # noqa: E402
 from trackrank.rank.similarity import split_oracle  # noqa: E402
 from trackrank.workflow_settings import (
     mining_settings,
-    ranking_settings,  # noqa: E402
+    ranking_settings,
     similarity_settings,
 )
 

@@ -2,10 +2,9 @@
 # trunk: at_trunk), one job per feature shard, merged into one index searched by `trackrank`.
 
 from trackrank.coldstart.settings import indexable
+from trackrank.workflow_settings import default_index_settings, index_part_settings, index_settings
 
 # index.system "best" indexes every trained embedding and names the best by val nDCG@k the default; the test
-
-from trackrank.workflow_settings import default_index_settings, index_part_settings, index_settings
 # split is not read for that choice.
 INDEX_SYSTEM = lookup(dpath="index/system", within=config)
 INDEXABLE = [s for s in SYSTEMS if indexable(s)] + [TRUNK_SYSTEM] * (TRUNK_SYSTEM in REFERENCES)
