@@ -222,3 +222,21 @@ def small_index(tmp_path_factory) -> tuple[Path, list[str]]:
     )
     folder = index_small_catalog(root, root / "model.pt", root / "index")
     return folder, paths
+
+
+@pytest.fixture
+def index_copy(small_index, tmp_path) -> Path:
+    """The session's small index copied, so a test may add to it or remove from it."""
+    folder = tmp_path / "index"
+    shutil.copytree(small_index[0], folder)
+    return folder
+
+
+@pytest.fixture
+def new_files(tmp_path) -> list[Path]:
+    """Two 14 s files not in the index, whose sound changes half-way (``fresh``, ``other``)."""
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for name, freq in (("fresh", 700.0), ("other", 1500.0)):
+        sf.write(folder / f"{name}.wav", np.concatenate([sine(freq, seconds=7.0), sine(freq / 2, seconds=7.0)]), 44100)
+    return [folder / "fresh.wav", folder / "other.wav"]

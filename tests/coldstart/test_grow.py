@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 from fastapi.testclient import TestClient
 
-from conftest import sine
 from trackrank import cli
 from trackrank.coldstart import grow
 from trackrank.coldstart.recommend import Recommender
 from trackrank.coldstart.service import create_app
 from trackrank.errors import IndexMismatch, QueryError
-
-
-@pytest.fixture
-def index_copy(small_index, tmp_path) -> Path:
-    folder = tmp_path / "index"
-    shutil.copytree(small_index[0], folder)
-    return folder
-
-
-@pytest.fixture
-def new_files(tmp_path) -> list[Path]:
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    made = []
-    for name, freq in (("fresh", 700.0), ("other", 1500.0)):
-        sf.write(folder / f"{name}.wav", np.concatenate([sine(freq, seconds=7.0), sine(freq / 2, seconds=7.0)]), 44100)
-        made.append(folder / f"{name}.wav")
-    return made
 
 
 def test_added_tracks_are_found_returned_and_streamed_like_the_others(index_copy, new_files, tmp_path):

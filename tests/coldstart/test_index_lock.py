@@ -4,34 +4,12 @@ interrupted change left is named on open and removed by the next change."""
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pytest
-import soundfile as sf
 
-from conftest import sine
 from trackrank.coldstart import grow
 from trackrank.coldstart.index import CatalogIndex
-
-
-@pytest.fixture
-def index_copy(small_index, tmp_path) -> Path:
-    folder = tmp_path / "index"
-    shutil.copytree(small_index[0], folder)
-    return folder
-
-
-@pytest.fixture
-def new_files(tmp_path) -> list[Path]:
-    folder = tmp_path / "incoming"
-    folder.mkdir()
-    for name, freq in (("fresh", 700.0), ("other", 1500.0)):
-        sf.write(folder / f"{name}.wav", np.concatenate([sine(freq, seconds=7.0), sine(freq / 2, seconds=7.0)]), 44100)
-    return [folder / "fresh.wav", folder / "other.wav"]
 
 
 class Waiting(logging.Handler):
