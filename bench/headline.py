@@ -83,6 +83,8 @@ def confirmation_table(folder: Path) -> str:
     for result in sorted(folder.glob("*/seed*/result.json")):
         if learning.metrics_file(result.parent, "test").exists():
             finished.setdefault(result.parent.parent.name, {})[result.parent.name] = result.parent
+    if not finished:
+        return "No run has finished yet.\n"
     seeds = sorted(set.intersection(*(set(s) for s in finished.values())))
     runs = [
         {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], split))}
