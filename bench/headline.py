@@ -73,6 +73,19 @@ def times_table(short: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def servable_name(variant: str) -> bool:
+    """Whether a confirmation variant, named as its system, is an embedding an index could serve: a trained
+    TL system or the tagger's trunk, not a reference row (``untrained``, ``mfcc_stats``) nor the tagger."""
+    from trackrank.coldstart.settings import indexable
+    from trackrank.errors import ConfigError
+    from trackrank.learn.settings import TRUNK_SYSTEM
+
+    try:
+        return variant == TRUNK_SYSTEM or indexable(variant)
+    except ConfigError:  # not a system's name: a reference row
+        return False
+
+
 def confirmation_table(folder: Path) -> str:
     """A confirmation run's test comparison to ``untrained`` and ``mfcc_stats`` (nDCG@20, points), over the
     seeds every variant has finished; and the servable variant with the best val nDCG@20 over them."""
@@ -87,8 +100,7 @@ def confirmation_table(folder: Path) -> str:
         return "No run has finished yet.\n"
     seeds = sorted(set.intersection(*(set(s) for s in finished.values())))
     runs = [
-        {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], split))}
-        for split in ("test",)
+        {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], "test"))}
         for v, f in finished.items()
         for seed in seeds
     ]
@@ -105,7 +117,7 @@ def confirmation_table(folder: Path) -> str:
         cells = {row.against: row for row in rows.itertuples(index=False)}
         u, m = cells["untrained"], cells["mfcc_stats"]
         lines.append(f"| {variant} | {u.ndcg:.1f} | {u.d_ndcg} | {u.d_ndcg_seeds} | {m.d_ndcg} | {m.d_ndcg_seeds} |")
-    servable = [v for v in ("at_trunk", "tl_distance", "tl_online", "tl_autopool_online") if v in finished]
+    servable = [v for v in finished if servable_name(v)]
     val = [
         {"variant": v, "per_query": pd.read_parquet(learning.metrics_file(finished[v][seed], "val"))}
         for v in servable

@@ -21,8 +21,8 @@ import pandas as pd
 
 from trackrank.data.feature_cache import Cache
 from trackrank.errors import CheckpointError
-from trackrank.learn.embedding import TrunkEmbedding, choose_device, embed_into, load_model
-from trackrank.learn.models import AutoTagger
+from trackrank.learn.embedding import choose_device, embed_into, load_embedder
+from trackrank.learn.settings import TRUNK_SYSTEM
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +53,14 @@ def write_trunk_embeddings(
     device : ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     """
     device = choose_device(device)
-    model, checkpoint = load_model(model_path, device)
-    if not isinstance(model, AutoTagger):
+    model, checkpoint, system = load_embedder(model_path, device)
+    if system != TRUNK_SYSTEM:
         raise CheckpointError(
             f"{model_path} holds system '{checkpoint['settings']['system']}', not the auto-tagger "
             "(at_baseline): at_trunk needs its trunk"
         )
     kept, outputs, table = embed_into(
-        TrunkEmbedding(model),
+        model,
         cache,
         track_ids=track_ids,
         output=output,
