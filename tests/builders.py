@@ -177,6 +177,8 @@ def tiny_settings(**overrides) -> TrainSettings:
         online_tracks=42,
         online_patches=1,
         online_mining="semi_hard",
+        listwise_temperature=0.5,
+        listwise_target_temperature=0.1,
         **dict.fromkeys(("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch", "aug_mix_db"), 0),
         ema=0.0,
         warmup_steps=0,

@@ -189,6 +189,7 @@ def test_the_schema_offers_the_index_kinds_the_code_builds():
     [
         *ALL_SYSTEMS,
         *("tl_ssl", "tl_autopool_ssl", "tl_distance_from_ssl", "tl_autopool_online_from_ssl"),
+        *("tl_autopool_listwise", "tl_listwise_from_at", "tl_autopool_listwise_from_at"),
         *("tl_autopool_online_from_at", "tl_ssl_from_ssl", "tl_bogus", "at_baseline_from_at", "tl_", "tl_distance_x"),
     ],
 )
@@ -198,7 +199,7 @@ def test_the_schema_and_the_system_grammar_accept_the_same_names(name):
     pattern = schema()["properties"]["train"]["properties"]["systems"]["oneOf"][0]["items"]["pattern"]
     if re.fullmatch(pattern, name):
         architecture, strategy = system_spec(name)
-        assert strategy in (None, "neighbors", "uniform", "distance", "online", "ssl")
+        assert strategy in (None, "neighbors", "uniform", "distance", "online", "listwise", "ssl")
     else:
         assert name not in ALL_SYSTEMS
 

@@ -20,6 +20,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from trackrank.data.feature_cache import PatchCache
 from trackrank.errors import ConfigError
 from trackrank.learn.augment import Augmentation, augment
+from trackrank.learn.listwise import BatchSimilarity
 from trackrank.learn.online_mining import RankLookup, sample_batch_tracks
 from trackrank.rank.parts import TableParts, as_paths, read_parts
 
@@ -164,12 +165,38 @@ class OnlineBatches(SeededBatches):
 
     def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
-        tracks = np.repeat(
+        tracks = self.batch_tracks(rng)
+        patches = self.draw_patches(self.cache, self.train_tracks[tracks], rng)
+        return patches, torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
+
+    def batch_tracks(self, rng: np.random.Generator) -> np.ndarray:
+        """Each patch's track (positions in the train split): P tracks, half with a first-Np neighbour, K times."""
+        return np.repeat(
             sample_batch_tracks(self.lookup, n_tracks=self.n_tracks, n_positives=self.n_positives, rng=rng),
             self.n_patches,
         )
+
+
+class ListwiseBatches(OnlineBatches):
+    """Online batches (P tracks x K patches, drawn so that neighbours meet) with S between their tracks
+    instead of ranks, for the listwise loss (:mod:`trackrank.learn.listwise`).
+
+    Yields (patches (P*K, 96, 512), S (P*K, P*K) float32), row = anchor; with ``targets`` (the train
+    tracks' tag targets, a multi-task run), (patches, S, each patch's track's targets (P*K, n_tags)).
+    """
+
+    def __init__(self, *args, similarity: BatchSimilarity, targets: np.ndarray | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.similarity, self.targets = similarity, targets
+
+    def batch(self, b: int) -> tuple[torch.Tensor, ...]:
+        rng = np.random.default_rng([self.seed, self.epoch, b])
+        tracks = self.batch_tracks(rng)
         patches = self.draw_patches(self.cache, self.train_tracks[tracks], rng)
-        return patches, torch.from_numpy(self.lookup.submatrix(tracks).astype(np.int64))
+        similarity = torch.from_numpy(self.similarity.between(tracks))
+        if self.targets is None:
+            return patches, similarity
+        return patches, similarity, torch.from_numpy(self.targets[tracks])
 
 
 class TwoPatchBatches(SeededBatches):

@@ -15,9 +15,11 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
+from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import PatchCache
 from trackrank.errors import ConfigError
 from trackrank.learn.batches import (
+    ListwiseBatches,
     OnlineBatches,
     SeededBatches,
     TagBatches,
@@ -26,11 +28,13 @@ from trackrank.learn.batches import (
     TwoPatchBatches,
     check_within,
 )
+from trackrank.learn.listwise import BatchSimilarity, listnet_loss, multitask_loss
 from trackrank.learn.losses import OfflineNegatives, offline_negatives, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
-from trackrank.learn.settings import SELF_SUPERVISED, TrainSettings
+from trackrank.learn.settings import LISTWISE, SELF_SUPERVISED, TrainSettings
 from trackrank.learn.training_data import TrainingData
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
+from trackrank.rank.similarity import split_oracle
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +62,11 @@ class SystemKind:
         n_positives: int,
         triplets: str | Path | None,
         train_rankings: str | Path | None,
+        catalog: CatalogFiles,
+        similarity: dict | None,
     ) -> dict:
-        """The kind's own :class:`~trackrank.learn.training_data.TrainingData` fields."""
+        """The kind's own :class:`~trackrank.learn.training_data.TrainingData` fields. ``catalog`` and
+        ``similarity`` (the run's S) are what a kind that computes S itself reads."""
         return {}
 
     def batches(self, data: TrainingData, settings: TrainSettings, epoch: int) -> SeededBatches:
@@ -94,7 +101,9 @@ class Tagger(SystemKind):
 
     reports_active = False
 
-    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(
+        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
+    ) -> dict:
         return {"train_targets": tagger_targets(tags.loc[train_ids].to_numpy(), settings)}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
@@ -153,7 +162,9 @@ class OfflineTriplets(TripletSystem):
     def inputs(self, triplets, train_rankings):
         return [triplets, train_rankings] if self.in_batch else [triplets]
 
-    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(
+        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
+    ) -> dict:
         own = {"triplets": TripletTable(triplets, cache)}
         if self.in_batch:
             if train_rankings is None:
@@ -192,7 +203,9 @@ class OnlineTriplets(TripletSystem):
     def inputs(self, triplets, train_rankings):
         return [train_rankings]
 
-    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(
+        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
+    ) -> dict:
         if train_rankings is None:
             raise ConfigError(f"{settings.system} mines online: it needs the train split's rankings")
         ranks = RankLookup(train_rankings, train_ids)
@@ -268,11 +281,87 @@ class SelfSupervised(OnlineTriplets):
     def inputs(self, triplets, train_rankings):
         return []
 
-    def read(self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings) -> dict:
+    def read(
+        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
+    ) -> dict:
         return {}
 
     def last_positive(self, data: TrainingData) -> int:
         return 0  # rank 0: the same track
+
+
+class Listwise(TripletSystem):
+    """The listwise system (``tl_listwise``): the ranking by S learnt from the whole batch
+    (:mod:`trackrank.learn.listwise`). Its batches are drawn as online mining draws them (P tracks x K
+    patches, half of the tracks with one of their first Np neighbours, from the train split's rankings);
+    S between their tracks comes from the train split's tags with the run's S. Its validation loss is
+    the same loss over the val tracks' embeddings and S of their true tags."""
+
+    reports_active = False
+    #: the val tracks its validation loss reads at most (their S matrix is computed once per run)
+    val_loss_tracks = 512
+
+    def __init__(self):
+        self.val_similarity: torch.Tensor | None = None  # S among the val tracks the validation loss reads
+
+    def inputs(self, triplets, train_rankings):
+        return [train_rankings]
+
+    def read(
+        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
+    ) -> dict:
+        if train_rankings is None:
+            raise ConfigError(f"{settings.system} draws its batches from the train split's rankings: it needs them")
+        oracle_ids, oracle = split_oracle(catalog, "train", **(similarity or {}))
+        row = {track: i for i, track in enumerate(oracle_ids)}
+        own = {
+            "ranks": RankLookup(train_rankings, train_ids),
+            "similarity": BatchSimilarity(oracle, np.array([row[t] for t in train_ids])),
+        }
+        if settings.listwise_tag_weight > 0:  # the tag head's targets, as the auto-tagger's
+            own["train_targets"] = tagger_targets(tags.loc[train_ids].to_numpy(), settings)
+        return own
+
+    def batches(self, data, settings, epoch) -> SeededBatches:
+        return ListwiseBatches(
+            data.cache,
+            data.train_tracks,
+            data.ranks,
+            n_tracks=settings.online_tracks,
+            n_patches=settings.online_patches,
+            n_positives=data.n_positives,
+            n_batches=settings.batches_per_epoch,
+            seed=settings.seed,
+            epoch=epoch,
+            similarity=data.similarity,
+            targets=data.train_targets,
+        )
+
+    def loss(self, model, batch, data, settings, device):
+        patches, similarity, *targets = batch
+        embeddings, logits = model.embed_and_tag(patches.to(device, non_blocking=True))
+        listwise = listnet_loss(
+            embeddings,
+            similarity.to(device),
+            temperature=settings.listwise_temperature,
+            target_temperature=settings.listwise_target_temperature,
+        )
+        targets = targets[0].to(device) if targets else None
+        return multitask_loss(listwise, logits, targets, settings.listwise_tag_weight), None
+
+    def validation(self, outputs, data, settings, k):
+        n = min(len(outputs), self.val_loss_tracks)
+        if self.val_similarity is None:
+            self.val_similarity = torch.from_numpy(
+                np.stack([data.val_oracle.scores(i)[:n] for i in range(n)]).astype(np.float32)
+            )
+        loss = listnet_loss(
+            torch.from_numpy(outputs[:n]),
+            self.val_similarity,
+            temperature=settings.listwise_temperature,
+            target_temperature=settings.listwise_target_temperature,
+        )
+        return rank_by_distance(outputs, k), loss
 
 
 def kind_of(settings: TrainSettings) -> SystemKind:
@@ -284,4 +373,6 @@ def kind_of(settings: TrainSettings) -> SystemKind:
         return SelfSupervised()
     if settings.strategy == "online":
         return OnlineTriplets()
+    if settings.strategy == LISTWISE:
+        return Listwise()
     return OfflineTriplets(offline_negatives(settings.offline_negatives))

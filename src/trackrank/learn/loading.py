@@ -56,6 +56,8 @@ def load_training_data(
         n_positives=n_positives,
         triplets=triplets,
         train_rankings=train_rankings,
+        catalog=catalog,
+        similarity=similarity,
     )
     read = [catalog.tracks, catalog.tags, catalog.taxonomy, *(part.index for part in cache.files)]
     read += as_paths(val_rankings)
@@ -68,6 +70,7 @@ def load_training_data(
         triplets=own.get("triplets"),
         ranks=own.get("ranks"),
         n_positives=n_positives,
+        similarity=own.get("similarity"),
         val_ids=val_ids,
         val_tracks=cache.indices(val_ids),
         val_relevant=val_relevant,

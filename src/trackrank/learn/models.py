@@ -84,17 +84,26 @@ class AutoTagger(nn.Module):
 
 
 class TripletNet(nn.Module):
-    """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation."""
+    """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation; with ``n_tags``, a second head on the same
+    trunk features that outputs tag logits as the auto-tagger's does (the multi-task listwise system)."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
+    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0, n_tags: int = 0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
         self.dropout = nn.Dropout(head_dropout)  # at 0 it returns its input, drawing nothing
         self.output = nn.Linear(self.trunk.out_channels, dim)
+        if n_tags:
+            self.tag_output = nn.Linear(self.trunk.out_channels, n_tags)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
-        return F.normalize(self.output(self.dropout(self.trunk(patches).flatten(1))), dim=1)
+        return self.embed_and_tag(patches)[0]
+
+    def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Embeddings and, with a tag head, tag logits (batch, n_tags) from one pass through the trunk."""
+        features = self.trunk(patches).flatten(1)
+        embeddings = F.normalize(self.output(self.dropout(features)), dim=1)
+        return embeddings, (self.tag_output(features) if hasattr(self, "tag_output") else None)
 
 
 class AutoPool(nn.Module):
@@ -133,6 +142,10 @@ class AutoPoolTripletNet(nn.Module):
         """Embeddings, shape (batch, d), unit L2 norm."""
         return F.normalize(self.pool(self.frames(patches)), dim=1)
 
+    def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, None]:
+        """Embeddings and no tag logits (it has no tag head)."""
+        return self(patches), None
+
 
 def build_model(
     architecture: str,
@@ -141,6 +154,7 @@ def build_model(
     dim: int = 128,
     width: float = 1.0,
     head_dropout: float = 0.0,
+    tag_head: bool = False,
     seed: int | None = None,
 ) -> nn.Module:
     """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
@@ -153,6 +167,7 @@ def build_model(
     dim : the TL embedding's dimension (paper: 128).
     width : the factor on every layer's filter count, > 0 (paper: 1; the demo 1/16).
     head_dropout : a TL network's dropout before its FC(d), in training (the tagger keeps its 0.5).
+    tag_head : a TL network with a tag head too (``n_tags`` logits; ``train.listwise.tag_weight`` > 0).
     seed : the initial weights' seed (None: torch's generator as it stands).
     """
     if seed is not None:
@@ -160,7 +175,9 @@ def build_model(
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":
-        return TripletNet(dim, width, head_dropout)
+        return TripletNet(dim, width, head_dropout, n_tags if tag_head else 0)
+    if tag_head:
+        raise ConfigError(f"a tag head (train.listwise.tag_weight > 0) needs the FCN-5 TL network, not {architecture}")
     if architecture == "autopool_triplet":
         return AutoPoolTripletNet(dim, width, head_dropout)
     raise ConfigError(f"unknown architecture '{architecture}' (fcn5_tagger, triplet, autopool_triplet)")

@@ -59,7 +59,8 @@ def embedding_system(system: str) -> str:
     return TRUNK_SYSTEM if system_spec(system)[0] == "fcn5_tagger" else system
 
 
-#: Every system: Table 2 of the paper, then online mining (beyond the paper). ``train.systems: all``.
+#: Every system: Table 2 of the paper, then online mining and the listwise loss (beyond the paper).
+#: ``train.systems: all``.
 ALL_SYSTEMS = (
     "at_baseline",
     "tl_neighbors",
@@ -69,6 +70,7 @@ ALL_SYSTEMS = (
     "tl_online",
     "tl_autopool_online",
     "tl_online_from_at",
+    "tl_listwise",
 )
 #: Suffix of a TL system whose trunk starts from the trained auto-tagger's (same FCN-5 trunk).
 FROM_TAGGER = "_from_at"
@@ -78,6 +80,9 @@ FROM_SSL = "_from_ssl"
 #: The strategy of the self-supervised systems: they learn from the audio of every track outside the
 #: test split, tagged or not.
 SELF_SUPERVISED = "ssl"
+#: The strategy of the listwise systems (``tl_listwise``): a listwise loss on S over each batch
+#: (:mod:`trackrank.learn.listwise`), batches drawn as online mining draws them.
+LISTWISE = "listwise"
 
 
 def expand_systems(systems) -> list[str]:
@@ -177,6 +182,9 @@ class TrainSettings:
     online_tracks: int = FROM_SCHEMA  # P tracks ...
     online_patches: int = FROM_SCHEMA  # ... x K patches per online batch
     online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
+    listwise_temperature: float = FROM_SCHEMA  # tl_listwise: scale of the model's squared distances ...
+    listwise_target_temperature: float = FROM_SCHEMA  # ... and of S (trackrank.learn.listwise)
+    listwise_tag_weight: float = FROM_SCHEMA  # tl_listwise's share of a tag head's loss (0: none, 1: tags alone)
     init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
     # network of the same architecture whole (tl_ssl's)
     aug_pitch: int = FROM_SCHEMA  # training-patch augmentation (trackrank.learn.augment); all 0: none
@@ -223,7 +231,9 @@ class TrainSettings:
     def ranks_batches(self) -> bool:
         """Its batches are ranked by the train split's rankings, an input of its training: online mining,
         and an offline system whose pairs take their negatives from the whole batch."""
-        return self.strategy == "online" or (mines_offline(self.strategy) and self.offline_negatives == "batch")
+        return self.strategy in ("online", LISTWISE) or (
+            mines_offline(self.strategy) and self.offline_negatives == "batch"
+        )
 
     def for_train_split(self, n_tracks: int) -> TrainSettings:
         """These settings for a train split of ``n_tracks``: ``epochs`` and ``patience`` times
@@ -244,13 +254,22 @@ class TrainSettings:
 #: the option's default (the schema's, which may be another): at this value an option is left out of a run's
 #: rule params and checkpoint fingerprint, so that adding an option neither retrains nor restarts the runs
 #: that do not use it (Snakemake reruns a job whose params changed; a changed fingerprint starts over).
-TRAINS_AS_BEFORE = {"offline_negatives": "all", "tag_targets": "binary"}
+TRAINS_AS_BEFORE = {
+    "offline_negatives": "all",
+    "tag_targets": "binary",
+    "listwise_temperature": 0.5,
+    "listwise_target_temperature": 0.1,
+    "listwise_tag_weight": 0.0,
+}
 
 #: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
 #: it at that value, so that it reaches neither their params nor their fingerprints.
 READ_BY = {
     "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
-    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger",
+    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger" or strategy == LISTWISE,
+    "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
+    "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
+    "listwise_tag_weight": lambda architecture, strategy: strategy == LISTWISE,
 }
 
 
@@ -339,4 +358,5 @@ def config_fields(system: str, config: dict) -> dict:
     settings["n_positives"] = config["mining"]["n_positives"]  # online mining's Np is the offline miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
+    settings.update({f"listwise_{key}": value for key, value in train["listwise"].items()})
     return settings

@@ -129,6 +129,7 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
         dim=settings.dim,
         width=settings.width,
         head_dropout=settings.head_dropout,
+        tag_head=settings.listwise_tag_weight > 0,
         seed=settings.seed,
     ).to(device)
     if settings.init_trunk:

@@ -16,6 +16,7 @@ from trackrank.data.catalog import UNTAGGED
 from trackrank.data.feature_cache import PatchCache
 from trackrank.digests import file_sha256
 from trackrank.learn.batches import TripletTable
+from trackrank.learn.listwise import BatchSimilarity
 from trackrank.learn.online_mining import RankLookup
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class TrainingData:
     triplets: TripletTable | None
     ranks: RankLookup | None  # train split oracle ranks (online mining, offline negatives: batch), over train_tracks
     n_positives: int  # Np resolved against the train split (online mining)
+    similarity: BatchSimilarity | None  # S between train tracks, from their tags (listwise)
     val_ids: list[str]
     val_tracks: np.ndarray
     val_relevant: np.ndarray  # (n_val, n_relevant) positions in val_ids
