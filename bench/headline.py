@@ -11,7 +11,10 @@ rendered from ``bench/results/headline/``:
 - ``confirm_<catalog>``: a confirmation run of ``bench/learning.py --confirm`` copied to
   ``bench/results/confirm_<catalog>/`` (``<variant>/seed<N>/metrics/{val,test}.per_query.parquet``): each
   variant's test nDCG@20 over its seeds and its difference to ``untrained`` and to ``mfcc_stats``, per query
-  and over (query x seed), and the servable variant chosen on val.
+  and over (query x seed), and the servable variant chosen on val;
+- ``val_<folder>``: the same comparison on the val split of ``bench/results/<folder>/`` (a choice's evidence);
+- either with ``-vs-<reference>-<reference>...``: against those variants instead (e.g.
+  ``confirm_scores1001-vs-at_trunk``).
 
     python bench/headline.py record results --name demo   # copy a finished run's report here
     python bench/headline.py                              # rewrite every block from the files
@@ -86,37 +89,40 @@ def servable_name(variant: str) -> bool:
         return False
 
 
-def confirmation_table(folder: Path) -> str:
-    """A confirmation run's test comparison to ``untrained`` and ``mfcc_stats`` (nDCG@20, points), over the
-    seeds every variant has finished; and the servable variant with the best val nDCG@20 over them."""
+def comparison_table(folder: Path, split: str = "test", references: tuple[str, ...] = ("untrained", "mfcc_stats")):
+    """A run's comparison on ``split`` to each of ``references`` (nDCG@20, points), over the seeds every
+    variant has finished; on the test split, also the servable variant with the best val nDCG@20 over them."""
     sys.path.insert(0, str(REPO / "bench"))
     import learning
 
     finished = {}
     for result in sorted(folder.glob("*/seed*/result.json")):
-        if learning.metrics_file(result.parent, "test").exists():
+        if learning.metrics_file(result.parent, split).exists():
             finished.setdefault(result.parent.parent.name, {})[result.parent.name] = result.parent
     if not finished:
         return "No run has finished yet.\n"
     seeds = sorted(set.intersection(*(set(s) for s in finished.values())))
     runs = [
-        {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], "test"))}
+        {"variant": v, "seed": int(seed[4:]), "per_query": pd.read_parquet(learning.metrics_file(f[seed], split))}
         for v, f in finished.items()
         for seed in seeds
     ]
-    table = learning.comparison(runs, ["untrained", "mfcc_stats"], "test")
+    table = learning.comparison(runs, list(references), split)
     n_queries = len(runs[0]["per_query"])
     lines = [
-        f"Test split, {n_queries} queries, training seeds {', '.join(s[4:] for s in seeds)}; nDCG@20 and its "
-        "difference in points: per query (seeds averaged, ± 95 % t) and over queries and seeds (95 % bootstrap).",
+        f"{split.capitalize()} split, {n_queries} queries, training seeds {', '.join(s[4:] for s in seeds)}; "
+        "nDCG@20 and its difference in points: per query (seeds averaged, ± 95 % t) and over queries and seeds "
+        "(95 % bootstrap).",
         "",
-        "| variant | nDCG@20 (%) | − untrained | over seeds | − mfcc_stats | over seeds |",
-        "|---|---|---|---|---|---|",
+        "| variant | nDCG@20 (%) | " + " | ".join(f"− {r} | over seeds" for r in references) + " |",
+        "|---|---|" + "---|---|" * len(references),
     ]
     for variant, rows in table.groupby("variant", sort=False):
         cells = {row.against: row for row in rows.itertuples(index=False)}
-        u, m = cells["untrained"], cells["mfcc_stats"]
-        lines.append(f"| {variant} | {u.ndcg:.1f} | {u.d_ndcg} | {u.d_ndcg_seeds} | {m.d_ndcg} | {m.d_ndcg_seeds} |")
+        differences = " | ".join(f"{cells[r].d_ndcg} | {cells[r].d_ndcg_seeds}" for r in references)
+        lines.append(f"| {variant} | {cells[references[0]].ndcg:.1f} | {differences} |")
+    if split != "test":
+        return "\n".join(lines) + "\n"
     servable = [v for v in finished if servable_name(v)]
     val = [
         {"variant": v, "per_query": pd.read_parquet(learning.metrics_file(finished[v][seed], "val"))}
@@ -134,8 +140,12 @@ def render(name: str) -> str:
     """The text a block named ``name`` holds."""
     if name in ("times", "times-short"):
         return times_table(short=name == "times-short")
-    if name.startswith("confirm_"):
-        return confirmation_table(REPO / "bench" / "results" / name)
+    if name.startswith(("confirm_", "val_")):
+        folder, _, against = name.partition("-vs-")
+        references = tuple(against.split("-")) if against else ("untrained", "mfcc_stats")
+        if folder.startswith("val_"):
+            return comparison_table(REPO / "bench" / "results" / folder.removeprefix("val_"), "val", references)
+        return comparison_table(REPO / "bench" / "results" / folder, "test", references)
     folder = HEADLINE / name
     if not (folder / "table.csv").is_file():
         raise SystemExit(f"headline block '{name}': no {folder / 'table.csv'} (record a run with `record`)")

@@ -61,3 +61,25 @@ def test_the_times_tables_come_from_times_csv(short):
     assert text.count("\n") == 2 + len(shown)
     for row in shown.itertuples():
         assert row.wall in text
+
+
+def write_runs(folder, split: str, values: dict[str, list[float]]) -> None:
+    """Finished bench runs of one seed: each variant's per-query nDCG@20 (0-1) on ``split``."""
+    for variant, ndcg in values.items():
+        run = folder / variant / "seed0"
+        (run / "metrics").mkdir(parents=True)
+        (run / "result.json").write_text("{}")
+        per_query = pd.DataFrame({"query": [f"q{i}" for i in range(len(ndcg))], "map": ndcg, "ndcg": ndcg})
+        per_query.to_parquet(run / "metrics" / f"{split}.per_query.parquet")
+
+
+def test_a_val_table_compares_each_variant_with_the_references_it_names(tmp_path, monkeypatch):
+    """``val_<folder>-vs-a-b``: the val split of bench/results/<folder>/, one pair of columns per reference."""
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    folder = tmp_path / "bench" / "results" / "trial"
+    write_runs(folder, "val", {"at_trunk": [0.5, 0.6, 0.7], "tl_listwise": [0.6, 0.7, 0.8], "untrained": [0.3] * 3})
+    table = headline.render("val_trial-vs-untrained-at_trunk")
+    assert table.startswith("Val split, 3 queries, training seeds 0;")
+    assert "| variant | nDCG@20 (%) | − untrained | over seeds | − at_trunk | over seeds |" in table
+    assert "| tl_listwise | 70.0 | +40.0" in table and "| +10.0 ± 0.0 |" in table
+    assert "Served" not in table, "no choice is made from a table of the split it was made on"
