@@ -33,7 +33,7 @@ from trackrank.coldstart.faiss_index import new_faiss_index
 from trackrank.coldstart.index_lock import changing
 from trackrank.coldstart.recommend import Recommender, query_cqt
 from trackrank.coldstart.search import INDEX_FILES, CatalogIndex, resolve_index_folder
-from trackrank.data.catalog import track_id_problem
+from trackrank.data.catalog_validation import track_id_problem
 from trackrank.errors import IndexMismatch, QueryError
 
 log = logging.getLogger(__name__)
