@@ -40,7 +40,7 @@ def plot_metric_bars(table: pd.DataFrame, *, k: int, output: str | Path) -> None
 
     Parameters
     ----------
-    table : as :func:`markdown_table`'s.
+    table : as :func:`~trackrank.evaluate.tables.markdown_table`'s.
     k : the metrics' cut-off, in the panel titles.
     output : the PNG written.
     """

@@ -38,7 +38,7 @@ def markdown_table(table: pd.DataFrame, *, k: int, title: str) -> str:
 
     Parameters
     ----------
-    table : one row per system, the metric means and CI half-widths in percent (:func:`collect_metrics`).
+    table : one row per system, the metric means and CI half-widths in percent (:func:`results_table`).
     k : the cut-off of every metric (``evaluate.k``), named in the header (MAP@k ...).
     title : the table's Markdown heading.
     """
