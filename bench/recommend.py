@@ -81,7 +81,7 @@ import soundfile as sf
 import torch
 from request_cost import write_worst_upload  # bench/request_cost.py, beside this script
 
-from trackrank.coldstart.index import new_faiss_index
+from trackrank.coldstart.faiss_index import new_faiss_index
 from trackrank.coldstart.recommend import Recommender, query_cqt
 from trackrank.coldstart.settings import MAX_DURATION_S
 

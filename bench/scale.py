@@ -16,7 +16,7 @@ The index (``--index VECTORS``): a real run's track embeddings (an index's ``vec
 to each size with Gaussian perturbations (``--spread`` times the median distance between nearest real
 tracks, a quarter by default: structure like a trained model's, not uniform random vectors, the worst
 case; a spread of 1 blurs the real tracks into each other) and normalised;
-the exact index and FAISS IVF (trackrank.coldstart.index.new_faiss_index) built from them; held-out
+the exact index and FAISS IVF (trackrank.coldstart.faiss_index.new_faiss_index) built from them; held-out
 perturbed queries answered one at a time on one thread: p50/p95 ms and IVF's recall@10 against exact.
 
 Usage: python bench/scale.py [--sizes 10000 100000 1000000] [--anchors 10000 2000 200]
@@ -142,7 +142,7 @@ def measure_index(vectors_file: Path, n_tracks: int, n_queries: int, spread: flo
     """Build and query the exact and the IVF index of ``n_tracks`` replicated vectors, one thread."""
     import faiss
 
-    from trackrank.coldstart.index import new_faiss_index
+    from trackrank.coldstart.faiss_index import new_faiss_index
 
     faiss.omp_set_num_threads(1)
     stored = faiss.read_index(str(vectors_file))

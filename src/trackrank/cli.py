@@ -20,7 +20,8 @@ log = logging.getLogger("trackrank")
 
 
 def _index(args: argparse.Namespace) -> int:
-    from trackrank.coldstart.index import build_index, trained_embedding
+    from trackrank.coldstart.index import build_index
+    from trackrank.coldstart.index_identity import trained_embedding
     from trackrank.data.feature_cache import cache_in_folder
 
     if args.action == "add":

@@ -17,8 +17,9 @@ from fastapi.testclient import TestClient
 
 from conftest import sine
 from trackrank.cli import parser
-from trackrank.coldstart.index import CatalogIndex, new_faiss_index
+from trackrank.coldstart.faiss_index import new_faiss_index
 from trackrank.coldstart.recommend import Recommender
+from trackrank.coldstart.search import CatalogIndex
 from trackrank.coldstart.service import create_app
 from trackrank.data.feature_cache import cache_in_folder, cached_track_ids
 from trackrank.errors import IndexMismatch

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from trackrank.coldstart.faiss_index import new_faiss_index
 from trackrank.coldstart.filters import Filters
-from trackrank.coldstart.index import new_faiss_index
 from trackrank.coldstart.recommend import Recommender
 from trackrank.coldstart.service import create_app
 from trackrank.errors import QueryError

@@ -9,7 +9,7 @@ import threading
 import pandas as pd
 
 from trackrank.coldstart import grow
-from trackrank.coldstart.index import CatalogIndex
+from trackrank.coldstart.search import CatalogIndex
 
 
 class Waiting(logging.Handler):

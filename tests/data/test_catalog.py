@@ -11,7 +11,8 @@ import soundfile as sf
 
 from builders import ingest_outputs
 from conftest import sine, write_catalog
-from trackrank.data.catalog import ingest, merge_rejected, validate_catalog
+from trackrank.data.catalog import ingest, merge_rejected
+from trackrank.data.catalog_validation import validate_catalog
 from trackrank.errors import CatalogError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trackrank.data.catalog import validate_catalog
+from trackrank.data.catalog_validation import validate_catalog
 from trackrank.data.demo.catalog import DemoSettings, catalog_tags, tag_names, taxonomy_table, write_demo_catalog
 
 

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from builders import needs_fluidsynth
-from trackrank.data.catalog import validate_catalog
+from trackrank.data.catalog_validation import validate_catalog
 from trackrank.data.scores.plan import (
     FAMILIES,
     ScoresSettings,

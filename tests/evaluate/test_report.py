@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 
 from builders import per_query, report_outputs, write_run
-from trackrank.evaluate.report import kept_epoch, paired_table, plot_training_curves, write_paired, write_report
+from trackrank.evaluate.figures import plot_training_curves
+from trackrank.evaluate.paired import paired_table, write_paired
+from trackrank.evaluate.report import write_report
+from trackrank.evaluate.tables import kept_epoch
 
 
 def test_paired_md_gives_the_sign_and_verdict_of_each_system_against_the_auto_tagger(tmp_path):

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from builders import random_tags
-from trackrank.rank.mining import STRATEGIES, _mass_below, anchor_rng, mine_anchor, write_triplets
+from trackrank.rank.mining import STRATEGIES, anchor_rng, mine_anchor, write_triplets
+from trackrank.rank.negative_draws import mass_below
 from trackrank.rank.oracle import top_ranked
 from trackrank.rank.similarity import Oracle
 
@@ -182,4 +183,4 @@ def test_the_mass_after_each_positive_is_the_weight_of_the_tracks_scoring_below_
     weights = rng.uniform(0, 1, 500)
     below = np.sort(rng.choice(scores[scores > 0], 15))[::-1]  # positives' S, in rank order, tied ones included
     expected = [weights[scores < b].sum() for b in below]
-    np.testing.assert_allclose(_mass_below(weights, scores, below), expected, rtol=1e-12)
+    np.testing.assert_allclose(mass_below(weights, scores, below), expected, rtol=1e-12)

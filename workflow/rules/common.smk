@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from trackrank.data.catalog import UNTAGGED_TABLE
+from trackrank.data.catalog_tables import UNTAGGED_TABLE
 from trackrank.data.features import shard_tracks
 from trackrank.learn.settings import MALLOC_SETTINGS, TRUNK_SYSTEM, system_spec
 from trackrank.rank.mining import STRATEGIES as MINING_STRATEGIES

@@ -1,5 +1,5 @@
-# Snakemake step: the paper's Fig. 1 (top) for the train split (trackrank.evaluate.report).
-from trackrank.evaluate.report import plot_similarity_vs_rank
+# Snakemake step: the paper's Fig. 1 (top) for the train split (trackrank.evaluate.figures).
+from trackrank.evaluate.figures import plot_similarity_vs_rank
 from trackrank.logs import workflow_step
 
 with workflow_step(snakemake.log[0]):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trackrank.coldstart.index import CatalogIndex
+from trackrank.coldstart.search import CatalogIndex
 from trackrank.errors import QueryError, shortened
 
 

@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 
 from trackrank.coldstart.explain import strong_tags
-from trackrank.coldstart.index import INDEX_FILES, CatalogIndex, new_faiss_index, resolve_index_folder
+from trackrank.coldstart.faiss_index import new_faiss_index
 from trackrank.coldstart.index_lock import changing
 from trackrank.coldstart.recommend import Recommender, query_cqt
-from trackrank.data.catalog import track_id_problem
+from trackrank.coldstart.search import INDEX_FILES, CatalogIndex, resolve_index_folder
+from trackrank.data.catalog_validation import track_id_problem
 from trackrank.errors import IndexMismatch, QueryError
 
 log = logging.getLogger(__name__)

@@ -25,8 +25,9 @@ import torch
 
 from trackrank.coldstart.explain import TagEstimator, shared, tagger_beside
 from trackrank.coldstart.filters import NO_FILTERS, Filters
-from trackrank.coldstart.index import CatalogIndex, Neighbour, embed_tracks, load_embedding_model
+from trackrank.coldstart.search import CatalogIndex, Neighbour
 from trackrank.coldstart.settings import MAX_CHANNELS, MAX_DURATION_S, SAMPLE_RATES
+from trackrank.coldstart.track_embeddings import embed_tracks, load_embedding_model
 from trackrank.data.audio import starts_like_audio
 from trackrank.data.features import PATCH_FRAMES, min_duration_s, track_cqt
 from trackrank.errors import AudioError, QueryError

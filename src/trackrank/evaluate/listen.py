@@ -34,6 +34,8 @@ tr.relevant td { background: #e6f4e6; }
 .tags { color: #555; font-size: 0.85em; }
 audio { height: 2em; }
 """
+#: The header row of every table of tracks on the page.
+HEADER = "<tr><th>rank</th><th>track</th><th>artist</th><th>grade</th><th>audio</th><th>tags</th></tr>"
 
 
 def pick_queries(queries: list[str], n_queries: int, *, seed: int) -> list[str]:
@@ -92,39 +94,68 @@ def listening_page(
     """
     page_dir = Path(page_dir).resolve()
     tracks = tracks.set_index("track_id")
-    retrieved = {
+    retrieved = _retrieved(predictions)
+    # the tracks the systems ranked (test tracks with features), in catalog order, as the metrics see them
+    ranked = {t for by_query in retrieved.values() for q, ids in by_query.items() for t in (q, *ids)}
+    ids = [t for t in tracks.index if t in ranked]
+    relevant = relevant_from_rankings(test_rankings, ids, n_relevant=n_relevant)
+    queries = [t for t in ids if all(t in by_query for by_query in retrieved.values())]
+    sections = []
+    for query in pick_queries(queries, n_queries, seed=seed):
+        oracle_first = [ids[i] for i in relevant[ids.index(query)] if i >= 0]
+        sections.append(
+            _query_section(
+                query, oracle_first, retrieved, tracks, tags, page_dir, n_relevant=n_relevant, n_shown=n_shown
+            )
+        )
+    return _page(sections, n_relevant)
+
+
+def _retrieved(predictions: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[str]]]:
+    """System -> query -> the tracks it retrieved for that query, in rank order."""
+    return {
         system: {
             str(q): [str(t) for t in ids]
             for q, ids in table.sort_values(["query", "rank"]).groupby("query", observed=True)["track_id"]
         }
         for system, table in predictions.items()
     }
-    # the tracks the systems ranked (test tracks with features), in catalog order, as the metrics see them
-    ranked = {t for by_query in retrieved.values() for q, ids in by_query.items() for t in (q, *ids)}
-    ids = [t for t in tracks.index if t in ranked]
-    relevant = relevant_from_rankings(test_rankings, ids, n_relevant=n_relevant)
-    queries = [t for t in ids if all(t in by_query for by_query in retrieved.values())]
-    header = "<tr><th>rank</th><th>track</th><th>artist</th><th>grade</th><th>audio</th><th>tags</th></tr>"
-    sections = []
-    for query in pick_queries(queries, n_queries, seed=seed):
-        oracle_first = [ids[i] for i in relevant[ids.index(query)] if i >= 0]
-        grade = {t: n_relevant - i for i, t in enumerate(oracle_first)}
-        parts = [
-            f'<section id="{html.escape(query)}"><h2>Query {html.escape(query)} '
-            f"({html.escape(str(tracks.at[query, 'artist']))})</h2>",
-            f"<p>{_audio_cell(tracks.at[query, 'path'], page_dir)} "
-            f'<span class="tags">{html.escape(tag_summary(tags.loc[query]))}</span></p>',
-            f"<h3>Oracle S: the {n_relevant} relevant tracks</h3><table>{header}",
-            *_track_rows(oracle_first, grade, tracks, tags, page_dir),
+
+
+def _query_section(
+    query: str,
+    oracle_first: list[str],
+    retrieved: dict[str, dict[str, list[str]]],
+    tracks: pd.DataFrame,
+    tags: pd.DataFrame,
+    page_dir: Path,
+    *,
+    n_relevant: int,
+    n_shown: int,
+) -> str:
+    """One query's section: the query, the oracle's first tracks ``oracle_first`` (graded from ``n_relevant``
+    down), then each system's first ``n_shown`` retrieved tracks, with the grade of those among the oracle's."""
+    grade = {t: n_relevant - i for i, t in enumerate(oracle_first)}
+    parts = [
+        f'<section id="{html.escape(query)}"><h2>Query {html.escape(query)} '
+        f"({html.escape(str(tracks.at[query, 'artist']))})</h2>",
+        f"<p>{_audio_cell(tracks.at[query, 'path'], page_dir)} "
+        f'<span class="tags">{html.escape(tag_summary(tags.loc[query]))}</span></p>',
+        f"<h3>Oracle S: the {n_relevant} relevant tracks</h3><table>{HEADER}",
+        *_track_rows(oracle_first, grade, tracks, tags, page_dir),
+        "</table>",
+    ]
+    for system, by_query in retrieved.items():
+        parts += [
+            f"<h3>{html.escape(system)}: first {n_shown} retrieved</h3><table>{HEADER}",
+            *_track_rows(by_query[query][:n_shown], grade, tracks, tags, page_dir),
             "</table>",
         ]
-        for system, by_query in retrieved.items():
-            parts += [
-                f"<h3>{html.escape(system)}: first {n_shown} retrieved</h3><table>{header}",
-                *_track_rows(by_query[query][:n_shown], grade, tracks, tags, page_dir),
-                "</table>",
-            ]
-        sections.append("\n".join(parts) + "</section>")
+    return "\n".join(parts) + "</section>"
+
+
+def _page(sections: list[str], n_relevant: int) -> str:
+    """The whole page: its head, what it shows, then the query ``sections``."""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>trackrank: listening page'
         f"</title><style>{STYLE}</style></head><body>\n<h1>Listening page: {len(sections)} test queries</h1>\n"

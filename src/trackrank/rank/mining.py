@@ -45,6 +45,7 @@ import pyarrow.parquet as pq
 from trackrank.atomic import atomic_output
 from trackrank.errors import ConfigError
 from trackrank.logs import CONSOLE
+from trackrank.rank.negative_draws import distance_draws, uniform_draws
 from trackrank.rank.oracle import dictionary_column, top_ranked
 from trackrank.rank.similarity import Oracle
 
@@ -54,71 +55,13 @@ STRATEGIES = ("neighbors", "uniform", "distance")
 TRIPLET_SCHEMA = pa.schema(
     [(name, pa.dictionary(pa.int32(), pa.string())) for name in ("anchor", "positive", "negative")]
 )
-#: Below this share of the mass left after the positive, draw from it directly instead of rejecting.
-MIN_ACCEPTANCE = 0.2
 CHUNK_ANCHORS = 256
 
 
-def _rejection_draws(sample, below: np.ndarray, scores: np.ndarray, size: int) -> np.ndarray:
-    """(len(below), size) draws from ``sample``; row i keeps only tracks whose S is below ``below[i]``
-    (its positive's S: ranked after it and not tied with it)."""
-    limit = below[:, None]
-    draws = sample((len(below), size))
-    rejected = scores[draws] >= limit
-    while rejected.any():
-        draws[rejected] = sample(int(rejected.sum()))
-        rejected = scores[draws] >= limit
-    return draws
-
-
-def _uniform_draws(
-    scores: np.ndarray, anchor: int, below: np.ndarray, size: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Row i: ``size`` tracks uniform over those whose S is below ``below[i]`` (anchor excluded)."""
-    n = len(scores)
-
-    def sample(shape):
-        drawn = rng.integers(0, n - 1, size=shape)
-        return drawn + (drawn >= anchor)  # skip the anchor
-
-    return _rejection_draws(sample, below, scores, size)
-
-
-def _mass_below(weights: np.ndarray, scores: np.ndarray, below: np.ndarray) -> np.ndarray:
-    """For each ``b`` of ``below``, the weight of the tracks whose S is below ``b``: one pass over the split
-    for all the positives, not one each."""
-    ascending = np.sort(below)
-    bucket = np.searchsorted(ascending, scores, side="right")  # how many b are <= a track's S
-    cumulative = np.cumsum(np.bincount(bucket, weights=weights, minlength=len(below) + 1))
-    return cumulative[np.searchsorted(ascending, below, side="left")]  # S < b: as many b <= S as b < b
-
-
-def _distance_draws(
-    weights: np.ndarray, scores: np.ndarray, anchor: int, below: np.ndarray, size: int, rng: np.random.Generator
-) -> np.ndarray:
-    """Row i: ``size`` tracks whose S is below ``below[i]``, P(n) proportional to ``weights[n]``.
-
-    Rejection from the whole list where the region after the positive holds at least
-    :data:`MIN_ACCEPTANCE` of the mass; otherwise a draw from that region directly; uniform
-    where it holds no mass at all.
-    """
-    total = weights.sum()
-    after = _mass_below(weights, scores, below)  # mass after each positive; decreases
-    cdf = np.cumsum(weights)
-    n_rejection = int((after > MIN_ACCEPTANCE * total).sum())  # a prefix: after[] decreases
-    draws = _rejection_draws(
-        lambda shape: np.searchsorted(cdf, rng.random(shape) * total, side="right"), below[:n_rejection], scores, size
-    )
-    rows = list(draws)
-    for b in below[n_rejection:]:
-        valid = scores < b
-        valid[anchor] = False
-        restricted = np.where(valid, weights, 0.0)
-        if not restricted.any():  # nothing after the positive has S > 0: uniform there
-            restricted = valid.astype(float)
-        local = np.cumsum(restricted)
-        rows.append(np.searchsorted(local, rng.random(size) * local[-1], side="right"))
-    return np.stack(rows) if rows else np.zeros((0, size), dtype=np.int64)
+def check_strategy(strategy: str) -> None:
+    """Refuse a mining strategy that is not one of :data:`STRATEGIES`, naming them."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
 
 
 def mine_anchor(
@@ -141,8 +84,7 @@ def mine_anchor(
     -------
     positives, negatives : np.ndarray of track indices, same length (one row per triplet).
     """
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
+    check_strategy(strategy)
     positives = anchor_positives(scores, anchor, n_positives)
     return anchor_negatives(positives, strategy, n_negatives=n_negatives, rng=rng)
 
@@ -188,11 +130,11 @@ def anchor_negatives(
         positives = [np.full(len(neg), p) for p, neg in zip(ranking, negatives)]
         return np.concatenate(positives), np.concatenate(negatives)
     if strategy == "uniform":
-        negatives = _uniform_draws(others, anchor, below, n_negatives, rng)
+        negatives = uniform_draws(others, anchor, below, n_negatives, rng)
     else:
         weights = np.asarray(scores, dtype=np.float64).copy()
         weights[anchor] = 0.0
-        negatives = _distance_draws(weights, others, anchor, below, n_negatives, rng)
+        negatives = distance_draws(weights, others, anchor, below, n_negatives, rng)
     return np.repeat(ranking, n_negatives), negatives.ravel()
 
 
@@ -287,56 +229,20 @@ def write_triplet_tables(
     strategy -> the number of triplets written.
     """
     for strategy in outputs:
-        if strategy not in STRATEGIES:
-            raise ConfigError(f"unknown mining strategy '{strategy}' (expected one of {', '.join(STRATEGIES)})")
+        check_strategy(strategy)
     n = len(track_ids)
     anchors = range(n) if anchors is None else anchors
-    n_positives = split_count(n_positives, n, key="mining.n_positives")
-    n_negatives = split_count(n_negatives, n, key="mining.n_negatives")
-    log.info("%s: Np = %d, Nn = %d for a split of %d tracks", ", ".join(outputs), n_positives, n_negatives, n)
-    if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
-        log.warning(
-            "mining.n_positives = %d is more than a split of %d tracks can supply (at most %d: the anchor "
-            "and one negative are not positives); %s mining takes %d positives per anchor",
-            n_positives,
-            n,
-            max(n - 2, 0),
-            ", ".join(outputs),
-            max(n - 2, 0),
-            extra=CONSOLE,
-        )
+    n_positives, n_negatives = _counts(n_positives, n_negatives, n, strategies=list(outputs))
     ids = pa.array(track_ids, pa.string())
     totals = dict.fromkeys(outputs, 0)
     with ExitStack() as stack:
-        writers = {}
-        for strategy, output in outputs.items():
-            tmp = stack.enter_context(atomic_output(output))
-            writers[strategy] = stack.enter_context(pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd"))
+        writers = {strategy: _triplet_writer(stack, output) for strategy, output in outputs.items()}
         for start in range(0, len(anchors), CHUNK_ANCHORS):
-            rows = {strategy: ([], [], []) for strategy in outputs}
-            for anchor in anchors[start : start + CHUNK_ANCHORS]:
-                shared = anchor_positives(oracle.scores(anchor), anchor, n_positives)
-                for strategy, (block, positives, negatives) in rows.items():
-                    pos, neg = anchor_negatives(
-                        shared, strategy, n_negatives=n_negatives, rng=anchor_rng(seed, strategy, anchor)
-                    )
-                    block.append(np.full(len(pos), anchor))
-                    positives.append(pos)
-                    negatives.append(neg)
-            for strategy, (block, positives, negatives) in rows.items():
-                chunk = np.concatenate(block) if block else np.zeros(0, np.int64)
-                if len(chunk):
-                    writers[strategy].write_table(
-                        pa.table(
-                            {
-                                "anchor": dictionary_column(chunk, ids),
-                                "positive": dictionary_column(np.concatenate(positives), ids),
-                                "negative": dictionary_column(np.concatenate(negatives), ids),
-                            },
-                            schema=TRIPLET_SCHEMA,
-                        )
-                    )
-                totals[strategy] += len(chunk)
+            rows = _mined_rows(
+                oracle, anchors[start : start + CHUNK_ANCHORS], list(outputs), n_positives, n_negatives, seed
+            )
+            for strategy, columns in rows.items():
+                totals[strategy] += _write_rows(writers[strategy], columns, ids)
             log.info(
                 "mined %d / %d anchors of %d: %s",
                 min(start + CHUNK_ANCHORS, len(anchors)),
@@ -344,7 +250,75 @@ def write_triplet_tables(
                 n,
                 ", ".join(f"{strategy} {total} triplets" for strategy, total in totals.items()),
             )
-    expected = len(anchors) * n_positives * n_negatives
+    _warn_if_short(totals, len(anchors), n_positives, n_negatives)
+    return totals
+
+
+def _counts(n_positives: float, n_negatives: float, n: int, *, strategies: list[str]) -> tuple[int, int]:
+    """Np and Nn for a set of ``n`` tracks (:func:`split_count`), logged; a warning where the set cannot
+    supply Np positives to an anchor."""
+    n_positives = split_count(n_positives, n, key="mining.n_positives")
+    n_negatives = split_count(n_negatives, n, key="mining.n_negatives")
+    log.info("%s: Np = %d, Nn = %d for a split of %d tracks", ", ".join(strategies), n_positives, n_negatives, n)
+    if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
+        log.warning(
+            "mining.n_positives = %d is more than a split of %d tracks can supply (at most %d: the anchor "
+            "and one negative are not positives); %s mining takes %d positives per anchor",
+            n_positives,
+            n,
+            max(n - 2, 0),
+            ", ".join(strategies),
+            max(n - 2, 0),
+            extra=CONSOLE,
+        )
+    return n_positives, n_negatives
+
+
+def _triplet_writer(stack: ExitStack, output: str | Path) -> pq.ParquetWriter:
+    """A Parquet writer of one triplet table, written atomically when ``stack`` closes without error."""
+    tmp = stack.enter_context(atomic_output(output))
+    return stack.enter_context(pq.ParquetWriter(tmp, TRIPLET_SCHEMA, compression="zstd"))
+
+
+def _mined_rows(
+    oracle: Oracle, anchors: range, strategies: list[str], n_positives: int, n_negatives: int, seed: int
+) -> dict[str, tuple[list, list, list]]:
+    """Strategy -> the (anchor, positive, negative) index arrays of ``anchors``, one array per anchor: each
+    anchor's S and positives computed once for every strategy, its negatives from its own random stream."""
+    rows = {strategy: ([], [], []) for strategy in strategies}
+    for anchor in anchors:
+        shared = anchor_positives(oracle.scores(anchor), anchor, n_positives)
+        for strategy, (block, positives, negatives) in rows.items():
+            pos, neg = anchor_negatives(
+                shared, strategy, n_negatives=n_negatives, rng=anchor_rng(seed, strategy, anchor)
+            )
+            block.append(np.full(len(pos), anchor))
+            positives.append(pos)
+            negatives.append(neg)
+    return rows
+
+
+def _write_rows(writer: pq.ParquetWriter, columns: tuple[list, list, list], ids: pa.Array) -> int:
+    """One strategy's mined rows of a chunk of anchors, written as track ids; the number of triplets."""
+    block, positives, negatives = columns
+    chunk = np.concatenate(block) if block else np.zeros(0, np.int64)
+    if len(chunk):
+        writer.write_table(
+            pa.table(
+                {
+                    "anchor": dictionary_column(chunk, ids),
+                    "positive": dictionary_column(np.concatenate(positives), ids),
+                    "negative": dictionary_column(np.concatenate(negatives), ids),
+                },
+                schema=TRIPLET_SCHEMA,
+            )
+        )
+    return len(chunk)
+
+
+def _warn_if_short(totals: dict[str, int], n_anchors: int, n_positives: int, n_negatives: int) -> None:
+    """A warning for each table with fewer triplets than anchors x Np x Nn (a small split)."""
+    expected = n_anchors * n_positives * n_negatives
     for strategy, total in totals.items():
         if total < expected:
             log.warning(
@@ -352,9 +326,8 @@ def write_triplet_tables(
                 "to supply every anchor (see trackrank.rank.mining)",
                 strategy,
                 total,
-                len(anchors),
+                n_anchors,
                 n_positives,
                 n_negatives,
                 expected,
             )
-    return totals

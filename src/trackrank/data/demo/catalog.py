@@ -22,8 +22,9 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
-from trackrank.data.catalog import taxonomy_meta, taxonomy_tags, withhold_tags, write_built_in_tables
+from trackrank.data.built_in_catalogs import taxonomy_meta, taxonomy_tags, write_built_in_tables
 from trackrank.data.demo import synth
+from trackrank.data.withheld_tags import withhold_tags
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from being readable off a single frame. Everything is seeded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,87 +200,139 @@ def render_track(
     -------
     audio : np.ndarray, shape (round(duration_s * sr),), float32 in [-1, 1]
     """
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed)  # one stream, drawn in a fixed order: arrangement, voices, drums, mix
     g = lambda tag: float(tags.get(tag, 0.0))  # noqa: E731 - local shorthand
-    genre = max(GENRE_TEMPO, key=lambda name: (g(name), name == "pop"))
     n_samples = int(round(duration_s * sr))
     out = _Renderer(n_samples, sr, rng)
+    song = _arrange(tags, g, rng, duration_s)
+    instruments = {name: g(name) for name in INSTRUMENTS if g(name) > 0}
+    if not instruments:
+        instruments = {"piano": 0.3}
+    for name, likelihood in instruments.items():
+        _play_voice(out, INSTRUMENTS[name], 0.2 + 0.8 * likelihood, song, g, rng)
+    drums = {"acoustic_drums": False, "electronic_drums": True}
+    for name, electronic in drums.items():
+        if g(name) == 0:
+            continue
+        _play_drums(out, electronic, 0.3 + 0.7 * g(name), song, rng)
+    return _mixed(out.buffer, g, rng, sr)
 
+
+@dataclass(frozen=True)
+class _Arrangement:
+    """What a track's tags (and its random key and motif) decide before a note is played."""
+
+    genre: str
+    onsets: np.ndarray  # each 16th-note step's onset (s), swung
+    step_len: np.ndarray  # each step's length (s)
+    scale: list[int]
+    root: float  # MIDI pitch of the tonic, slightly detuned
+    register: float  # semitones up (bright) or down (dark), but for the bass
+    progression: list[int]
+    bars_per_chord: int
+    seventh: bool
+    density: float  # in [0.05, 1]: how many notes and hats are played
+    syncopated: bool
+    motif: np.ndarray  # 16 steps of a repeated melody
+
+    def pitch(self, degree: int, octave_shift: float = 0.0) -> float:
+        octave, index = divmod(degree, 7)
+        return self.root + 12 * octave + self.scale[index] + octave_shift
+
+    def chord(self, step: int) -> list[int]:
+        degree = self.progression[(step // (16 * self.bars_per_chord)) % len(self.progression)]
+        return [degree, degree + 2, degree + 4] + ([degree + 6] if self.seventh else [])
+
+
+def _arrange(
+    tags: dict[str, float], g: Callable[[str], float], rng: np.random.Generator, duration_s: float
+) -> _Arrangement:
+    """The track's arrangement: genre, tempo, swing, scale and key, density; draws the tempo's variation,
+    the key, then the motif."""
+    genre = max(GENRE_TEMPO, key=lambda name: (g(name), name == "pop"))
     tempo = _weighted(tags, GENRE_TEMPO) * (1 + 0.3 * g("fast") - 0.3 * g("slow")) * rng.uniform(0.95, 1.05)
     steps = _step_times(tempo, 0.4 * g("accelerating"), duration_s)
-    step_len = np.diff(np.append(steps, duration_s))
     swing = 0.3 * g("jazz") * (steps[1] - steps[0]) if len(steps) > 1 else 0.0
-    onsets = steps + np.where(np.arange(len(steps)) % 4 == 2, swing, 0.0)
-
     minor_score = g("sad") + 0.6 * g("dark") + 0.5 * g("tense") - g("happy") - 0.6 * g("bright")
     scale = MINOR if minor_score > 0 else MAJOR
     if genre == "jazz" and minor_score > 0:
         scale = DORIAN
     root = 48 + rng.integers(12) + rng.uniform(-0.3, 0.3)  # random key, slightly detuned
-    register = 10 * (g("bright") - g("dark"))
-    progression = GENRE_PROGRESSION[genre]
-    bars_per_chord = 2 if g("slow") > 0.5 or genre == "ambient" else 1
-    seventh = genre == "jazz"
     density = float(
         np.clip(0.5 + 0.45 * g("dense") - 0.45 * g("sparse") + 0.2 * g("energetic") - 0.2 * g("calm"), 0.05, 1.0)
     )
-
-    def pitch(degree: int, octave_shift: float = 0.0) -> float:
-        octave, index = divmod(degree, 7)
-        return root + 12 * octave + scale[index] + octave_shift
-
-    def chord(step: int) -> list[int]:
-        degree = progression[(step // (16 * bars_per_chord)) % len(progression)]
-        return [degree, degree + 2, degree + 4] + ([degree + 6] if seventh else [])
-
-    instruments = {name: g(name) for name in INSTRUMENTS if g(name) > 0}
-    if not instruments:
-        instruments = {"piano": 0.3}
     motif = rng.integers(-3, 5, size=16)
-    syncopated = g("syncopated") > 0.4
-    for name, likelihood in instruments.items():
-        timbre = INSTRUMENTS[name]
-        gain = 0.2 + 0.8 * likelihood
-        shift = timbre.octave + (register if timbre.role != "bass" else 0.0)
-        walk = 0
-        for s, (onset, length) in enumerate(zip(onsets, step_len)):
-            in_bar, tones = s % 16, chord(s)
-            if timbre.role == "pad" and s % (16 * bars_per_chord) == 0:
-                for d in tones:
-                    out.note(timbre, pitch(d, 12 + shift), onset, 16 * bars_per_chord * length, gain * 0.5)
-            elif timbre.role == "chords" and in_bar % (4 if density > 0.4 else 8) == 0:
-                for d in tones:
-                    out.note(timbre, pitch(d, 12 + shift), onset, 4 * length, gain * 0.45)
-                if g("tense") > 0.4:  # a minor ninth over the root: dissonance
-                    out.note(timbre, pitch(tones[0], 25 + shift), onset, 4 * length, gain * 0.3 * g("tense"))
-            elif timbre.role == "power" and (SYNCOPATED[0] if syncopated else "x.x.x.x.x.x.x.x.")[in_bar] == "x":
-                out.note(timbre, pitch(tones[0], 12 + shift), onset, 2 * length, gain * 0.5)
-                out.note(timbre, pitch(tones[0] + 4, 12 + shift), onset, 2 * length, gain * 0.35)
-            elif timbre.role == "arpeggio" and in_bar % 2 == 0:
-                out.note(timbre, pitch(tones[(in_bar // 2) % len(tones)], 12 + shift), onset, 3 * length, gain * 0.5)
-            elif timbre.role == "bass" and in_bar % (2 if density > 0.7 else 4) == 0:
-                out.note(timbre, pitch(tones[0], 12 + shift), onset, 2 * length, gain * 0.7)
-            elif timbre.role == "melody":
-                every = 1 if density > 0.75 else 2 if density > 0.4 else 4
-                if in_bar % every or rng.random() > 0.35 + 0.6 * density:
-                    continue
-                if g("repetitive") > 0.4:
-                    walk = int(motif[in_bar])
-                else:
-                    walk = int(np.clip(walk + rng.integers(-2, 3), -4, 9))
-                out.note(timbre, pitch(tones[0] + walk, 12 + shift), onset, every * length * 1.1, gain * 0.5)
+    return _Arrangement(
+        genre=genre,
+        onsets=steps + np.where(np.arange(len(steps)) % 4 == 2, swing, 0.0),
+        step_len=np.diff(np.append(steps, duration_s)),
+        scale=scale,
+        root=root,
+        register=10 * (g("bright") - g("dark")),
+        progression=GENRE_PROGRESSION[genre],
+        bars_per_chord=2 if g("slow") > 0.5 or genre == "ambient" else 1,
+        seventh=genre == "jazz",
+        density=density,
+        syncopated=g("syncopated") > 0.4,
+        motif=motif,
+    )
 
-    drums = {"acoustic_drums": False, "electronic_drums": True}
-    for name, electronic in drums.items():
-        if g(name) == 0:
-            continue
-        patterns = SYNCOPATED if syncopated else GENRE_DRUMS[genre]
-        for s, onset in enumerate(onsets):
-            for kind, pattern, level in zip(("kick", "snare", "hat"), patterns, (0.9, 0.6, 0.5)):
-                if pattern[s % 16] == "x" and (kind != "hat" or rng.random() < 0.4 + 0.6 * density):
-                    out.drum(kind, electronic, onset, level * (0.3 + 0.7 * g(name)))
 
-    audio = out.buffer
+def _play_voice(
+    out: _Renderer,
+    timbre: Timbre,
+    gain: float,
+    song: _Arrangement,
+    g: Callable[[str], float],
+    rng: np.random.Generator,
+) -> None:
+    """One instrument's part over the whole track, as its role plays the chords (a melody draws its notes)."""
+    shift = timbre.octave + (song.register if timbre.role != "bass" else 0.0)
+    pitch, density = song.pitch, song.density
+    walk = 0
+    for s, (onset, length) in enumerate(zip(song.onsets, song.step_len)):
+        in_bar, tones = s % 16, song.chord(s)
+        if timbre.role == "pad" and s % (16 * song.bars_per_chord) == 0:
+            for d in tones:
+                out.note(timbre, pitch(d, 12 + shift), onset, 16 * song.bars_per_chord * length, gain * 0.5)
+        elif timbre.role == "chords" and in_bar % (4 if density > 0.4 else 8) == 0:
+            for d in tones:
+                out.note(timbre, pitch(d, 12 + shift), onset, 4 * length, gain * 0.45)
+            if g("tense") > 0.4:  # a minor ninth over the root: dissonance
+                out.note(timbre, pitch(tones[0], 25 + shift), onset, 4 * length, gain * 0.3 * g("tense"))
+        elif timbre.role == "power" and (SYNCOPATED[0] if song.syncopated else "x.x.x.x.x.x.x.x.")[in_bar] == "x":
+            out.note(timbre, pitch(tones[0], 12 + shift), onset, 2 * length, gain * 0.5)
+            out.note(timbre, pitch(tones[0] + 4, 12 + shift), onset, 2 * length, gain * 0.35)
+        elif timbre.role == "arpeggio" and in_bar % 2 == 0:
+            out.note(timbre, pitch(tones[(in_bar // 2) % len(tones)], 12 + shift), onset, 3 * length, gain * 0.5)
+        elif timbre.role == "bass" and in_bar % (2 if density > 0.7 else 4) == 0:
+            out.note(timbre, pitch(tones[0], 12 + shift), onset, 2 * length, gain * 0.7)
+        elif timbre.role == "melody":
+            every = 1 if density > 0.75 else 2 if density > 0.4 else 4
+            if in_bar % every or rng.random() > 0.35 + 0.6 * density:
+                continue
+            if g("repetitive") > 0.4:
+                walk = int(song.motif[in_bar])
+            else:
+                walk = int(np.clip(walk + rng.integers(-2, 3), -4, 9))
+            out.note(timbre, pitch(tones[0] + walk, 12 + shift), onset, every * length * 1.1, gain * 0.5)
+
+
+def _play_drums(
+    out: _Renderer, electronic: bool, loudness: float, song: _Arrangement, rng: np.random.Generator
+) -> None:
+    """A drum kit's kick, snare and hat over the whole track (the hats thinned at random as density asks)."""
+    patterns = SYNCOPATED if song.syncopated else GENRE_DRUMS[song.genre]
+    for s, onset in enumerate(song.onsets):
+        for kind, pattern, level in zip(("kick", "snare", "hat"), patterns, (0.9, 0.6, 0.5)):
+            if pattern[s % 16] == "x" and (kind != "hat" or rng.random() < 0.4 + 0.6 * song.density):
+                out.drum(kind, electronic, onset, level * loudness)
+
+
+def _mixed(audio: np.ndarray, g: Callable[[str], float], rng: np.random.Generator, sr: int) -> np.ndarray:
+    """The played parts with the mood's dynamics, crescendo (epic) and tremolo (tense), a faint random
+    noise floor, soft-clipped to [-1, 1]."""
+    n_samples = len(audio)
     t = np.arange(n_samples) / sr
     dynamics = (0.35 + 0.35 * g("energetic") - 0.15 * g("calm")) * rng.uniform(0.7, 1.0)
     envelope = 1.0 + g("epic") * (np.linspace(-0.6, 0.4, n_samples))

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from trackrank.data.catalog import taxonomy_meta, taxonomy_tags
+from trackrank.data.built_in_catalogs import taxonomy_meta, taxonomy_tags
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import pandas as pd
 import soundfile as sf
 
 from trackrank.atomic import atomic_output
-from trackrank.data.catalog import withhold_tags, write_built_in_tables
+from trackrank.data.built_in_catalogs import write_built_in_tables
 from trackrank.data.scores.plan import (
     FAMILIES,
     FOLK_TEMPO,
@@ -39,6 +39,7 @@ from trackrank.data.scores.plan import (
     tag_names,
     taxonomy_table,
 )
+from trackrank.data.withheld_tags import withhold_tags
 from trackrank.errors import ScoreError
 
 log = logging.getLogger(__name__)
