@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import subprocess
@@ -222,6 +223,18 @@ DEFAULT_RUN_FINGERPRINTS = {
     "tl_autopool_ssl": "c7132e8abaecb1ea",
     "tl_distance_from_ssl": "b2ec60d5cc1c288e",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
+    "tl_listwise": "799c734391284c0d",
+}
+
+#: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
+#: reruns a job whose params changed, so a finished run's rule must keep its params' very text.
+DEFAULT_RUN_PARAMS = {
+    "at_baseline": "ce4eb871633aac94",
+    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "126f327984eb9522"),
+    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "6f2ea07175cfdfa1"),
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
+    "tl_distance_from_ssl": "ba032723717f1c36",
+    "tl_listwise": "2b7238196a64b6e0",
 }
 
 
@@ -232,6 +245,14 @@ def test_settings_built_without_a_config_train_the_default_run(config, system):
     workflow = TrainSettings.from_params(system, train_settings(system, config))
     assert TrainSettings(system=system) == workflow
     assert fingerprint(TrainSettings(system=system)) == DEFAULT_RUN_FINGERPRINTS[system]
+
+
+@pytest.mark.parametrize("system", DEFAULT_RUN_PARAMS)
+def test_a_finished_default_runs_training_params_are_as_they_were(config, system):
+    """The params of each system's training rule, as Snakemake records them to decide whether a finished job
+    reruns, are what they were when the default run was trained (pinned at 0c22e77)."""
+    recorded = hashlib.sha256(repr(train_settings(system, config)).encode()).hexdigest()[:16]
+    assert recorded == DEFAULT_RUN_PARAMS[system]
 
 
 def test_the_default_system_is_the_one_config_yaml_describes():
@@ -252,6 +273,7 @@ def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, negativ
     config["train"].update(offline_negatives=negatives, tag_targets=targets, offline_pairs=14)
     for system in DEFAULT_RUN_FINGERPRINTS:
         settings = TrainSettings.from_params(system, train_settings(system, config))
-        offline, tagger = settings.strategy in ("neighbors", "uniform", "distance"), system == "at_baseline"
+        offline = settings.strategy in ("neighbors", "uniform", "distance")
+        reads_tags = system in ("at_baseline", "tl_listwise")  # the tagger's targets, and S's listwise targets
         assert settings.offline_negatives == (negatives if offline else "all"), system
-        assert settings.tag_targets == (targets if tagger else "binary"), system
+        assert settings.tag_targets == (targets if reads_tags else "binary"), system
