@@ -289,10 +289,9 @@ def test_the_auto_tagger_can_learn_the_graded_tags_themselves(pipeline, tmp_path
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"ema": 0.8}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
+    [{}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
     ids=[
-        "raw weights",
-        "weight average",
+        "plain",
         "learning-rate warm-up past the interruption",
         "cosine learning rate past the interruption",
         "weight decay",
@@ -307,10 +306,10 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
 
     real_epoch = training._train_epoch
 
-    def killed_at_epoch_3(model, optimizer, scaler, data, settings, epoch, device, **average):
+    def killed_at_epoch_3(model, optimizer, scaler, data, settings, epoch, device, **keywords):
         if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return real_epoch(model, optimizer, scaler, data, settings, epoch, device, **average)
+        return real_epoch(model, optimizer, scaler, data, settings, epoch, device, **keywords)
 
     monkeypatch.setattr(training, "_train_epoch", killed_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
@@ -410,55 +409,6 @@ def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():
     for name in before:
         factor = 1 - 1e-2 * 5.0 if name in decayed else 1.0
         torch.testing.assert_close(after[name], before[name] * factor, rtol=1e-6, atol=0)
-
-
-def test_the_weight_average_warms_up_from_the_first_steps_weights_to_its_decay():
-    """At first the average follows the weights closely (decay (1 + n) / (10 + n) at the n-th update), so
-    it never mixes the untrained network into a trained one for long; later its decay is ``ema``."""
-    from trackrank.learn.optimisation import weight_average
-
-    model = torch.nn.Linear(1, 1, bias=False)
-    average = weight_average(model, settings(ema=0.99))
-
-    def step_to(value: float) -> float:
-        with torch.no_grad():
-            model.weight.fill_(value)
-        average.update_parameters(model)
-        return average.module.weight.item()
-
-    assert step_to(1.0) == pytest.approx(1.0), "the first update takes the weights"
-    assert step_to(0.0) == pytest.approx(2 / 11), "the second keeps 2/11 of the average"
-    for _ in range(2000):
-        step_to(1.0)
-    assert step_to(0.0) == pytest.approx(0.99), "warmed up: the configured decay"
-    assert weight_average(model, settings(ema=0.0)) is None
-
-
-def test_with_a_weight_average_the_average_is_validated_and_kept(pipeline, tmp_path, monkeypatch):
-    """``train.ema``: the network validated, stopped on and kept is the moving average of the weights, not
-    the last step's weights; it has moved from the untrained network."""
-    import trackrank.learn.training as training
-
-    validated = []
-    real_validate = training.validate
-
-    def rising(model, *args):  # every epoch better than the last, so the last epoch is kept
-        validated.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return {**real_validate(model, *args), "val_map@5": len(validated) / 10}
-
-    monkeypatch.setattr(training, "validate", rising)
-    s = settings(epochs=3, batches_per_epoch=3, ema=0.5)
-    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
-    assert history.loc[history["kept"], "epoch"].tolist() == [3]
-    kept = torch.load(tmp_path / "model.pt", weights_only=True)["model"]
-    last = torch.load(tmp_path / "last.pt", weights_only=True)
-    average = {k.removeprefix("module."): v for k, v in last["average"].items() if k.startswith("module.")}
-    assert set(average) == set(kept)
-    weights = [k for k, v in kept.items() if v.is_floating_point()]
-    assert all(torch.equal(kept[k], average[k]) for k in kept), "the kept network is the average"
-    assert all(torch.equal(kept[k], validated[-1][k]) for k in kept), "... and it is what the last epoch validated"
-    assert not all(torch.equal(kept[k], last["model"][k]) for k in weights), "not the last step's weights"
-    assert not all(torch.equal(kept[k], validated[0][k]) for k in weights), "and not the untrained network"
 
 
 def assert_started_over(history: pd.DataFrame, fresh: pd.DataFrame, run: Path, fresh_run: Path) -> None:

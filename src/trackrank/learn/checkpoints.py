@@ -22,7 +22,7 @@ import torch
 from trackrank.atomic import atomic_output
 from trackrank.digests import file_sha256
 from trackrank.errors import CheckpointError
-from trackrank.learn.settings import TrainSettings, without_as_before
+from trackrank.learn.settings import RETIRED, TrainSettings, without_as_before
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,13 @@ def fingerprint(settings: TrainSettings) -> str:
     ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts. A
     cosine schedule anneals to the budget's end, so there the budget (``epochs``) is not the stopping
     rule's alone: a longer one changes every step's rate and starts the run again. An option at the value
-    that trains as before it existed (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run."""
+    that trains as before it existed (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run; an
+    option removed since (``RETIRED``) is hashed at the value every run had, so removing it restarts none."""
     stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
     if settings.lr_schedule == "constant":
         stopping += ("epochs",)
     kept = {k: v for k, v in without_as_before(dataclasses.asdict(settings)).items() if k not in stopping}
+    kept.update(RETIRED)
     if settings.init_trunk:
         kept["init_trunk"] = file_sha256(settings.init_trunk)
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

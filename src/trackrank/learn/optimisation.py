@@ -1,12 +1,11 @@
-"""How a run's weights move: Adam (with decoupled weight decay), the learning rate of each step (warm-up,
-then constant or cosine), and the moving average of the weights that may be validated and kept instead."""
+"""How a run's weights move: Adam (with decoupled weight decay) and the learning rate of each step (warm-up,
+then constant or cosine)."""
 
 from __future__ import annotations
 
 import math
 
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from trackrank.learn.settings import TrainSettings
 
@@ -24,35 +23,6 @@ def new_optimizer(model, settings: TrainSettings) -> torch.optim.Adam:
     others = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": weights, "weight_decay": settings.weight_decay}, {"params": others, "weight_decay": 0.0}]
     return torch.optim.Adam(groups, lr=settings.lr, decoupled_weight_decay=True)
-
-
-def weight_average(model, settings: TrainSettings) -> AveragedModel | None:
-    """The exponential moving average of the weights (None when ``settings.ema`` is 0), BatchNorm's
-    running statistics averaged with them, so that the averaged network is whole.
-
-    Why: with a few hundred tagged tracks each step's weights carry the noise of their last batches; an
-    average over recent steps is a smoother network to validate, stop on and keep. Its decay warms up,
-    ``min(ema, (1 + n) / (10 + n))`` at the n-th update (as TensorFlow's ExponentialMovingAverage with
-    ``num_updates``), so it averages over about the last tenth of the steps taken until that reaches
-    ``1 / (1 - ema)``: a fixed decay from the first step mixes networks from far apart on the training
-    path (bench/results/scores_ema)."""
-    if not settings.ema:
-        return None
-    return AveragedModel(model, multi_avg_fn=_warming_average(settings.ema), use_buffers=True)
-
-
-def _warming_average(ema: float):
-    """An AveragedModel ``multi_avg_fn``: one update of the moving average with the warmed-up decay."""
-
-    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        weight = (9.0 / (n_averaged + 10)).clamp(min=1 - ema)  # 1 - decay, on the device: no sync per step
-        for mean, value in zip(averaged, current):
-            if mean.is_floating_point():
-                mean.lerp_(value, weight.to(mean.dtype))
-            else:  # BatchNorm's step counter
-                mean.copy_(value)
-
-    return update
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:

@@ -192,7 +192,6 @@ class TrainSettings:
     aug_tilt_db: float = FROM_SCHEMA
     aug_stretch: float = FROM_SCHEMA
     aug_mix_db: float = FROM_SCHEMA
-    ema: float = FROM_SCHEMA  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
     warmup_steps: int = FROM_SCHEMA  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
     lr_schedule: str = FROM_SCHEMA  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
     weight_decay: float = FROM_SCHEMA  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
@@ -212,8 +211,9 @@ class TrainSettings:
     @classmethod
     def from_params(cls, system: str, params: dict, **more) -> TrainSettings:
         """The settings that a training rule's params (:func:`train_settings`) stand for: an option of
-        :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default."""
-        return cls(system=system, **{**TRAINS_AS_BEFORE, **params, **more})
+        :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default; one of :data:`RETIRED`
+        they carry at its retired value is no setting."""
+        return cls(system=system, **{**TRAINS_AS_BEFORE, **without_retired(params), **more})
 
     @property
     def augmentation(self) -> Augmentation:
@@ -278,6 +278,30 @@ def without_as_before(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in TRAINS_AS_BEFORE or v != TRAINS_AS_BEFORE[k]}
 
 
+#: Options removed after runs were trained with them off (issue 43: none measured a gain on real music), at
+#: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
+#: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
+#: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
+RETIRED = {"ema": 0.0}
+#: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
+RETIRED_AFTER = {"smoothing": ("ema",)}
+
+
+def with_retired(params: dict) -> dict:
+    """A rule's ``params`` with the options of :data:`RETIRED` back in their places, at their retired values."""
+    placed = {}
+    for key, value in params.items():
+        placed[key] = value
+        placed.update({name: RETIRED[name] for name in RETIRED_AFTER.get(key, ())})
+    return placed
+
+
+def without_retired(params: dict) -> dict:
+    """``params`` less the options of :data:`RETIRED` at their retired values (any other value of one is
+    refused by :class:`TrainSettings`, which has no such field)."""
+    return {k: v for k, v in params.items() if k not in RETIRED or v != RETIRED[k]}
+
+
 #: config ``train`` keys that are TrainSettings fields under the same name.
 TRAIN_KEYS = (
     "width",
@@ -292,7 +316,6 @@ TRAIN_KEYS = (
     "min_epochs",
     "budget_tracks",
     "smoothing",
-    "ema",
     "warmup_steps",
     "lr_schedule",
     "weight_decay",
@@ -307,10 +330,11 @@ TRAIN_KEYS = (
 
 def train_settings(system: str, config: dict) -> dict:
     """The training rule's params of one system from a validated workflow config: its TrainSettings fields
-    less those of :data:`TRAINS_AS_BEFORE` at that value (:meth:`TrainSettings.from_params` reads them back)."""
+    less those of :data:`TRAINS_AS_BEFORE` at that value, with those of :data:`RETIRED`
+    (:meth:`TrainSettings.from_params` reads them back)."""
     fields = config_fields(system, config)
     settings = dataclasses.asdict(TrainSettings(system=system, **fields))  # options it does not read as before
-    return without_as_before({key: settings[key] for key in fields})
+    return without_as_before(with_retired({key: settings[key] for key in fields}))
 
 
 @functools.cache
