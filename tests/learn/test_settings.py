@@ -142,11 +142,6 @@ def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(
     large = defaults.for_train_split(1211)
     assert (large.epochs, large.patience, large.min_epochs) == (91, 15, 20)
     assert fingerprint(large) == fingerprint(defaults), "a longer budget resumes the same run"
-    cosine = dataclasses.replace(defaults, lr_schedule="cosine")
-    assert fingerprint(cosine.for_train_split(1211)) != fingerprint(cosine), (
-        "under a cosine schedule a longer budget anneals every step differently: not the same run"
-    )
-    assert fingerprint(dataclasses.replace(cosine, patience=9)) == fingerprint(cosine)
     paper = yaml.safe_load((REPO / "paper.yaml").read_text())
     validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     fixed = TrainSettings.from_params("tl_distance", train_settings("tl_distance", paper))

@@ -289,11 +289,9 @@ def test_the_auto_tagger_can_learn_the_graded_tags_themselves(pipeline, tmp_path
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"warmup_steps": 10}, {"lr_schedule": "cosine"}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
+    [{}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
     ids=[
         "plain",
-        "learning-rate warm-up past the interruption",
-        "cosine learning rate past the interruption",
         "weight decay",
         "head dropout past the interruption",
     ],
@@ -324,55 +322,6 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(pipeline, tmp_
     kept = torch.load(tmp_path / "resumed" / "model.pt", weights_only=True)["model"]
     expected = torch.load(tmp_path / "straight" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(kept[name], expected[name]) for name in expected)
-
-
-def optimiser_rates(monkeypatch) -> list[float]:
-    """The learning rate of every optimiser step from now on, in order (filled as training steps)."""
-    seen = []
-    real_step = torch.optim.Adam.step
-
-    def recording_step(self, *args, **kwargs):
-        seen.append(self.param_groups[0]["lr"])
-        return real_step(self, *args, **kwargs)
-
-    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
-    return seen
-
-
-def test_the_learning_rate_warms_up_linearly_then_holds(pipeline, tmp_path, monkeypatch):
-    """``train.warmup_steps``: the optimiser steps at lr / W, 2 lr / W, ..., then at lr, counted over the
-    run's steps across epochs; without it every step is at lr."""
-    from trackrank.learn.optimisation import learning_rate
-
-    s = settings(lr=1e-3, warmup_steps=4, epochs=2, batches_per_epoch=3)
-    assert [learning_rate(s, step) for step in range(6)] == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
-    seen = optimiser_rates(monkeypatch)
-    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
-    assert seen == pytest.approx([2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3])
-    seen.clear()
-    train(
-        settings(lr=1e-3, epochs=1, batches_per_epoch=3), data_for(pipeline, s), **training_outputs(tmp_path / "cold")
-    )
-    assert seen == pytest.approx([1e-3] * 3)
-
-
-def test_the_cosine_schedule_anneals_the_learning_rate_to_zero_at_the_budgets_end(pipeline, tmp_path, monkeypatch):
-    """``train.lr_schedule: cosine``: after the warm-up the rate follows a half cosine from lr down to 0 at
-    the budget's last step (epochs x batches_per_epoch), and the optimiser steps at those rates."""
-    from trackrank.learn.optimisation import learning_rate
-
-    s = settings(lr=1e-3, lr_schedule="cosine", warmup_steps=2, epochs=2, batches_per_epoch=3)
-    cosine = [0.5 * (1 + np.cos(np.pi * k / 4)) * 1e-3 for k in range(4)]
-    expected = [5e-4, 1e-3, *cosine]
-    assert [learning_rate(s, step) for step in range(6)] == pytest.approx(expected)
-    assert learning_rate(s, 6) == pytest.approx(0.0, abs=1e-12)  # past the budget (a resumed longer run)
-    seen = optimiser_rates(monkeypatch)
-    train(s, data_for(pipeline, s), **training_outputs(tmp_path / "warm"))
-    assert seen == pytest.approx(expected)
-    seen.clear()
-    cold = settings(lr=1e-3, lr_schedule="cosine", epochs=2, batches_per_epoch=2)  # no warm-up
-    train(cold, data_for(pipeline, cold), **training_outputs(tmp_path / "cold"))
-    assert seen == pytest.approx(cosine)
 
 
 def test_head_dropout_reaches_the_network_that_trains(pipeline, tmp_path):

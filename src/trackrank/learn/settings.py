@@ -192,8 +192,6 @@ class TrainSettings:
     aug_tilt_db: float = FROM_SCHEMA
     aug_stretch: float = FROM_SCHEMA
     aug_mix_db: float = FROM_SCHEMA
-    warmup_steps: int = FROM_SCHEMA  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
-    lr_schedule: str = FROM_SCHEMA  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
     weight_decay: float = FROM_SCHEMA  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
     head_dropout: float = FROM_SCHEMA  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
 
@@ -282,9 +280,9 @@ def without_as_before(settings: dict) -> dict:
 #: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
 #: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
 #: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
-RETIRED = {"ema": 0.0}
+RETIRED = {"ema": 0.0, "warmup_steps": 0, "lr_schedule": "constant"}
 #: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
-RETIRED_AFTER = {"smoothing": ("ema",)}
+RETIRED_AFTER = {"smoothing": ("ema", "warmup_steps", "lr_schedule")}
 
 
 def with_retired(params: dict) -> dict:
@@ -316,8 +314,6 @@ TRAIN_KEYS = (
     "min_epochs",
     "budget_tracks",
     "smoothing",
-    "warmup_steps",
-    "lr_schedule",
     "weight_decay",
     "head_dropout",
     "tag_threshold",

@@ -3,7 +3,7 @@
 What differs between the auto-tagger, offline TL and online TL (batches, loss, validation ranking) is the
 system's kind (:mod:`trackrank.learn.kinds`), decided once per run and passed to the steps; which epoch is
 kept and when the run stops is :mod:`trackrank.learn.early_stopping`; resuming, :mod:`trackrank.learn.checkpoints`;
-how the weights move (Adam, the learning-rate schedule), :mod:`trackrank.learn.optimisation`.
+how the weights move (Adam), :mod:`trackrank.learn.optimisation`.
 
 Early stopping watches MAP@k on the validation split (each val track queries the others; relevant = its
 first oracle-ranked tracks), not a validation loss: the retrieval metric is what the paper reports, and it
@@ -35,7 +35,7 @@ from trackrank.learn.checkpoints import load_checkpoint
 from trackrank.learn.embedding import choose_device, track_outputs
 from trackrank.learn.kinds import SystemKind, kind_of
 from trackrank.learn.models import build_model
-from trackrank.learn.optimisation import learning_rate, new_optimizer
+from trackrank.learn.optimisation import new_optimizer
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training_data import TrainingData
 from trackrank.rank.metrics import per_query_metrics
@@ -184,17 +184,7 @@ def untrained_row(run: Run, kind: SystemKind, data: TrainingData, settings: Trai
 def one_epoch(run: Run, kind: SystemKind, data: TrainingData, settings: TrainSettings, state: dict, device) -> dict:
     """Train the next epoch, validate it, and return its history row (``state``'s step moves on)."""
     epoch, started = state["epoch"] + 1, time.perf_counter()
-    train_loss, active = _train_epoch(
-        run.model,
-        run.optimizer,
-        run.scaler,
-        data,
-        settings,
-        epoch,
-        device,
-        kind=kind,
-        first_step=state["step"],
-    )
+    train_loss, active = _train_epoch(run.model, run.optimizer, run.scaler, data, settings, epoch, device, kind=kind)
     state["step"] += settings.batches_per_epoch
     scores = validate(run.model, kind, data, settings, device)
     row = {"epoch": epoch, "step": state["step"], "train_loss": train_loss, **scores}
@@ -243,16 +233,11 @@ def _train_epoch(
     device: torch.device,
     *,
     kind: SystemKind,
-    first_step: int = 0,
 ) -> tuple[float, float]:
-    """One epoch of steps, the first of them the run's step ``first_step`` (0-based; the learning rate's
-    warm-up follows it): (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
+    """One epoch of steps: (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
     losses, active = [], []
-    for step, batch in enumerate(epoch_batches(data, settings, epoch, device, kind=kind), start=first_step):
-        rate = learning_rate(settings, step)  # the schedule's rate (lr itself when there is none)
-        for group in optimizer.param_groups:
-            group["lr"] = rate
+    for batch in epoch_batches(data, settings, epoch, device, kind=kind):
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             loss, fraction = kind.loss(model, batch, data, settings, device)
         if fraction is not None:
