@@ -289,10 +289,9 @@ def test_the_auto_tagger_can_learn_the_graded_tags_themselves(pipeline, tmp_path
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"weight_decay": 0.5}, {"head_dropout": 0.5}],
+    [{}, {"head_dropout": 0.5}],
     ids=[
         "plain",
-        "weight decay",
         "head dropout past the interruption",
     ],
 )
@@ -332,32 +331,6 @@ def test_head_dropout_reaches_the_network_that_trains(pipeline, tmp_path):
     d = dataclasses.replace(s, head_dropout=0.5)
     dropped = train(d, data_for(pipeline, d), **training_outputs(tmp_path / "dropped"))
     assert dropped["train_loss"].iloc[-1] != plain["train_loss"].iloc[-1]
-
-
-def test_weight_decay_shrinks_the_conv_and_linear_weights_alone():
-    """``train.weight_decay``: a step whose gradients are all zero moves nothing under plain Adam, and with
-    decay multiplies every conv and linear weight by exactly 1 - lr x weight_decay, leaving biases and
-    BatchNorm as they were (decoupled: Adam's scaling of the gradient plays no part)."""
-    from trackrank.learn.models import build_model
-    from trackrank.learn.optimisation import new_optimizer
-
-    def zero_gradient_step(weight_decay: float) -> tuple[dict, dict]:
-        model = build_model("triplet", width=1 / 32, seed=0)
-        before = {name: p.detach().clone() for name, p in model.named_parameters()}
-        optimizer = new_optimizer(model, settings(lr=1e-2, weight_decay=weight_decay))
-        for p in model.parameters():
-            p.grad = torch.zeros_like(p)
-        optimizer.step()
-        return before, dict(model.named_parameters())
-
-    before, after = zero_gradient_step(0.0)
-    assert all(torch.equal(after[name], before[name]) for name in before)
-    before, after = zero_gradient_step(5.0)
-    decayed = [name for name in before if before[name].ndim > 1]
-    assert len(decayed) >= 6  # the five conv layers and the embedding's linear layer at least
-    for name in before:
-        factor = 1 - 1e-2 * 5.0 if name in decayed else 1.0
-        torch.testing.assert_close(after[name], before[name] * factor, rtol=1e-6, atol=0)
 
 
 def assert_started_over(history: pd.DataFrame, fresh: pd.DataFrame, run: Path, fresh_run: Path) -> None:

@@ -2,8 +2,8 @@
 
 What differs between the auto-tagger, offline TL and online TL (batches, loss, validation ranking) is the
 system's kind (:mod:`trackrank.learn.kinds`), decided once per run and passed to the steps; which epoch is
-kept and when the run stops is :mod:`trackrank.learn.early_stopping`; resuming, :mod:`trackrank.learn.checkpoints`;
-how the weights move (Adam), :mod:`trackrank.learn.optimisation`.
+kept and when the run stops is :mod:`trackrank.learn.early_stopping`; resuming, :mod:`trackrank.learn.checkpoints`.
+Every step is plain Adam's, at the run's learning rate.
 
 Early stopping watches MAP@k on the validation split (each val track queries the others; relevant = its
 first oracle-ranked tracks), not a validation loss: the retrieval metric is what the paper reports, and it
@@ -35,7 +35,6 @@ from trackrank.learn.checkpoints import load_checkpoint
 from trackrank.learn.embedding import choose_device, track_outputs
 from trackrank.learn.kinds import SystemKind, kind_of
 from trackrank.learn.models import build_model
-from trackrank.learn.optimisation import new_optimizer
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training_data import TrainingData
 from trackrank.rank.metrics import per_query_metrics
@@ -126,7 +125,7 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
     ).to(device)
     if settings.init_trunk:
         start_from(model, settings, device)
-    optimizer = new_optimizer(model, settings)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return model, optimizer, scaler
 
