@@ -180,7 +180,6 @@ def tiny_settings(**overrides) -> TrainSettings:
         listwise_temperature=0.5,
         listwise_target_temperature=0.1,
         **dict.fromkeys(("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch", "aug_mix_db"), 0),
-        head_dropout=0.0,
         workers=0,
         device="auto",
     )

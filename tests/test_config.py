@@ -69,6 +69,7 @@ REMOVED = {
     ("train", "warmup_steps"): 0,
     ("train", "lr_schedule"): "constant",
     ("train", "weight_decay"): 0.0,
+    ("train", "head_dropout"): 0.0,
 }
 
 

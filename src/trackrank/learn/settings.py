@@ -192,7 +192,6 @@ class TrainSettings:
     aug_tilt_db: float = FROM_SCHEMA
     aug_stretch: float = FROM_SCHEMA
     aug_mix_db: float = FROM_SCHEMA
-    head_dropout: float = FROM_SCHEMA  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
 
     def __post_init__(self) -> None:
         left_out = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_SCHEMA]
@@ -279,9 +278,9 @@ def without_as_before(settings: dict) -> dict:
 #: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
 #: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
 #: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
-RETIRED = {"ema": 0.0, "warmup_steps": 0, "lr_schedule": "constant", "weight_decay": 0.0}
+RETIRED = {"ema": 0.0, "warmup_steps": 0, "lr_schedule": "constant", "weight_decay": 0.0, "head_dropout": 0.0}
 #: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
-RETIRED_AFTER = {"smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay")}
+RETIRED_AFTER = {"smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout")}
 
 
 def with_retired(params: dict) -> dict:
@@ -313,7 +312,6 @@ TRAIN_KEYS = (
     "min_epochs",
     "budget_tracks",
     "smoothing",
-    "head_dropout",
     "tag_threshold",
     "tag_targets",
     "val_patches",
