@@ -70,6 +70,7 @@ REMOVED = {
     ("train", "lr_schedule"): "constant",
     ("train", "weight_decay"): 0.0,
     ("train", "head_dropout"): 0.0,
+    ("train", "augment", "mix_db"): 0.0,
 }
 
 

@@ -191,7 +191,6 @@ class TrainSettings:
     aug_gain_db: float = FROM_SCHEMA
     aug_tilt_db: float = FROM_SCHEMA
     aug_stretch: float = FROM_SCHEMA
-    aug_mix_db: float = FROM_SCHEMA
 
     def __post_init__(self) -> None:
         left_out = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_SCHEMA]
@@ -213,7 +212,7 @@ class TrainSettings:
 
     @property
     def augmentation(self) -> Augmentation:
-        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch, self.aug_mix_db)
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
 
     @property
     def architecture(self) -> str:
@@ -278,9 +277,19 @@ def without_as_before(settings: dict) -> dict:
 #: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
 #: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
 #: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
-RETIRED = {"ema": 0.0, "warmup_steps": 0, "lr_schedule": "constant", "weight_decay": 0.0, "head_dropout": 0.0}
+RETIRED = {
+    "ema": 0.0,
+    "warmup_steps": 0,
+    "lr_schedule": "constant",
+    "weight_decay": 0.0,
+    "head_dropout": 0.0,
+    "aug_mix_db": 0.0,
+}
 #: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
-RETIRED_AFTER = {"smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout")}
+RETIRED_AFTER = {
+    "smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout"),
+    "aug_stretch": ("aug_mix_db",),
+}
 
 
 def with_retired(params: dict) -> dict:
