@@ -242,6 +242,18 @@ def test_settings_built_without_a_config_train_the_default_run(config, system):
     assert fingerprint(TrainSettings(system=system)) == DEFAULT_RUN_FINGERPRINTS[system]
 
 
+def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_naming_it(config):
+    """A rule's params carry the removed options at their old values (RETIRED); a bench variant that still
+    sets one (bench/variants/scores_ema.json) stops with its name rather than training without it."""
+    params = train_settings("tl_distance", config)
+    assert params["ema"] == 0.0 and params["aug_mix_db"] == 0.0
+    assert TrainSettings.from_params("tl_distance", params) == TrainSettings(system="tl_distance")
+    with pytest.raises(ConfigError, match=r"^aug_mix_db, ema: removed"):
+        TrainSettings.from_params("tl_distance", {**params, "ema": 0.99, "aug_mix_db": 10.0})
+    with pytest.raises(TypeError, match="head_dropout"):
+        TrainSettings(system="tl_distance", head_dropout=0.5)
+
+
 @pytest.mark.parametrize("system", DEFAULT_RUN_PARAMS)
 def test_a_finished_default_runs_training_params_are_as_they_were(config, system):
     """The params of each system's training rule, as Snakemake records them to decide whether a finished job

@@ -302,9 +302,15 @@ def with_retired(params: dict) -> dict:
 
 
 def without_retired(params: dict) -> dict:
-    """``params`` less the options of :data:`RETIRED` at their retired values (any other value of one is
-    refused by :class:`TrainSettings`, which has no such field)."""
-    return {k: v for k, v in params.items() if k not in RETIRED or v != RETIRED[k]}
+    """``params`` less the options of :data:`RETIRED`, which they may carry at their retired values only
+    (another, as a variant of bench/learning.py may set, is refused naming it)."""
+    changed = sorted(k for k, v in params.items() if k in RETIRED and v != RETIRED[k])
+    if changed:
+        raise ConfigError(
+            f"{', '.join(changed)}: removed from trackrank, having measured no gain on real music "
+            "(CHANGELOG.md; bench/README.md names the commit that still has it)"
+        )
+    return {k: v for k, v in params.items() if k not in RETIRED}
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.
