@@ -55,12 +55,12 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", key
 def fingerprint(settings: TrainSettings) -> str:
     """Hash of the settings a checkpoint depends on (not the stopping rule's, ``epochs`` among them, workers,
     device): a longer budget continues a run. With ``init_trunk``, of that checkpoint's bytes rather than its
-    path, so a retrained tagger restarts. An option at the value
-    that trains as before it existed (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run; an
-    option removed since (``RETIRED``) is hashed at the value every run had, so removing it restarts none."""
+    path, so a retrained tagger restarts. An option at the value that trains as before it existed
+    (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run; an option removed since (``RETIRED``)
+    is hashed at the value every run had, so removing it restarts none."""
     stopping = ("epochs", "patience", "min_epochs", "budget_tracks", "workers", "device")
     kept = {k: v for k, v in without_as_before(dataclasses.asdict(settings)).items() if k not in stopping}
-    kept.update(RETIRED)
+    kept.update(RETIRED)  # as every run had them: the fingerprints of before their removal
     if settings.init_trunk:
         kept["init_trunk"] = file_sha256(settings.init_trunk)
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
