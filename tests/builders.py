@@ -179,12 +179,7 @@ def tiny_settings(**overrides) -> TrainSettings:
         online_mining="semi_hard",
         listwise_temperature=0.5,
         listwise_target_temperature=0.1,
-        **dict.fromkeys(("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch", "aug_mix_db"), 0),
-        ema=0.0,
-        warmup_steps=0,
-        lr_schedule="constant",
-        weight_decay=0.0,
-        head_dropout=0.0,
+        **dict.fromkeys(("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch"), 0),
         workers=0,
         device="auto",
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trackrank.learn.augment import Augmentation, augment, mix_in, pitch_shift, time_stretch
+from trackrank.learn.augment import BINS_PER_OCTAVE, Augmentation, augment, pitch_shift, time_stretch
 
 
 def tone_patch(bin_: int = 40, frames: int = 512) -> np.ndarray:
@@ -52,18 +52,17 @@ def test_augmentation_is_drawn_from_the_stream_it_is_given():
     assert augment(patches, np.random.default_rng(0), Augmentation()) is patches  # off: untouched, nothing drawn
 
 
-def test_mixing_adds_another_patch_of_the_batch_in_power_between_mix_db_and_twice_below():
-    assert mix_in(np.array([0.0]), np.array([0.0]), 10.0)[0] == pytest.approx(10 * np.log10(1.1))
-    patches = np.stack([tone_patch(20), tone_patch(70)])  # each the other's only partner
-    mixed = augment(patches, np.random.default_rng(0), Augmentation(mix_db=10.0))
-    assert mixed.shape == patches.shape and mixed.dtype == np.float32
-    for i, (own, other) in enumerate(((20, 70), (70, 20))):
-        np.testing.assert_allclose(mixed[i, own], patches[i, own], atol=1e-3)  # its own tone, 70 dB above the rest
-        attenuation = -mixed[i, other, -1]  # the partner's tone is at 0 dB in its last frame
-        assert 10.0 <= attenuation <= 20.0
-        np.testing.assert_allclose(mixed[i], mix_in(patches[i], patches[1 - i], attenuation), atol=1e-3)
-    gained = augment(patches, np.random.default_rng(0), Augmentation(gain_db=6.0))
-    both = augment(patches, np.random.default_rng(0), Augmentation(gain_db=6.0, mix_db=10.0))
-    assert not np.allclose(gained, patches, atol=0.1)
-    np.testing.assert_allclose(both[0, 20], gained[0, 20], atol=1e-3)  # the same gain: drawn as without the mix
-    np.testing.assert_allclose(both[1, 70], gained[1, 70], atol=1e-3)
+def test_augmentation_draws_pitch_gain_tilt_and_stretch_in_that_order_and_nothing_more():
+    """Each patch's shift, gain, tilt and stretch, drawn in that order from the batch's stream and nothing
+    after them (the mix, drawn last, was removed): a run's batches are those of every earlier version."""
+    patches = np.random.default_rng(1).normal(-40, 10, (8, 96, 512)).astype(np.float32)
+    rng, expected = np.random.default_rng(5), np.random.default_rng(5)
+    out = augment(patches, rng, Augmentation(pitch=2, gain_db=6.0, tilt_db=2.0, stretch=0.1))
+    semitones = expected.integers(-2, 3, size=8)
+    gains, tilts = expected.uniform(-6.0, 6.0, size=8), expected.uniform(-2.0, 2.0, size=8)
+    factors = expected.uniform(1.0, 1.1, size=8)
+    assert rng.bit_generator.state == expected.bit_generator.state
+    octaves = (np.arange(96) - 95 / 2) / BINS_PER_OCTAVE
+    for i in range(8):
+        moved = time_stretch(pitch_shift(patches[i], int(semitones[i])), float(factors[i]))
+        np.testing.assert_array_equal(out[i], moved + (gains[i] + tilts[i] * octaves)[:, None].astype(np.float32))

@@ -45,24 +45,6 @@ def test_width_scales_every_layer():
     assert [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)] == [16, 32, 64, 128, 256]
 
 
-@torch.no_grad()
-@pytest.mark.parametrize("architecture", ["triplet", "autopool_triplet"])
-def test_head_dropout_acts_in_training_alone_and_is_nothing_at_zero(architecture, patch):
-    """``train.head_dropout``: in training mode two passes of one patch differ, in eval mode they are the
-    network without it (the same weights); at 0 training mode draws nothing from torch's generator, so a
-    run without the option is the run it was."""
-    plain = build_model(architecture, width=1 / 32, seed=0)
-    dropping = build_model(architecture, width=1 / 32, head_dropout=0.5, seed=0)
-    dropping.load_state_dict(plain.state_dict())
-    plain.eval(), dropping.eval()
-    torch.testing.assert_close(dropping(patch), plain(patch))
-    plain.train(), dropping.train()
-    assert not torch.allclose(dropping(patch), dropping(patch))
-    state = torch.get_rng_state()
-    plain(patch)
-    assert torch.equal(torch.get_rng_state(), state)
-
-
 def test_autopool_is_the_mean_at_alpha_zero_and_tends_to_the_max():
     torch.manual_seed(0)
     x = torch.stack([torch.randperm(32 * 8).float().reshape(32, 8) / 4 for _ in range(3)])  # gaps >= 0.25

@@ -13,9 +13,7 @@ DataLoader workers):
 * an **EQ tilt** of up to ``tilt_db`` dB per octave either way around the middle bin: a brighter or
   duller recording chain;
 * a **time stretch** by a factor up to 1 + ``stretch`` (tempo x 1/factor): the first
-  512 / factor frames are interpolated to 512;
-* a **mix** with another patch of the batch, ``mix_db`` to 2 x ``mix_db`` dB below it, added in
-  power (music heard over other music: what a patch shares with its positive must outlast it).
+  512 / factor frames are interpolated to 512.
 
 Validation and test patches are never augmented.
 """
@@ -37,11 +35,10 @@ class Augmentation:
     gain_db: float = 0.0
     tilt_db: float = 0.0  # per octave, each way
     stretch: float = 0.0  # the patch is slowed down by a factor in [1, 1 + stretch]
-    mix_db: float = 0.0  # another patch of the batch mixed in, between mix_db and 2 mix_db dB below; 0: none
 
     @property
     def active(self) -> bool:
-        return bool(self.pitch or self.gain_db or self.tilt_db or self.stretch or self.mix_db)
+        return bool(self.pitch or self.gain_db or self.tilt_db or self.stretch)
 
 
 def pitch_shift(patch: np.ndarray, semitones: int) -> np.ndarray:
@@ -70,14 +67,6 @@ def time_stretch(patch: np.ndarray, factor: float) -> np.ndarray:
     return patch[:, left] * (1 - weight) + patch[:, right] * weight
 
 
-def mix_in(patch: np.ndarray, other: np.ndarray, attenuation_db: float | np.ndarray) -> np.ndarray:
-    """``patch`` with ``other`` added ``attenuation_db`` dB below it, in power (both in dB; patches of a
-    batch at once where the attenuation broadcasts over them)."""
-    scale = np.log(10.0) / 10.0
-    mixed = np.logaddexp(patch.astype(np.float64) * scale, (other.astype(np.float64) - attenuation_db) * scale)
-    return (mixed / scale).astype(patch.dtype)
-
-
 def augment(patches: np.ndarray, rng: np.random.Generator, augmentation: Augmentation) -> np.ndarray:
     """Each of ``patches`` (n, bins, frames), dB, transformed by its own draw of ``augmentation``."""
     if not augmentation.active:
@@ -87,10 +76,6 @@ def augment(patches: np.ndarray, rng: np.random.Generator, augmentation: Augment
     gains = rng.uniform(-augmentation.gain_db, augmentation.gain_db, size=n)
     tilts = rng.uniform(-augmentation.tilt_db, augmentation.tilt_db, size=n)
     factors = rng.uniform(1.0, 1.0 + augmentation.stretch, size=n)
-    if augmentation.mix_db and n > 1:  # drawn after the others, so the other transforms' draws stay as they were
-        partners = (np.arange(n) + rng.integers(1, n, size=n)) % n  # another patch of the batch, never itself
-        attenuations = rng.uniform(augmentation.mix_db, 2 * augmentation.mix_db, size=n)
-        patches = mix_in(patches, patches[partners], attenuations[:, None, None])
     octaves = (np.arange(n_bins) - (n_bins - 1) / 2) / BINS_PER_OCTAVE
     out = np.empty_like(patches)
     for i in range(n):

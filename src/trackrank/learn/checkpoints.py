@@ -22,7 +22,7 @@ import torch
 from trackrank.atomic import atomic_output
 from trackrank.digests import file_sha256
 from trackrank.errors import CheckpointError
-from trackrank.learn.settings import TrainSettings, without_as_before
+from trackrank.learn.settings import RETIRED, TrainSettings, without_as_before
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +53,14 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu", key
 
 
 def fingerprint(settings: TrainSettings) -> str:
-    """Hash of the settings a checkpoint depends on (not the stopping rule's, workers, device); with
-    ``init_trunk``, of that checkpoint's bytes rather than its path, so a retrained tagger restarts. A
-    cosine schedule anneals to the budget's end, so there the budget (``epochs``) is not the stopping
-    rule's alone: a longer one changes every step's rate and starts the run again. An option at the value
-    that trains as before it existed (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run."""
-    stopping = ("patience", "min_epochs", "budget_tracks", "workers", "device")
-    if settings.lr_schedule == "constant":
-        stopping += ("epochs",)
+    """Hash of the settings a checkpoint depends on (not the stopping rule's, ``epochs`` among them, workers,
+    device): a longer budget continues a run. With ``init_trunk``, of that checkpoint's bytes rather than its
+    path, so a retrained tagger restarts. An option at the value that trains as before it existed
+    (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run; an option removed since (``RETIRED``)
+    is hashed at the value every run had, so removing it restarts none."""
+    stopping = ("epochs", "patience", "min_epochs", "budget_tracks", "workers", "device")
     kept = {k: v for k, v in without_as_before(dataclasses.asdict(settings)).items() if k not in stopping}
+    kept.update(RETIRED)  # as every run had them: the fingerprints of before their removal
     if settings.init_trunk:
         kept["init_trunk"] = file_sha256(settings.init_trunk)
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

@@ -6,8 +6,8 @@ shape: 3x3 convolutions, each followed by batch normalisation, ELU and max-pooli
 Details the paper leaves to Choi et al.'s FCN-5 (ISMIR 2016), as chosen here:
 the input is batch-normalised (a learnt affine map of the dB values, so no fixed
 scaling is needed); each conv block is Conv2d(3x3, padding 1) -> BatchNorm2d -> ELU ->
-MaxPool; the auto-tagger has dropout 0.5 before its last layer, the embedding models
-none by default (``head_dropout``, an option measured on music: docs/experiments.md).
+MaxPool; the auto-tagger has dropout 0.5 before its last layer, the embedding models none
+(dropout there made ``tl_distance`` worse on music: docs/experiments.md#width-weight-decay-and-dropout).
 
 ``width`` scales every layer's filter count (1.0 = the paper's); the demo trains at a
 small width on a CPU.
@@ -87,10 +87,9 @@ class TripletNet(nn.Module):
     """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation; with ``n_tags``, a second head on the same
     trunk features that outputs tag logits as the auto-tagger's does (the multi-task listwise system)."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0, n_tags: int = 0):
+    def __init__(self, dim: int = 128, width: float = 1.0, n_tags: int = 0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
-        self.dropout = nn.Dropout(head_dropout)  # at 0 it returns its input, drawing nothing
         self.output = nn.Linear(self.trunk.out_channels, dim)
         if n_tags:
             self.tag_output = nn.Linear(self.trunk.out_channels, n_tags)
@@ -102,7 +101,7 @@ class TripletNet(nn.Module):
     def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Embeddings and, with a tag head, tag logits (batch, n_tags) from one pass through the trunk."""
         features = self.trunk(patches).flatten(1)
-        embeddings = F.normalize(self.output(self.dropout(features)), dim=1)
+        embeddings = F.normalize(self.output(features), dim=1)
         return embeddings, (self.tag_output(features) if hasattr(self, "tag_output") else None)
 
 
@@ -126,17 +125,16 @@ class AutoPool(nn.Module):
 class AutoPoolTripletNet(nn.Module):
     """TL Autopool: half the filters, pools that keep 32 time steps, FC(d) per step, Auto-pool."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, head_dropout: float = 0.0):
+    def __init__(self, dim: int = 128, width: float = 1.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(AUTOPOOL_FILTERS, width), AUTOPOOL_POOLS)
-        self.dropout = nn.Dropout(head_dropout)  # at 0 it returns its input, drawing nothing
         self.output = nn.Linear(self.trunk.out_channels, dim)
         self.pool = AutoPool(dim)
 
     def frames(self, patches: torch.Tensor) -> torch.Tensor:
         """Per-step embeddings before pooling, shape (batch, 32, d)."""
         features = self.trunk(patches)  # (batch, channels, 1, 32)
-        return self.output(self.dropout(features.squeeze(2).transpose(1, 2)))
+        return self.output(features.squeeze(2).transpose(1, 2))
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
@@ -153,7 +151,6 @@ def build_model(
     n_tags: int = 0,
     dim: int = 128,
     width: float = 1.0,
-    head_dropout: float = 0.0,
     tag_head: bool = False,
     seed: int | None = None,
 ) -> nn.Module:
@@ -166,7 +163,6 @@ def build_model(
     n_tags : the tagger's outputs, one per tag (its only use).
     dim : the TL embedding's dimension (paper: 128).
     width : the factor on every layer's filter count, > 0 (paper: 1; the demo 1/16).
-    head_dropout : a TL network's dropout before its FC(d), in training (the tagger keeps its 0.5).
     tag_head : a TL network with a tag head too (``n_tags`` logits; ``train.listwise.tag_weight`` > 0).
     seed : the initial weights' seed (None: torch's generator as it stands).
     """
@@ -175,9 +171,9 @@ def build_model(
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":
-        return TripletNet(dim, width, head_dropout, n_tags if tag_head else 0)
+        return TripletNet(dim, width, n_tags if tag_head else 0)
     if tag_head:
         raise ConfigError(f"a tag head (train.listwise.tag_weight > 0) needs the FCN-5 TL network, not {architecture}")
     if architecture == "autopool_triplet":
-        return AutoPoolTripletNet(dim, width, head_dropout)
+        return AutoPoolTripletNet(dim, width)
     raise ConfigError(f"unknown architecture '{architecture}' (fcn5_tagger, triplet, autopool_triplet)")

@@ -191,12 +191,6 @@ class TrainSettings:
     aug_gain_db: float = FROM_SCHEMA
     aug_tilt_db: float = FROM_SCHEMA
     aug_stretch: float = FROM_SCHEMA
-    aug_mix_db: float = FROM_SCHEMA
-    ema: float = FROM_SCHEMA  # per-step decay of a moving average of the weights, validated and kept instead; 0: off
-    warmup_steps: int = FROM_SCHEMA  # steps over which the learning rate rises linearly to lr (learning_rate); 0: off
-    lr_schedule: str = FROM_SCHEMA  # after the warm-up: "constant", or "cosine" down to 0 at the budget's last step
-    weight_decay: float = FROM_SCHEMA  # decoupled (AdamW) decay of the conv and linear weights per unit of lr; 0: off
-    head_dropout: float = FROM_SCHEMA  # a TL network's dropout before its FC(d) in training; 0: none (the tagger: 0.5)
 
     def __post_init__(self) -> None:
         left_out = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_SCHEMA]
@@ -212,12 +206,13 @@ class TrainSettings:
     @classmethod
     def from_params(cls, system: str, params: dict, **more) -> TrainSettings:
         """The settings that a training rule's params (:func:`train_settings`) stand for: an option of
-        :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default."""
-        return cls(system=system, **{**TRAINS_AS_BEFORE, **params, **more})
+        :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default; one of :data:`RETIRED`
+        they carry at its retired value is no setting."""
+        return cls(system=system, **{**TRAINS_AS_BEFORE, **without_retired(params), **more})
 
     @property
     def augmentation(self) -> Augmentation:
-        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch, self.aug_mix_db)
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
 
     @property
     def architecture(self) -> str:
@@ -278,6 +273,46 @@ def without_as_before(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in TRAINS_AS_BEFORE or v != TRAINS_AS_BEFORE[k]}
 
 
+#: Options removed after runs were trained with them off (issue 43: none measured a gain on real music), at
+#: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
+#: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
+#: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
+RETIRED = {
+    "ema": 0.0,
+    "warmup_steps": 0,
+    "lr_schedule": "constant",
+    "weight_decay": 0.0,
+    "head_dropout": 0.0,
+    "aug_mix_db": 0.0,
+}
+#: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
+RETIRED_AFTER = {
+    "smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout"),
+    "aug_stretch": ("aug_mix_db",),
+}
+
+
+def with_retired(params: dict) -> dict:
+    """A rule's ``params`` with the options of :data:`RETIRED` back in their places, at their retired values."""
+    placed = {}
+    for key, value in params.items():
+        placed[key] = value
+        placed.update({name: RETIRED[name] for name in RETIRED_AFTER.get(key, ())})
+    return placed
+
+
+def without_retired(params: dict) -> dict:
+    """``params`` less the options of :data:`RETIRED`, which they may carry at their retired values only
+    (another, as a variant of bench/learning.py may set, is refused naming it)."""
+    changed = sorted(k for k, v in params.items() if k in RETIRED and v != RETIRED[k])
+    if changed:
+        raise ConfigError(
+            f"{', '.join(changed)}: removed from trackrank, having measured no gain on real music "
+            "(CHANGELOG.md; bench/README.md names the commit that still has it)"
+        )
+    return {k: v for k, v in params.items() if k not in RETIRED}
+
+
 #: config ``train`` keys that are TrainSettings fields under the same name.
 TRAIN_KEYS = (
     "width",
@@ -292,11 +327,6 @@ TRAIN_KEYS = (
     "min_epochs",
     "budget_tracks",
     "smoothing",
-    "ema",
-    "warmup_steps",
-    "lr_schedule",
-    "weight_decay",
-    "head_dropout",
     "tag_threshold",
     "tag_targets",
     "val_patches",
@@ -307,10 +337,11 @@ TRAIN_KEYS = (
 
 def train_settings(system: str, config: dict) -> dict:
     """The training rule's params of one system from a validated workflow config: its TrainSettings fields
-    less those of :data:`TRAINS_AS_BEFORE` at that value (:meth:`TrainSettings.from_params` reads them back)."""
+    less those of :data:`TRAINS_AS_BEFORE` at that value, with those of :data:`RETIRED`
+    (:meth:`TrainSettings.from_params` reads them back)."""
     fields = config_fields(system, config)
     settings = dataclasses.asdict(TrainSettings(system=system, **fields))  # options it does not read as before
-    return without_as_before({key: settings[key] for key in fields})
+    return without_as_before(with_retired({key: settings[key] for key in fields}))
 
 
 @functools.cache

@@ -2,16 +2,16 @@
 
 What differs between the auto-tagger, offline TL and online TL (batches, loss, validation ranking) is the
 system's kind (:mod:`trackrank.learn.kinds`), decided once per run and passed to the steps; which epoch is
-kept and when the run stops is :mod:`trackrank.learn.early_stopping`; resuming, :mod:`trackrank.learn.checkpoints`;
-how the weights move (Adam, the learning-rate schedule, the weight average), :mod:`trackrank.learn.optimisation`.
+kept and when the run stops is :mod:`trackrank.learn.early_stopping`; resuming, :mod:`trackrank.learn.checkpoints`.
+Every step is plain Adam's, at the run's learning rate.
 
 Early stopping watches MAP@k on the validation split (each val track queries the others; relevant = its
 first oracle-ranked tracks), not a validation loss: the retrieval metric is what the paper reports, and it
 compares the auto-tagger (BCE) and the triplet systems on one scale. Validation losses are logged beside it.
 
-Resuming: after every epoch, ``last.pt`` holds the model, its weight average, optimiser, RNG states and
-history. A rerun (a killed process, a preempted cluster job) continues from it when its settings
-fingerprint and the digest of the files it trains on both match; otherwise it starts over.
+Resuming: after every epoch, ``last.pt`` holds the model, optimiser, RNG states and history. A rerun (a
+killed process, a preempted cluster job) continues from it when its settings fingerprint and the digest of
+the files it trains on both match; otherwise it starts over.
 
 Data loading: patches come from the memory-mapped cache (:mod:`trackrank.data.feature_cache`) through a
 DataLoader whose worker processes each build whole batches (:mod:`trackrank.learn.batches`).
@@ -27,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
 from trackrank.errors import ConfigError
@@ -36,7 +35,6 @@ from trackrank.learn.checkpoints import load_checkpoint
 from trackrank.learn.embedding import choose_device, track_outputs
 from trackrank.learn.kinds import SystemKind, kind_of
 from trackrank.learn.models import build_model
-from trackrank.learn.optimisation import learning_rate, new_optimizer, weight_average
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training_data import TrainingData
 from trackrank.rank.metrics import per_query_metrics
@@ -46,25 +44,19 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Run:
-    """What one run changes as it trains: the network, its optimiser and gradient scaler, and the weight
-    average (None without ``ema``), with the files it writes."""
+    """What one run changes as it trains: the network, its optimiser and gradient scaler, with the files it
+    writes."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler
-    average: AveragedModel | None
     model_file: Path
     history_file: Path
     last_file: Path
 
-    @property
-    def evaluated(self) -> torch.nn.Module:
-        """The network that is validated and kept: the weight average where there is one."""
-        return self.average.module if self.average is not None else self.model
-
     def states(self) -> dict:
         """The objects whose state ``last.pt`` keeps, by their key there."""
-        return {"model": self.model, "optimizer": self.optimizer, "scaler": self.scaler, "average": self.average}
+        return {"model": self.model, "optimizer": self.optimizer, "scaler": self.scaler}
 
 
 def train(
@@ -116,9 +108,8 @@ def for_this_split(settings: TrainSettings, n_tracks: int) -> TrainSettings:
 
 
 def new_run(settings: TrainSettings, data: TrainingData, device: torch.device, *, files: tuple) -> Run:
-    """A run at its start: a new network (or the one it starts from), optimiser, scaler and weight average."""
-    model, optimizer, scaler = _new_state(settings, data, device)
-    return Run(model, optimizer, scaler, weight_average(model, settings), *(Path(f) for f in files))
+    """A run at its start: a new network (or the one it starts from), optimiser and scaler."""
+    return Run(*_new_state(settings, data, device), *(Path(f) for f in files))
 
 
 def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device):
@@ -128,13 +119,12 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
         n_tags=len(data.tag_names),
         dim=settings.dim,
         width=settings.width,
-        head_dropout=settings.head_dropout,
         tag_head=settings.listwise_tag_weight > 0,
         seed=settings.seed,
     ).to(device)
     if settings.init_trunk:
         start_from(model, settings, device)
-    optimizer = new_optimizer(model, settings)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     return model, optimizer, scaler
 
@@ -160,7 +150,7 @@ def start_from(model, settings: TrainSettings, device: torch.device) -> None:
 
 def record(state: dict, row: dict, run: Run, kind: SystemKind, settings: TrainSettings, data: TrainingData) -> None:
     """Add an epoch's row to the history, keeping the network when early stopping's rule says so."""
-    early_stopping.record_epoch(state, row, run.evaluated, settings, kind.selects_epoch, data.tag_names, run.model_file)
+    early_stopping.record_epoch(state, row, run.model, settings, kind.selects_epoch, data.tag_names, run.model_file)
 
 
 def log_start(settings: TrainSettings, run: Run, device: torch.device) -> None:
@@ -192,20 +182,9 @@ def untrained_row(run: Run, kind: SystemKind, data: TrainingData, settings: Trai
 def one_epoch(run: Run, kind: SystemKind, data: TrainingData, settings: TrainSettings, state: dict, device) -> dict:
     """Train the next epoch, validate it, and return its history row (``state``'s step moves on)."""
     epoch, started = state["epoch"] + 1, time.perf_counter()
-    train_loss, active = _train_epoch(
-        run.model,
-        run.optimizer,
-        run.scaler,
-        data,
-        settings,
-        epoch,
-        device,
-        kind=kind,
-        average=run.average,
-        first_step=state["step"],
-    )
+    train_loss, active = _train_epoch(run.model, run.optimizer, run.scaler, data, settings, epoch, device, kind=kind)
     state["step"] += settings.batches_per_epoch
-    scores = validate(run.evaluated, kind, data, settings, device)
+    scores = validate(run.model, kind, data, settings, device)
     row = {"epoch": epoch, "step": state["step"], "train_loss": train_loss, **scores}
     row["seconds"] = time.perf_counter() - started
     if kind.reports_active:
@@ -252,18 +231,11 @@ def _train_epoch(
     device: torch.device,
     *,
     kind: SystemKind,
-    average: AveragedModel | None = None,
-    first_step: int = 0,
 ) -> tuple[float, float]:
-    """One epoch of steps, each followed by the weight average's update (``average``, or None), the
-    first of them the run's step ``first_step`` (0-based; the learning rate's warm-up follows it):
-    (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
+    """One epoch of steps: (mean train loss, mean share of active triplets; NaN for the auto-tagger)."""
     model.train()
     losses, active = [], []
-    for step, batch in enumerate(epoch_batches(data, settings, epoch, device, kind=kind), start=first_step):
-        rate = learning_rate(settings, step)  # the schedule's rate (lr itself when there is none)
-        for group in optimizer.param_groups:
-            group["lr"] = rate
+    for batch in epoch_batches(data, settings, epoch, device, kind=kind):
         with torch.autocast(device_type=device.type, enabled=device.type == "cuda"):
             loss, fraction = kind.loss(model, batch, data, settings, device)
         if fraction is not None:
@@ -272,7 +244,5 @@ def _train_epoch(
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        if average is not None:
-            average.update_parameters(model)
         losses.append(loss.item())
     return float(np.mean(losses)), float(np.mean(active)) if active else float("nan")
