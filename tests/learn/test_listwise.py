@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from trackrank.data.catalog import CatalogFiles
-from trackrank.learn.listwise import BatchSimilarity, listnet_loss, listnet_targets, multitask_loss
+from trackrank.learn.listwise import BatchSimilarity, listnet_loss, listnet_targets
 from trackrank.rank.similarity import split_oracle
 
 #: three patches on a line of the plane: 0 and 2 opposite, 1 between them
@@ -104,14 +104,3 @@ def test_s_between_a_batch_s_tracks_is_the_runs_s_of_the_whole_split(graded_cata
     between = BatchSimilarity(oracle, rows).between(tracks)
     expected = np.stack([oracle.scores(rows[t])[rows[tracks]] for t in tracks])
     assert between.shape == (5, 5) and np.allclose(between, expected, atol=1e-6)
-
-
-def test_the_multitask_weight_at_0_and_at_1_gives_its_two_parts():
-    listwise = listnet_loss(LINE, S, temperature=1.0, target_temperature=1.0)
-    logits = torch.tensor([[2.0, -1.0], [0.0, 0.5], [-3.0, 1.0]])
-    targets = torch.tensor([[1.0, 0.0], [0.4, 0.9], [0.0, 1.0]])
-    tags = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets)
-    assert multitask_loss(listwise, None, None, 0.0) == listwise
-    assert multitask_loss(listwise, logits, targets, 0.0) == listwise
-    assert multitask_loss(listwise, logits, targets, 1.0).item() == pytest.approx(tags.item())
-    assert multitask_loss(listwise, logits, targets, 0.25).item() == pytest.approx(0.75 * listwise + 0.25 * tags)

@@ -12,7 +12,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from torch.nn import functional as F
 
 from builders import tiny_settings as settings
 from builders import training_outputs
@@ -471,35 +470,6 @@ def test_listwise_training_ranks_the_val_split_better_than_its_untrained_start(h
     )
     assert kept["epoch"] > 0 and kept["val_map@10"] > untrained + 0.1, history["val_map@10"].round(3).tolist()
     assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0], "the val split's listwise loss falls"
-
-
-def test_a_multitask_listwise_run_learns_the_tags_with_a_head_on_the_same_trunk(hidden_pipeline, tmp_path):
-    """The embedding ranks the val split better than its untrained start, and the tag head, loaded back from
-    the checkpoint, tags the val tracks better than the same head untrained."""
-    untrained, kept, history = train_on_hidden(
-        hidden_pipeline,
-        tmp_path,
-        system="tl_listwise",
-        online_tracks=12,
-        online_patches=2,
-        n_positives=7,
-        listwise_tag_weight=0.5,
-        tag_targets="graded",
-    )
-    assert kept["val_map@10"] > untrained + 0.1, history["val_map@10"].round(3).tolist()
-    from trackrank.learn.embedding import load_model
-    from trackrank.learn.models import build_model
-
-    model, checkpoint = load_model(tmp_path / "model.pt")
-    start = build_model("triplet", n_tags=4, dim=128, width=0.03125, tag_head=True, seed=0).eval()
-    cache = PatchCache(CacheFiles.in_folder(hidden_pipeline / "cache"))
-    tags = pd.read_parquet(hidden_pipeline / "catalog" / "tags.parquet").set_index("track_id")
-    val = [f"h{i:02d}" for i in range(32, 48)]
-    patches = torch.from_numpy(cache.patches(cache.indices(val), np.random.default_rng(0)))
-    targets = torch.tensor(tags.loc[val].to_numpy(), dtype=torch.float32)
-    with torch.no_grad():
-        losses = [F.binary_cross_entropy_with_logits(m.embed_and_tag(patches)[1], targets) for m in (start, model)]
-    assert losses[1] < losses[0] - 0.05, losses
 
 
 def test_listwise_batches_hold_p_tracks_k_patches_and_s_between_their_tracks(pipeline):

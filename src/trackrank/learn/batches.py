@@ -181,22 +181,18 @@ class ListwiseBatches(OnlineBatches):
     """Online batches (P tracks x K patches, drawn so that neighbours meet) with S between their tracks
     instead of ranks, for the listwise loss (:mod:`trackrank.learn.listwise`).
 
-    Yields (patches (P*K, 96, 512), S (P*K, P*K) float32), row = anchor; with ``targets`` (the train
-    tracks' tag targets, a multi-task run), (patches, S, each patch's track's targets (P*K, n_tags)).
+    Yields (patches (P*K, 96, 512), S (P*K, P*K) float32), row = anchor.
     """
 
-    def __init__(self, *args, similarity: BatchSimilarity, targets: np.ndarray | None = None, **kwargs):
+    def __init__(self, *args, similarity: BatchSimilarity, **kwargs):
         super().__init__(*args, **kwargs)
-        self.similarity, self.targets = similarity, targets
+        self.similarity = similarity
 
-    def batch(self, b: int) -> tuple[torch.Tensor, ...]:
+    def batch(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([self.seed, self.epoch, b])
         tracks = self.batch_tracks(rng)
         patches = self.draw_patches(self.cache, self.train_tracks[tracks], rng)
-        similarity = torch.from_numpy(self.similarity.between(tracks))
-        if self.targets is None:
-            return patches, similarity
-        return patches, similarity, torch.from_numpy(self.targets[tracks])
+        return patches, torch.from_numpy(self.similarity.between(tracks))
 
 
 class TwoPatchBatches(SeededBatches):

@@ -103,13 +103,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[to
     settings = checkpoint["settings"]
     try:
         architecture, _ = system_spec(settings["system"])
-        model = build_model(
-            architecture,
-            n_tags=len(checkpoint["tags"]),
-            dim=settings["dim"],
-            width=settings["width"],
-            tag_head=settings.get("listwise_tag_weight", 0) > 0,  # absent from checkpoints of before it
-        )
+        model = build_model(architecture, n_tags=len(checkpoint["tags"]), dim=settings["dim"], width=settings["width"])
         model.load_state_dict(checkpoint["model"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: its weights and settings do not make a trackrank network: {error}") from None

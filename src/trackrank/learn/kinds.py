@@ -28,7 +28,7 @@ from trackrank.learn.batches import (
     TwoPatchBatches,
     check_within,
 )
-from trackrank.learn.listwise import BatchSimilarity, listnet_loss, multitask_loss
+from trackrank.learn.listwise import BatchSimilarity, listnet_loss
 from trackrank.learn.losses import OfflineNegatives, offline_negatives, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
 from trackrank.learn.settings import LISTWISE, SELF_SUPERVISED, TrainSettings
@@ -314,13 +314,10 @@ class Listwise(TripletSystem):
             raise ConfigError(f"{settings.system} draws its batches from the train split's rankings: it needs them")
         oracle_ids, oracle = split_oracle(catalog, "train", **(similarity or {}))
         row = {track: i for i, track in enumerate(oracle_ids)}
-        own = {
+        return {
             "ranks": RankLookup(train_rankings, train_ids),
             "similarity": BatchSimilarity(oracle, np.array([row[t] for t in train_ids])),
         }
-        if settings.listwise_tag_weight > 0:  # the tag head's targets, as the auto-tagger's
-            own["train_targets"] = tagger_targets(tags.loc[train_ids].to_numpy(), settings)
-        return own
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return ListwiseBatches(
@@ -334,20 +331,18 @@ class Listwise(TripletSystem):
             seed=settings.seed,
             epoch=epoch,
             similarity=data.similarity,
-            targets=data.train_targets,
         )
 
     def loss(self, model, batch, data, settings, device):
-        patches, similarity, *targets = batch
-        embeddings, logits = model.embed_and_tag(patches.to(device, non_blocking=True))
-        listwise = listnet_loss(
+        patches, similarity = batch
+        embeddings = model(patches.to(device, non_blocking=True))
+        loss = listnet_loss(
             embeddings,
             similarity.to(device),
             temperature=settings.listwise_temperature,
             target_temperature=settings.listwise_target_temperature,
         )
-        targets = targets[0].to(device) if targets else None
-        return multitask_loss(listwise, logits, targets, settings.listwise_tag_weight), None
+        return loss, None
 
     def validation(self, outputs, data, settings, k):
         n = min(len(outputs), self.val_loss_tracks)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from trackrank.rank.similarity import Oracle
 
@@ -53,18 +52,6 @@ def listnet_loss(
     log_model = torch.log_softmax(logits, dim=1).masked_fill(itself, 0.0)
     targets = listnet_targets(similarity, target_temperature)
     return (torch.xlogy(targets, targets) - targets * log_model).sum(dim=1).mean()
-
-
-def multitask_loss(
-    listwise: torch.Tensor, logits: torch.Tensor | None, targets: torch.Tensor | None, tag_weight: float
-) -> torch.Tensor:
-    """``(1 - tag_weight) x listwise + tag_weight x`` the auto-tagger's binary cross-entropy of the tag head's
-    ``logits`` on ``targets``: one trunk learns the ranking and the tags that S is computed from.
-    At 0 the listwise loss alone (no tag head), at 1 the tagger's loss alone."""
-    if tag_weight == 0:
-        return listwise
-    tags = F.binary_cross_entropy_with_logits(logits.float(), targets)
-    return (1 - tag_weight) * listwise + tag_weight * tags
 
 
 class BatchSimilarity:

@@ -84,25 +84,16 @@ class AutoTagger(nn.Module):
 
 
 class TripletNet(nn.Module):
-    """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation; with ``n_tags``, a second head on the same
-    trunk features that outputs tag logits as the auto-tagger's does (the multi-task listwise system)."""
+    """TL: the FCN-5 trunk, a linear FC(d) and L2 normalisation."""
 
-    def __init__(self, dim: int = 128, width: float = 1.0, n_tags: int = 0):
+    def __init__(self, dim: int = 128, width: float = 1.0):
         super().__init__()
         self.trunk = ConvTrunk(scaled(FCN5_FILTERS, width), FCN5_POOLS)
         self.output = nn.Linear(self.trunk.out_channels, dim)
-        if n_tags:
-            self.tag_output = nn.Linear(self.trunk.out_channels, n_tags)
 
     def forward(self, patches: torch.Tensor) -> torch.Tensor:
         """Embeddings, shape (batch, d), unit L2 norm."""
-        return self.embed_and_tag(patches)[0]
-
-    def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Embeddings and, with a tag head, tag logits (batch, n_tags) from one pass through the trunk."""
-        features = self.trunk(patches).flatten(1)
-        embeddings = F.normalize(self.output(features), dim=1)
-        return embeddings, (self.tag_output(features) if hasattr(self, "tag_output") else None)
+        return F.normalize(self.output(self.trunk(patches).flatten(1)), dim=1)
 
 
 class AutoPool(nn.Module):
@@ -140,10 +131,6 @@ class AutoPoolTripletNet(nn.Module):
         """Embeddings, shape (batch, d), unit L2 norm."""
         return F.normalize(self.pool(self.frames(patches)), dim=1)
 
-    def embed_and_tag(self, patches: torch.Tensor) -> tuple[torch.Tensor, None]:
-        """Embeddings and no tag logits (it has no tag head)."""
-        return self(patches), None
-
 
 def build_model(
     architecture: str,
@@ -151,7 +138,6 @@ def build_model(
     n_tags: int = 0,
     dim: int = 128,
     width: float = 1.0,
-    tag_head: bool = False,
     seed: int | None = None,
 ) -> nn.Module:
     """``fcn5_tagger`` | ``triplet`` | ``autopool_triplet``; with ``seed``, its initial weights drawn from that
@@ -163,7 +149,6 @@ def build_model(
     n_tags : the tagger's outputs, one per tag (its only use).
     dim : the TL embedding's dimension (paper: 128).
     width : the factor on every layer's filter count, > 0 (paper: 1; the demo 1/16).
-    tag_head : a TL network with a tag head too (``n_tags`` logits; ``train.listwise.tag_weight`` > 0).
     seed : the initial weights' seed (None: torch's generator as it stands).
     """
     if seed is not None:
@@ -171,9 +156,7 @@ def build_model(
     if architecture == "fcn5_tagger":
         return AutoTagger(n_tags, width)
     if architecture == "triplet":
-        return TripletNet(dim, width, n_tags if tag_head else 0)
-    if tag_head:
-        raise ConfigError(f"a tag head (train.listwise.tag_weight > 0) needs the FCN-5 TL network, not {architecture}")
+        return TripletNet(dim, width)
     if architecture == "autopool_triplet":
         return AutoPoolTripletNet(dim, width)
     raise ConfigError(f"unknown architecture '{architecture}' (fcn5_tagger, triplet, autopool_triplet)")

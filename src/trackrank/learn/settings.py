@@ -184,7 +184,6 @@ class TrainSettings:
     online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
     listwise_temperature: float = FROM_SCHEMA  # tl_listwise: scale of the model's squared distances ...
     listwise_target_temperature: float = FROM_SCHEMA  # ... and of S (trackrank.learn.listwise)
-    listwise_tag_weight: float = FROM_SCHEMA  # tl_listwise's share of a tag head's loss (0: none, 1: tags alone)
     init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
     # network of the same architecture whole (tl_ssl's)
     aug_pitch: int = FROM_SCHEMA  # training-patch augmentation (trackrank.learn.augment); all 0: none
@@ -254,17 +253,15 @@ TRAINS_AS_BEFORE = {
     "tag_targets": "binary",
     "listwise_temperature": 0.5,
     "listwise_target_temperature": 0.1,
-    "listwise_tag_weight": 0.0,
 }
 
 #: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
 #: it at that value, so that it reaches neither their params nor their fingerprints.
 READ_BY = {
     "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
-    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger" or strategy == LISTWISE,
+    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger",
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
-    "listwise_tag_weight": lambda architecture, strategy: strategy == LISTWISE,
 }
 
 

@@ -119,7 +119,6 @@ def _new_state(settings: TrainSettings, data: TrainingData, device: torch.device
         n_tags=len(data.tag_names),
         dim=settings.dim,
         width=settings.width,
-        tag_head=settings.listwise_tag_weight > 0,
         seed=settings.seed,
     ).to(device)
     if settings.init_trunk:
