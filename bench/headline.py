@@ -14,7 +14,8 @@ rendered from ``bench/results/headline/``:
   and over (query x seed), and the servable variant chosen on val;
 - ``val_<folder>``: the same comparison on the val split of ``bench/results/<folder>/`` (a choice's evidence);
 - either with ``-vs-<reference>-<reference>...``: against those variants instead (e.g.
-  ``confirm_scores1001-vs-at_trunk``).
+  ``confirm_scores1001-vs-at_trunk``);
+- ``defaults_<folder>``: each default's confirmed gain over the value it replaced (:data:`REPLACED_VALUES`).
 
     python bench/headline.py record results --name demo   # copy a finished run's report here
     python bench/headline.py                              # rewrite every block from the files
@@ -136,10 +137,64 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
     return "\n".join(lines) + "\n"
 
 
+#: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
+#: (and ``confirm_defaults.json``): the option, the variant at its default, the variant at the value it replaced.
+REPLACED_VALUES = (
+    ("train.margin", "tl_distance", "tl_distance_margin_0.5"),
+    ("train.offline_negatives", "tl_distance", "tl_distance_table_negatives"),
+    ("train.tag_targets", "at_trunk", "at_trunk_binary"),
+    ("train.tag_targets", "at_baseline", "at_baseline_binary"),
+    ("train.min_epochs", "at_trunk", "at_trunk_min_epochs_1"),
+    ("train.min_epochs", "at_baseline", "at_baseline_min_epochs_1"),
+    ("train.online.lr", "tl_online", "tl_online_lr_1e-3"),
+)
+
+
+def finished_seeds(folder: Path, variant: str, split: str) -> dict[int, Path]:
+    """The seeds of ``variant`` in ``folder`` evaluated on ``split``: seed -> metrics file."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import learning
+
+    runs = {
+        int(r.parent.name[4:]): learning.metrics_file(r.parent, split)
+        for r in folder.glob(f"{variant}/seed*/result.json")
+    }
+    return {seed: path for seed, path in sorted(runs.items()) if path.exists()}
+
+
+def defaults_table(folder: Path) -> str:
+    """Each default's confirmed gain: the test nDCG@20 of its variant less that of the value it replaced, over
+    the training seeds both have finished (per query, seeds averaged, ± 95 % t; and over queries and seeds)."""
+    sys.path.insert(0, str(REPO / "bench"))
+    import learning
+
+    lines = [
+        "| option | default's variant | against the value it replaced | gain, nDCG@20 points | over seeds | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for option, default, replaced in REPLACED_VALUES:
+        ours, theirs = finished_seeds(folder, default, "test"), finished_seeds(folder, replaced, "test")
+        seeds = sorted(set(ours) & set(theirs))
+        if not seeds:
+            lines.append(f"| `{option}` | {default} | {replaced} | not run yet | | |")
+            continue
+        runs = [
+            {"variant": name, "seed": seed, "per_query": pd.read_parquet(files[seed])}
+            for name, files in ((default, ours), (replaced, theirs))
+            for seed in seeds
+        ]
+        row = learning.comparison(runs, [replaced], "test").iloc[0]
+        seeds_read = ", ".join(map(str, seeds))
+        lines.append(f"| `{option}` | {default} | {replaced} | {row.d_ndcg} | {row.d_ndcg_seeds} | {seeds_read} |")
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str) -> str:
     """The text a block named ``name`` holds."""
     if name in ("times", "times-short"):
         return times_table(short=name == "times-short")
+    if name.startswith("defaults_"):
+        return defaults_table(REPO / "bench" / "results" / name.removeprefix("defaults_"))
     if name.startswith(("confirm_", "val_")):
         folder, _, against = name.partition("-vs-")
         references = tuple(against.split("-")) if against else ("untrained", "mfcc_stats")

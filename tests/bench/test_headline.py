@@ -83,3 +83,13 @@ def test_a_val_table_compares_each_variant_with_the_references_it_names(tmp_path
     assert "| variant | nDCG@20 (%) | − untrained | over seeds | − at_trunk | over seeds |" in table
     assert "| tl_listwise | 70.0 | +40.0" in table and "| +10.0 ± 0.0 |" in table
     assert "Served" not in table, "no choice is made from a table of the split it was made on"
+
+
+def test_a_defaults_table_gives_each_defaults_gain_over_the_value_it_replaced(tmp_path, monkeypatch):
+    """``defaults_<folder>``: the default's variant less the replaced value's, on the seeds both finished."""
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    folder = tmp_path / "bench" / "results" / "reserved"
+    write_runs(folder, "test", {"tl_distance": [0.5, 0.6, 0.7], "tl_distance_margin_0.5": [0.4, 0.5, 0.6]})
+    table = headline.render("defaults_reserved")
+    assert "| `train.margin` | tl_distance | tl_distance_margin_0.5 | +10.0 ± 0.0 |" in table
+    assert "| `train.online.lr` | tl_online | tl_online_lr_1e-3 | not run yet | | |" in table
