@@ -196,6 +196,23 @@ class OfflineTriplets(TripletSystem):
         return self.negatives.loss(embeddings, settings.offline_pairs, settings.margin, anchor_ranks)
 
 
+def online_batches(batches: type[OnlineBatches], data: TrainingData, settings: TrainSettings, epoch: int, **more):
+    """An epoch's batches of P train tracks x K patches drawn as online mining draws them (``batches``:
+    :class:`OnlineBatches` or a kind of it, with its ``more`` arguments)."""
+    return batches(
+        data.cache,
+        data.train_tracks,
+        data.ranks,
+        n_tracks=settings.online_tracks,
+        n_patches=settings.online_patches,
+        n_positives=data.n_positives,
+        n_batches=settings.batches_per_epoch,
+        seed=settings.seed,
+        epoch=epoch,
+        **more,
+    )
+
+
 class OnlineTriplets(TripletSystem):
     """TL with its triplets mined inside each batch from the train split's rankings
     (:mod:`trackrank.learn.online_mining`)."""
@@ -225,17 +242,7 @@ class OnlineTriplets(TripletSystem):
         return {"ranks": ranks}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
-        return OnlineBatches(
-            data.cache,
-            data.train_tracks,
-            data.ranks,
-            n_tracks=settings.online_tracks,
-            n_patches=settings.online_patches,
-            n_positives=data.n_positives,
-            n_batches=settings.batches_per_epoch,
-            seed=settings.seed,
-            epoch=epoch,
-        )
+        return online_batches(OnlineBatches, data, settings, epoch)
 
     def loss(self, model, batch, data, settings, device):
         patches, ranks = batch
@@ -320,18 +327,7 @@ class Listwise(TripletSystem):
         }
 
     def batches(self, data, settings, epoch) -> SeededBatches:
-        return ListwiseBatches(
-            data.cache,
-            data.train_tracks,
-            data.ranks,
-            n_tracks=settings.online_tracks,
-            n_patches=settings.online_patches,
-            n_positives=data.n_positives,
-            n_batches=settings.batches_per_epoch,
-            seed=settings.seed,
-            epoch=epoch,
-            similarity=data.similarity,
-        )
+        return online_batches(ListwiseBatches, data, settings, epoch, similarity=data.similarity)
 
     def loss(self, model, batch, data, settings, device):
         patches, similarity = batch
