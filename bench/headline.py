@@ -38,6 +38,17 @@ HEADLINE = REPO / "bench" / "results" / "headline"
 BLOCK = re.compile(r"(<!-- headline:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /headline:(?P=name) -->)", re.DOTALL)
 
 
+def bench_learning():
+    """``bench/learning.py``, beside this script: the run layout and the paired comparison its tables share
+    (imported when a table needs it)."""
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    import learning
+
+    return learning
+
+
 def documents(repo: Path = REPO) -> list[Path]:
     """The pages that may quote a headline figure."""
     return [repo / "README.md", *sorted((repo / "docs").glob("*.md"))]
@@ -93,8 +104,7 @@ def servable_name(variant: str) -> bool:
 def comparison_table(folder: Path, split: str = "test", references: tuple[str, ...] = ("untrained", "mfcc_stats")):
     """A run's comparison on ``split`` to each of ``references`` (nDCG@20, points), over the seeds every
     variant has finished; on the test split, also the servable variant with the best val nDCG@20 over them."""
-    sys.path.insert(0, str(REPO / "bench"))
-    import learning
+    learning = bench_learning()
 
     finished = {}
     for result in sorted(folder.glob("*/seed*/result.json")):
@@ -152,8 +162,7 @@ REPLACED_VALUES = (
 
 def finished_seeds(folder: Path, variant: str, split: str) -> dict[int, Path]:
     """The seeds of ``variant`` in ``folder`` evaluated on ``split``: seed -> metrics file."""
-    sys.path.insert(0, str(REPO / "bench"))
-    import learning
+    learning = bench_learning()
 
     runs = {
         int(r.parent.name[4:]): learning.metrics_file(r.parent, split)
@@ -165,8 +174,7 @@ def finished_seeds(folder: Path, variant: str, split: str) -> dict[int, Path]:
 def defaults_table(folder: Path) -> str:
     """Each default's confirmed gain: the test nDCG@20 of its variant less that of the value it replaced, over
     the training seeds both have finished (per query, seeds averaged, ± 95 % t; and over queries and seeds)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    import learning
+    learning = bench_learning()
 
     lines = [
         "| option | default's variant | against the value it replaced | gain, nDCG@20 points | over seeds | seeds |",

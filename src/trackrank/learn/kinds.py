@@ -224,7 +224,7 @@ class OnlineTriplets(TripletSystem):
         self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
     ) -> dict:
         if train_rankings is None:
-            raise ConfigError(f"{settings.system} mines online: it needs the train split's rankings")
+            raise ConfigError(f"{settings.system} draws its batches from the train split's rankings: it needs them")
         ranks = RankLookup(train_rankings, train_ids)
         if n_positives >= ranks.beyond:
             raise ConfigError(
@@ -232,12 +232,12 @@ class OnlineTriplets(TripletSystem):
                 "tracks each ranking stores (ranking.top_k): raise ranking.top_k"
             )
         log.info(
-            "online mining: %d tracks x %d patches per batch, Np = %d of %d train tracks, %s",
+            "%s: %d tracks x %d patches per batch, Np = %d of %d train tracks",
+            settings.system,
             settings.online_tracks,
             settings.online_patches,
             n_positives,
             len(train_ids),
-            settings.online_mining,
         )
         return {"ranks": ranks}
 
@@ -297,12 +297,12 @@ class SelfSupervised(OnlineTriplets):
         return 0  # rank 0: the same track
 
 
-class Listwise(TripletSystem):
+class Listwise(OnlineTriplets):
     """The listwise system (``tl_listwise``): the ranking by S learnt from the whole batch
     (:mod:`trackrank.learn.listwise`). Its batches are drawn as online mining draws them (P tracks x K
-    patches, half of the tracks with one of their first Np neighbours, from the train split's rankings);
-    S between their tracks comes from the train split's tags with the run's S. Its validation loss is
-    the same loss over the val tracks' embeddings and S of their true tags."""
+    patches, half of the tracks with one of their first Np neighbours, from the train split's rankings,
+    read as online mining reads them); S between their tracks comes from the train split's tags with the
+    run's S. Its validation loss is the same loss over the val tracks' embeddings and S of their true tags."""
 
     reports_active = False
     #: the val tracks its validation loss reads at most (their S matrix is computed once per run)
@@ -311,20 +311,11 @@ class Listwise(TripletSystem):
     def __init__(self):
         self.val_similarity: torch.Tensor | None = None  # S among the val tracks the validation loss reads
 
-    def inputs(self, triplets, train_rankings):
-        return [train_rankings]
-
-    def read(
-        self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
-    ) -> dict:
-        if train_rankings is None:
-            raise ConfigError(f"{settings.system} draws its batches from the train split's rankings: it needs them")
-        oracle_ids, oracle = split_oracle(catalog, "train", **(similarity or {}))
+    def read(self, settings, cache, **inputs) -> dict:
+        own = super().read(settings, cache, **inputs)
+        oracle_ids, oracle = split_oracle(inputs["catalog"], "train", **(inputs["similarity"] or {}))
         row = {track: i for i, track in enumerate(oracle_ids)}
-        return {
-            "ranks": RankLookup(train_rankings, train_ids),
-            "similarity": BatchSimilarity(oracle, np.array([row[t] for t in train_ids])),
-        }
+        return own | {"similarity": BatchSimilarity(oracle, np.array([row[t] for t in inputs["train_ids"]]))}
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return online_batches(ListwiseBatches, data, settings, epoch, similarity=data.similarity)
@@ -343,8 +334,9 @@ class Listwise(TripletSystem):
     def validation(self, outputs, data, settings, k):
         n = min(len(outputs), self.val_loss_tracks)
         if self.val_similarity is None:
+            every_val_track = np.arange(data.val_oracle.n_tracks)
             self.val_similarity = torch.from_numpy(
-                np.stack([data.val_oracle.scores(i)[:n] for i in range(n)]).astype(np.float32)
+                BatchSimilarity(data.val_oracle, every_val_track).between(np.arange(n))
             )
         loss = listnet_loss(
             torch.from_numpy(outputs[:n]),
