@@ -15,7 +15,9 @@ rendered from ``bench/results/headline/``:
 - ``val_<folder>``: the same comparison on the val split of ``bench/results/<folder>/`` (a choice's evidence);
 - either with ``-vs-<reference>-<reference>...``: against those variants instead (e.g.
   ``confirm_scores1001-vs-at_trunk``);
-- ``defaults_<folder>``: each default's confirmed gain over the value it replaced (:data:`REPLACED_VALUES`).
+- ``defaults_<folder>``: each default's confirmed gain over the value it replaced (:data:`REPLACED_VALUES`);
+- ``changed_<folder>-from-<earlier>``: each variant of ``bench/results/<folder>/`` on the test split against
+  the same variant in ``bench/results/<earlier>/`` (the same catalog trained with other defaults).
 
     python bench/headline.py record results --name demo   # copy a finished run's report here
     python bench/headline.py                              # rewrite every block from the files
@@ -197,10 +199,41 @@ def defaults_table(folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def changed_table(folder: Path, earlier: Path) -> str:
+    """Each variant of ``folder`` that ``earlier`` holds too, on the test split: its nDCG@20 less the earlier
+    one's, over the training seeds both have finished (per query, seeds averaged, ± 95 % t; and over queries and
+    seeds). The two folders must be runs of the same catalog: their queries are paired."""
+    learning = bench_learning()
+
+    lines = [
+        "| variant | nDCG@20 (%) | earlier nDCG@20 (%) | difference, points | over seeds | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in sorted(p.name for p in folder.iterdir() if p.is_dir()):
+        now, before = finished_seeds(folder, variant, "test"), finished_seeds(earlier, variant, "test")
+        seeds = sorted(set(now) & set(before))
+        if not seeds:
+            continue
+        runs = [
+            {"variant": name, "seed": seed, "per_query": pd.read_parquet(files[seed])}
+            for name, files in (("now", now), ("earlier", before))
+            for seed in seeds
+        ]
+        row, earlier_row = learning.comparison(runs, ["earlier"], "test").itertuples(index=False)
+        lines.append(
+            f"| {variant} | {row.ndcg:.1f} | {earlier_row.ndcg:.1f} | {row.d_ndcg} | {row.d_ndcg_seeds} | "
+            f"{', '.join(map(str, seeds))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str) -> str:
     """The text a block named ``name`` holds."""
     if name in ("times", "times-short"):
         return times_table(short=name == "times-short")
+    if name.startswith("changed_"):
+        folder, _, earlier = name.removeprefix("changed_").partition("-from-")
+        return changed_table(REPO / "bench" / "results" / folder, REPO / "bench" / "results" / earlier)
     if name.startswith("defaults_"):
         return defaults_table(REPO / "bench" / "results" / name.removeprefix("defaults_"))
     if name.startswith(("confirm_", "val_")):

@@ -7,7 +7,8 @@ rankings and triplet tables are made anew on the subset alone (its own oracle ra
 that size would have), and each system trains from scratch with each seed, then is evaluated on the
 fixed val split (``--confirm``: the test split, to confirm a choice made on val) as the workflow does:
 
-- the trained systems of ``--systems`` (default ``at_baseline`` and ``tl_online``);
+- the trained systems of ``--systems`` (default ``at_baseline`` and ``tl_online``); one that starts from
+  the tagger's trunk (``tl_listwise_from_at``) starts from the ``at_baseline`` of its size and seed, listed before it;
 - ``at_trunk``, the trunk of that size's auto-tagger (when ``at_baseline`` is among them);
 - ``untrained``, the TL network at its initialisation (the same at every size: a size of 0);
 - ``mfcc_stats``, MFCC statistics standardised on the run's train split (no training at all).
@@ -39,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning  # noqa: E402  (bench/learning.py: one variant trained, embedded and evaluated)
 
 from trackrank.data.catalog import CatalogFiles  # noqa: E402
-from trackrank.learn.settings import system_spec, with_malloc_settings  # noqa: E402
+from trackrank.learn.settings import mines_offline, starts_from, system_spec, with_malloc_settings  # noqa: E402
 from trackrank.rank.metrics import paired_difference  # noqa: E402
 from trackrank.rank.mining import write_triplet_tables  # noqa: E402
 from trackrank.rank.oracle import write_rankings  # noqa: E402
@@ -105,13 +106,35 @@ def _link(source: Path, target: Path) -> None:
         target.symlink_to(source.resolve())
 
 
-def train_and_test(system: str, seed: int, results: Path, out: Path, config: dict, split: str) -> list[dict]:
-    """One (system, seed) at one size: learning.run_chain, and the tagger's trunk beside at_baseline."""
-    if system == "untrained":
-        variant = {"system": "tl_online", "epochs": 0}
-    else:
-        variant = {"system": system, **({"trunk_row": "at_trunk"} if system == "at_baseline" else {})}
-    return learning.run_chain([(system, variant)], seed, results, out, config, split)
+def size_chains(systems: list[str]) -> list[list[str]]:
+    """The systems in runs of one process each: a system that starts from another's trained network (a
+    ``_from_at`` one from ``at_baseline``) runs after it, from that size's network of the same seed."""
+    chains: dict[str, list[str]] = {}
+    for system in systems:
+        start = starts_from(system)
+        if start is None:
+            chains[system] = [system]
+        elif start in chains:
+            chains[start].append(system)
+        else:
+            raise SystemExit(f"{system} starts from {start}'s network: list {start} before it in --systems")
+    return list(chains.values())
+
+
+def train_and_test(chain: list[str], seed: int, results: Path, out: Path, config: dict, split: str) -> list[dict]:
+    """One chain of systems (:func:`size_chains`, one seed) at one size: learning.run_chain, with the tagger's
+    trunk beside at_baseline and a system that starts from a trained network started from this size's."""
+    variants = []
+    for system in chain:
+        if system == "untrained":
+            variants.append((system, {"system": "tl_online", "epochs": 0}))
+        elif system == "at_baseline":
+            variants.append((system, {"system": system, "trunk_row": "at_trunk"}))
+        elif starts_from(system):
+            variants.append((system, {"system": system, "starts_from": starts_from(system)}))
+        else:
+            variants.append((system, {"system": system}))
+    return learning.run_chain(variants, seed, results, out, config, split)
 
 
 def mfcc_row(results: Path, config: dict, out: Path, split: str) -> pd.DataFrame:
@@ -121,9 +144,9 @@ def mfcc_row(results: Path, config: dict, out: Path, split: str) -> pd.DataFrame
     return run["per_query"].set_index("query")[["map", "ndcg"]]
 
 
-def finished(size: int, system: str, seed: int, results: Path, out: Path) -> bool:
+def finished(size: int, chain: list[str], seed: int, results: Path, out: Path) -> bool:
     """Whether a job of the curve finished in an earlier run of the bench (at_baseline: its trunk's row too)."""
-    names = [system, "at_trunk"] if system == "at_baseline" else [system]
+    names = chain + (["at_trunk"] if "at_baseline" in chain else [])
     return all(learning.finished(out / name / f"seed{seed}") for name in names)
 
 
@@ -234,7 +257,7 @@ def main() -> None:
         config["train"]["epochs"] = args.epochs
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     tracks = pd.read_parquet(args.results / "catalog" / "tracks.parquet")
-    strategies = sorted({system_spec(s)[1] for s in args.systems} - {None, "online"})
+    strategies = sorted({system_spec(s)[1] for s in args.systems if mines_offline(system_spec(s)[1])})
     subsets = {}
     for size, ids in nested_subsets(tracks, args.sizes, args.subset_seed).items():
         folder = args.out / f"train{size}"
@@ -243,15 +266,15 @@ def main() -> None:
     jobs = [
         job
         for seed in args.seeds
-        for job in [(0, "untrained", seed, args.results, args.out)]
-        + [(size, system, seed, *subsets[size]) for size in subsets for system in args.systems]
+        for job in [(0, ["untrained"], seed, args.results, args.out)]
+        + [(size, chain, seed, *subsets[size]) for size in subsets for chain in size_chains(args.systems)]
     ]
     if args.finished_only:
         jobs = [job for job in jobs if finished(*job)]
     with ProcessPoolExecutor(args.jobs) as pool:
         futures = [
-            (size, pool.submit(train_and_test, system, seed, results, folder, config, split))
-            for size, system, seed, results, folder in jobs
+            (size, pool.submit(train_and_test, chain, seed, results, folder, config, split))
+            for size, chain, seed, results, folder in jobs
         ]
         runs = [dict(run, size=size) for size, future in futures for run in future.result()]
     untrained = [run for run in runs if run["variant"] == "untrained"]

@@ -93,3 +93,15 @@ def test_a_defaults_table_gives_each_defaults_gain_over_the_value_it_replaced(tm
     table = headline.render("defaults_reserved")
     assert "| `train.margin` | tl_distance | tl_distance_margin_0.5 | +10.0 ± 0.0 |" in table
     assert "| `train.online.lr` | tl_online | tl_online_lr_1e-3 | not run yet | | |" in table
+
+
+def test_a_changed_table_pairs_each_variant_with_itself_in_the_earlier_folder(tmp_path, monkeypatch):
+    """``changed_<folder>-from-<earlier>``: the same catalog under other defaults, variant by variant, on the
+    queries both evaluated; a variant the earlier folder lacks has no row."""
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    results = tmp_path / "bench" / "results"
+    write_runs(results / "reverted", "test", {"tl_distance": [0.5, 0.6, 0.7], "tl_listwise": [0.9] * 3})
+    write_runs(results / "before", "test", {"tl_distance": [0.6, 0.8, 0.7], "at_trunk": [0.9] * 3})
+    table = headline.render("changed_reverted-from-before")
+    assert "| tl_distance | 60.0 | 70.0 | -10.0 ± " in table
+    assert "tl_listwise" not in table and "at_trunk" not in table
