@@ -16,6 +16,7 @@ rendered from ``bench/results/headline/``:
 - either with ``-vs-<reference>-<reference>...``: against those variants instead (e.g.
   ``confirm_scores1001-vs-at_trunk``);
 - ``defaults_<folder>``: each default's confirmed gain over the value it replaced (:data:`REPLACED_VALUES`);
+  ``defaults_<folder>-only-<option>`` that option's rows alone (e.g. ``-only-min_epochs``);
 - ``changed_<folder>-from-<earlier>``: each variant of ``bench/results/<folder>/`` on the test split against
   the same variant in ``bench/results/<earlier>/`` (the same catalog trained with other defaults).
 
@@ -158,6 +159,9 @@ REPLACED_VALUES = (
     ("train.tag_targets", "at_baseline", "at_baseline_binary"),
     ("train.min_epochs", "at_trunk", "at_trunk_min_epochs_1"),
     ("train.min_epochs", "at_baseline", "at_baseline_min_epochs_1"),
+    ("train.min_epochs", "tl_distance", "tl_distance_min_epochs_1"),
+    ("train.min_epochs", "tl_online", "tl_online_min_epochs_1"),
+    ("train.min_epochs", "tl_autopool_online", "tl_autopool_online_min_epochs_1"),
     ("train.online.lr", "tl_online", "tl_online_lr_1e-3"),
 )
 
@@ -173,20 +177,23 @@ def finished_seeds(folder: Path, variant: str, split: str) -> dict[int, Path]:
     return {seed: path for seed, path in sorted(runs.items()) if path.exists()}
 
 
-def defaults_table(folder: Path) -> str:
-    """Each default's confirmed gain: the test nDCG@20 of its variant less that of the value it replaced, over
-    the training seeds both have finished (per query, seeds averaged, ± 95 % t; and over queries and seeds)."""
+def defaults_table(folder: Path, option: str = "") -> str:
+    """Each default's confirmed gain (``option``: that option's alone): the test nDCG@20 of its variant less
+    that of the value it replaced, over the training seeds both have finished (per query, seeds averaged,
+    ± 95 % t; and over queries and seeds)."""
     learning = bench_learning()
 
     lines = [
         "| option | default's variant | against the value it replaced | gain, nDCG@20 points | over seeds | seeds |",
         "|---|---|---|---|---|---|",
     ]
-    for option, default, replaced in REPLACED_VALUES:
+    for name, default, replaced in REPLACED_VALUES:
+        if option and name != f"train.{option}":
+            continue
         ours, theirs = finished_seeds(folder, default, "test"), finished_seeds(folder, replaced, "test")
         seeds = sorted(set(ours) & set(theirs))
         if not seeds:
-            lines.append(f"| `{option}` | {default} | {replaced} | not run yet | | |")
+            lines.append(f"| `{name}` | {default} | {replaced} | not run yet | | |")
             continue
         runs = [
             {"variant": name, "seed": seed, "per_query": pd.read_parquet(files[seed])}
@@ -195,7 +202,7 @@ def defaults_table(folder: Path) -> str:
         ]
         row = learning.comparison(runs, [replaced], "test").iloc[0]
         seeds_read = ", ".join(map(str, seeds))
-        lines.append(f"| `{option}` | {default} | {replaced} | {row.d_ndcg} | {row.d_ndcg_seeds} | {seeds_read} |")
+        lines.append(f"| `{name}` | {default} | {replaced} | {row.d_ndcg} | {row.d_ndcg_seeds} | {seeds_read} |")
     return "\n".join(lines) + "\n"
 
 
@@ -235,7 +242,8 @@ def render(name: str) -> str:
         folder, _, earlier = name.removeprefix("changed_").partition("-from-")
         return changed_table(REPO / "bench" / "results" / folder, REPO / "bench" / "results" / earlier)
     if name.startswith("defaults_"):
-        return defaults_table(REPO / "bench" / "results" / name.removeprefix("defaults_"))
+        folder, _, option = name.removeprefix("defaults_").partition("-only-")
+        return defaults_table(REPO / "bench" / "results" / folder, option)
     if name.startswith(("confirm_", "val_")):
         folder, _, against = name.partition("-vs-")
         references = tuple(against.split("-")) if against else ("untrained", "mfcc_stats")

@@ -105,3 +105,14 @@ def test_a_changed_table_pairs_each_variant_with_itself_in_the_earlier_folder(tm
     table = headline.render("changed_reverted-from-before")
     assert "| tl_distance | 60.0 | 70.0 | -10.0 ± " in table
     assert "tl_listwise" not in table and "at_trunk" not in table
+
+
+def test_a_defaults_table_of_one_option_has_its_rows_alone(tmp_path, monkeypatch):
+    """``defaults_<folder>-only-min_epochs``: the minimum's rows, one per system it was checked on."""
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    folder = tmp_path / "bench" / "results" / "reserved"
+    write_runs(folder, "test", {"tl_online": [0.5, 0.6, 0.7], "tl_online_min_epochs_1": [0.3, 0.6, 0.6]})
+    table = headline.render("defaults_reserved-only-min_epochs")
+    assert "| `train.min_epochs` | tl_online | tl_online_min_epochs_1 | +10.0 ± " in table
+    assert "`train.margin`" not in table and "`train.online.lr`" not in table
+    assert table.count("| `train.min_epochs` |") == 5
