@@ -171,7 +171,6 @@ def tiny_settings(**overrides) -> TrainSettings:
         seed=0,
         n_positives=15,
         offline_pairs=1,
-        offline_negatives="all",
         tag_threshold=0.5,
         tag_targets="binary",
         online_tracks=42,

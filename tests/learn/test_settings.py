@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from trackrank.learn.checkpoints import fingerprint
 from trackrank.learn.settings import (
     ALL_SYSTEMS,
     MALLOC_SETTINGS,
+    REMOVED,
     TrainSettings,
     expand_systems,
     system_spec,
@@ -85,19 +87,14 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
     config["train"]["offline_pairs"] = 14
     assert train_settings("tl_distance", config)["offline_pairs"] == 14
-    config["train"]["offline_negatives"] = "semi_hard"
-    assert train_settings("tl_distance", config)["offline_negatives"] == "semi_hard"  # 3 negatives to choose from
-    config["train"]["offline_pairs"] = 42
-    with pytest.raises(ConfigError, match="offline_negatives.*42 / 42"):
-        train_settings("tl_distance", config)
-    assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
 
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
-    (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same,
-    with the options added since at the values that train as runs did then."""
-    config["train"].update(offline_negatives="all", tag_targets="binary")
+    (4d1ba4a), at that run's margin and online rate: a checkpoint of then still resumes, and the workflow's
+    params for training are the same, with the options added since at the values that train as runs did
+    then, or removed at those values (train.offline_negatives: all)."""
+    config["train"].update(tag_targets="binary")
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -108,20 +105,11 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
         params = train_settings(system, config)
         assert "offline_negatives" not in params
         assert fingerprint(TrainSettings.from_params(system, params)) == pinned, system
-    config["train"].update(offline_negatives="batch", tag_targets="graded")  # today's defaults
-    for system in ("tl_online", "tl_autopool_online"):  # neither reads them: an update leaves them alone
+    config["train"].update(tag_targets="graded")  # today's default
+    for system in ("tl_online", "tl_autopool_online", "tl_distance"):  # none reads it: an update leaves them alone
         params = train_settings(system, config)
-        assert "offline_negatives" not in params and "tag_targets" not in params
+        assert "tag_targets" not in params
         assert fingerprint(TrainSettings.from_params(system, params)) == before[system], system
-    assert "tag_targets" not in train_settings("tl_distance", config)
-    assert "offline_negatives" not in train_settings("at_baseline", config)
-    config["train"]["offline_pairs"] = 14
-    for negatives in ("semi_hard", "batch"):
-        config["train"]["offline_negatives"] = negatives
-        chosen = TrainSettings.from_params("tl_distance", train_settings("tl_distance", config))
-        assert chosen.offline_negatives == negatives
-        assert fingerprint(chosen) != fingerprint(dataclasses.replace(chosen, offline_negatives="all"))
-    config["train"]["tag_targets"] = "graded"
     tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", config))
     assert tagger.tag_targets == "graded"
     assert fingerprint(tagger) != fingerprint(dataclasses.replace(tagger, tag_targets="binary"))
@@ -204,19 +192,22 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 
 
 #: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
-#: be restructured, but a finished run must still resume, and its rule's params stay as they are.
+#: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
+#: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
+#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives
+#: back to all.
 DEFAULT_RUN_FINGERPRINTS = {
     "at_baseline": "f58522eb500cd89a",
-    "tl_neighbors": "a0839b90f0e4932b",
-    "tl_uniform": "30ad83dc5c3192c8",
-    "tl_distance": "f6e40f897991e867",
-    "tl_autopool_distance": "6a1aa3a751ab15f1",
+    "tl_neighbors": "2520887fb4fb1665",
+    "tl_uniform": "5fe9cb79e7aedc88",
+    "tl_distance": "e0a9b7a10fa0274c",
+    "tl_autopool_distance": "765c2c0414acf31f",
     "tl_online": "23ca4db8df7e93a6",
     "tl_autopool_online": "2e0c1a95fb639651",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
     "tl_ssl": "4b48e0d5bd51ed99",
     "tl_autopool_ssl": "c7132e8abaecb1ea",
-    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
+    "tl_distance_from_ssl": "22e63c27d4da106e",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
     "tl_listwise": "57ac0d841faaac44",  # pinned without its tag head (removed before any release)
 }
@@ -225,10 +216,10 @@ DEFAULT_RUN_FINGERPRINTS = {
 #: reruns a job whose params changed, so a finished run's rule must keep its params' very text.
 DEFAULT_RUN_PARAMS = {
     "at_baseline": "ce4eb871633aac94",
-    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "126f327984eb9522"),
+    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "75833a75d2f09a8b"),
     **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "6f2ea07175cfdfa1"),
     **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
-    "tl_distance_from_ssl": "ba032723717f1c36",
+    "tl_distance_from_ssl": "e987a26496980178",
     "tl_listwise": "6f2ea07175cfdfa1",  # as the online systems: its own options at their values as before
 }
 
@@ -254,6 +245,28 @@ def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_namin
         TrainSettings(system="tl_distance", head_dropout=0.5)
 
 
+#: The options that went back to the value they had replaced and left trackrank (no confirmed gain on the
+#: reserved catalogs), each at that replaced default, which a bench variant of before may set.
+REPLACED_DEFAULTS = {"offline_negatives": "batch"}
+
+
+@pytest.mark.parametrize("option", REPLACED_DEFAULTS)
+def test_an_option_removed_at_the_value_it_went_back_to_is_refused_at_any_other_naming_it(config, option):
+    """A rule's params never carry it; a bench variant that sets it at the value trackrank now always trains
+    at trains as without it (bench/variants/confirm_replaced_values.json), one that sets another stops
+    naming it (bench/variants/scores_in_batch.json) rather than training without it."""
+    assert set(REPLACED_DEFAULTS) == set(REMOVED)
+    system = "at_baseline" if option == "tag_targets" else "tl_distance"
+    params = train_settings(system, config)
+    assert option not in params
+    assert TrainSettings.from_params(system, {**params, option: REMOVED[option]}) == TrainSettings(system=system)
+    refused = rf"^{option}: removed from trackrank.*trains as at {option}: {re.escape(repr(REMOVED[option]))} "
+    with pytest.raises(ConfigError, match=refused):
+        TrainSettings.from_params(system, {**params, option: REPLACED_DEFAULTS[option]})
+    with pytest.raises(TypeError, match=option):
+        TrainSettings(system=system, **{option: REMOVED[option]})
+
+
 @pytest.mark.parametrize("system", DEFAULT_RUN_PARAMS)
 def test_a_finished_default_runs_training_params_are_as_they_were(config, system):
     """The params of each system's training rule, as Snakemake records them to decide whether a finished job
@@ -264,23 +277,21 @@ def test_a_finished_default_runs_training_params_are_as_they_were(config, system
 
 def test_the_default_system_is_the_one_config_yaml_describes():
     distance = TrainSettings(system="tl_distance")
-    assert (distance.offline_negatives, distance.margin, distance.offline_pairs) == ("batch", 0.2, 42)
+    assert (distance.margin, distance.offline_pairs) == (0.2, 42)
     assert distance.lr == 1e-3
-    assert distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
+    assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
+    assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
     assert TrainSettings(system="at_baseline").tag_targets == "graded"
     assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
     assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7
 
 
-@pytest.mark.parametrize("negatives", ["all", "semi_hard", "batch"])
 @pytest.mark.parametrize("targets", ["binary", "graded"])
-def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, negatives, targets):
+def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, targets):
     """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE), which is not its
     default: read back, it is that value again, for every system, whatever the config chose."""
-    config["train"].update(offline_negatives=negatives, tag_targets=targets, offline_pairs=14)
+    config["train"].update(tag_targets=targets, offline_pairs=14)
     for system in DEFAULT_RUN_FINGERPRINTS:
         settings = TrainSettings.from_params(system, train_settings(system, config))
-        offline = settings.strategy in ("neighbors", "uniform", "distance")
         reads_tags = system == "at_baseline"
-        assert settings.offline_negatives == (negatives if offline else "all"), system
         assert settings.tag_targets == (targets if reads_tags else "binary"), system
