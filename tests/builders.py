@@ -172,7 +172,6 @@ def tiny_settings(**overrides) -> TrainSettings:
         n_positives=15,
         offline_pairs=1,
         tag_threshold=0.5,
-        tag_targets="binary",
         online_tracks=42,
         online_patches=1,
         online_mining="semi_hard",

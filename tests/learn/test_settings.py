@@ -93,8 +93,9 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
     (4d1ba4a), at that run's margin and online rate: a checkpoint of then still resumes, and the workflow's
     params for training are the same, with the options added since at the values that train as runs did
-    then, or removed at those values (train.offline_negatives: all)."""
-    config["train"].update(tag_targets="binary")
+    then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
+    config["train"]["margin"] = 0.2
+    config["train"]["online"]["lr"] = 0.0003
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -103,16 +104,16 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     }
     for system, pinned in before.items():
         params = train_settings(system, config)
-        assert "offline_negatives" not in params
+        assert not params.keys() & {"offline_negatives", "tag_targets", "listwise_temperature"}
         assert fingerprint(TrainSettings.from_params(system, params)) == pinned, system
-    config["train"].update(tag_targets="graded")  # today's default
-    for system in ("tl_online", "tl_autopool_online", "tl_distance"):  # none reads it: an update leaves them alone
+    config["train"]["listwise"].update(temperature=0.3, target_temperature=0.2)  # only tl_listwise reads them
+    for system in before:  # an update leaves the others alone
         params = train_settings(system, config)
-        assert "tag_targets" not in params
+        assert "listwise_temperature" not in params
         assert fingerprint(TrainSettings.from_params(system, params)) == before[system], system
-    tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", config))
-    assert tagger.tag_targets == "graded"
-    assert fingerprint(tagger) != fingerprint(dataclasses.replace(tagger, tag_targets="binary"))
+    listwise = TrainSettings.from_params("tl_listwise", train_settings("tl_listwise", config))
+    assert (listwise.listwise_temperature, listwise.listwise_target_temperature) == (0.3, 0.2)
+    assert fingerprint(listwise) != fingerprint(dataclasses.replace(listwise, listwise_temperature=0.5))
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):
@@ -195,9 +196,9 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
 #: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
 #: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives
-#: back to all.
+#: back to all; at_baseline's with train.tag_targets back to binary.
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "f58522eb500cd89a",
+    "at_baseline": "1935e09cdf78929a",
     "tl_neighbors": "2520887fb4fb1665",
     "tl_uniform": "5fe9cb79e7aedc88",
     "tl_distance": "e0a9b7a10fa0274c",
@@ -215,7 +216,7 @@ DEFAULT_RUN_FINGERPRINTS = {
 #: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
 #: reruns a job whose params changed, so a finished run's rule must keep its params' very text.
 DEFAULT_RUN_PARAMS = {
-    "at_baseline": "ce4eb871633aac94",
+    "at_baseline": "75833a75d2f09a8b",
     **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "75833a75d2f09a8b"),
     **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "6f2ea07175cfdfa1"),
     **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
@@ -247,14 +248,14 @@ def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_namin
 
 #: The options that went back to the value they had replaced and left trackrank (no confirmed gain on the
 #: reserved catalogs), each at that replaced default, which a bench variant of before may set.
-REPLACED_DEFAULTS = {"offline_negatives": "batch"}
+REPLACED_DEFAULTS = {"offline_negatives": "batch", "tag_targets": "graded"}
 
 
 @pytest.mark.parametrize("option", REPLACED_DEFAULTS)
 def test_an_option_removed_at_the_value_it_went_back_to_is_refused_at_any_other_naming_it(config, option):
     """A rule's params never carry it; a bench variant that sets it at the value trackrank now always trains
     at trains as without it (bench/variants/confirm_replaced_values.json), one that sets another stops
-    naming it (bench/variants/scores_in_batch.json) rather than training without it."""
+    naming it (bench/variants/scores_in_batch.json, scores_graded_tags.json) rather than training without it."""
     assert set(REPLACED_DEFAULTS) == set(REMOVED)
     system = "at_baseline" if option == "tag_targets" else "tl_distance"
     params = train_settings(system, config)
@@ -281,17 +282,19 @@ def test_the_default_system_is_the_one_config_yaml_describes():
     assert distance.lr == 1e-3
     assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
     assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
-    assert TrainSettings(system="at_baseline").tag_targets == "graded"
     assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
     assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7
 
 
-@pytest.mark.parametrize("targets", ["binary", "graded"])
-def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, targets):
-    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE), which is not its
-    default: read back, it is that value again, for every system, whatever the config chose."""
-    config["train"].update(tag_targets=targets, offline_pairs=14)
+@pytest.mark.parametrize("temperature", [0.5, 0.3])
+def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, temperature):
+    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE): read back, it
+    is that value again, for every system, whatever the config chose for the systems that read it."""
+    config["train"]["listwise"]["temperature"] = temperature
+    config["train"]["offline_pairs"] = 14
     for system in DEFAULT_RUN_FINGERPRINTS:
-        settings = TrainSettings.from_params(system, train_settings(system, config))
-        reads_tags = system == "at_baseline"
-        assert settings.tag_targets == (targets if reads_tags else "binary"), system
+        params = train_settings(system, config)
+        reads_it = system == "tl_listwise"
+        assert ("listwise_temperature" in params) == (reads_it and temperature != 0.5), system
+        settings = TrainSettings.from_params(system, params)
+        assert settings.listwise_temperature == (temperature if reads_it else 0.5), system

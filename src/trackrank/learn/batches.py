@@ -5,7 +5,7 @@ with ``batch_size / offline_pairs`` of its own negatives (the paper's, ``offline
 triplets sharing one anchor track and one positive track); one random 96 x 512 patch of each of those
 tracks goes through the network. An online TL batch holds P train tracks x K patches and their
 in-batch oracle ranks (:mod:`trackrank.learn.online_mining`). The auto-tagger's mini-batch is 42
-random patches of random train tracks with their tag targets (binarised or graded).
+random patches of random train tracks with their binarised tags.
 
 Batch b of an epoch is drawn from its own random stream (seed, epoch, b), so the batches are the same
 whatever the number of DataLoader workers.

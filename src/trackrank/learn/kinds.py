@@ -87,10 +87,7 @@ class SystemKind:
 
 def tagger_targets(tags: np.ndarray, settings: TrainSettings) -> np.ndarray:
     """What the auto-tagger learns to output for tags ``tags`` (likelihoods): the tags binarised at
-    ``train.tag_threshold`` (``train.tag_targets: binary``, the paper's), or the likelihoods themselves
-    (``graded``): the values S scores, so a graded tag's grade is not thrown away."""
-    if settings.tag_targets == "graded":
-        return np.asarray(tags, dtype=np.float32)
+    ``train.tag_threshold``, as the paper's tagger learns them."""
     return (np.asarray(tags) >= settings.tag_threshold).astype(np.float32)
 
 

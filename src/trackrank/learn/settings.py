@@ -169,7 +169,6 @@ class TrainSettings:
     budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
     smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
     tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
-    tag_targets: str = FROM_SCHEMA  # the auto-tagger's targets: "graded" (likelihoods) or "binary" (at tag_threshold)
     val_patches: int = FROM_SCHEMA  # patches per val track
     k: int = FROM_SCHEMA  # early stopping watches val MAP@k ...
     n_relevant: int = FROM_SCHEMA  # ... with a val track's first n_relevant oracle-ranked tracks relevant
@@ -246,7 +245,6 @@ class TrainSettings:
 #: rule params and checkpoint fingerprint, so that adding an option neither retrains nor restarts the runs
 #: that do not use it (Snakemake reruns a job whose params changed; a changed fingerprint starts over).
 TRAINS_AS_BEFORE = {
-    "tag_targets": "binary",
     "listwise_temperature": 0.5,
     "listwise_target_temperature": 0.1,
 }
@@ -254,7 +252,6 @@ TRAINS_AS_BEFORE = {
 #: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
 #: it at that value, so that it reaches neither their params nor their fingerprints.
 READ_BY = {
-    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger",
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
 }
@@ -298,7 +295,7 @@ def with_retired(params: dict) -> dict:
 #: that value no run's fingerprint or params held them (:data:`TRAINS_AS_BEFORE` left them out), so their
 #: removal changes neither. A params dict (a bench variant) may still name one, at that value only
 #: (:func:`without_retired`).
-REMOVED = {"offline_negatives": "all"}
+REMOVED = {"offline_negatives": "all", "tag_targets": "binary"}
 
 
 def without_retired(params: dict) -> dict:
@@ -329,7 +326,6 @@ TRAIN_KEYS = (
     "budget_tracks",
     "smoothing",
     "tag_threshold",
-    "tag_targets",
     "val_patches",
     "workers",
     "device",
