@@ -196,19 +196,20 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
 #: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
 #: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives
-#: back to all; at_baseline's with train.tag_targets back to binary.
+#: back to all and train.margin 0.5; at_baseline's with train.tag_targets back to binary and train.margin
+#: 0.5 (hashed, though the tagger has no margin).
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "1935e09cdf78929a",
-    "tl_neighbors": "2520887fb4fb1665",
-    "tl_uniform": "5fe9cb79e7aedc88",
-    "tl_distance": "e0a9b7a10fa0274c",
-    "tl_autopool_distance": "765c2c0414acf31f",
+    "at_baseline": "b4c3f3a3794f5691",
+    "tl_neighbors": "3ed6e668e8df7075",
+    "tl_uniform": "9ddb3248b14091bd",
+    "tl_distance": "3273613d61a8d03f",
+    "tl_autopool_distance": "73b0155f405df0c9",
     "tl_online": "23ca4db8df7e93a6",
     "tl_autopool_online": "2e0c1a95fb639651",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
     "tl_ssl": "4b48e0d5bd51ed99",
     "tl_autopool_ssl": "c7132e8abaecb1ea",
-    "tl_distance_from_ssl": "22e63c27d4da106e",
+    "tl_distance_from_ssl": "d4b6349037a2ce40",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
     "tl_listwise": "57ac0d841faaac44",  # pinned without its tag head (removed before any release)
 }
@@ -218,11 +219,11 @@ DEFAULT_RUN_FINGERPRINTS = {
 #: with the fingerprints above, and every system's with train.min_epochs, which left them (its fingerprint
 #: never held it: the stopping rule's).
 DEFAULT_RUN_PARAMS = {
-    "at_baseline": "225fd88529c13628",
-    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "225fd88529c13628"),
+    "at_baseline": "2db3f589ad7840ef",
+    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "2db3f589ad7840ef"),
     **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "44744a50392d15bb"),
     **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "7cf9d55b53631490"),
-    "tl_distance_from_ssl": "2ebd2ca714797f63",
+    "tl_distance_from_ssl": "7cf9d55b53631490",
     "tl_listwise": "44744a50392d15bb",  # as the online systems: its own options at their values as before
 }
 
@@ -281,7 +282,7 @@ def test_a_finished_default_runs_training_params_are_as_they_were(config, system
 
 def test_the_default_system_is_the_one_config_yaml_describes():
     distance = TrainSettings(system="tl_distance")
-    assert (distance.margin, distance.offline_pairs) == (0.2, 42)
+    assert (distance.margin, distance.offline_pairs) == (0.5, 42)
     assert distance.lr == 1e-3
     assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
     assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
