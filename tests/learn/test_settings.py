@@ -197,34 +197,49 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
 #: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives
 #: back to all and train.margin 0.5; at_baseline's with train.tag_targets back to binary and train.margin
-#: 0.5 (hashed, though the tagger has no margin).
+#: 0.5 (hashed, though the tagger has no margin); tl_online, tl_autopool_online, tl_ssl, tl_autopool_ssl
+#: and tl_listwise with train.online.lr 1e-3. tl_online_from_at and tl_autopool_online_from_ssl, which read
+#: none of them (their lr is lr_from_at, lr_from_ssl; their margin train.online.margin), keep theirs.
 DEFAULT_RUN_FINGERPRINTS = {
     "at_baseline": "b4c3f3a3794f5691",
     "tl_neighbors": "3ed6e668e8df7075",
     "tl_uniform": "9ddb3248b14091bd",
     "tl_distance": "3273613d61a8d03f",
     "tl_autopool_distance": "73b0155f405df0c9",
-    "tl_online": "23ca4db8df7e93a6",
-    "tl_autopool_online": "2e0c1a95fb639651",
+    "tl_online": "82a68a4ac8516500",
+    "tl_autopool_online": "3e54d8ab53b449d2",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
-    "tl_ssl": "4b48e0d5bd51ed99",
-    "tl_autopool_ssl": "c7132e8abaecb1ea",
+    "tl_ssl": "380e35088b758f55",
+    "tl_autopool_ssl": "44d1d420f21b0ab5",
     "tl_distance_from_ssl": "d4b6349037a2ce40",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
-    "tl_listwise": "57ac0d841faaac44",  # pinned without its tag head (removed before any release)
+    "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
 
 #: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
-#: reruns a job whose params changed, so a finished run's rule must keep its params' very text. They change
-#: with the fingerprints above, and every system's with train.min_epochs, which left them (its fingerprint
-#: never held it: the stopping rule's).
+#: reruns a job whose params changed, so a finished run's rule must keep its params' very text. Every system's
+#: changed when train.min_epochs left them (no fingerprint held it: the stopping rule's), and with the defaults
+#: above.
 DEFAULT_RUN_PARAMS = {
-    "at_baseline": "2db3f589ad7840ef",
-    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "2db3f589ad7840ef"),
-    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "44744a50392d15bb"),
-    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "7cf9d55b53631490"),
-    "tl_distance_from_ssl": "7cf9d55b53631490",
-    "tl_listwise": "44744a50392d15bb",  # as the online systems: its own options at their values as before
+    # one text where the margin (train.margin or train.online.margin) is 0.5 and the rate (lr_tagger,
+    # lr_triplet or online.lr) 1e-3; tl_listwise's own options are left out, at their values as before
+    **dict.fromkeys(
+        (
+            "at_baseline",
+            "tl_neighbors",
+            "tl_uniform",
+            "tl_distance",
+            "tl_autopool_distance",
+            "tl_online",
+            "tl_autopool_online",
+            "tl_ssl",
+            "tl_autopool_ssl",
+            "tl_listwise",
+        ),
+        "2db3f589ad7840ef",
+    ),
+    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl), margin 0.5
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl", "tl_distance_from_ssl"), "7cf9d55b53631490"),
 }
 
 
@@ -275,7 +290,8 @@ def test_an_option_removed_at_the_value_it_went_back_to_is_refused_at_any_other_
 @pytest.mark.parametrize("system", DEFAULT_RUN_PARAMS)
 def test_a_finished_default_runs_training_params_are_as_they_were(config, system):
     """The params of each system's training rule, as Snakemake records them to decide whether a finished job
-    reruns, are what they were when the default run was trained (pinned at 0c22e77)."""
+    reruns, are what they were when the default run was trained (pinned at 0c22e77, and again where defaults
+    changed: DEFAULT_RUN_PARAMS)."""
     recorded = hashlib.sha256(repr(train_settings(system, config)).encode()).hexdigest()[:16]
     assert recorded == DEFAULT_RUN_PARAMS[system]
 
