@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from trackrank.learn.checkpoints import fingerprint
 from trackrank.learn.settings import (
     ALL_SYSTEMS,
     MALLOC_SETTINGS,
+    REMOVED,
     TrainSettings,
     expand_systems,
     system_spec,
@@ -85,19 +87,15 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
     config["train"]["offline_pairs"] = 14
     assert train_settings("tl_distance", config)["offline_pairs"] == 14
-    config["train"]["offline_negatives"] = "semi_hard"
-    assert train_settings("tl_distance", config)["offline_negatives"] == "semi_hard"  # 3 negatives to choose from
-    config["train"]["offline_pairs"] = 42
-    with pytest.raises(ConfigError, match="offline_negatives.*42 / 42"):
-        train_settings("tl_distance", config)
-    assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
 
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
-    (4d1ba4a): a checkpoint of then still resumes, and the workflow's params for training are the same,
-    with the options added since at the values that train as runs did then."""
-    config["train"].update(offline_negatives="all", tag_targets="binary")
+    (4d1ba4a), at that run's margin and online rate: a checkpoint of then still resumes, and the workflow's
+    params for training are the same, with the options added since at the values that train as runs did
+    then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
+    config["train"]["margin"] = 0.2
+    config["train"]["online"]["lr"] = 0.0003
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -106,25 +104,16 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     }
     for system, pinned in before.items():
         params = train_settings(system, config)
-        assert "offline_negatives" not in params
+        assert not params.keys() & {"offline_negatives", "tag_targets", "listwise_temperature"}
         assert fingerprint(TrainSettings.from_params(system, params)) == pinned, system
-    config["train"].update(offline_negatives="batch", tag_targets="graded")  # today's defaults
-    for system in ("tl_online", "tl_autopool_online"):  # neither reads them: an update leaves them alone
+    config["train"]["listwise"].update(temperature=0.3, target_temperature=0.2)  # only tl_listwise reads them
+    for system in before:  # an update leaves the others alone
         params = train_settings(system, config)
-        assert "offline_negatives" not in params and "tag_targets" not in params
+        assert "listwise_temperature" not in params
         assert fingerprint(TrainSettings.from_params(system, params)) == before[system], system
-    assert "tag_targets" not in train_settings("tl_distance", config)
-    assert "offline_negatives" not in train_settings("at_baseline", config)
-    config["train"]["offline_pairs"] = 14
-    for negatives in ("semi_hard", "batch"):
-        config["train"]["offline_negatives"] = negatives
-        chosen = TrainSettings.from_params("tl_distance", train_settings("tl_distance", config))
-        assert chosen.offline_negatives == negatives
-        assert fingerprint(chosen) != fingerprint(dataclasses.replace(chosen, offline_negatives="all"))
-    config["train"]["tag_targets"] = "graded"
-    tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", config))
-    assert tagger.tag_targets == "graded"
-    assert fingerprint(tagger) != fingerprint(dataclasses.replace(tagger, tag_targets="binary"))
+    listwise = TrainSettings.from_params("tl_listwise", train_settings("tl_listwise", config))
+    assert (listwise.listwise_temperature, listwise.listwise_target_temperature) == (0.3, 0.2)
+    assert fingerprint(listwise) != fingerprint(dataclasses.replace(listwise, listwise_temperature=0.5))
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):
@@ -140,7 +129,7 @@ def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(
     for small in (240, 258, 400):  # the scores and demo catalogs' train splits: their measured budget
         assert defaults.for_train_split(small) == defaults
     large = defaults.for_train_split(1211)
-    assert (large.epochs, large.patience, large.min_epochs) == (91, 15, 20)
+    assert (large.epochs, large.patience) == (91, 15)
     assert fingerprint(large) == fingerprint(defaults), "a longer budget resumes the same run"
     paper = yaml.safe_load((REPO / "paper.yaml").read_text())
     validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
@@ -204,32 +193,53 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 
 
 #: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
-#: be restructured, but a finished run must still resume, and its rule's params stay as they are.
+#: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
+#: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
+#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives
+#: back to all and train.margin 0.5; at_baseline's with train.tag_targets back to binary and train.margin
+#: 0.5 (hashed, though the tagger has no margin); tl_online, tl_autopool_online, tl_ssl, tl_autopool_ssl
+#: and tl_listwise with train.online.lr 1e-3. tl_online_from_at and tl_autopool_online_from_ssl, which read
+#: none of them (their lr is lr_from_at, lr_from_ssl; their margin train.online.margin), keep theirs.
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "f58522eb500cd89a",
-    "tl_neighbors": "a0839b90f0e4932b",
-    "tl_uniform": "30ad83dc5c3192c8",
-    "tl_distance": "f6e40f897991e867",
-    "tl_autopool_distance": "6a1aa3a751ab15f1",
-    "tl_online": "23ca4db8df7e93a6",
-    "tl_autopool_online": "2e0c1a95fb639651",
+    "at_baseline": "b4c3f3a3794f5691",
+    "tl_neighbors": "3ed6e668e8df7075",
+    "tl_uniform": "9ddb3248b14091bd",
+    "tl_distance": "3273613d61a8d03f",
+    "tl_autopool_distance": "73b0155f405df0c9",
+    "tl_online": "82a68a4ac8516500",
+    "tl_autopool_online": "3e54d8ab53b449d2",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
-    "tl_ssl": "4b48e0d5bd51ed99",
-    "tl_autopool_ssl": "c7132e8abaecb1ea",
-    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
+    "tl_ssl": "380e35088b758f55",
+    "tl_autopool_ssl": "44d1d420f21b0ab5",
+    "tl_distance_from_ssl": "d4b6349037a2ce40",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
-    "tl_listwise": "57ac0d841faaac44",  # pinned without its tag head (removed before any release)
+    "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
 
 #: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
-#: reruns a job whose params changed, so a finished run's rule must keep its params' very text.
+#: reruns a job whose params changed, so a finished run's rule must keep its params' very text. Every system's
+#: changed when train.min_epochs left them (no fingerprint held it: the stopping rule's), and with the defaults
+#: above.
 DEFAULT_RUN_PARAMS = {
-    "at_baseline": "ce4eb871633aac94",
-    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "126f327984eb9522"),
-    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "6f2ea07175cfdfa1"),
-    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
-    "tl_distance_from_ssl": "ba032723717f1c36",
-    "tl_listwise": "6f2ea07175cfdfa1",  # as the online systems: its own options at their values as before
+    # one text where the margin (train.margin or train.online.margin) is 0.5 and the rate (lr_tagger,
+    # lr_triplet or online.lr) 1e-3; tl_listwise's own options are left out, at their values as before
+    **dict.fromkeys(
+        (
+            "at_baseline",
+            "tl_neighbors",
+            "tl_uniform",
+            "tl_distance",
+            "tl_autopool_distance",
+            "tl_online",
+            "tl_autopool_online",
+            "tl_ssl",
+            "tl_autopool_ssl",
+            "tl_listwise",
+        ),
+        "2db3f589ad7840ef",
+    ),
+    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl), margin 0.5
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl", "tl_distance_from_ssl"), "7cf9d55b53631490"),
 }
 
 
@@ -254,33 +264,57 @@ def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_namin
         TrainSettings(system="tl_distance", head_dropout=0.5)
 
 
+#: The options that went back to the value they had replaced and left trackrank (no confirmed gain on the
+#: reserved catalogs), each at that replaced default, which a bench variant of before may set.
+REPLACED_DEFAULTS = {"offline_negatives": "batch", "tag_targets": "graded", "min_epochs": 20}
+
+
+@pytest.mark.parametrize("option", REPLACED_DEFAULTS)
+def test_an_option_removed_at_the_value_it_went_back_to_is_refused_at_any_other_naming_it(config, option):
+    """A rule's params never carry it; a bench variant that sets it at the value trackrank now always trains
+    at trains as without it (bench/variants/confirm_replaced_values.json), one that sets another stops
+    naming it (bench/variants/scores_in_batch.json, scores_graded_tags.json, scores_min20.json) rather than
+    training without it."""
+    assert set(REPLACED_DEFAULTS) == set(REMOVED)
+    system = "at_baseline" if option == "tag_targets" else "tl_distance"
+    params = train_settings(system, config)
+    assert option not in params
+    assert TrainSettings.from_params(system, {**params, option: REMOVED[option]}) == TrainSettings(system=system)
+    refused = rf"^{option}: removed from trackrank.*trains as at {option}: {re.escape(repr(REMOVED[option]))} "
+    with pytest.raises(ConfigError, match=refused):
+        TrainSettings.from_params(system, {**params, option: REPLACED_DEFAULTS[option]})
+    with pytest.raises(TypeError, match=option):
+        TrainSettings(system=system, **{option: REMOVED[option]})
+
+
 @pytest.mark.parametrize("system", DEFAULT_RUN_PARAMS)
 def test_a_finished_default_runs_training_params_are_as_they_were(config, system):
     """The params of each system's training rule, as Snakemake records them to decide whether a finished job
-    reruns, are what they were when the default run was trained (pinned at 0c22e77)."""
+    reruns, are what they were when the default run was trained (pinned at 0c22e77, and again where defaults
+    changed: DEFAULT_RUN_PARAMS)."""
     recorded = hashlib.sha256(repr(train_settings(system, config)).encode()).hexdigest()[:16]
     assert recorded == DEFAULT_RUN_PARAMS[system]
 
 
 def test_the_default_system_is_the_one_config_yaml_describes():
     distance = TrainSettings(system="tl_distance")
-    assert (distance.offline_negatives, distance.margin, distance.offline_pairs) == ("batch", 0.2, 42)
+    assert (distance.margin, distance.offline_pairs) == (0.5, 42)
     assert distance.lr == 1e-3
-    assert distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
-    assert TrainSettings(system="at_baseline").tag_targets == "graded"
+    assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
+    assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
     assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
     assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7
 
 
-@pytest.mark.parametrize("negatives", ["all", "semi_hard", "batch"])
-@pytest.mark.parametrize("targets", ["binary", "graded"])
-def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, negatives, targets):
-    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE), which is not its
-    default: read back, it is that value again, for every system, whatever the config chose."""
-    config["train"].update(offline_negatives=negatives, tag_targets=targets, offline_pairs=14)
+@pytest.mark.parametrize("temperature", [0.5, 0.3])
+def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, temperature):
+    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE): read back, it
+    is that value again, for every system, whatever the config chose for the systems that read it."""
+    config["train"]["listwise"]["temperature"] = temperature
+    config["train"]["offline_pairs"] = 14
     for system in DEFAULT_RUN_FINGERPRINTS:
-        settings = TrainSettings.from_params(system, train_settings(system, config))
-        offline = settings.strategy in ("neighbors", "uniform", "distance")
-        reads_tags = system == "at_baseline"
-        assert settings.offline_negatives == (negatives if offline else "all"), system
-        assert settings.tag_targets == (targets if reads_tags else "binary"), system
+        params = train_settings(system, config)
+        reads_it = system == "tl_listwise"
+        assert ("listwise_temperature" in params) == (reads_it and temperature != 0.5), system
+        settings = TrainSettings.from_params(system, params)
+        assert settings.listwise_temperature == (temperature if reads_it else 0.5), system

@@ -4,8 +4,8 @@ A neighbour's tags are the catalog's (stored in the index when it is built). A c
 has its own catalog tags; a new file has none, so where the run trained the auto-tagger
 (``at_baseline``) its tags are estimated from the audio, patch by patch as the index embeds it: cold-
 start tagging is what the tagger is for. A tag is strong at a likelihood of at least
-``train.tag_threshold`` (0.5), for the catalog's tags and the tagger's estimates alike (a tagger
-trained to the graded tags, ``train.tag_targets: graded``, estimates likelihoods on the catalog's scale).
+``train.tag_threshold`` (0.5), the threshold the tagger's targets were binarised at, for the catalog's tags
+and the tagger's estimates alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from trackrank.errors import CheckpointError
 from trackrank.learn.embedding import load_model, mean_outputs
 from trackrank.learn.settings import system_spec
 
-#: Likelihood from which a tag is a track's (``train.tag_threshold``; binary tagger targets are cut there).
+#: Likelihood from which a tag is a track's (``train.tag_threshold``; the tagger's targets are cut there).
 TAG_THRESHOLD = 0.5
 
 

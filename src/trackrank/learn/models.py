@@ -62,7 +62,7 @@ class ConvTrunk(nn.Module):
 
 
 class AutoTagger(nn.Module):
-    """AT baseline: FCN-5 trunk, FC(m) with sigmoids (trained with BCE on its tag targets, binarised or graded)."""
+    """AT baseline: FCN-5 trunk, FC(m) with sigmoids (trained with BCE on the tags binarised at tag_threshold)."""
 
     def __init__(self, n_tags: int, width: float = 1.0):
         super().__init__()

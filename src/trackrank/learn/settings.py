@@ -165,11 +165,9 @@ class TrainSettings:
     epochs: int = FROM_SCHEMA  # upper bound, in epochs of batches_per_epoch steps
     batches_per_epoch: int = FROM_SCHEMA
     patience: int = FROM_SCHEMA  # epochs without a gain of the smoothed val MAP before stopping
-    min_epochs: int = FROM_SCHEMA
     budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
     smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
     tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
-    tag_targets: str = FROM_SCHEMA  # the auto-tagger's targets: "graded" (likelihoods) or "binary" (at tag_threshold)
     val_patches: int = FROM_SCHEMA  # patches per val track
     k: int = FROM_SCHEMA  # early stopping watches val MAP@k ...
     n_relevant: int = FROM_SCHEMA  # ... with a val track's first n_relevant oracle-ranked tracks relevant
@@ -178,7 +176,6 @@ class TrainSettings:
     device: str = FROM_SCHEMA  # auto | cpu | cuda
     n_positives: float = FROM_SCHEMA  # online mining's Np: a count, or a fraction of the train split
     offline_pairs: int = FROM_SCHEMA  # (anchor, positive) pairs per offline TL batch (paper: 1)
-    offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch", "all" (the table's) or one "semi_hard"
     online_tracks: int = FROM_SCHEMA  # P tracks ...
     online_patches: int = FROM_SCHEMA  # ... x K patches per online batch
     online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
@@ -206,7 +203,7 @@ class TrainSettings:
     def from_params(cls, system: str, params: dict, **more) -> TrainSettings:
         """The settings that a training rule's params (:func:`train_settings`) stand for: an option of
         :data:`TRAINS_AS_BEFORE` they leave out is at that value, not at its default; one of :data:`RETIRED`
-        they carry at its retired value is no setting."""
+        or :data:`REMOVED` they carry at its old value is no setting."""
         return cls(system=system, **{**TRAINS_AS_BEFORE, **without_retired(params), **more})
 
     @property
@@ -223,11 +220,9 @@ class TrainSettings:
 
     @property
     def ranks_batches(self) -> bool:
-        """Its batches are ranked by the train split's rankings, an input of its training: online mining,
-        and an offline system whose pairs take their negatives from the whole batch."""
-        return self.strategy in ("online", LISTWISE) or (
-            mines_offline(self.strategy) and self.offline_negatives == "batch"
-        )
+        """Its batches are ranked by the train split's rankings, an input of its training: online mining and
+        the listwise loss."""
+        return self.strategy in ("online", LISTWISE)
 
     def for_train_split(self, n_tracks: int) -> TrainSettings:
         """These settings for a train split of ``n_tracks``: ``epochs`` and ``patience`` times
@@ -235,8 +230,7 @@ class TrainSettings:
 
         Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
         val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
-        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split;
-        ``min_epochs`` is not scaled.
+        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split.
         """
         if not self.budget_tracks or n_tracks <= self.budget_tracks:
             return self
@@ -249,8 +243,6 @@ class TrainSettings:
 #: rule params and checkpoint fingerprint, so that adding an option neither retrains nor restarts the runs
 #: that do not use it (Snakemake reruns a job whose params changed; a changed fingerprint starts over).
 TRAINS_AS_BEFORE = {
-    "offline_negatives": "all",
-    "tag_targets": "binary",
     "listwise_temperature": 0.5,
     "listwise_target_temperature": 0.1,
 }
@@ -258,8 +250,6 @@ TRAINS_AS_BEFORE = {
 #: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
 #: it at that value, so that it reaches neither their params nor their fingerprints.
 READ_BY = {
-    "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
-    "tag_targets": lambda architecture, strategy: architecture == "fcn5_tagger",
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
 }
@@ -298,16 +288,26 @@ def with_retired(params: dict) -> dict:
     return placed
 
 
+#: Options removed at the value trackrank trains at since: a confirmation on the reserved catalogs found no
+#: gain of the default they had over it (CHANGELOG.md). Unlike :data:`RETIRED` they are hashed nowhere: no
+#: fingerprint held them at that value (:data:`TRAINS_AS_BEFORE` left them out; ``min_epochs`` is the
+#: stopping rule's, which fingerprints leave out), so their removal restarts no run at it. A params dict
+#: (a bench variant) may still name one, at that value only (:func:`without_retired`).
+REMOVED = {"offline_negatives": "all", "tag_targets": "binary", "min_epochs": 1}
+
+
 def without_retired(params: dict) -> dict:
-    """``params`` less the options of :data:`RETIRED`, which they may carry at their retired values only
-    (another, as a variant of bench/learning.py may set, is refused naming it)."""
-    changed = sorted(k for k, v in params.items() if k in RETIRED and v != RETIRED[k])
+    """``params`` less the options of :data:`RETIRED` and :data:`REMOVED`, which they may carry at those
+    values only (another, as a variant of bench/learning.py may set, is refused naming it)."""
+    gone = RETIRED | REMOVED
+    changed = sorted(k for k, v in params.items() if k in gone and v != gone[k])
     if changed:
+        kept = ", ".join(f"{k}: {gone[k]!r}" for k in changed)
         raise ConfigError(
-            f"{', '.join(changed)}: removed from trackrank, having measured no gain on real music "
-            "(CHANGELOG.md; bench/README.md names the commit that still has it)"
+            f"{', '.join(changed)}: removed from trackrank, having measured no gain on real music; trackrank trains "
+            f"as at {kept} (CHANGELOG.md; bench/README.md names the commit that still has it)"
         )
-    return {k: v for k, v in params.items() if k not in RETIRED}
+    return {k: v for k, v in params.items() if k not in gone}
 
 
 #: config ``train`` keys that are TrainSettings fields under the same name.
@@ -317,15 +317,12 @@ TRAIN_KEYS = (
     "margin",
     "batch_size",
     "offline_pairs",
-    "offline_negatives",
     "epochs",
     "batches_per_epoch",
     "patience",
-    "min_epochs",
     "budget_tracks",
     "smoothing",
     "tag_threshold",
-    "tag_targets",
     "val_patches",
     "workers",
     "device",
@@ -356,15 +353,6 @@ def config_fields(system: str, config: dict) -> dict:
         raise ConfigError(
             f"train.batch_size ({train['batch_size']}) must be a multiple of train.offline_pairs "
             f"({train['offline_pairs']}): each (anchor, positive) pair gets batch_size / offline_pairs negatives"
-        )
-    if (
-        mines_offline(strategy)
-        and train["offline_negatives"] == "semi_hard"
-        and train["batch_size"] == train["offline_pairs"]
-    ):
-        raise ConfigError(
-            "train.offline_negatives: semi_hard chooses one of each pair's negatives, but train.batch_size / "
-            f"train.offline_pairs ({train['batch_size']} / {train['offline_pairs']}) gives each pair only one"
         )
     online = dict(train["online"])
     online_lr, online_margin = online.pop("lr"), online.pop("margin")
