@@ -74,7 +74,6 @@ REMOVED = {
     ("train", "augment", "mix_db"): 0.0,
     ("train", "offline_negatives"): "all",
     ("train", "tag_targets"): "binary",
-    ("train", "min_epochs"): 1,
 }
 
 

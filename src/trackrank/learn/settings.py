@@ -165,6 +165,7 @@ class TrainSettings:
     epochs: int = FROM_SCHEMA  # upper bound, in epochs of batches_per_epoch steps
     batches_per_epoch: int = FROM_SCHEMA
     patience: int = FROM_SCHEMA  # epochs without a gain of the smoothed val MAP before stopping
+    min_epochs: int = FROM_SCHEMA
     budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
     smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
     tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
@@ -230,7 +231,8 @@ class TrainSettings:
 
         Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
         val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
-        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split.
+        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split;
+        ``min_epochs`` is not scaled.
         """
         if not self.budget_tracks or n_tracks <= self.budget_tracks:
             return self
@@ -289,11 +291,11 @@ def with_retired(params: dict) -> dict:
 
 
 #: Options removed at the value trackrank trains at since: a confirmation on the reserved catalogs found no
-#: gain of the default they had over it (CHANGELOG.md). Unlike :data:`RETIRED` they are hashed nowhere: no
-#: fingerprint held them at that value (:data:`TRAINS_AS_BEFORE` left them out; ``min_epochs`` is the
-#: stopping rule's, which fingerprints leave out), so their removal restarts no run at it. A params dict
-#: (a bench variant) may still name one, at that value only (:func:`without_retired`).
-REMOVED = {"offline_negatives": "all", "tag_targets": "binary", "min_epochs": 1}
+#: gain of the default they had over it (CHANGELOG.md). Unlike :data:`RETIRED` they are hashed nowhere: at
+#: that value no run's fingerprint or params held them (:data:`TRAINS_AS_BEFORE` left them out), so their
+#: removal changes neither. A params dict (a bench variant) may still name one, at that value only
+#: (:func:`without_retired`).
+REMOVED = {"offline_negatives": "all", "tag_targets": "binary"}
 
 
 def without_retired(params: dict) -> dict:
@@ -320,6 +322,7 @@ TRAIN_KEYS = (
     "epochs",
     "batches_per_epoch",
     "patience",
+    "min_epochs",
     "budget_tracks",
     "smoothing",
     "tag_threshold",
