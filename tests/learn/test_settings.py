@@ -60,9 +60,9 @@ def test_each_kind_of_system_gets_its_own_learning_rate(config):
 def test_systems_that_mine_in_the_batch_get_their_own_margin(config):
     """train.margin: the offline systems' triplet tables (measured apart on scores); train.online.margin:
     triplets mined in the batch, online or self-supervised, from a random start or a trained network."""
-    config["train"]["online"]["margin"] = 0.7
+    config["train"]["margin"], config["train"]["online"]["margin"] = 0.3, 0.7
     for system in ("tl_distance", "tl_neighbors", "tl_autopool_distance", "tl_distance_from_ssl"):
-        assert train_settings(system, config)["margin"] == 0.2, system
+        assert train_settings(system, config)["margin"] == 0.3, system
     for system in ("tl_online", "tl_autopool_online", "tl_ssl", "tl_online_from_at", "tl_autopool_online_from_ssl"):
         assert train_settings(system, config)["margin"] == 0.7, system
     assert TrainSettings.from_params("tl_online", train_settings("tl_online", config)).margin == 0.7
@@ -93,6 +93,7 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     (4d1ba4a), at that run's margin and online rate: a checkpoint of then still resumes, and the workflow's
     params for training are the same, with the options added since at the values that train as runs did
     then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
+    config["train"]["margin"] = 0.2
     config["train"]["online"]["lr"] = 0.0003
     before = {
         "at_baseline": "1935e09cdf78929a",
@@ -193,40 +194,50 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
 #: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
 #: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
-#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) and at_baseline's are again those of
-#: before train.offline_negatives and train.tag_targets existed (the table's negatives, binary targets);
-#: tl_online, tl_autopool_online, tl_ssl, tl_autopool_ssl and tl_listwise changed with train.online.lr 1e-3.
-#: tl_online_from_at and tl_autopool_online_from_ssl, which read none of them (their lr is lr_from_at,
-#: lr_from_ssl), keep theirs.
+#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives back
+#: to all and train.margin 0.5; at_baseline's with train.tag_targets back to binary and train.margin 0.5
+#: (hashed, though the tagger has no margin); tl_online, tl_autopool_online, tl_ssl, tl_autopool_ssl and
+#: tl_listwise with train.online.lr 1e-3. tl_online_from_at and tl_autopool_online_from_ssl, which read
+#: none of them (their lr is lr_from_at, lr_from_ssl; their margin train.online.margin), keep theirs.
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "1935e09cdf78929a",
-    "tl_neighbors": "2520887fb4fb1665",
-    "tl_uniform": "5fe9cb79e7aedc88",
-    "tl_distance": "e0a9b7a10fa0274c",
-    "tl_autopool_distance": "765c2c0414acf31f",
+    "at_baseline": "b4c3f3a3794f5691",
+    "tl_neighbors": "3ed6e668e8df7075",
+    "tl_uniform": "9ddb3248b14091bd",
+    "tl_distance": "3273613d61a8d03f",
+    "tl_autopool_distance": "73b0155f405df0c9",
     "tl_online": "82a68a4ac8516500",
     "tl_autopool_online": "3e54d8ab53b449d2",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
     "tl_ssl": "380e35088b758f55",
     "tl_autopool_ssl": "44d1d420f21b0ab5",
-    "tl_distance_from_ssl": "22e63c27d4da106e",
+    "tl_distance_from_ssl": "d4b6349037a2ce40",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
     "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
 
 #: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
 #: reruns a job whose params changed, so a finished run's rule must keep its params' very text. They changed
-#: for the offline systems and at_baseline when train.offline_negatives and train.tag_targets left them (at
-#: their values, they had been left out: the same text as theirs before these options came, but for
-#: tl_distance_from_ssl), and for the systems with train.online.lr.
+#: with the defaults above; the systems that fine-tune at 1e-4 (lr_from_at, lr_from_ssl) keep theirs.
 DEFAULT_RUN_PARAMS = {
+    # one text where the margin (train.margin or train.online.margin) is 0.5 and the rate (lr_tagger,
+    # lr_triplet or online.lr) 1e-3; tl_listwise's own options are left out, at their values as before
     **dict.fromkeys(
-        ("at_baseline", "tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "75833a75d2f09a8b"
+        (
+            "at_baseline",
+            "tl_neighbors",
+            "tl_uniform",
+            "tl_distance",
+            "tl_autopool_distance",
+            "tl_online",
+            "tl_autopool_online",
+            "tl_ssl",
+            "tl_autopool_ssl",
+            "tl_listwise",
+        ),
+        "be89e04e2888a153",
     ),
-    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "be89e04e2888a153"),
-    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
-    "tl_distance_from_ssl": "e987a26496980178",
-    "tl_listwise": "be89e04e2888a153",  # as the online systems: its own options at their values as before
+    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl), margin 0.5
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl", "tl_distance_from_ssl"), "fe7e037f30f5b0b8"),
 }
 
 
@@ -285,7 +296,7 @@ def test_a_finished_default_runs_training_params_are_as_they_were(config, system
 
 def test_the_default_system_is_the_one_config_yaml_describes():
     distance = TrainSettings(system="tl_distance")
-    assert (distance.margin, distance.offline_pairs, distance.min_epochs) == (0.2, 42, 20)
+    assert (distance.margin, distance.offline_pairs, distance.min_epochs) == (0.5, 42, 20)
     assert distance.lr == 1e-3
     assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
     assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
