@@ -144,7 +144,7 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
         for seed in seeds
         if learning.metrics_file(finished[v][seed], "val").exists()
     ]
-    if servable and len(val) == len(servable) * len(seeds):
+    if len(servable) > 1 and len(val) == len(servable) * len(seeds):  # a choice among several  # a choice among several
         lines += ["", f"Served, chosen on val (best val nDCG@20 of {', '.join(servable)}): "
                   f"**{learning.choose_on_val(val, servable)}**."]  # fmt: skip
     return "\n".join(lines) + "\n"

@@ -67,7 +67,7 @@ def write_runs(folder, split: str, values: dict[str, list[float]]) -> None:
     """Finished bench runs of one seed: each variant's per-query nDCG@20 (0-1) on ``split``."""
     for variant, ndcg in values.items():
         run = folder / variant / "seed0"
-        (run / "metrics").mkdir(parents=True)
+        (run / "metrics").mkdir(parents=True, exist_ok=True)
         (run / "result.json").write_text("{}")
         per_query = pd.DataFrame({"query": [f"q{i}" for i in range(len(ndcg))], "map": ndcg, "ndcg": ndcg})
         per_query.to_parquet(run / "metrics" / f"{split}.per_query.parquet")
@@ -116,3 +116,15 @@ def test_a_defaults_table_of_one_option_has_its_rows_alone(tmp_path, monkeypatch
     assert "| `train.min_epochs` | tl_online | tl_online_min_epochs_1 | +10.0 ± " in table
     assert "`train.margin`" not in table and "`train.online.lr`" not in table
     assert table.count("| `train.min_epochs` |") == 5
+
+
+def test_a_confirmation_table_of_one_servable_system_names_no_choice(tmp_path, monkeypatch):
+    """A folder that compares one system with a variant of it (``confirm_margin_<catalog>``) makes no
+    choice of a served system: there is one candidate."""
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    folder = tmp_path / "bench" / "results" / "confirm_margin"
+    for split in ("val", "test"):
+        write_runs(folder, split, {"tl_distance": [0.5, 0.6, 0.7], "tl_distance_margin_0.2": [0.5, 0.5, 0.7]})
+    table = headline.render("confirm_margin-vs-tl_distance")
+    assert "| tl_distance_margin_0.2 | 56.7 | -3.3 ± " in table
+    assert "Served" not in table
