@@ -177,12 +177,26 @@ def finished_seeds(folder: Path, variant: str, split: str) -> dict[int, Path]:
     return {seed: path for seed, path in sorted(runs.items()) if path.exists()}
 
 
+def paired_on_test(ours: dict[int, Path], theirs: dict[int, Path]):
+    """Two variants' test metrics files (seed -> file, :func:`finished_seeds`) compared over the seeds both
+    have finished: (the first's row, the second's row, those seeds) of ``bench/learning.py``'s comparison
+    against the second, or None where they share no seed."""
+    seeds = sorted(set(ours) & set(theirs))
+    if not seeds:
+        return None
+    runs = [
+        {"variant": variant, "seed": seed, "per_query": pd.read_parquet(files[seed])}
+        for variant, files in (("ours", ours), ("theirs", theirs))
+        for seed in seeds
+    ]
+    row, their_row = bench_learning().comparison(runs, ["theirs"], "test").itertuples(index=False)
+    return row, their_row, seeds
+
+
 def defaults_table(folder: Path, option: str = "") -> str:
     """Each default's confirmed gain (``option``: that option's alone): the test nDCG@20 of its variant less
     that of the value it replaced, over the training seeds both have finished (per query, seeds averaged,
     ± 95 % t; and over queries and seeds)."""
-    learning = bench_learning()
-
     lines = [
         "| option | default's variant | against the value it replaced | gain, nDCG@20 points | over seeds | seeds |",
         "|---|---|---|---|---|---|",
@@ -190,17 +204,11 @@ def defaults_table(folder: Path, option: str = "") -> str:
     for name, default, replaced in REPLACED_VALUES:
         if option and name != f"train.{option}":
             continue
-        ours, theirs = finished_seeds(folder, default, "test"), finished_seeds(folder, replaced, "test")
-        seeds = sorted(set(ours) & set(theirs))
-        if not seeds:
+        paired = paired_on_test(finished_seeds(folder, default, "test"), finished_seeds(folder, replaced, "test"))
+        if paired is None:
             lines.append(f"| `{name}` | {default} | {replaced} | not run yet | | |")
             continue
-        runs = [
-            {"variant": name, "seed": seed, "per_query": pd.read_parquet(files[seed])}
-            for name, files in ((default, ours), (replaced, theirs))
-            for seed in seeds
-        ]
-        row = learning.comparison(runs, [replaced], "test").iloc[0]
+        row, _, seeds = paired
         seeds_read = ", ".join(map(str, seeds))
         lines.append(f"| `{name}` | {default} | {replaced} | {row.d_ndcg} | {row.d_ndcg_seeds} | {seeds_read} |")
     return "\n".join(lines) + "\n"
@@ -210,23 +218,15 @@ def changed_table(folder: Path, earlier: Path) -> str:
     """Each variant of ``folder`` that ``earlier`` holds too, on the test split: its nDCG@20 less the earlier
     one's, over the training seeds both have finished (per query, seeds averaged, ± 95 % t; and over queries and
     seeds). The two folders must be runs of the same catalog: their queries are paired."""
-    learning = bench_learning()
-
     lines = [
         "| variant | nDCG@20 (%) | earlier nDCG@20 (%) | difference, points | over seeds | seeds |",
         "|---|---|---|---|---|---|",
     ]
     for variant in sorted(p.name for p in folder.iterdir() if p.is_dir()):
-        now, before = finished_seeds(folder, variant, "test"), finished_seeds(earlier, variant, "test")
-        seeds = sorted(set(now) & set(before))
-        if not seeds:
+        paired = paired_on_test(finished_seeds(folder, variant, "test"), finished_seeds(earlier, variant, "test"))
+        if paired is None:
             continue
-        runs = [
-            {"variant": name, "seed": seed, "per_query": pd.read_parquet(files[seed])}
-            for name, files in (("now", now), ("earlier", before))
-            for seed in seeds
-        ]
-        row, earlier_row = learning.comparison(runs, ["earlier"], "test").itertuples(index=False)
+        row, earlier_row, seeds = paired
         lines.append(
             f"| {variant} | {row.ndcg:.1f} | {earlier_row.ndcg:.1f} | {row.d_ndcg} | {row.d_ndcg_seeds} | "
             f"{', '.join(map(str, seeds))} |"
