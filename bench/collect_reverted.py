@@ -1,0 +1,47 @@
+"""Copy a confirmation of the defaults left into bench/results: SRC DST_RESULTS CATALOG (e.g. scores1001).
+
+    python bench/collect_reverted.py /data/confirm1001/bench bench/results scores1001
+
+The runs of bench/variants/confirm_reverted_*.json (trained at 81cd0c5) land under the names the docs'
+tables read:
+confirm_reverted_<catalog>: X_reverted as X (today's defaults), untrained, mfcc_stats; confirm_margin_<catalog>:
+tl_distance_reverted as tl_distance (0.5), tl_distance_table_negatives as tl_distance_margin_0.2;
+confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1."""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+src, results, catalog = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
+reverted = {f"{s}_reverted": s for s in systems}
+folders = {
+    f"confirm_reverted_{catalog}": {**reverted, "untrained": "untrained", "mfcc_stats": "mfcc_stats"},
+    f"confirm_margin_{catalog}": {
+        "tl_distance_reverted": "tl_distance",
+        "tl_distance_table_negatives": "tl_distance_margin_0.2",
+    },
+    f"confirm_min_epochs_{catalog}": {
+        **reverted,
+        **{f"{s}_reverted_min_epochs_1": f"{s}_min_epochs_1" for s in systems},
+    },
+}
+for folder, names in folders.items():
+    dst = results / folder
+    for source, target in names.items():
+        for result in sorted((src / source).glob("seed*/result.json")):
+            run = result.parent
+            if not (run / "metrics" / "test.per_query.parquet").exists():
+                continue
+            out = dst / target / run.name
+            (out / "metrics").mkdir(parents=True, exist_ok=True)
+            record = json.loads(result.read_text())
+            record["variant"] = source  # its name in bench/variants/confirm_reverted_*.json
+            (out / "result.json").write_text(json.dumps(record) + "\n")
+            if (run / "history.csv").exists():
+                shutil.copy2(run / "history.csv", out)
+            for f in (run / "metrics").glob("*"):
+                if f.suffix in (".json", ".parquet"):
+                    shutil.copy2(f, out / "metrics")
+    print(folder, sorted(p.name for p in dst.iterdir()) if dst.exists() else "nothing")
