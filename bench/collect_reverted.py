@@ -6,7 +6,9 @@ The runs of bench/variants/confirm_reverted_*.json (trained at 81cd0c5) land und
 tables read:
 confirm_reverted_<catalog>: X_reverted as X (today's defaults), untrained, mfcc_stats; confirm_margin_<catalog>:
 tl_distance_reverted as tl_distance (0.5), tl_distance_table_negatives as tl_distance_margin_0.2;
-confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1."""
+confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1;
+confirm_pending_<catalog> (confirm_reverted_pending.json): X_reverted as X, and the value each pending default
+replaced: online mining batch_all, the tagger's rate 1e-4, one offline pair."""
 
 import json
 import shutil
@@ -25,6 +27,12 @@ folders = {
     f"confirm_min_epochs_{catalog}": {
         **reverted,
         **{f"{s}_reverted_min_epochs_1": f"{s}_min_epochs_1" for s in systems},
+    },
+    f"confirm_pending_{catalog}": {
+        **reverted,
+        **{f"{s}_reverted_batch_all": f"{s}_batch_all" for s in ("tl_online", "tl_autopool_online")},
+        **{f"{s}_reverted_lr_1e-4": f"{s}_lr_1e-4" for s in ("at_baseline", "at_trunk")},
+        "tl_distance_reverted_pairs_1": "tl_distance_offline_pairs_1",
     },
 }
 for folder, names in folders.items():

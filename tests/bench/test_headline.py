@@ -90,9 +90,11 @@ def test_a_defaults_table_gives_each_defaults_gain_over_the_value_it_replaced(tm
     monkeypatch.setattr(headline, "REPO", tmp_path)
     folder = tmp_path / "bench" / "results" / "reserved"
     write_runs(folder, "test", {"tl_distance": [0.5, 0.6, 0.7], "tl_distance_margin_0.5": [0.4, 0.5, 0.6]})
+    write_runs(folder, "val", {"tl_online_lr_1e-3": [0.4, 0.5, 0.6]})  # started, not yet on test
     table = headline.render("defaults_reserved")
     assert "| `train.margin` | tl_distance | tl_distance_margin_0.5 | +10.0 ± 0.0 |" in table
     assert "| `train.online.lr` | tl_online | tl_online_lr_1e-3 | not run yet | | |" in table
+    assert "train.lr_tagger" not in table  # an option this run did not check is left out
 
 
 def test_a_changed_table_pairs_each_variant_with_itself_in_the_earlier_folder(tmp_path, monkeypatch):

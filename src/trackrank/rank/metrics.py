@@ -113,12 +113,13 @@ def seed_and_query_interval(
     differences = a - b
     n_seeds, n_queries = differences.shape
     rng = np.random.default_rng([seed, 23])
-    means = np.empty(n_resamples)
-    for draw in range(n_resamples):
-        seeds = rng.integers(0, n_seeds, n_seeds)
-        queries = rng.integers(0, n_queries, n_queries)
-        # mean over the drawn (seed, query) grid: per-seed sums of the drawn queries
-        means[draw] = differences[np.ix_(seeds, queries)].mean()
+    seeds = rng.integers(0, n_seeds, (n_resamples, n_seeds))  # every draw at once: one call, not one per draw
+    queries = rng.integers(0, n_queries, (n_resamples, n_queries))
+    # the mean over each drawn (seed, query) grid: how often each query was drawn, times each seed's row
+    offsets = (np.arange(n_resamples) * n_queries)[:, None]
+    counts = np.bincount((queries + offsets).ravel(), minlength=n_resamples * n_queries)
+    per_seed = counts.reshape(n_resamples, n_queries) @ differences.T  # (draw, seed): the drawn queries' sums
+    means = np.take_along_axis(per_seed, seeds, axis=1).sum(axis=1) / (n_seeds * n_queries)
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(means, [tail, 100 - tail])
     return float(differences.mean()), float(low), float(high)
