@@ -69,7 +69,7 @@ def test_the_demo_is_a_valid_user_catalog(tmp_path):
 def test_a_share_of_the_demo_can_be_listed_without_its_tags_as_a_company_has_it(tmp_path):
     """``demo.untagged_share``: the same tracks and audio, a seeded share of them in untagged.csv with their
     tags withheld; validation reads them as the untagged tracks of a user's catalog."""
-    settings = DemoSettings(n_artists=4, tracks_per_artist=3, duration_s=12.0, seed=2)
+    settings = DemoSettings(n_artists=3, tracks_per_artist=2, duration_s=12.0, seed=2)
     full = write_demo_catalog(settings, tags=tmp_path / "all" / "tags.csv", meta=tmp_path / "all" / "tags_meta.csv")
     company = dataclasses.replace(settings, untagged_share=0.4)
     folder = tmp_path / "company"
