@@ -171,6 +171,7 @@ def tiny_settings(**overrides) -> TrainSettings:
         seed=0,
         n_positives=15,
         offline_pairs=1,
+        offline_negatives="all",
         tag_threshold=0.5,
         online_tracks=42,
         online_patches=1,

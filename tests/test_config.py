@@ -43,7 +43,7 @@ def test_the_package_reads_the_defaults_snakemake_fills_in():
     filled = {}
     validate(filled, str(SCHEMA))
     assert schema_defaults() == filled
-    assert schema_defaults()["train"]["offline_pairs"] == 42
+    assert schema_defaults()["train"]["offline_negatives"] == "batch"
 
 
 def test_config_yaml_lists_every_setting_at_the_schemas_default():
@@ -63,8 +63,7 @@ def test_paper_yaml_lists_only_where_the_paper_differs_from_the_defaults():
     assert same == [], "paper.yaml repeats these defaults"
 
 
-#: Options removed because they measured no gain on real music (CHANGELOG.md), each at the value trackrank
-#: trains at since.
+#: Options removed because they measured no gain on real music (CHANGELOG.md), each at the value it had.
 REMOVED = {
     ("train", "ema"): 0.0,
     ("train", "warmup_steps"): 0,
@@ -72,7 +71,6 @@ REMOVED = {
     ("train", "weight_decay"): 0.0,
     ("train", "head_dropout"): 0.0,
     ("train", "augment", "mix_db"): 0.0,
-    ("train", "offline_negatives"): "all",
     ("train", "tag_targets"): "binary",
 }
 
@@ -105,7 +103,7 @@ def test_paper_yaml_trains_the_papers_systems(paper):
     assert (paper["mining"]["n_positives"], paper["mining"]["n_negatives"]) == (15, 250)
     distance = TrainSettings.from_params("tl_distance", train_settings("tl_distance", paper))
     assert (distance.width, distance.dim, distance.margin, distance.lr) == (1.0, 128, 0.5, 1e-6)
-    assert (distance.batch_size, distance.offline_pairs) == (42, 1)
+    assert (distance.batch_size, distance.offline_pairs, distance.offline_negatives) == (42, 1, "all")
     assert not distance.augmentation.active
     tagger = TrainSettings.from_params("at_baseline", train_settings("at_baseline", paper))
     assert (tagger.lr, tagger.tag_threshold, tagger.width) == (1e-4, 0.5, 1.0)

@@ -86,6 +86,9 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     assert train_settings("tl_online", config)["offline_pairs"] == 5  # online batches do not use it
     config["train"]["offline_pairs"] = 14
     assert train_settings("tl_distance", config)["offline_pairs"] == 14
+    config["train"]["offline_negatives"] = "all"  # the paper's, at which runs trained before the option existed
+    assert "offline_negatives" not in train_settings("tl_distance", config)
+    assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
 
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
@@ -95,6 +98,7 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
     config["train"]["margin"] = 0.2
     config["train"]["online"]["lr"] = 0.0003
+    config["train"]["offline_negatives"] = "all"
     before = {
         "at_baseline": "1935e09cdf78929a",
         "tl_distance": "e0a9b7a10fa0274c",
@@ -113,6 +117,13 @@ def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config
     listwise = TrainSettings.from_params("tl_listwise", train_settings("tl_listwise", config))
     assert (listwise.listwise_temperature, listwise.listwise_target_temperature) == (0.3, 0.2)
     assert fingerprint(listwise) != fingerprint(dataclasses.replace(listwise, listwise_temperature=0.5))
+    config["train"]["offline_negatives"] = "batch"  # today's default: only the offline systems read it
+    for system in ("tl_online", "tl_autopool_online", "at_baseline"):
+        assert "offline_negatives" not in train_settings(system, config)
+    config["train"]["offline_pairs"] = 14
+    chosen = TrainSettings.from_params("tl_distance", train_settings("tl_distance", config))
+    assert chosen.offline_negatives == "batch"
+    assert fingerprint(chosen) != fingerprint(dataclasses.replace(chosen, offline_negatives="all"))
 
 
 def test_every_mapped_setting_is_a_train_settings_field(config):
@@ -194,23 +205,24 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
 #: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
 #: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
-#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives back
-#: to all and train.margin 0.5; at_baseline's with train.tag_targets back to binary and train.margin 0.5
-#: (hashed, though the tagger has no margin); tl_online, tl_autopool_online, tl_ssl, tl_autopool_ssl and
-#: tl_listwise with train.online.lr 1e-3. tl_online_from_at and tl_autopool_online_from_ssl, which read
-#: none of them (their lr is lr_from_at, lr_from_ssl; their margin train.online.margin), keep theirs.
+#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives and
+#: train.margin (batch and 0.2 again, confirmed together); at_baseline's with train.tag_targets back to
+#: binary and train.margin (hashed, though the tagger has no margin); tl_online, tl_autopool_online,
+#: tl_ssl, tl_autopool_ssl and tl_listwise with train.online.lr 1e-3. tl_online_from_at and
+#: tl_autopool_online_from_ssl, which read none of them (their lr is lr_from_at, lr_from_ssl; their margin
+#: train.online.margin), keep theirs.
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "b4c3f3a3794f5691",
-    "tl_neighbors": "3ed6e668e8df7075",
-    "tl_uniform": "9ddb3248b14091bd",
-    "tl_distance": "3273613d61a8d03f",
-    "tl_autopool_distance": "73b0155f405df0c9",
+    "at_baseline": "1935e09cdf78929a",
+    "tl_neighbors": "a0839b90f0e4932b",
+    "tl_uniform": "30ad83dc5c3192c8",
+    "tl_distance": "f6e40f897991e867",
+    "tl_autopool_distance": "6a1aa3a751ab15f1",
     "tl_online": "82a68a4ac8516500",
     "tl_autopool_online": "3e54d8ab53b449d2",
     "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
     "tl_ssl": "380e35088b758f55",
     "tl_autopool_ssl": "44d1d420f21b0ab5",
-    "tl_distance_from_ssl": "d4b6349037a2ce40",
+    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
     "tl_autopool_online_from_ssl": "6098ae6ff811df78",
     "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
@@ -219,25 +231,16 @@ DEFAULT_RUN_FINGERPRINTS = {
 #: reruns a job whose params changed, so a finished run's rule must keep its params' very text. They changed
 #: with the defaults above; the systems that fine-tune at 1e-4 (lr_from_at, lr_from_ssl) keep theirs.
 DEFAULT_RUN_PARAMS = {
-    # one text where the margin (train.margin or train.online.margin) is 0.5 and the rate (lr_tagger,
-    # lr_triplet or online.lr) 1e-3; tl_listwise's own options are left out, at their values as before
+    # the offline systems: margin 0.2 and the batch's negatives (as at 96e9a62's parent); the tagger: margin
+    # 0.2 (hashed), binary targets; the online ones and tl_listwise: margin 0.5, rate 1e-3
+    "at_baseline": "75833a75d2f09a8b",
+    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "126f327984eb9522"),
     **dict.fromkeys(
-        (
-            "at_baseline",
-            "tl_neighbors",
-            "tl_uniform",
-            "tl_distance",
-            "tl_autopool_distance",
-            "tl_online",
-            "tl_autopool_online",
-            "tl_ssl",
-            "tl_autopool_ssl",
-            "tl_listwise",
-        ),
-        "be89e04e2888a153",
+        ("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl", "tl_listwise"), "be89e04e2888a153"
     ),
-    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl), margin 0.5
-    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl", "tl_distance_from_ssl"), "fe7e037f30f5b0b8"),
+    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl); tl_distance_from_ssl at the offline margin
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "fe7e037f30f5b0b8"),
+    "tl_distance_from_ssl": "ba032723717f1c36",
 }
 
 
@@ -264,17 +267,17 @@ def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_namin
 
 #: The options that went back to the value they had replaced and left trackrank (no confirmed gain on the
 #: reserved catalogs), each at that replaced default, which a bench variant of before may set.
-REPLACED_DEFAULTS = {"offline_negatives": "batch", "tag_targets": "graded"}
+REPLACED_DEFAULTS = {"tag_targets": "graded"}
 
 
 @pytest.mark.parametrize("option", REPLACED_DEFAULTS)
 def test_an_option_removed_at_the_value_it_went_back_to_is_refused_at_any_other_naming_it(config, option):
     """A rule's params never carry it; a bench variant that sets it at the value trackrank now always trains
     at trains as without it (bench/variants/confirm_replaced_values.json), one that sets another stops
-    naming it (bench/variants/scores_in_batch.json, scores_graded_tags.json) rather than
+    naming it (bench/variants/scores_graded_tags.json) rather than
     training without it."""
     assert set(REPLACED_DEFAULTS) == set(REMOVED)
-    system = "at_baseline" if option == "tag_targets" else "tl_distance"
+    system = "at_baseline"
     params = train_settings(system, config)
     assert option not in params
     assert TrainSettings.from_params(system, {**params, option: REMOVED[option]}) == TrainSettings(system=system)
@@ -296,23 +299,32 @@ def test_a_finished_default_runs_training_params_are_as_they_were(config, system
 
 def test_the_default_system_is_the_one_config_yaml_describes():
     distance = TrainSettings(system="tl_distance")
-    assert (distance.margin, distance.offline_pairs, distance.min_epochs) == (0.5, 42, 20)
+    assert (distance.offline_negatives, distance.margin, distance.offline_pairs, distance.min_epochs) == (
+        "batch",
+        0.2,
+        42,
+        20,
+    )
     assert distance.lr == 1e-3
-    assert not distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
+    assert distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
     assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
     assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
     assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7
 
 
+@pytest.mark.parametrize("negatives", ["all", "batch"])
 @pytest.mark.parametrize("temperature", [0.5, 0.3])
-def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, temperature):
-    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE): read back, it
-    is that value again, for every system, whatever the config chose for the systems that read it."""
+def test_a_rules_params_read_back_as_the_settings_they_stand_for(config, temperature, negatives):
+    """The params leave out an option at the value that trains as before (TRAINS_AS_BEFORE), which need not be
+    its default: read back, it is that value again, for every system, whatever the config chose for the
+    systems that read it."""
     config["train"]["listwise"]["temperature"] = temperature
-    config["train"]["offline_pairs"] = 14
+    config["train"].update(offline_negatives=negatives, offline_pairs=14)
     for system in DEFAULT_RUN_FINGERPRINTS:
         params = train_settings(system, config)
         reads_it = system == "tl_listwise"
         assert ("listwise_temperature" in params) == (reads_it and temperature != 0.5), system
         settings = TrainSettings.from_params(system, params)
         assert settings.listwise_temperature == (temperature if reads_it else 0.5), system
+        offline = settings.strategy in ("neighbors", "uniform", "distance")
+        assert settings.offline_negatives == (negatives if offline else "all"), system

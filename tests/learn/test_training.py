@@ -23,6 +23,7 @@ from trackrank.learn.checkpoints import fingerprint
 from trackrank.learn.kinds import kind_of
 from trackrank.learn.loading import load_training_data
 from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.online_mining import RankLookup
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
 from trackrank.rank.mining import write_triplets
@@ -141,16 +142,84 @@ def test_the_offline_loss_pairs_each_negative_with_its_own_anchor_and_positive()
     assert active == pytest.approx(float((expected > 0).float().mean()))
 
 
-def test_the_offline_loss_is_the_mean_over_every_pair_and_each_of_its_table_negatives():
-    """The paper's: every triplet of the table that the batch holds enters the loss, none is chosen."""
+def test_in_batch_negatives_are_the_patches_each_anchor_ranks_after_its_positive():
+    """Every patch of the batch whose track the anchor's ranking puts strictly after the pair's positive is
+    a negative of that pair: not the anchor's own track (rank 0), not a track tied with the positive."""
     e = torch.tensor
-    anchor = e([[1.0, 0.0], [1.0, 0.0]])
-    positive = e([[0.8, 0.6], [0.0, 1.0]])  # d(a, p) = 0.4 and 2.0
-    negatives = e([[0.9, 0.19**0.5], [0.6, 0.8], [-1.0, 0.0], [0.6, 0.8], [0.8, 0.6], [0.0, -1.0]])  # 3 per pair
-    loss, active = offline_triplet_loss(torch.cat([anchor, positive, negatives]), pairs=2, margin=0.5)
-    # pair 0: d(a, n) = 0.2, 0.8, 4.0 -> 0.7, 0.1, 0; pair 1: d(a, n) = 0.8, 0.4, 2.0 -> 1.7, 2.1, 0.5
-    assert loss.item() == pytest.approx((0.7 + 0.1 + 0.0 + 1.7 + 2.1 + 0.5) / 6)
-    assert active == pytest.approx(5 / 6)
+    anchors = e([[1.0, 0.0], [1.0, 0.0]])
+    positives = e([[0.8, 0.6], [0.0, 1.0]])  # d(a, p) = 0.4 and 2.0
+    negatives = e([[0.6, 0.8], [-1.0, 0.0]])  # d(a, n) = 0.8 and 4.0
+    embeddings = torch.cat([anchors, positives, negatives])
+    anchor_ranks = e(
+        [
+            [0, 5, 2, 0, 7, 9],  # pair 0 (positive rank 2): patch 3 is another patch of its anchor's track
+            [6, 0, 3, 1, 1, 4],  # pair 1 (positive rank 1): patch 4 is tied with its positive
+        ]
+    )
+    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch", anchor_ranks=anchor_ranks)
+    # pair 0: patches 1, 4, 5 at d 0, 0.8, 4.0 -> 0.9, 0.1, 0; pair 1: patches 0, 2, 5 at d 0, 0.4, 4.0 -> 2.5, 2.1, 0
+    assert loss.item() == pytest.approx((0.9 + 0.1 + 2.5 + 2.1) / 6)
+    assert active == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="need the anchors' ranks"):
+        offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch")
+
+
+def test_an_in_batch_offline_batch_is_the_same_patches_with_each_anchors_ranks(pipeline):
+    cache = PatchCache(CacheFiles.in_folder(pipeline / "cache"))
+    table = TripletTable(pipeline / "triplets.parquet", cache)
+    tracks = pd.read_parquet(pipeline / "catalog" / "tracks.parquet")
+    train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"]]
+    lookup = RankLookup(pipeline / "train.parquet", train_ids)
+    ranked = TripletBatches(
+        cache,
+        table,
+        batch_size=6,
+        n_batches=3,
+        seed=0,
+        epoch=1,
+        pairs=3,
+        ranks=lookup,
+        train_tracks=cache.indices(train_ids),
+    )
+    plain = TripletBatches(cache, table, batch_size=6, n_batches=3, seed=0, epoch=1, pairs=3)
+    for (patches, anchor_ranks), alone in zip(ranked, plain):
+        assert torch.equal(patches, alone)
+        assert anchor_ranks.shape == (3, 12)
+        batch_tracks = np.array([train_ids.index(cache.track_ids[int(patch[0, 0])]) for patch in patches])
+        assert np.array_equal(anchor_ranks.numpy(), lookup.submatrix(batch_tracks)[:3])
+        for p in range(3):  # the table's negatives of each pair are among the batch's negatives of it
+            assert (anchor_ranks[p, 6 + 2 * p : 8 + 2 * p] > anchor_ranks[p, 3 + p]).all()
+
+
+def test_in_batch_negatives_refuse_a_triplet_table_mined_from_another_split(pipeline, tmp_path):
+    """Its tracks' in-batch ranks would be read for other tracks: the error names a track it holds."""
+    table = pd.read_parquet(pipeline / "triplets.parquet").astype(str)
+    table.loc[0, "negative"] = "t17"  # a val track (the fixture's split)
+    table.astype("category").to_parquet(tmp_path / "triplets.parquet")
+    s = settings(offline_negatives="batch")
+    with pytest.raises(ValueError, match="1 track.*outside the train split's rankings, e.g. 't17'"):
+        load_training_data(
+            s,
+            CacheFiles.in_folder(pipeline / "cache"),
+            catalog=CatalogFiles.in_folder(pipeline / "catalog"),
+            val_rankings=pipeline / "val.parquet",
+            triplets=tmp_path / "triplets.parquet",
+            train_rankings=pipeline / "train.parquet",
+        )
+    assert data_for(pipeline, s).ranks is not None  # the table mined from the train split is read
+
+
+def test_offline_training_with_in_batch_negatives_ranks_the_val_split_better_than_its_untrained_start(
+    hidden_pipeline, tmp_path
+):
+    train_ids, oracle = split_oracle(CatalogFiles.in_folder(hidden_pipeline / "catalog"), "train")
+    triplets = tmp_path / "distance.parquet"
+    write_triplets(oracle, train_ids, output=triplets, strategy="distance", n_positives=7, n_negatives=12, seed=0)
+    untrained, kept, history = train_on_hidden(
+        hidden_pipeline, tmp_path, triplets, epochs=8, batch_size=12, offline_pairs=12, offline_negatives="batch"
+    )
+    assert kept["epoch"] > 1 and kept["val_map@10"] > untrained + 0.1, "a clear gain, not noise"
+    assert history["active_fraction"].iloc[1:].between(0, 1).all()
 
 
 def test_batches_do_not_depend_on_the_number_of_workers(pipeline):
@@ -725,12 +794,18 @@ def test_a_run_decides_its_systems_kind_once(pipeline, tmp_path, monkeypatch):
     assert asked == ["tl_distance"]
 
 
-def test_an_offline_kind_reads_the_triplet_table_and_not_the_train_rankings():
-    """Each pair meets its table negatives only, so the train split's rankings are no input of its training,
-    as the workflow's inputs (TrainSettings.ranks_batches) say."""
-    s = settings(offline_pairs=2)
-    assert kind_of(s).inputs("triplets", "rankings") == ["triplets"] and not s.ranks_batches
-    assert kind_of(settings(system="tl_online")).inputs("triplets", "rankings") == ["rankings"]
+@pytest.mark.parametrize("negatives", ["all", "batch"])
+def test_an_offline_kind_holds_its_choice_of_negatives_which_says_what_it_reads(negatives):
+    """train.offline_negatives is one object (trackrank.learn.losses.OFFLINE_NEGATIVES) that the offline kind
+    holds: it computes the loss and says whether the train split's rankings are read, as the workflow's
+    inputs (TrainSettings.ranks_batches) do."""
+    from trackrank.learn.losses import OFFLINE_NEGATIVES
+
+    s = settings(offline_pairs=2, offline_negatives=negatives)
+    kind = kind_of(s)
+    assert kind.negatives is OFFLINE_NEGATIVES[negatives]
+    assert kind.in_batch == s.ranks_batches == (negatives == "batch")
+    assert kind.inputs("triplets", "rankings") == (["triplets", "rankings"] if negatives == "batch" else ["triplets"])
 
 
 #: Tiny runs' histories (train loss, val loss, share of active triplets per epoch) on one torch thread, as the
@@ -738,11 +813,11 @@ def test_an_offline_kind_reads_the_triplet_table_and_not_the_train_rankings():
 #: bit. Compared to 1e-6: another CPU's kernels may sum in another order in the last bits, and any change of
 #: batch, loss, rate or selection moves them far more.
 PINNED_HISTORIES = {
-    "offline": (  # pinned at 81cd0c5 with offline_negatives: all, the paper's, which it now always is
-        dict(offline_pairs=2),
-        [0.4495886415243149, 0.4374566525220871, 0.2909792549908161],
-        [0.4900848865509033, 0.415515273809433, 0.24215513467788696, 0.2384321093559265],
-        [0.9166666567325592, 0.9583333283662796, 0.5833333358168602],
+    "batch negatives": (
+        dict(offline_pairs=2, offline_negatives="batch"),
+        [0.29740310460329056, 0.4003351218998432, 0.2240578681230545],
+        [0.4900848865509033, 0.42566514015197754, 0.2915582060813904, 0.24258428812026978],
+        [0.6490384638309479, 0.8333333358168602, 0.44981060922145844],
     ),
     "tagger": (  # pinned at 81cd0c5 with tag_targets: binary, the paper's, which it now always is
         dict(system="at_baseline", lr=1e-2, epochs=2, batches_per_epoch=3),

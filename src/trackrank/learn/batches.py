@@ -80,7 +80,10 @@ class TripletBatches(SeededBatches):
 
     Yields a (2 * pairs + pairs * negatives, 96, 512) tensor: the pairs' anchors, then their
     positives, then each pair's negatives in pair order. ``pairs = 1`` is the paper's batch
-    (one anchor, one positive, 42 negatives: 44 patches).
+    (one anchor, one positive, 42 negatives: 44 patches). Given the train split's ``ranks`` (over
+    ``train_tracks``, their cache positions), it yields (patches, anchor ranks (pairs, batch)): the rank of
+    each patch's track in each anchor's oracle ranking, for negatives taken from the whole batch
+    (:func:`~trackrank.learn.losses.in_batch_triplet_loss`); the patches are the same either way.
     """
 
     def __init__(
@@ -93,12 +96,17 @@ class TripletBatches(SeededBatches):
         seed: int,
         epoch: int,
         pairs: int = 1,
+        ranks: RankLookup | None = None,
+        train_tracks: np.ndarray | None = None,
     ):
         if batch_size % pairs:
             raise ConfigError(f"train.batch_size ({batch_size}) must be a multiple of train.offline_pairs ({pairs})")
         self.cache, self.triplets = cache, triplets
         self.batch_size, self.n_batches, self.seed, self.epoch = batch_size, n_batches, seed, epoch
-        self.pairs = pairs
+        self.pairs, self.ranks = pairs, ranks
+        if ranks is not None:  # a cache position's place in the train split, which ranks are over
+            self.train_index = np.full(len(cache.track_ids), -1, dtype=np.int64)
+            self.train_index[train_tracks] = np.arange(len(train_tracks))
 
     def batch(self, b: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, b])
@@ -111,7 +119,23 @@ class TripletBatches(SeededBatches):
             chosen = rng.choice(end - start, n_negatives, replace=end - start < n_negatives)
             negatives.append(t.negative[start + chosen])
         tracks = np.concatenate([t.anchor[starts], t.positive[starts], *negatives])
-        return self.draw_patches(self.cache, tracks, rng)
+        patches = self.draw_patches(self.cache, tracks, rng)
+        if self.ranks is None:
+            return patches
+        anchor_ranks = self.ranks.submatrix(self.train_index[tracks])[: self.pairs]
+        return patches, torch.from_numpy(anchor_ranks.astype(np.int64))
+
+
+def check_within(triplets: TripletTable, cache: PatchCache, train_tracks: np.ndarray) -> None:
+    """Refuse a triplet table with a track the train split's rankings do not rank (a table mined from
+    another split): its in-batch ranks would be another track's."""
+    tracks = np.unique(np.concatenate([triplets.anchor, triplets.positive, triplets.negative]))
+    outside = np.setdiff1d(tracks, train_tracks)
+    if len(outside):
+        raise ValueError(
+            f"the triplet table holds {len(outside)} track(s) outside the train split's rankings, e.g. "
+            f"'{cache.track_ids[outside[0]]}': mine it again from this split"
+        )
 
 
 class OnlineBatches(SeededBatches):

@@ -26,9 +26,10 @@ from trackrank.learn.batches import (
     TripletBatches,
     TripletTable,
     TwoPatchBatches,
+    check_within,
 )
 from trackrank.learn.listwise import BatchSimilarity, listnet_loss
-from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.losses import OfflineNegatives, offline_negatives, triplet_loss
 from trackrank.learn.online_mining import RankLookup, online_triplet_loss
 from trackrank.learn.settings import LISTWISE, SELF_SUPERVISED, TrainSettings
 from trackrank.learn.training_data import TrainingData
@@ -147,15 +148,29 @@ class TripletSystem(SystemKind):
 
 
 class OfflineTriplets(TripletSystem):
-    """TL on a mined triplet table (the paper's systems): each pair against each of its table negatives."""
+    """TL on a mined triplet table (the paper's systems), its pairs meeting their negatives as ``negatives``
+    says (``train.offline_negatives``). Where those are the whole batch's (``in_batch``), it reads the train
+    split's rankings too, to know which of the batch's tracks each anchor ranks after its positive."""
+
+    def __init__(self, negatives: OfflineNegatives):
+        self.negatives = negatives
+        self.in_batch = negatives.needs_ranks
 
     def inputs(self, triplets, train_rankings):
-        return [triplets]
+        return [triplets, train_rankings] if self.in_batch else [triplets]
 
     def read(
         self, settings, cache, *, train_ids, tags, n_positives, triplets, train_rankings, catalog, similarity
     ) -> dict:
-        return {"triplets": TripletTable(triplets, cache)}
+        own = {"triplets": TripletTable(triplets, cache)}
+        if self.in_batch:
+            if train_rankings is None:
+                raise ConfigError(
+                    f"{settings.system} with train.offline_negatives: batch needs the train split's rankings"
+                )
+            own["ranks"] = RankLookup(train_rankings, train_ids)
+            check_within(own["triplets"], cache, cache.indices(train_ids))
+        return own
 
     def batches(self, data, settings, epoch) -> SeededBatches:
         return TripletBatches(
@@ -166,11 +181,16 @@ class OfflineTriplets(TripletSystem):
             seed=settings.seed,
             epoch=epoch,
             pairs=settings.offline_pairs,
+            ranks=data.ranks if self.in_batch else None,
+            train_tracks=data.train_tracks,
         )
 
     def loss(self, model, batch, data, settings, device):
-        embeddings = model(batch.to(device, non_blocking=True)).float()
-        return offline_triplet_loss(embeddings, settings.offline_pairs, settings.margin)
+        patches, anchor_ranks = batch if self.in_batch else (batch, None)
+        embeddings = model(patches.to(device, non_blocking=True)).float()
+        if anchor_ranks is not None:
+            anchor_ranks = anchor_ranks.to(device)
+        return self.negatives.loss(embeddings, settings.offline_pairs, settings.margin, anchor_ranks)
 
 
 def online_batches(batches: type[OnlineBatches], data: TrainingData, settings: TrainSettings, epoch: int, **more):
@@ -335,4 +355,4 @@ def kind_of(settings: TrainSettings) -> SystemKind:
         return OnlineTriplets()
     if settings.strategy == LISTWISE:
         return Listwise()
-    return OfflineTriplets()
+    return OfflineTriplets(offline_negatives(settings.offline_negatives))

@@ -33,8 +33,8 @@ def load_training_data(
     """What one system trains on.
 
     ``settings``: the run's; its system's kind decides which of ``triplets`` (the mined triplet table,
-    offline TL) and ``train_rankings`` (the train split's oracle rankings: online TL and the listwise
-    loss) it reads, each a file or its parts (:mod:`trackrank.rank.parts`). ``cache``: the
+    offline TL) and ``train_rankings`` (the train split's oracle rankings: online TL, and offline negatives
+    from the whole batch) it reads, each a file or its parts (:mod:`trackrank.rank.parts`). ``cache``: the
     patch cache's parts. ``catalog``: the validated catalog's tracks, tags and taxonomy. ``val_rankings``:
     the val split's oracle rankings; a val track's first ``settings.n_relevant`` are relevant.
     ``similarity``: the configured S (``name``, ``function``, ``category_weights``): the auto-tagger's

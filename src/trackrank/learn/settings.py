@@ -177,6 +177,7 @@ class TrainSettings:
     device: str = FROM_SCHEMA  # auto | cpu | cuda
     n_positives: float = FROM_SCHEMA  # online mining's Np: a count, or a fraction of the train split
     offline_pairs: int = FROM_SCHEMA  # (anchor, positive) pairs per offline TL batch (paper: 1)
+    offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch" (the whole batch's) or "all" (the table's)
     online_tracks: int = FROM_SCHEMA  # P tracks ...
     online_patches: int = FROM_SCHEMA  # ... x K patches per online batch
     online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
@@ -221,9 +222,11 @@ class TrainSettings:
 
     @property
     def ranks_batches(self) -> bool:
-        """Its batches are ranked by the train split's rankings, an input of its training: online mining and
-        the listwise loss."""
-        return self.strategy in ("online", LISTWISE)
+        """Its batches are ranked by the train split's rankings, an input of its training: online mining,
+        and an offline system whose pairs take their negatives from the whole batch."""
+        return self.strategy in ("online", LISTWISE) or (
+            mines_offline(self.strategy) and self.offline_negatives == "batch"
+        )
 
     def for_train_split(self, n_tracks: int) -> TrainSettings:
         """These settings for a train split of ``n_tracks``: ``epochs`` and ``patience`` times
@@ -245,6 +248,7 @@ class TrainSettings:
 #: rule params and checkpoint fingerprint, so that adding an option neither retrains nor restarts the runs
 #: that do not use it (Snakemake reruns a job whose params changed; a changed fingerprint starts over).
 TRAINS_AS_BEFORE = {
+    "offline_negatives": "all",
     "listwise_temperature": 0.5,
     "listwise_target_temperature": 0.1,
 }
@@ -252,6 +256,7 @@ TRAINS_AS_BEFORE = {
 #: Which systems read each option of :data:`TRAINS_AS_BEFORE`, by (architecture, strategy): the others hold
 #: it at that value, so that it reaches neither their params nor their fingerprints.
 READ_BY = {
+    "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
 }
@@ -295,7 +300,7 @@ def with_retired(params: dict) -> dict:
 #: that value no run's fingerprint or params held them (:data:`TRAINS_AS_BEFORE` left them out), so their
 #: removal changes neither. A params dict (a bench variant) may still name one, at that value only
 #: (:func:`without_retired`).
-REMOVED = {"offline_negatives": "all", "tag_targets": "binary"}
+REMOVED = {"tag_targets": "binary"}
 
 
 def without_retired(params: dict) -> dict:
@@ -319,6 +324,7 @@ TRAIN_KEYS = (
     "margin",
     "batch_size",
     "offline_pairs",
+    "offline_negatives",
     "epochs",
     "batches_per_epoch",
     "patience",

@@ -31,7 +31,7 @@ class TrainingData:
     audio_tracks: np.ndarray  # cache positions of the tracks unseen_by_test (self-supervised systems)
     train_targets: np.ndarray | None  # the train tracks' tag targets (auto-tagger; kinds.tagger_targets)
     triplets: TripletTable | None
-    ranks: RankLookup | None  # train split oracle ranks (online mining, listwise), over train_tracks
+    ranks: RankLookup | None  # train split oracle ranks (online mining, offline negatives: batch), over train_tracks
     n_positives: int  # Np resolved against the train split (online mining)
     similarity: BatchSimilarity | None  # S between train tracks, from their tags (listwise)
     val_ids: list[str]
