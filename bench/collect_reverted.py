@@ -32,7 +32,8 @@ folders = {
         **reverted,
         **{f"{s}_reverted_batch_all": f"{s}_batch_all" for s in ("tl_online", "tl_autopool_online")},
         **{f"{s}_reverted_lr_1e-4": f"{s}_lr_1e-4" for s in ("at_baseline", "at_trunk")},
-        "tl_distance_reverted_pairs_1": "tl_distance_offline_pairs_1",
+        "tl_distance": "tl_distance",  # 81cd0c5's: the batch's negatives at margin 0.2, today's again
+        "tl_distance_pairs_1": "tl_distance_offline_pairs_1",
     },
 }
 for folder, names in folders.items():
