@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -96,8 +97,10 @@ def pytest_collection_modifyitems(items):
 
     For pytest-xdist (``--dist loadgroup``), one group per module (its module fixtures are then built once,
     in one worker), and an order that keeps both workers busy while the session's tiny run is made: first
-    the module that makes it, then the modules that do not need it, then the others."""
+    the module that makes it, then the modules that do not need it, then the others, those with the most
+    tests first (a long module taken last leaves the other worker idle at the end)."""
     needs_run = []  # modules with a test that uses the run, in collection order
+    size = Counter(item.module.__name__ for item in items)
     for item in items:
         module = item.module.__name__
         item.add_marker(pytest.mark.xdist_group(module))
@@ -105,7 +108,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.workflow)
             needs_run += [] if module in needs_run else [module]
     maker = needs_run[0] if needs_run else None
-    items.sort(key=lambda item: 0 if item.module.__name__ == maker else 2 if item.module.__name__ in needs_run else 1)
+
+    def place(item) -> tuple[int, int]:
+        module = item.module.__name__
+        return (0, 0) if module == maker else (2, -size[module]) if module in needs_run else (1, 0)
+
+    items.sort(key=place)
 
 
 def pytest_sessionfinish(session):
