@@ -27,6 +27,9 @@ folders = {
     f"confirm_min_epochs_{catalog}": {
         **reverted,
         **{f"{s}_reverted_min_epochs_1": f"{s}_min_epochs_1" for s in systems},
+        # today's tl_distance (81cd0c5's: the batch's negatives at margin 0.2), beside the paper's above
+        "tl_distance": "tl_distance_batch",
+        "tl_distance_min_epochs_1": "tl_distance_batch_min_epochs_1",
     },
     f"confirm_pending_{catalog}": {
         **reverted,

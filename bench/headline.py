@@ -160,6 +160,7 @@ REPLACED_VALUES = (
     ("train.min_epochs", "at_trunk", "at_trunk_min_epochs_1"),
     ("train.min_epochs", "at_baseline", "at_baseline_min_epochs_1"),
     ("train.min_epochs", "tl_distance", "tl_distance_min_epochs_1"),
+    ("train.min_epochs", "tl_distance_batch", "tl_distance_batch_min_epochs_1"),
     ("train.min_epochs", "tl_online", "tl_online_min_epochs_1"),
     ("train.min_epochs", "tl_autopool_online", "tl_autopool_online_min_epochs_1"),
     ("train.online.lr", "tl_online", "tl_online_lr_1e-3"),
