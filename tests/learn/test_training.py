@@ -22,7 +22,7 @@ from trackrank.learn.batches import TripletBatches, TripletTable
 from trackrank.learn.checkpoints import fingerprint
 from trackrank.learn.kinds import kind_of
 from trackrank.learn.loading import load_training_data
-from trackrank.learn.losses import offline_triplet_loss, triplet_loss
+from trackrank.learn.losses import offline_negatives, triplet_loss
 from trackrank.learn.online_mining import RankLookup
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import train
@@ -134,7 +134,7 @@ def test_one_pair_per_batch_draws_exactly_the_papers_batch(pipeline):
 def test_the_offline_loss_pairs_each_negative_with_its_own_anchor_and_positive():
     torch.manual_seed(0)
     embeddings = torch.nn.functional.normalize(torch.randn(2 + 2 + 6, 4), dim=1)
-    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5)
+    loss, active = offline_negatives("all").loss(embeddings, pairs=2, margin=0.5)
     anchor = embeddings[[0, 0, 0, 1, 1, 1]]
     positive = embeddings[[2, 2, 2, 3, 3, 3]]
     expected = triplet_loss(anchor, positive, embeddings[4:], margin=0.5, reduction="none")
@@ -156,12 +156,12 @@ def test_in_batch_negatives_are_the_patches_each_anchor_ranks_after_its_positive
             [6, 0, 3, 1, 1, 4],  # pair 1 (positive rank 1): patch 4 is tied with its positive
         ]
     )
-    loss, active = offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch", anchor_ranks=anchor_ranks)
+    loss, active = offline_negatives("batch").loss(embeddings, pairs=2, margin=0.5, anchor_ranks=anchor_ranks)
     # pair 0: patches 1, 4, 5 at d 0, 0.8, 4.0 -> 0.9, 0.1, 0; pair 1: patches 0, 2, 5 at d 0, 0.4, 4.0 -> 2.5, 2.1, 0
     assert loss.item() == pytest.approx((0.9 + 0.1 + 2.5 + 2.1) / 6)
     assert active == pytest.approx(4 / 6)
     with pytest.raises(ValueError, match="need the anchors' ranks"):
-        offline_triplet_loss(embeddings, pairs=2, margin=0.5, negatives="batch")
+        offline_negatives("batch").loss(embeddings, pairs=2, margin=0.5)
 
 
 def test_an_in_batch_offline_batch_is_the_same_patches_with_each_anchors_ranks(pipeline):

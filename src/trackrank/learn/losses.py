@@ -57,24 +57,15 @@ class OfflineNegatives:
         raise NotImplementedError
 
 
-def table_triplets(embeddings: torch.Tensor, pairs: int, margin: float):
-    """Each pair against each of its table negatives: squared distances anchor-positive and anchor-negative,
-    shape (pairs, per pair), the hinge of each triplet and the share of them active."""
-    anchor, positive, candidates = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
-    per_pair = candidates.shape[0] // pairs
-    anchor, positive = anchor.repeat_interleave(per_pair, dim=0), positive.repeat_interleave(per_pair, dim=0)
-    d_positive = (anchor - positive).pow(2).sum(dim=1).view(pairs, per_pair)  # equal along a row
-    d_negative = (anchor - candidates).pow(2).sum(dim=1).view(pairs, per_pair)
-    per_triplet = triplet_hinge(d_positive, d_negative, margin)
-    return d_positive, d_negative, per_triplet, float((per_triplet > 0).float().mean())
-
-
 class TableNegatives(OfflineNegatives):
     """``all``, the paper's: the mean over every (pair, table negative)."""
 
     def loss(self, embeddings, pairs, margin, anchor_ranks=None):
-        _, _, per_triplet, active = table_triplets(embeddings, pairs, margin)
-        return per_triplet.mean(), active
+        anchor, positive, candidates = embeddings[:pairs], embeddings[pairs : 2 * pairs], embeddings[2 * pairs :]
+        per_pair = candidates.shape[0] // pairs
+        anchor, positive = anchor.repeat_interleave(per_pair, dim=0), positive.repeat_interleave(per_pair, dim=0)
+        per_triplet = triplet_loss(anchor, positive, candidates, margin=margin, reduction="none")
+        return per_triplet.mean(), float((per_triplet > 0).float().mean())
 
 
 class BatchNegatives(OfflineNegatives):
@@ -98,18 +89,6 @@ def offline_negatives(name: str) -> OfflineNegatives:
     if name not in OFFLINE_NEGATIVES:
         raise ValueError(f"unknown offline negatives '{name}': expected all or batch")
     return OFFLINE_NEGATIVES[name]
-
-
-def offline_triplet_loss(
-    embeddings: torch.Tensor,
-    pairs: int,
-    margin: float,
-    negatives: str = "all",
-    anchor_ranks: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, float]:
-    """Triplet loss of an offline batch's embeddings with the negatives ``negatives`` names
-    (:data:`OFFLINE_NEGATIVES`), and its share of active triplets."""
-    return offline_negatives(negatives).loss(embeddings, pairs, margin, anchor_ranks)
 
 
 def in_batch_triplet_loss(
