@@ -7,8 +7,9 @@ tables read:
 confirm_reverted_<catalog>: X_reverted as X (today's defaults), untrained, mfcc_stats; confirm_margin_<catalog>:
 tl_distance_reverted as tl_distance (0.5), tl_distance_table_negatives as tl_distance_margin_0.2;
 confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1;
-confirm_pending_<catalog> (confirm_reverted_pending.json): X_reverted as X, and the value each pending default
-replaced: online mining batch_all, the tagger's rate 1e-4, one offline pair."""
+confirm_pending_<catalog> (confirm_reverted_pending.json): X_reverted as X but for tl_distance, which is 81cd0c5's
+(today's), and the value each pending default replaced: online mining batch_all, the tagger's rate 1e-4, one
+offline pair."""
 
 import json
 import shutil
@@ -31,8 +32,8 @@ folders = {
         "tl_distance": "tl_distance_batch",
         "tl_distance_min_epochs_1": "tl_distance_batch_min_epochs_1",
     },
-    f"confirm_pending_{catalog}": {
-        **reverted,
+    f"confirm_pending_{catalog}": {  # tl_distance: today's, not the paper's of the revert
+        **{source: target for source, target in reverted.items() if target != "tl_distance"},
         **{f"{s}_reverted_batch_all": f"{s}_batch_all" for s in ("tl_online", "tl_autopool_online")},
         **{f"{s}_reverted_lr_1e-4": f"{s}_lr_1e-4" for s in ("at_baseline", "at_trunk")},
         "tl_distance": "tl_distance",  # 81cd0c5's: the batch's negatives at margin 0.2, today's again

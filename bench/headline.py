@@ -202,8 +202,7 @@ def paired_on_test(ours: dict[int, Path], theirs: dict[int, Path]):
 def defaults_table(folder: Path, option: str = "") -> str:
     """Each default's confirmed gain (``option``: that option's alone; options with no run in ``folder`` left
     out): the test nDCG@20 of its variant less that of the value it replaced, over the training seeds both
-    have finished (per query, seeds averaged,
-    ± 95 % t; and over queries and seeds)."""
+    have finished (per query, seeds averaged, ± 95 % t; and over queries and seeds)."""
     lines = [
         "| option | default's variant | against the value it replaced | gain, nDCG@20 points | over seeds | seeds |",
         "|---|---|---|---|---|---|",
