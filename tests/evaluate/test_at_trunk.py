@@ -9,7 +9,7 @@ import torch
 from builders import checkpoint
 from trackrank.data.feature_cache import CacheFiles, PatchCache
 from trackrank.evaluate.references.at_trunk import write_trunk_embeddings
-from trackrank.learn.embedding import read_embeddings
+from trackrank.learn.embedding_table import read_embeddings
 from trackrank.learn.models import AutoTagger, TripletNet
 
 WIDTH = 0.03125

@@ -101,7 +101,7 @@ def test_an_oracle_perfect_system_beats_random_in_the_written_outputs(tmp_path):
 def test_embeddings_that_do_not_align_with_the_test_tracks_are_refused(tmp_path, stored):
     """A metric computed on embeddings of other tracks, or in another order, would be silently wrong."""
     from trackrank.evaluate.evaluation import system_predictions
-    from trackrank.learn.embedding import save_embeddings
+    from trackrank.learn.embedding_table import save_embeddings
 
     save_embeddings(stored, np.eye(len(stored), 4), output=tmp_path / "e.parquet")
     with pytest.raises(ValueError, match="not the split.s 3 tracks with features, in order"):

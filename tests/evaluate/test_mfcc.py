@@ -19,7 +19,7 @@ from trackrank.evaluate.references.mfcc_stats import (
     write_reference_embeddings,
     write_stats,
 )
-from trackrank.learn.embedding import read_embeddings, save_embeddings
+from trackrank.learn.embedding_table import read_embeddings, save_embeddings
 
 
 def audio_tracks(folder, freqs, seconds=2.0):

@@ -10,7 +10,8 @@ import torch
 
 from trackrank.data.feature_cache import CacheFiles, PatchCache
 from trackrank.evaluate.references.untrained import write_untrained_embeddings
-from trackrank.learn.embedding import read_embeddings, track_outputs
+from trackrank.learn.embedding import track_outputs
+from trackrank.learn.embedding_table import read_embeddings
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training import _new_state
 

@@ -21,6 +21,7 @@ import pandas as pd
 from trackrank.atomic import atomic_output
 from trackrank.data.catalog import CatalogFiles
 from trackrank.data.feature_cache import cached_track_ids
+from trackrank.learn.embedding_table import read_embeddings
 from trackrank.rank.metrics import METRICS, mean_and_ci, per_query_metrics, relevant_from_rankings
 from trackrank.rank.parts import TableParts, read_parts
 from trackrank.rank.retrieval import rank_by_distance, rank_by_oracle
@@ -43,8 +44,6 @@ def system_predictions(
     embeddings_path: str | Path | None, track_ids: list[str], *, oracle, k: int, seed: int = 0
 ) -> np.ndarray:
     """(n_tracks, k) indices into ``track_ids`` (the split's): the system's top k for each query."""
-    from trackrank.learn.embedding import read_embeddings  # here: the workflow imports this module without torch
-
     if embeddings_path is None:
         return random_predictions(len(track_ids), k, seed=seed)
     ids, matrix, column = read_embeddings(embeddings_path)

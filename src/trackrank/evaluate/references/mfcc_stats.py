@@ -13,7 +13,7 @@ systems do.
 Two steps, two files: ``features/mfcc_stats.parquet`` (``track_id``, ``mfcc_stats`` as
 ``fixed_size_list<float32, 40>``, raw, every catalog track that decodes) and the test-split
 embeddings ``embeddings/mfcc_stats.parquet`` in the format of
-:func:`trackrank.learn.embedding.read_embeddings`.
+:func:`trackrank.learn.embedding_table.read_embeddings`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from trackrank.data.audio import SAMPLE_RATE, load_audio
 from trackrank.data.per_track import REJECTED_COLUMNS, each_track
 from trackrank.evaluate.evaluation import split_tracks_with_features
-from trackrank.learn.embedding import save_embeddings
+from trackrank.learn.embedding_table import save_embeddings
 
 log = logging.getLogger(__name__)
 
