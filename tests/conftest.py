@@ -90,28 +90,39 @@ WORKFLOW_FIXTURES = {"finished_run"}
 READ_ONLY = {"-n", "--dry-run", "--report", "--detailed-summary", "--summary"}
 
 
+#: Fixture scopes shared by the tests of a module: such tests stay together, so the fixture is built once.
+SHARED_SCOPES = {"module", "class", "package"}
+
+
+def shares_a_fixture(item) -> bool:
+    """Whether ``item`` uses a module-, class- or package-scoped fixture (built once per worker that needs it)."""
+    return any(d.scope in SHARED_SCOPES for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs)
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(items):
     """Mark every test that runs Snakemake ``workflow`` (``-m "not workflow"``: the unit tests alone):
     those that use a workflow fixture, and those of modules that declare ``pytestmark = workflow``.
 
-    For pytest-xdist (``--dist loadgroup``), one group per module (its module fixtures are then built once,
-    in one worker), and an order that keeps both workers busy while the session's tiny run is made: first
-    the module that makes it, then the modules that do not need it, then the others, those with the most
-    tests first (a long module taken last leaves the other worker idle at the end)."""
-    needs_run = []  # modules with a test that uses the run, in collection order
-    size = Counter(item.module.__name__ for item in items)
+    For pytest-xdist (``--dist loadgroup``): the tests of a module that share a module fixture form one group
+    (the fixture is built once, in one worker); every other test is a unit of its own, which either worker
+    takes. The order keeps both workers busy: first the unit that makes the session's tiny run, then the
+    units that do not need it (the other worker runs them meanwhile), then those that read it, the largest
+    groups first, so that the last minutes are spread over both workers in single tests."""
+    group_of = {}
     for item in items:
-        module = item.module.__name__
-        item.add_marker(pytest.mark.xdist_group(module))
+        group_of[item] = item.module.__name__ if shares_a_fixture(item) else item.nodeid
+        if group_of[item] != item.nodeid:
+            item.add_marker(pytest.mark.xdist_group(group_of[item]))
         if WORKFLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.workflow)
-            needs_run += [] if module in needs_run else [module]
+    needs_run = [group_of[i] for i in items if WORKFLOW_FIXTURES & set(i.fixturenames)]  # in collection order
     maker = needs_run[0] if needs_run else None
+    size = Counter(group_of.values())
 
     def place(item) -> tuple[int, int]:
-        module = item.module.__name__
-        return (0, 0) if module == maker else (2, -size[module]) if module in needs_run else (1, 0)
+        group = group_of[item]
+        return (0, 0) if group == maker else (2, -size[group]) if group in needs_run else (1, 0)
 
     items.sort(key=place)
 
