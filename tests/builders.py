@@ -163,7 +163,6 @@ def tiny_settings(**overrides) -> TrainSettings:
         val_patches=1,
         batch_size=6,
         patience=10,
-        min_epochs=1,
         budget_tracks=0,
         smoothing=1,
         k=5,

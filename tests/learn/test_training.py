@@ -513,15 +513,6 @@ def test_a_run_that_never_beats_its_first_epoch_keeps_it_and_warns(pipeline, tmp
     assert "FAILED RUN" in caplog.text and "its first" in caplog.text
 
 
-def test_early_stopping_waits_for_min_epochs(pipeline, tmp_path, monkeypatch, caplog):
-    fake_validation(monkeypatch, [0.30, 0.29, 0.28, 0.27, 0.45, 0.44, 0.43])
-    s = settings(epochs=6, patience=1, min_epochs=4)
-    history = train(s, data_for(pipeline, s), **training_outputs(tmp_path))
-    assert history["epoch"].tolist() == [0, 1, 2, 3, 4, 5]
-    assert history.loc[history["kept"], "epoch"].tolist() == [4]
-    assert "FAILED RUN" not in caplog.text
-
-
 def test_a_train_split_larger_than_budget_tracks_trains_for_more_epochs(pipeline, tmp_path, monkeypatch, caplog):
     caplog.set_level("INFO", logger="trackrank.learn.training")
     s = settings(epochs=3, patience=10, batches_per_epoch=1)
@@ -645,7 +636,7 @@ def test_self_supervised_training_brings_two_patches_of_a_track_together(pipelin
     Against the same run at lr 0, since BatchNorm's statistics follow the data without a gradient step."""
     from trackrank.learn.embedding import load_model
 
-    s = settings(system="tl_ssl", epochs=4, batches_per_epoch=6, batch_size=12, min_epochs=4)
+    s = settings(system="tl_ssl", epochs=4, batches_per_epoch=6, batch_size=12)
     data = data_for(pipeline, s)
 
     def same_track_margin(run: TrainSettings, folder: Path) -> float:

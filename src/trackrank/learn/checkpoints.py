@@ -58,7 +58,7 @@ def fingerprint(settings: TrainSettings) -> str:
     path, so a retrained tagger restarts. An option at the value that trains as before it existed
     (``TRAINS_AS_BEFORE``) is left out, so adding it restarts no run; an option removed since (``RETIRED``)
     is hashed at the value every run had, so removing it restarts none."""
-    stopping = ("epochs", "patience", "min_epochs", "budget_tracks", "workers", "device")
+    stopping = ("epochs", "patience", "budget_tracks", "workers", "device")
     kept = {k: v for k, v in without_as_before(dataclasses.asdict(settings)).items() if k not in stopping}
     kept.update(RETIRED)  # as every run had them: the fingerprints of before their removal
     if settings.init_trunk:

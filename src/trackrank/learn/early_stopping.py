@@ -81,8 +81,7 @@ def save_kept(state: dict, model_file: Path) -> None:
 
 
 def should_stop(state: dict, settings: TrainSettings) -> bool:
-    """Early stopping: ``patience`` epochs without a gain over the best trained epoch, never before
-    ``min_epochs``.
+    """Early stopping: ``patience`` epochs without a gain over the best trained epoch.
 
     Why not over epoch 0 too: on music the untrained network is a fair embedding already, and the
     first steps of training make validation worse before they make it better (measured on the
@@ -90,7 +89,7 @@ def should_stop(state: dict, settings: TrainSettings) -> bool:
     epoch is still the best of all, epoch 0 included, so a run that never beats its start keeps it (and
     says FAILED RUN).
     """
-    return state["epoch"] >= settings.min_epochs and state["bad_epochs"] >= settings.patience
+    return state["bad_epochs"] >= settings.patience
 
 
 def finish(state: dict, settings: TrainSettings, *, model_file: Path, history_file: Path) -> pd.DataFrame:

@@ -165,7 +165,6 @@ class TrainSettings:
     epochs: int = FROM_SCHEMA  # upper bound, in epochs of batches_per_epoch steps
     batches_per_epoch: int = FROM_SCHEMA
     patience: int = FROM_SCHEMA  # epochs without a gain of the smoothed val MAP before stopping
-    min_epochs: int = FROM_SCHEMA
     budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
     smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
     tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
@@ -234,8 +233,7 @@ class TrainSettings:
 
         Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
         val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
-        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split;
-        ``min_epochs`` is not scaled.
+        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split.
         """
         if not self.budget_tracks or n_tracks <= self.budget_tracks:
             return self
@@ -296,11 +294,11 @@ def with_retired(params: dict) -> dict:
 
 
 #: Options removed at the value trackrank trains at since: a confirmation on the reserved catalogs found no
-#: gain of the default they had over it (CHANGELOG.md). Unlike :data:`RETIRED` they are hashed nowhere: at
-#: that value no run's fingerprint or params held them (:data:`TRAINS_AS_BEFORE` left them out), so their
-#: removal changes neither. A params dict (a bench variant) may still name one, at that value only
-#: (:func:`without_retired`).
-REMOVED = {"tag_targets": "binary"}
+#: gain of the default they had over it (CHANGELOG.md). Unlike :data:`RETIRED` they are hashed nowhere: no
+#: run's fingerprint held them (``tag_targets`` at that value was left out, :data:`TRAINS_AS_BEFORE`;
+#: ``min_epochs`` is the stopping rule's, never hashed), so their removal restarts no run. A params dict (a
+#: bench variant) may still name one, at that value only (:func:`without_retired`).
+REMOVED = {"tag_targets": "binary", "min_epochs": 1}
 
 
 def without_retired(params: dict) -> dict:
@@ -328,7 +326,6 @@ TRAIN_KEYS = (
     "epochs",
     "batches_per_epoch",
     "patience",
-    "min_epochs",
     "budget_tracks",
     "smoothing",
     "tag_threshold",
