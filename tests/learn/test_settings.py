@@ -88,16 +88,31 @@ def test_offline_batch_shapes_that_cannot_work_stop_naming_their_keys(config):
     assert train_settings("tl_distance", config)["offline_pairs"] == 14
     config["train"]["offline_negatives"] = "all"  # the paper's, at which runs trained before the option existed
     assert "offline_negatives" not in train_settings("tl_distance", config)
-    assert train_settings("tl_online", config)["online_mining"] == "semi_hard"  # online batches do not use it
+    assert train_settings("tl_online", config)["online_mining"] == "batch_all"
+
+
+def test_online_mining_reaches_only_the_systems_that_mine_in_the_batch(config):
+    """Its default went from semi_hard to batch_all: the systems that do not read it keep semi_hard, the value
+    their runs were trained and fingerprinted at, so the change retrains the online and self-supervised
+    systems alone."""
+    before = {system: train_settings(system, config) for system in ALL_SYSTEMS}
+    config["train"]["online"]["mining"] = "hard"
+    for system in ALL_SYSTEMS:
+        params = train_settings(system, config)
+        if system_spec(system)[1] in ("online", "ssl"):
+            assert params["online_mining"] == "hard" and before[system]["online_mining"] == "batch_all", system
+        else:
+            assert params == before[system] and params["online_mining"] == "semi_hard", system
+            assert TrainSettings(system=system, online_mining="hard").online_mining == "semi_hard", system
 
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
     """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
-    (4d1ba4a), at that run's margin and online rate: a checkpoint of then still resumes, and the workflow's
+    (4d1ba4a), at that run's margin, online rate and mining: a checkpoint of then still resumes, and the workflow's
     params for training are the same, with the options added since at the values that train as runs did
     then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
     config["train"]["margin"] = 0.2
-    config["train"]["online"]["lr"] = 0.0003
+    config["train"]["online"].update(lr=0.0003, mining="semi_hard")
     config["train"]["offline_negatives"] = "all"
     before = {
         "at_baseline": "1935e09cdf78929a",
@@ -130,7 +145,8 @@ def test_every_mapped_setting_is_a_train_settings_field(config):
     for system in ALL_SYSTEMS:
         settings = TrainSettings.from_params(system, train_settings(system, config))
         assert settings.n_positives == config["mining"]["n_positives"]
-        assert settings.online_mining == config["train"]["online"]["mining"]
+        reads = system_spec(system)[1] in ("online", "ssl")
+        assert settings.online_mining == (config["train"]["online"]["mining"] if reads else "semi_hard")
 
 
 def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(config):
@@ -217,13 +233,13 @@ DEFAULT_RUN_FINGERPRINTS = {
     "tl_uniform": "30ad83dc5c3192c8",
     "tl_distance": "f6e40f897991e867",
     "tl_autopool_distance": "6a1aa3a751ab15f1",
-    "tl_online": "82a68a4ac8516500",
-    "tl_autopool_online": "3e54d8ab53b449d2",
-    "tl_online_from_at": "457c8ecb36abeaa3",  # its init_trunk left out: the workflow adds the tagger's bytes
-    "tl_ssl": "380e35088b758f55",
-    "tl_autopool_ssl": "44d1d420f21b0ab5",
+    "tl_online": "81f5e606ab4c0711",
+    "tl_autopool_online": "3bfa987a2f88ef41",
+    "tl_online_from_at": "317c64a854f2a75c",  # its init_trunk left out: the workflow adds the tagger's bytes
+    "tl_ssl": "2f5af09e9ffa0bb6",
+    "tl_autopool_ssl": "9f7a16891a74b378",
     "tl_distance_from_ssl": "b2ec60d5cc1c288e",
-    "tl_autopool_online_from_ssl": "6098ae6ff811df78",
+    "tl_autopool_online_from_ssl": "32ceaf6680f43d0b",
     "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
 
@@ -232,14 +248,14 @@ DEFAULT_RUN_FINGERPRINTS = {
 #: with the defaults above; the systems that fine-tune at 1e-4 (lr_from_at, lr_from_ssl) keep theirs.
 DEFAULT_RUN_PARAMS = {
     # without train.min_epochs (removed at 1). The offline systems: margin 0.2 and the batch's negatives; the
-    # tagger: margin 0.2 (hashed), binary targets; the online ones and tl_listwise: margin 0.5, rate 1e-3
+    # tagger: margin 0.2 (hashed), binary targets; the online ones and tl_listwise: margin 0.5, rate 1e-3;
+    # those that mine in the batch: batch_all, the others hold semi_hard
     "at_baseline": "225fd88529c13628",
     **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "5890e5436adb91fc"),
-    **dict.fromkeys(
-        ("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl", "tl_listwise"), "2db3f589ad7840ef"
-    ),
+    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "8ec8234df1383f53"),
+    "tl_listwise": "2db3f589ad7840ef",
     # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl); tl_distance_from_ssl at the offline margin
-    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "7cf9d55b53631490"),
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "4f30987981951f6e"),
     "tl_distance_from_ssl": "e446123cc7e88daf",
 }
 

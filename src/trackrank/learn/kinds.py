@@ -259,7 +259,7 @@ class OnlineTriplets(TripletSystem):
 
 class SelfSupervised(OnlineTriplets):
     """TL without tags (``tl_ssl``): two patches of one track are a positive pair, a patch of any other
-    track a negative, mined in the batch as online TL mines (semi-hard by default) with Np = 0. It
+    track a negative, mined in the batch as online TL mines (`train.online.mining`) with Np = 0. It
     trains on the audio of every track outside the test split, tagged or not (a catalog's
     ``untagged.csv``; :func:`~trackrank.learn.training_data.unseen_by_test`), as a company has far more
     untagged audio than tagged; a ``*_from_ssl`` system then starts from its network. A batch holds

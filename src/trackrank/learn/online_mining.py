@@ -137,7 +137,7 @@ def valid_triplets(ranks: torch.Tensor, n_positives: int) -> tuple[torch.Tensor,
 
 
 def online_triplet_loss(
-    embeddings: torch.Tensor, ranks: torch.Tensor, n_positives: int, *, margin: float = 0.5, mining: str = "semi_hard"
+    embeddings: torch.Tensor, ranks: torch.Tensor, n_positives: int, *, margin: float = 0.5, mining: str = "batch_all"
 ) -> tuple[torch.Tensor, float]:
     """Triplet loss over the triplets mined inside one batch.
 

@@ -153,7 +153,7 @@ class TrainSettings:
     A field left out takes the schema's default (``workflow/schemas/config.schema.yaml``) as
     :func:`train_settings` maps the default config for this system, so ``TrainSettings(system="tl_distance")``
     trains what the default run (config.yaml) trains. The paper's values are paper.yaml's. An option of
-    :data:`TRAINS_AS_BEFORE` that the system does not read is held at that value.
+    :data:`TRAINS_AS_BEFORE` or :data:`HELD_WHERE_UNREAD` that the system does not read is held at that value.
     """
 
     system: str
@@ -179,7 +179,7 @@ class TrainSettings:
     offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch" (the whole batch's) or "all" (the table's)
     online_tracks: int = FROM_SCHEMA  # P tracks ...
     online_patches: int = FROM_SCHEMA  # ... x K patches per online batch
-    online_mining: str = FROM_SCHEMA  # semi_hard | hard | batch_all
+    online_mining: str = FROM_SCHEMA  # batch_all | semi_hard | hard
     listwise_temperature: float = FROM_SCHEMA  # tl_listwise: scale of the model's squared distances ...
     listwise_target_temperature: float = FROM_SCHEMA  # ... and of S (trackrank.learn.listwise)
     init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
@@ -196,7 +196,7 @@ class TrainSettings:
             for name in left_out:
                 setattr(self, name, defaults[name])
         architecture, strategy = system_spec(self.system)
-        for option, value in TRAINS_AS_BEFORE.items():
+        for option, value in (TRAINS_AS_BEFORE | HELD_WHERE_UNREAD).items():
             if not READ_BY[option](architecture, strategy):
                 setattr(self, option, value)
 
@@ -257,7 +257,13 @@ READ_BY = {
     "offline_negatives": lambda architecture, strategy: mines_offline(strategy),
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
+    "online_mining": lambda architecture, strategy: strategy in ("online", SELF_SUPERVISED),
 }
+
+#: Options whose default changed after runs were trained, each at the value those runs had: a system that
+#: does not read one (:data:`READ_BY`) holds it there, in its params and fingerprint as before, so that the
+#: change retrains the systems that read it and no other.
+HELD_WHERE_UNREAD = {"online_mining": "semi_hard"}
 
 
 def without_as_before(settings: dict) -> dict:
@@ -381,4 +387,5 @@ def config_fields(system: str, config: dict) -> dict:
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
     settings.update({f"listwise_{key}": value for key, value in train["listwise"].items()})
+    settings.update({k: v for k, v in HELD_WHERE_UNREAD.items() if not READ_BY[k](architecture, strategy)})
     return settings
