@@ -4,13 +4,15 @@
 
 The runs of bench/variants/confirm_reverted_*.json (trained at 81cd0c5) land under the names the docs'
 tables read:
-confirm_reverted_<catalog>: X_reverted as X (the defaults of the revert), untrained, mfcc_stats; confirm_margin_<catalog>:
-tl_distance_reverted as tl_distance (0.5), tl_distance_table_negatives as tl_distance_margin_0.2;
-confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1;
-confirm_pending_<catalog> (confirm_reverted_pending.json): X_reverted as X but for tl_distance, which is 81cd0c5's
-(today's), and the value each pending default replaced: online mining batch_all, the tagger's rate 1e-4, one
-offline pair; confirm_today_<catalog> (confirm_today.json): today's defaults, without the minimum of epochs and
-with online mining batch_all."""
+- confirm_reverted_<catalog>: X_reverted as X (the defaults of the revert), untrained, mfcc_stats;
+- confirm_margin_<catalog>: tl_distance_reverted as tl_distance (0.5), tl_distance_table_negatives as
+  tl_distance_margin_0.2;
+- confirm_min_epochs_<catalog>: X_reverted as X (min_epochs 20), X_reverted_min_epochs_1 as X_min_epochs_1;
+- confirm_pending_<catalog> (confirm_reverted_pending.json): X_reverted as X but for tl_distance, which is
+  81cd0c5's (today's), and the value each pending default replaced: online mining batch_all, the tagger's
+  rate 1e-4, one offline pair;
+- confirm_today_<catalog> (confirm_today.json): today's defaults, without the minimum of epochs and with
+  online mining batch_all."""
 
 import json
 import shutil

@@ -96,7 +96,8 @@ SHARED_SCOPES = {"module", "class", "package"}
 
 def shares_a_fixture(item) -> bool:
     """Whether ``item`` uses a module-, class- or package-scoped fixture (built once per worker that needs it)."""
-    return any(d.scope in SHARED_SCOPES for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs)
+    info = getattr(item, "_fixtureinfo", None)  # pytest's record of a test function's fixtures
+    return info is not None and any(d.scope in SHARED_SCOPES for defs in info.name2fixturedefs.values() for d in defs)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
