@@ -387,5 +387,4 @@ def config_fields(system: str, config: dict) -> dict:
     settings.update({f"online_{key}": value for key, value in online.items()})
     settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
     settings.update({f"listwise_{key}": value for key, value in train["listwise"].items()})
-    settings.update({k: v for k, v in HELD_WHERE_UNREAD.items() if not READ_BY[k](architecture, strategy)})
     return settings
