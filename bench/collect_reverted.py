@@ -12,7 +12,9 @@ tables read:
   81cd0c5's (today's), and the value each pending default replaced: online mining batch_all, the tagger's
   rate 1e-4, one offline pair;
 - confirm_today_<catalog> (confirm_today.json): today's defaults, without the minimum of epochs and with
-  online mining batch_all."""
+  online mining batch_all;
+- confirm_rest_<catalog> (confirm_rest.json, trained with today's code): the other defaults against the values
+  they replaced, under their own names, beside today's defaults (folders that link to confirm_today's runs)."""
 
 import json
 import shutil
@@ -20,6 +22,7 @@ import sys
 from pathlib import Path
 
 src, results, catalog = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+rest = json.loads((Path(__file__).parent / "variants" / "confirm_rest.json").read_text())
 systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
 reverted = {f"{s}_reverted": s for s in systems}
 folders = {
@@ -50,6 +53,9 @@ folders = {
         "tl_autopool_online_today": "tl_autopool_online",
         "untrained": "untrained",
         "mfcc_stats": "mfcc_stats",
+    },
+    f"confirm_rest_{catalog}": {
+        name: name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name
     },
 }
 for folder, names in folders.items():

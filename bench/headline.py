@@ -151,7 +151,8 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
 
 
 #: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
-#: (and ``confirm_defaults.json``): the option, the variant at its default, the variant at the value it replaced.
+#: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``): the option, the variant at
+#: its default, the variant at the value it replaced.
 REPLACED_VALUES = (
     ("train.margin", "tl_distance", "tl_distance_margin_0.5"),
     ("train.offline_negatives", "tl_distance", "tl_distance_table_negatives"),
@@ -169,6 +170,12 @@ REPLACED_VALUES = (
     ("train.lr_tagger", "at_trunk", "at_trunk_lr_1e-4"),
     ("train.lr_tagger", "at_baseline", "at_baseline_lr_1e-4"),
     ("train.offline_pairs", "tl_distance", "tl_distance_offline_pairs_1"),
+    ("train.smoothing", "tl_distance", "tl_distance_smoothing_1"),
+    ("train.augment", "at_trunk", "at_trunk_no_augment"),
+    ("train.augment", "at_baseline", "at_baseline_no_augment"),
+    ("train.online.tracks", "tl_online", "tl_online_21x2"),
+    ("train.budget_tracks", "tl_autopool_online", "tl_autopool_online_budget_tracks_0"),
+    ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
 )
 
 

@@ -110,16 +110,16 @@ def pytest_collection_modifyitems(items):
     takes. The order keeps both workers busy: first the unit that makes the session's tiny run, then the
     units that do not need it (the other worker runs them meanwhile), then those that read it, the largest
     groups first, so that the last minutes are spread over both workers in single tests."""
-    group_of = {}
+    group_of, reading_run = {}, []
     for item in items:
         group_of[item] = item.module.__name__ if shares_a_fixture(item) else item.nodeid
         if group_of[item] != item.nodeid:
             item.add_marker(pytest.mark.xdist_group(group_of[item]))
         if WORKFLOW_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.workflow)
-    needs_run = [group_of[i] for i in items if WORKFLOW_FIXTURES & set(i.fixturenames)]  # in collection order
-    maker = needs_run[0] if needs_run else None
-    size = Counter(group_of.values())
+            reading_run.append(group_of[item])  # in collection order: the first one makes the run
+    maker = reading_run[0] if reading_run else None
+    needs_run, size = set(reading_run), Counter(group_of.values())
 
     def place(item) -> tuple[int, int]:
         group = group_of[item]
