@@ -1,6 +1,7 @@
-"""Copy a confirmation of the defaults left into bench/results: SRC DST_RESULTS CATALOG (e.g. scores1001).
+"""Copy a confirmation of the defaults left into bench/results: SRC DST_RESULTS CATALOG [rest].
 
     python bench/collect_reverted.py /data/confirm1001/bench bench/results scores1001
+    python bench/collect_reverted.py /data/confirm1001/rest bench/results scores1001 rest
 
 The runs of bench/variants/confirm_reverted_*.json (trained at 81cd0c5) land under the names the docs'
 tables read:
@@ -13,15 +14,16 @@ tables read:
   rate 1e-4, one offline pair;
 - confirm_today_<catalog> (confirm_today.json): today's defaults, without the minimum of epochs and with
   online mining batch_all;
-- confirm_rest_<catalog> (confirm_rest.json, trained with today's code): the other defaults against the values
-  they replaced, under their own names, beside today's defaults (folders that link to confirm_today's runs)."""
+- with ``rest``, alone: confirm_rest_<catalog> (confirm_rest.json, trained with today's code in a folder of its
+  own): the other defaults against the values they replaced, under their own names, beside today's defaults
+  (there, links to confirm_today's runs under their systems' names)."""
 
 import json
 import shutil
 import sys
 from pathlib import Path
 
-src, results, catalog = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+src, results, catalog, *rest_only = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *sys.argv[4:]
 rest = json.loads((Path(__file__).parent / "variants" / "confirm_rest.json").read_text())
 systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
 reverted = {f"{s}_reverted": s for s in systems}
@@ -54,10 +56,15 @@ folders = {
         "untrained": "untrained",
         "mfcc_stats": "mfcc_stats",
     },
-    f"confirm_rest_{catalog}": {
-        name: name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name
-    },
 }
+if rest_only == ["rest"]:  # elsewhere the systems' names are other defaults' runs
+    folders = {
+        f"confirm_rest_{catalog}": {
+            name: name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name
+        }
+    }
+elif rest_only:
+    raise SystemExit(f"collect_reverted: the fourth argument is 'rest' or nothing, not {rest_only}")
 for folder, names in folders.items():
     dst = results / folder
     for source, target in names.items():
