@@ -176,6 +176,7 @@ REPLACED_VALUES = (
     ("train.online.tracks", "tl_online", "tl_online_21x2"),
     ("train.budget_tracks", "tl_autopool_online", "tl_autopool_online_budget_tracks_0"),
     ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
+    ("mining.n_positives", "tl_online", "tl_online_np_15"),
 )
 
 
