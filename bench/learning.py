@@ -219,12 +219,15 @@ def metrics_file(folder: Path, split: str) -> Path:
 
 
 def with_metrics(folder: Path, results: Path, config: dict, embedder, model: Path, split: str) -> dict:
-    """The trained (variant, seed) of ``folder`` with its per-query metrics on ``split``, evaluated now from
-    ``model`` by ``embedder`` (write_embeddings, or another with its signature) if not already."""
+    """The trained (variant, seed) of ``folder`` (``<out>/<variant>/seed<n>``) with its per-query metrics on
+    ``split``, evaluated now from ``model`` by ``embedder`` (write_embeddings, or another with its signature)
+    if not already. It is named as its folder: a run linked in from another bench under another name (its
+    ``result.json`` keeps the name it was trained as) is compared under the name it has here."""
     path = metrics_file(folder, split)
     if not path.exists():
         split_metrics(results, config, folder, embedder, model, split)
-    return {**json.loads((folder / "result.json").read_text()), "per_query": pd.read_parquet(path)}
+    record = json.loads((folder / "result.json").read_text())
+    return {**record, "variant": folder.parent.name, "per_query": pd.read_parquet(path)}
 
 
 def split_metrics(results: Path, config: dict, folder: Path, embedder, model: Path, split: str) -> None:
@@ -295,6 +298,8 @@ def comparison(runs: list[dict], references: list[str], split: str) -> pd.DataFr
     lines = []
     for reference in references:
         seeds = sorted(seed for variant, seed in tables if variant == reference)
+        if not seeds:
+            raise SystemExit(f"reference {reference}: none of its runs is among those compared (not in --variants?)")
         for variant in dict.fromkeys(run["variant"] for run in runs):
             line = {"split": split, "variant": variant, "against": reference, "seeds": len(seeds)}
             for metric in ("map", "ndcg"):

@@ -77,3 +77,19 @@ def test_the_test_split_is_read_only_to_confirm_and_retrains_nothing(compared, f
     )
     assert compare.returncode == 0 and "CONFIRMATION" not in compare.stdout
     assert [line.split()[0] for line in compare.stdout.splitlines()[1:]] == ["val", "val"]
+
+
+def test_runs_linked_from_another_bench_are_compared_under_their_names_here(compared, finished_run, tmp_path):
+    """A confirmation beside another one's runs links them into its own folder under the names of its own
+    variants file (bench/results/confirm_rest_*): they are read back under those names, not trained again."""
+    out, _ = compared
+    trained = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/model.pt")}
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "tl_online").symlink_to(out / "online")
+    variants = json.dumps({"tl_online": {"system": "tl_online"}})
+    bench(finished_run, linked, "--variants", variants, "--seeds", "0", "1", "--reference", "tl_online")
+    summary = pd.read_csv(linked / "val_summary.csv")
+    assert summary["variant"].tolist() == ["tl_online"] and summary["against"].tolist() == ["tl_online"]
+    assert summary.loc[0, "seeds"] == 2 and summary.loc[0, "d_ndcg"] == "+0.0 ± 0.0"
+    assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/model.pt")} == trained
