@@ -23,8 +23,9 @@ import shutil
 import sys
 from pathlib import Path
 
-src, results, catalog, *rest_only = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *sys.argv[4:]
-rest = json.loads((Path(__file__).parent / "variants" / "confirm_rest.json").read_text())
+src, results, catalog, *kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *sys.argv[4:]
+if kind not in ([], ["rest"]):
+    raise SystemExit(f"collect_reverted: the fourth argument is 'rest' or nothing, not {kind}")
 systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
 reverted = {f"{s}_reverted": s for s in systems}
 folders = {
@@ -57,14 +58,10 @@ folders = {
         "mfcc_stats": "mfcc_stats",
     },
 }
-if rest_only == ["rest"]:  # elsewhere the systems' names are other defaults' runs
-    folders = {
-        f"confirm_rest_{catalog}": {
-            name: name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name
-        }
-    }
-elif rest_only:
-    raise SystemExit(f"collect_reverted: the fourth argument is 'rest' or nothing, not {rest_only}")
+if kind:  # confirm_rest's folder alone: elsewhere the systems' names are other defaults' runs
+    rest = json.loads((Path(__file__).parent / "variants" / "confirm_rest.json").read_text())
+    names = [name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name]
+    folders = {f"confirm_rest_{catalog}": {name: name for name in names}}
 for folder, names in folders.items():
     dst = results / folder
     for source, target in names.items():

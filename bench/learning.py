@@ -298,8 +298,6 @@ def comparison(runs: list[dict], references: list[str], split: str) -> pd.DataFr
     lines = []
     for reference in references:
         seeds = sorted(seed for variant, seed in tables if variant == reference)
-        if not seeds:
-            raise SystemExit(f"reference {reference}: none of its runs is among those compared (not in --variants?)")
         for variant in dict.fromkeys(run["variant"] for run in runs):
             line = {"split": split, "variant": variant, "against": reference, "seeds": len(seeds)}
             for metric in ("map", "ndcg"):
@@ -350,6 +348,9 @@ def main() -> None:
         parser.error("--variants and --out are needed to train")
     text = Path(args.variants).read_text() if Path(args.variants).exists() else args.variants
     variants = json.loads(text)
+    rows = {*variants, *(settings["trunk_row"] for settings in variants.values() if "trunk_row" in settings)}
+    if unknown := [name for name in args.reference or () if name not in rows]:
+        parser.error(f"--reference {' '.join(unknown)}: not a variant of --variants nor a trunk_row of one")
     config = load_config(args.config)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     runs = run_all(variants, args, config, split)
