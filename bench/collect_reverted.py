@@ -1,7 +1,8 @@
-"""Copy a confirmation of the defaults left into bench/results: SRC DST_RESULTS CATALOG [rest].
+"""Copy a confirmation of the defaults left into bench/results: SRC DST_RESULTS CATALOG [rest | pruned].
 
     python bench/collect_reverted.py /data/confirm1001/bench bench/results scores1001
     python bench/collect_reverted.py /data/confirm1001/rest bench/results scores1001 rest
+    python bench/collect_reverted.py /data/confirm1001/rest bench/results scores1001 pruned
 
 The runs of bench/variants/confirm_reverted_*.json (trained at 81cd0c5) land under the names the docs'
 tables read:
@@ -16,7 +17,10 @@ tables read:
   online mining batch_all;
 - with ``rest``, alone: confirm_rest_<catalog> (confirm_rest.json, trained with today's code in a folder of its
   own): the other defaults against the values they replaced, under their own names, beside today's defaults
-  (there, links to confirm_today's runs under their systems' names)."""
+  (there, links to confirm_today's runs under their systems' names), and confirm_pruned.json's runs (X_pruned);
+- with ``pruned``, alone: confirm_pruned_<catalog>: X_pruned as X (the defaults left once the four options
+  without a confirmed gain went back, b4db017's code), with confirm_today_<catalog>'s untrained and
+  mfcc_stats (already in DST_RESULTS: the same runs)."""
 
 import json
 import shutil
@@ -24,8 +28,8 @@ import sys
 from pathlib import Path
 
 src, results, catalog, *kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *sys.argv[4:]
-if kind not in ([], ["rest"]):
-    raise SystemExit(f"collect_reverted: the fourth argument is 'rest' or nothing, not {kind}")
+if kind not in ([], ["rest"], ["pruned"]):
+    raise SystemExit(f"collect_reverted: the fourth argument is 'rest', 'pruned' or nothing, not {kind}")
 systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
 reverted = {f"{s}_reverted": s for s in systems}
 folders = {
@@ -58,10 +62,16 @@ folders = {
         "mfcc_stats": "mfcc_stats",
     },
 }
-if kind:  # confirm_rest's folder alone: elsewhere the systems' names are other defaults' runs
-    rest = json.loads((Path(__file__).parent / "variants" / "confirm_rest.json").read_text())
-    names = [name for variant, settings in rest.items() for name in (variant, settings.get("trunk_row")) if name]
+if kind == ["rest"]:  # confirm_rest's folder alone: elsewhere the systems' names are other defaults' runs
+    files = [Path(__file__).parent / "variants" / f"confirm_{name}.json" for name in ("rest", "pruned")]
+    variants = [item for f in files for item in json.loads(f.read_text()).items()]
+    names = [name for variant, settings in variants for name in (variant, settings.get("trunk_row")) if name]
     folders = {f"confirm_rest_{catalog}": {name: name for name in names}}
+if kind == ["pruned"]:
+    folders = {f"confirm_pruned_{catalog}": {f"{s}_pruned": s for s in systems}}
+    for reference in ("untrained", "mfcc_stats"):
+        target = results / f"confirm_pruned_{catalog}" / reference
+        shutil.copytree(results / f"confirm_today_{catalog}" / reference, target, dirs_exist_ok=True)
 for folder, names in folders.items():
     dst = results / folder
     for source, target in names.items():

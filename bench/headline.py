@@ -153,6 +153,9 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
 #: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
 #: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``): the option, the variant at
 #: its default, the variant at the value it replaced.
+#: The option column of the rows of confirm_pruned.json: the defaults without a confirmed gain, together.
+PRUNED = "train.smoothing, .budget_tracks, .augment, .online 42 x 1"
+DEFAULT_SYSTEMS = ("at_trunk", "at_baseline", "tl_distance", "tl_online", "tl_autopool_online")
 REPLACED_VALUES = (
     ("train.margin", "tl_distance", "tl_distance_margin_0.5"),
     ("train.offline_negatives", "tl_distance", "tl_distance_table_negatives"),
@@ -185,6 +188,8 @@ REPLACED_VALUES = (
     ("train.budget_tracks", "tl_autopool_online", "tl_autopool_online_budget_tracks_0"),
     ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
     ("mining.n_positives", "tl_online", "tl_online_np_15"),
+    # the four above without a confirmed gain, at the values they replaced together (confirm_pruned.json)
+    *((PRUNED, system, f"{system}_pruned") for system in DEFAULT_SYSTEMS),
 )
 
 
