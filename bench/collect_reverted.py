@@ -18,9 +18,9 @@ tables read:
 - with ``rest``, alone: confirm_rest_<catalog> (confirm_rest.json, trained with today's code in a folder of its
   own): the other defaults against the values they replaced, under their own names, beside today's defaults
   (there, links to confirm_today's runs under their systems' names), and confirm_pruned.json's runs (X_pruned);
-- with ``pruned``, alone: confirm_pruned_<catalog>: X_pruned as X (the defaults left once the four options
-  without a confirmed gain went back, b4db017's code), with confirm_today_<catalog>'s untrained and
-  mfcc_stats (already in DST_RESULTS: the same runs)."""
+- with ``pruned``, alone: confirm_pruned_<catalog>: X_pruned as X (today's defaults without the four options
+  that had no confirmed gain alone: smoothing, augmentation, the growing budget, online 42 x 1), with
+  confirm_today_<catalog>'s untrained and mfcc_stats (already in DST_RESULTS: the same runs)."""
 
 import json
 import shutil

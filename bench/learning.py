@@ -21,7 +21,7 @@ run side by side in ``--jobs`` processes of one thread each.
 ``variants.json`` maps a name to ``{"system": ..., <TrainSettings field>: value, ...}``
 (and optionally ``"triplets": path`` for an offline system's table, or ``"continues": <variant>``:
 this variant resumes that variant's finished run of the same seed from its ``last.pt``, so that a change
-to the stopping rule alone (``epochs``, ``patience``) costs only the epochs it adds, and
+to the stopping rule alone (``epochs``, ``patience``, ``budget_tracks``) costs only the epochs it adds, and
 both are the runs they would be on their own: resuming is exact; or ``"starts_from": <variant>``: its
 network starts from that variant's trained model.pt of the same seed, e.g. a ``tl_distance_from_ssl``
 from a ``tl_ssl`` variant)

@@ -107,19 +107,18 @@ def test_online_mining_reaches_only_the_systems_that_mine_in_the_batch(config):
 
 
 def test_a_new_option_left_off_neither_retrains_nor_restarts_earlier_runs(config):
-    """The default run's checkpoint fingerprints at that run's margin, online rate and mining of before
-    train.offline_negatives existed (4d1ba4a), and at the values train.smoothing, budget_tracks and augment
-    left at (b4db017 gave these): a checkpoint of then still resumes, and the workflow's params for training
-    are the same, with the options added since at the values that train as runs did then
-    (TRAINS_AS_BEFORE) or removed at those values (REMOVED, RETIRED)."""
+    """The default run's checkpoint fingerprints as they were before train.offline_negatives existed
+    (4d1ba4a), at that run's margin, online rate and mining: a checkpoint of then still resumes, and the workflow's
+    params for training are the same, with the options added since at the values that train as runs did
+    then (TRAINS_AS_BEFORE) or removed at those values (REMOVED)."""
     config["train"]["margin"] = 0.2
     config["train"]["online"].update(lr=0.0003, mining="semi_hard")
     config["train"]["offline_negatives"] = "all"
     before = {
-        "at_baseline": "9394265b20e2b4b5",
-        "tl_distance": "e8f3b68adce93ede",
-        "tl_online": "389053268a70dc64",
-        "tl_autopool_online": "942dcbaaa52323e1",
+        "at_baseline": "1935e09cdf78929a",
+        "tl_distance": "e0a9b7a10fa0274c",
+        "tl_online": "23ca4db8df7e93a6",
+        "tl_autopool_online": "2e0c1a95fb639651",
     }
     for system, pinned in before.items():
         params = train_settings(system, config)
@@ -148,6 +147,20 @@ def test_every_mapped_setting_is_a_train_settings_field(config):
         assert settings.n_positives == config["mining"]["n_positives"]
         reads = system_spec(system)[1] in ("online", "ssl")
         assert settings.online_mining == (config["train"]["online"]["mining"] if reads else "semi_hard")
+
+
+def test_the_budget_grows_with_a_train_split_larger_than_the_one_it_was_set_for(config):
+    defaults = TrainSettings.from_params("tl_online", train_settings("tl_online", config))
+    assert (defaults.epochs, defaults.patience, defaults.budget_tracks) == (30, 5, 400)
+    for small in (240, 258, 400):  # the scores and demo catalogs' train splits: their measured budget
+        assert defaults.for_train_split(small) == defaults
+    large = defaults.for_train_split(1211)
+    assert (large.epochs, large.patience) == (91, 15)
+    assert fingerprint(large) == fingerprint(defaults), "a longer budget resumes the same run"
+    paper = yaml.safe_load((REPO / "paper.yaml").read_text())
+    validate(paper, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    fixed = TrainSettings.from_params("tl_distance", train_settings("tl_distance", paper))
+    assert fixed.for_train_split(8500) == fixed, "paper.yaml's budget is for its own train split"
 
 
 def test_a_from_at_system_is_its_strategy_started_from_the_tagger():
@@ -207,36 +220,43 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 
 #: The default run's checkpoint fingerprints (config.yaml), every system: the trainer and the settings may
 #: be restructured, but a finished run must still resume, and its rule's params stay as they are. A pin
-#: changes only with a default its system reads. Pinned again when train.smoothing, train.budget_tracks and
-#: train.augment left trackrank at 1, 0 and none, and train.online went back to 21 x 2: the values of
-#: b4db017 with those options set so (its code gave these very fingerprints and params), which every
-#: system reads but for the online batch, read by the online, self-supervised and listwise systems.
+#: changes only with a default its system reads, each named here: the offline systems' (tl_neighbors,
+#: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives and
+#: train.margin (batch and 0.2 again, confirmed together); at_baseline's with train.tag_targets back to
+#: binary and train.margin (hashed, though the tagger has no margin); tl_online, tl_autopool_online,
+#: tl_ssl, tl_autopool_ssl and tl_listwise with train.online.lr 1e-3. tl_online_from_at and
+#: tl_autopool_online_from_ssl, which read none of them (their lr is lr_from_at, lr_from_ssl; their margin
+#: train.online.margin), keep theirs.
 DEFAULT_RUN_FINGERPRINTS = {
-    "at_baseline": "9394265b20e2b4b5",
-    "tl_autopool_distance": "68f051421f6dcfa1",
-    "tl_autopool_online": "66021194724e9d5d",
-    "tl_autopool_online_from_ssl": "a14056cfe82446de",
-    "tl_autopool_ssl": "2d5eeaf4d3766122",
-    "tl_distance": "8e8f6c11c5d713f6",
-    "tl_distance_from_ssl": "f128879718bde6fd",
-    "tl_listwise": "3a405d2b50b9f805",
-    "tl_neighbors": "c6907dfe927d9835",
-    "tl_online": "ef7f11e634854b82",
-    "tl_online_from_at": "cc8bc37e56caea44",  # its init_trunk left out: the workflow adds the tagger's bytes
-    "tl_ssl": "524570b57e57f213",
-    "tl_uniform": "778712c805d57a4a",
+    "at_baseline": "1935e09cdf78929a",
+    "tl_neighbors": "a0839b90f0e4932b",
+    "tl_uniform": "30ad83dc5c3192c8",
+    "tl_distance": "f6e40f897991e867",
+    "tl_autopool_distance": "6a1aa3a751ab15f1",
+    "tl_online": "81f5e606ab4c0711",
+    "tl_autopool_online": "3bfa987a2f88ef41",
+    "tl_online_from_at": "317c64a854f2a75c",  # its init_trunk left out: the workflow adds the tagger's bytes
+    "tl_ssl": "2f5af09e9ffa0bb6",
+    "tl_autopool_ssl": "9f7a16891a74b378",
+    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
+    "tl_autopool_online_from_ssl": "32ceaf6680f43d0b",
+    "tl_listwise": "7dd8c84d7503f2bf",  # pinned without its tag head (removed before any release)
 }
 
 #: The default run's training params (config.yaml) as Snakemake records them (their repr), hashed: Snakemake
-#: reruns a job whose params changed, so a finished run's rule must keep its params' very text. Pinned as
-#: DEFAULT_RUN_FINGERPRINTS were; the options removed are still in them, at their retired values (RETIRED).
+#: reruns a job whose params changed, so a finished run's rule must keep its params' very text. They changed
+#: with the defaults above; the systems that fine-tune at 1e-4 (lr_from_at, lr_from_ssl) keep theirs.
 DEFAULT_RUN_PARAMS = {
-    "at_baseline": "9d4a8893986b9e0f",
-    **dict.fromkeys(("tl_autopool_distance", "tl_distance", "tl_neighbors", "tl_uniform"), "f1241ae05b0bbfc1"),
-    **dict.fromkeys(("tl_autopool_online", "tl_autopool_ssl", "tl_online", "tl_ssl"), "4cc12bf21a711196"),
-    **dict.fromkeys(("tl_autopool_online_from_ssl", "tl_online_from_at"), "bfcc09a8382861c9"),
-    "tl_distance_from_ssl": "01acbfb54e83a577",
-    "tl_listwise": "49c5e0f2ee89900a",
+    # without train.min_epochs (removed at 1). The offline systems: margin 0.2 and the batch's negatives; the
+    # tagger: margin 0.2 (hashed), binary targets; the online ones and tl_listwise: margin 0.5, rate 1e-3;
+    # those that mine in the batch: batch_all, the others hold semi_hard
+    "at_baseline": "225fd88529c13628",
+    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "5890e5436adb91fc"),
+    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_ssl", "tl_autopool_ssl"), "8ec8234df1383f53"),
+    "tl_listwise": "2db3f589ad7840ef",
+    # fine-tuning a trained network at 1e-4 (lr_from_at, lr_from_ssl); tl_distance_from_ssl at the offline margin
+    **dict.fromkeys(("tl_online_from_at", "tl_autopool_online_from_ssl"), "4f30987981951f6e"),
+    "tl_distance_from_ssl": "e446123cc7e88daf",
 }
 
 
@@ -255,11 +275,8 @@ def test_a_removed_option_set_to_anything_but_its_old_off_value_is_refused_namin
     params = train_settings("tl_distance", config)
     assert params["ema"] == 0.0 and params["aug_mix_db"] == 0.0
     assert TrainSettings.from_params("tl_distance", params) == TrainSettings(system="tl_distance")
-    assert (params["smoothing"], params["budget_tracks"], params["aug_pitch"]) == (1, 0, 0)
     with pytest.raises(ConfigError, match=r"^aug_mix_db, ema: removed"):
         TrainSettings.from_params("tl_distance", {**params, "ema": 0.99, "aug_mix_db": 10.0})
-    with pytest.raises(ConfigError, match=r"^aug_pitch, budget_tracks, smoothing: removed .* smoothing: 1 "):
-        TrainSettings.from_params("tl_distance", {**params, "smoothing": 3, "budget_tracks": 400, "aug_pitch": 2})
     with pytest.raises(TypeError, match="head_dropout"):
         TrainSettings(system="tl_distance", head_dropout=0.5)
 
@@ -304,9 +321,7 @@ def test_the_default_system_is_the_one_config_yaml_describes():
         42,
     )
     assert distance.lr == 1e-3
-    assert distance.ranks_batches
-    online = TrainSettings(system="tl_online")
-    assert (online.online_tracks, online.online_patches) == (21, 2), "P x K: two patches of each of 21 tracks"
+    assert distance.ranks_batches and distance.augmentation.pitch == 2 and distance.smoothing == 3
     assert TrainSettings(system="tl_online").ranks_batches and TrainSettings(system="tl_listwise").ranks_batches
     assert TrainSettings(system="tl_online").margin == 0.5, "the online systems keep their own margin"
     assert TrainSettings(system="tl_distance", margin=0.7).margin == 0.7

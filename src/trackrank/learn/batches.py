@@ -19,6 +19,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from trackrank.data.feature_cache import PatchCache
 from trackrank.errors import ConfigError
+from trackrank.learn.augment import Augmentation, augment
 from trackrank.learn.listwise import BatchSimilarity
 from trackrank.learn.online_mining import RankLookup, sample_batch_tracks
 from trackrank.rank.parts import TableParts, as_paths, read_parts
@@ -57,13 +58,14 @@ class SeededBatches(IterableDataset):
     """
 
     n_batches: int
+    augmentation: Augmentation = Augmentation()
 
     def batch(self, b: int):
         raise NotImplementedError
 
     def draw_patches(self, cache: PatchCache, tracks: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """One random patch of each of ``tracks``, drawn from ``rng``."""
-        return torch.from_numpy(cache.patches(tracks, rng))
+        """One random patch of each of ``tracks``, augmented (:mod:`trackrank.learn.augment`) from the same stream."""
+        return torch.from_numpy(augment(cache.patches(tracks, rng), rng, self.augmentation))
 
     def __iter__(self):
         info = get_worker_info()
@@ -195,7 +197,7 @@ class ListwiseBatches(OnlineBatches):
 
 class TwoPatchBatches(SeededBatches):
     """Self-supervised batches: ``n_tracks`` distinct tracks drawn uniformly from ``tracks`` (tagged or
-    not), two random patches of each (two crops of one track: its views).
+    not), two random patches of each, augmented independently.
 
     Yields (patches (2 * n_tracks, 96, 512), ranks (2 * n_tracks, 2 * n_tracks)) in the online miner's
     form: rank 0 for the same track, 1 for any other, so with Np = 0 the other patch of a track is its

@@ -60,7 +60,7 @@ def fingerprint(settings: TrainSettings) -> str:
     is hashed at the value every run had, so removing it restarts none."""
     stopping = ("epochs", "patience", "budget_tracks", "workers", "device")
     kept = {k: v for k, v in without_as_before(dataclasses.asdict(settings)).items() if k not in stopping}
-    kept.update({k: v for k, v in RETIRED.items() if k not in stopping})  # the fingerprints of before their removal
+    kept.update(RETIRED)  # as every run had them: the fingerprints of before their removal
     if settings.init_trunk:
         kept["init_trunk"] = file_sha256(settings.init_trunk)
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]

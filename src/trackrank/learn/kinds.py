@@ -70,7 +70,7 @@ class SystemKind:
         return {}
 
     def batches(self, data: TrainingData, settings: TrainSettings, epoch: int) -> SeededBatches:
-        """The epoch's mini-batches, before loading."""
+        """The epoch's mini-batches, before augmentation and loading."""
         raise NotImplementedError
 
     def loss(

@@ -16,6 +16,7 @@ from typing import Any
 
 from trackrank.config import schema_defaults
 from trackrank.errors import ConfigError
+from trackrank.learn.augment import Augmentation
 from trackrank.rank.mining import STRATEGIES
 
 #: Environment for job processes (set before they start; see workflow/rules/common.smk).
@@ -163,7 +164,9 @@ class TrainSettings:
     batch_size: int = FROM_SCHEMA  # patches of negatives (offline), of tagged tracks (tagger), per step
     epochs: int = FROM_SCHEMA  # upper bound, in epochs of batches_per_epoch steps
     batches_per_epoch: int = FROM_SCHEMA
-    patience: int = FROM_SCHEMA  # epochs without a gain of the val MAP before stopping
+    patience: int = FROM_SCHEMA  # epochs without a gain of the smoothed val MAP before stopping
+    budget_tracks: int = FROM_SCHEMA  # epochs and patience hold up to this many train tracks, scale past it; 0: fixed
+    smoothing: int = FROM_SCHEMA  # early stopping and the kept epoch follow the mean of this many validations
     tag_threshold: float = FROM_SCHEMA  # a likelihood from which a tag is a track's
     val_patches: int = FROM_SCHEMA  # patches per val track
     k: int = FROM_SCHEMA  # early stopping watches val MAP@k ...
@@ -181,6 +184,10 @@ class TrainSettings:
     listwise_target_temperature: float = FROM_SCHEMA  # ... and of S (trackrank.learn.listwise)
     init_trunk: str = ""  # a trained model.pt that starts a TL network ("": random): the tagger's trunk, or a
     # network of the same architecture whole (tl_ssl's)
+    aug_pitch: int = FROM_SCHEMA  # training-patch augmentation (trackrank.learn.augment); all 0: none
+    aug_gain_db: float = FROM_SCHEMA
+    aug_tilt_db: float = FROM_SCHEMA
+    aug_stretch: float = FROM_SCHEMA
 
     def __post_init__(self) -> None:
         left_out = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) is FROM_SCHEMA]
@@ -201,6 +208,10 @@ class TrainSettings:
         return cls(system=system, **{**TRAINS_AS_BEFORE, **without_retired(params), **more})
 
     @property
+    def augmentation(self) -> Augmentation:
+        return Augmentation(self.aug_pitch, self.aug_gain_db, self.aug_tilt_db, self.aug_stretch)
+
+    @property
     def architecture(self) -> str:
         return system_spec(self.system)[0]
 
@@ -215,6 +226,19 @@ class TrainSettings:
         return self.strategy in ("online", LISTWISE) or (
             mines_offline(self.strategy) and self.offline_negatives == "batch"
         )
+
+    def for_train_split(self, n_tracks: int) -> TrainSettings:
+        """These settings for a train split of ``n_tracks``: ``epochs`` and ``patience`` times
+        ``n_tracks / budget_tracks`` (rounded) past ``budget_tracks`` tracks, else unchanged.
+
+        Why: an epoch is a fixed number of steps, so it covers less of a larger split, and on music the
+        val curve of a larger split climbs more slowly per epoch, so a fixed stopping rule ends a large
+        split's runs while they still learn (docs/experiments.md). The budget stays in passes over the split.
+        """
+        if not self.budget_tracks or n_tracks <= self.budget_tracks:
+            return self
+        scale = n_tracks / self.budget_tracks
+        return dataclasses.replace(self, epochs=round(self.epochs * scale), patience=round(self.patience * scale))
 
 
 #: Options added after runs were trained, each at the value that trains as those runs did. This is not
@@ -247,30 +271,22 @@ def without_as_before(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k not in TRAINS_AS_BEFORE or v != TRAINS_AS_BEFORE[k]}
 
 
-#: Options removed after runs were trained with them off, at the value those runs had (issue 43: none
-#: measured a gain on real music; the last six had none confirmed on the reserved catalogs, CHANGELOG.md).
-#: A finished run's training rule's params listed them and its checkpoint fingerprint hashed them (but
-#: ``budget_tracks``, the stopping rule's), so both still do, at these values
-#: (:func:`trackrank.learn.checkpoints.fingerprint`, :func:`train_settings`): their removal neither starts
-#: a run trained at those values over nor reruns its job.
+#: Options removed after runs were trained with them off (issue 43: none measured a gain on real music), at
+#: the value those runs had. A finished run's checkpoint fingerprint hashed them and its training rule's
+#: params listed them, so both still do, at these values (:func:`trackrank.learn.checkpoints.fingerprint`,
+#: :func:`train_settings`): their removal neither starts a run over nor reruns its job.
 RETIRED = {
-    "budget_tracks": 0,
-    "smoothing": 1,
     "ema": 0.0,
     "warmup_steps": 0,
     "lr_schedule": "constant",
     "weight_decay": 0.0,
     "head_dropout": 0.0,
-    "aug_pitch": 0,
-    "aug_gain_db": 0.0,
-    "aug_tilt_db": 0.0,
-    "aug_stretch": 0.0,
     "aug_mix_db": 0.0,
 }
 #: Where each of :data:`RETIRED` stood in a rule's params: after this key (Snakemake compares their text).
 RETIRED_AFTER = {
-    "patience": ("budget_tracks", "smoothing", "ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout"),
-    "online_mining": ("aug_pitch", "aug_gain_db", "aug_tilt_db", "aug_stretch", "aug_mix_db"),
+    "smoothing": ("ema", "warmup_steps", "lr_schedule", "weight_decay", "head_dropout"),
+    "aug_stretch": ("aug_mix_db",),
 }
 
 
@@ -316,6 +332,8 @@ TRAIN_KEYS = (
     "epochs",
     "batches_per_epoch",
     "patience",
+    "budget_tracks",
+    "smoothing",
     "tag_threshold",
     "val_patches",
     "workers",
@@ -367,5 +385,6 @@ def config_fields(system: str, config: dict) -> dict:
     settings["seed"] = config["seed"]
     settings["n_positives"] = config["mining"]["n_positives"]  # online mining's Np is the offline miner's
     settings.update({f"online_{key}": value for key, value in online.items()})
+    settings.update({f"aug_{key}": value for key, value in train["augment"].items()})
     settings.update({f"listwise_{key}": value for key, value in train["listwise"].items()})
     return settings

@@ -69,12 +69,13 @@ def train(
 ) -> pd.DataFrame:
     """Train (or resume from ``last_file``) one system; the history, as written to ``history_file``.
 
-    ``settings``: the run; ``data``: what it trains and validates on
-    (:func:`trackrank.learn.loading.load_training_data`);
-    ``model_file``: the kept epoch's checkpoint, rewritten whenever the val MAP improves;
-    ``history_file``: one CSV row per epoch (losses, val MAP, seconds), ``kept`` marked;
+    ``settings``: the run (its ``epochs`` and ``patience`` grow with a train split larger than
+    ``budget_tracks``); ``data``: what it trains and validates on (:func:`trackrank.learn.loading.load_training_data`);
+    ``model_file``: the kept epoch's checkpoint, rewritten whenever the smoothed val MAP improves;
+    ``history_file``: one CSV row per epoch (losses, val MAP, its smoothed value, seconds), ``kept`` marked;
     ``last_file``: the resumable state after every epoch.
     """
+    settings = for_this_split(settings, len(data.train_tracks))
     kind, device = kind_of(settings), choose_device(settings.device)
     run = new_run(settings, data, device, files=(model_file, history_file, last_file))
     fingerprint = checkpoints.fingerprint(settings)  # once: it may hash the checkpoint a TL network starts from
@@ -90,6 +91,20 @@ def train(
         checkpoints.save_last(run.last_file, run.states(), state=state, fingerprint=fingerprint, digest=data.digest)
         log_epoch(state["history"][-1], settings)
     return early_stopping.finish(state, settings, model_file=run.model_file, history_file=run.history_file)
+
+
+def for_this_split(settings: TrainSettings, n_tracks: int) -> TrainSettings:
+    """``settings`` for a train split of ``n_tracks`` (:meth:`TrainSettings.for_train_split`), logged when scaled."""
+    scaled = settings.for_train_split(n_tracks)
+    if scaled is not settings:
+        log.info(
+            "%d train tracks, more than train.budget_tracks (%d): at most %d epochs, patience %d",
+            n_tracks,
+            settings.budget_tracks,
+            scaled.epochs,
+            scaled.patience,
+        )
+    return scaled
 
 
 def new_run(settings: TrainSettings, data: TrainingData, device: torch.device, *, files: tuple) -> Run:
@@ -193,9 +208,11 @@ def log_epoch(row: dict, settings: TrainSettings) -> None:
 def epoch_batches(
     data: TrainingData, settings: TrainSettings, epoch: int, device: torch.device, *, kind: SystemKind
 ) -> DataLoader:
-    """The epoch's mini-batches, built by ``settings.workers`` DataLoader processes."""
+    """The epoch's mini-batches, augmented as the settings say, built by ``settings.workers`` DataLoader processes."""
+    dataset = kind.batches(data, settings, epoch)
+    dataset.augmentation = settings.augmentation
     return DataLoader(
-        kind.batches(data, settings, epoch),
+        dataset,
         batch_size=None,
         num_workers=settings.workers,
         pin_memory=device.type == "cuda",
