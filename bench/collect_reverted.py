@@ -17,7 +17,8 @@ tables read:
   online mining batch_all;
 - with ``rest``, alone: confirm_rest_<catalog> (confirm_rest.json, trained with today's code in a folder of its
   own): the other defaults against the values they replaced, under their own names, beside today's defaults
-  (there, links to confirm_today's runs under their systems' names), and confirm_pruned.json's runs (X_pruned);
+  (there, links to confirm_today's runs under their systems' names), and those of confirm_pruned.json
+  (X_pruned), confirm_np.json and confirm_offline_counts.json, trained into the same folder;
 - with ``pruned``, alone: confirm_pruned_<catalog>: X_pruned as X (today's defaults without the four options
   that had no confirmed gain alone: smoothing, augmentation, the growing budget, online 42 x 1), with
   confirm_today_<catalog>'s untrained and mfcc_stats (already in DST_RESULTS: the same runs)."""
@@ -31,6 +32,8 @@ src, results, catalog, *kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 if kind not in ([], ["rest"], ["pruned"]):
     raise SystemExit(f"collect_reverted: the fourth argument is 'rest', 'pruned' or nothing, not {kind}")
 systems = ("at_baseline", "at_trunk", "tl_distance", "tl_online", "tl_autopool_online")
+#: The variant files (bench/variants/confirm_<name>.json) trained into confirm_rest's output folder.
+CONFIRM_REST = ("rest", "pruned", "np", "offline_counts")
 reverted = {f"{s}_reverted": s for s in systems}
 folders = {
     f"confirm_reverted_{catalog}": {**reverted, "untrained": "untrained", "mfcc_stats": "mfcc_stats"},
@@ -63,7 +66,7 @@ folders = {
     },
 }
 if kind == ["rest"]:  # confirm_rest's folder alone: elsewhere the systems' names are other defaults' runs
-    files = [Path(__file__).parent / "variants" / f"confirm_{name}.json" for name in ("rest", "pruned")]
+    files = [Path(__file__).parent / "variants" / f"confirm_{name}.json" for name in CONFIRM_REST]
     variants = [item for f in files for item in json.loads(f.read_text()).items()]
     names = [name for variant, settings in variants for name in (variant, settings.get("trunk_row")) if name]
     folders = {f"confirm_rest_{catalog}": {name: name for name in names}}

@@ -188,6 +188,7 @@ REPLACED_VALUES = (
     ("train.budget_tracks", "tl_autopool_online", "tl_autopool_online_budget_tracks_0"),
     ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
     ("mining.n_positives", "tl_online", "tl_online_np_15"),
+    ("mining.n_positives, .n_negatives", "tl_distance", "tl_distance_np15_nn250"),
     # the four above without a confirmed gain, at the values they replaced together (confirm_pruned.json)
     *((PRUNED, system, f"{system}_pruned") for system in DEFAULT_SYSTEMS),
 )
