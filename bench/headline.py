@@ -150,12 +150,14 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
     return "\n".join(lines) + "\n"
 
 
-#: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
-#: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``): the option, the variant at
-#: its default, the variant at the value it replaced.
-#: The option column of the rows of confirm_pruned.json: the defaults without a confirmed gain, together.
+#: The option column of the rows of confirm_pruned.json: the defaults without a confirmed gain alone, together.
 PRUNED = "train.smoothing, .budget_tracks, .augment, .online 42 x 1"
 DEFAULT_SYSTEMS = ("at_trunk", "at_baseline", "tl_distance", "tl_online", "tl_autopool_online")
+
+#: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
+#: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``, ``confirm_pruned.json``,
+#: ``confirm_np.json``, ``confirm_offline_counts.json``): the option, the variant at its default, the variant
+#: at the value it replaced.
 REPLACED_VALUES = (
     ("train.margin", "tl_distance", "tl_distance_margin_0.5"),
     ("train.offline_negatives", "tl_distance", "tl_distance_table_negatives"),
@@ -174,17 +176,9 @@ REPLACED_VALUES = (
     ("train.lr_tagger", "at_baseline", "at_baseline_lr_1e-4"),
     ("train.offline_pairs", "tl_distance", "tl_distance_offline_pairs_1"),
     ("train.smoothing", "tl_distance", "tl_distance_smoothing_1"),
-    ("train.smoothing", "at_trunk", "at_trunk_smoothing_1"),
-    ("train.smoothing", "at_baseline", "at_baseline_smoothing_1"),
-    ("train.smoothing", "tl_online", "tl_online_smoothing_1"),
-    ("train.smoothing", "tl_autopool_online", "tl_autopool_online_smoothing_1"),
     ("train.augment", "at_trunk", "at_trunk_no_augment"),
     ("train.augment", "at_baseline", "at_baseline_no_augment"),
-    ("train.augment", "tl_distance", "tl_distance_no_augment"),
-    ("train.augment", "tl_online", "tl_online_no_augment"),
-    ("train.augment", "tl_autopool_online", "tl_autopool_online_no_augment"),
     ("train.online.tracks", "tl_online", "tl_online_21x2"),
-    ("train.online.tracks", "tl_autopool_online", "tl_autopool_online_21x2"),
     ("train.budget_tracks", "tl_autopool_online", "tl_autopool_online_budget_tracks_0"),
     ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
     ("mining.n_positives", "tl_online", "tl_online_np_15"),
