@@ -38,20 +38,14 @@ def main() -> None:
     from trackrank.data.catalog import CatalogFiles
     from trackrank.rank.mining import write_triplet_tables
     from trackrank.rank.similarity import split_oracle
-    from trackrank.workflow_settings import similarity_settings
+    from trackrank.workflow_settings import mining_settings, similarity_settings
 
     config = learning.load_config(args.config)
     catalog = CatalogFiles.in_folder(args.results / "catalog")
     track_ids, oracle = split_oracle(catalog, "train", **similarity_settings(config))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    written = write_triplet_tables(
-        oracle,
-        track_ids,
-        outputs={args.strategy: args.out},
-        n_positives=args.n_positives,
-        n_negatives=args.n_negatives,
-        seed=config["seed"],
-    )
+    settings = {**mining_settings(config), "n_positives": args.n_positives, "n_negatives": args.n_negatives}
+    written = write_triplet_tables(oracle, track_ids, outputs={args.strategy: args.out}, **settings)
     print(f"{args.out}: {written[args.strategy]} {args.strategy} triplets of {len(track_ids)} train anchors")
 
 

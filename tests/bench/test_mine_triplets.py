@@ -9,6 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from trackrank.rank.parts import parts_in, read_parts
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "config" / "tiny.yaml"
 
@@ -34,8 +36,7 @@ def test_at_the_runs_own_counts_the_table_is_the_runs_and_another_count_changes_
     mining = yaml.safe_load(TINY.read_text())["mining"]
     run = mine(finished_run, tmp_path / "same.parquet", mining["n_positives"], mining["n_negatives"])
     assert run.returncode == 0, run.stderr[-2000:]
-    parts = sorted((finished_run / "results" / "triplets" / "distance").glob("part-*.parquet"))
-    workflow = pa.concat_tables([pq.read_table(part) for part in parts])
+    workflow = read_parts(parts_in(finished_run / "results" / "triplets" / "distance"))
     assert rows(pq.read_table(tmp_path / "same.parquet")) == rows(workflow)
     run = mine(finished_run, tmp_path / "one.parquet", 1, 2)
     assert run.returncode == 0, run.stderr[-2000:]
