@@ -21,12 +21,15 @@ tables read:
   (X_pruned), confirm_np.json and confirm_offline_counts.json, trained into the same folder;
 - with ``pruned``, alone: confirm_pruned_<catalog>: X_pruned as X (today's defaults without the four options
   that had no confirmed gain alone: smoothing, augmentation, the growing budget, online 42 x 1), with
-  confirm_today_<catalog>'s untrained and mfcc_stats (already in DST_RESULTS: the same runs)."""
+  confirm_today_<catalog>'s untrained and mfcc_stats (already in DST_RESULTS: the same runs, linked)."""
 
 import json
 import shutil
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import learning  # noqa: E402  (bench/learning.py: the rows a variants file makes)
 
 src, results, catalog, *kind = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], *sys.argv[4:]
 if kind not in ([], ["rest"], ["pruned"]):
@@ -67,14 +70,16 @@ folders = {
 }
 if kind == ["rest"]:  # confirm_rest's folder alone: elsewhere the systems' names are other defaults' runs
     files = [Path(__file__).parent / "variants" / f"confirm_{name}.json" for name in CONFIRM_REST]
-    variants = [item for f in files for item in json.loads(f.read_text()).items()]
-    names = [name for variant, settings in variants for name in (variant, settings.get("trunk_row")) if name]
+    names = [name for f in files for name in learning.row_names(json.loads(f.read_text()))]
     folders = {f"confirm_rest_{catalog}": {name: name for name in names}}
 if kind == ["pruned"]:
     folders = {f"confirm_pruned_{catalog}": {f"{s}_pruned": s for s in systems}}
-    for reference in ("untrained", "mfcc_stats"):
-        target = results / f"confirm_pruned_{catalog}" / reference
-        shutil.copytree(results / f"confirm_today_{catalog}" / reference, target, dirs_exist_ok=True)
+    for reference in ("untrained", "mfcc_stats"):  # the same runs: linked, not copied again
+        link = results / f"confirm_pruned_{catalog}" / reference
+        if not link.is_symlink():
+            shutil.rmtree(link, ignore_errors=True)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(Path("..") / f"confirm_today_{catalog}" / reference, target_is_directory=True)
 for folder, names in folders.items():
     dst = results / folder
     for source, target in names.items():

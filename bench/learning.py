@@ -348,8 +348,7 @@ def main() -> None:
         parser.error("--variants and --out are needed to train")
     text = Path(args.variants).read_text() if Path(args.variants).exists() else args.variants
     variants = json.loads(text)
-    rows = {*variants, *(settings["trunk_row"] for settings in variants.values() if "trunk_row" in settings)}
-    if unknown := [name for name in args.reference or () if name not in rows]:
+    if unknown := [name for name in args.reference or () if name not in row_names(variants)]:
         parser.error(f"--reference {' '.join(unknown)}: not a variant of --variants nor a trunk_row of one")
     config = load_config(args.config)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -361,6 +360,12 @@ def main() -> None:
         print(f"\nserved: {served} (the best val nDCG@20 of {', '.join(servable(variants))}); on test:")
         print(comparison([r for r in runs if r["variant"] in (served, *references)], references, split)
               .query("variant == @served").to_string(index=False, float_format="%.1f"))  # fmt: skip
+
+
+def row_names(variants: dict) -> list[str]:
+    """The rows a variants file makes, in its order: each variant, and after an auto-tagger variant that names
+    one its trunk's row (``trunk_row``)."""
+    return [name for variant, settings in variants.items() for name in (variant, settings.get("trunk_row")) if name]
 
 
 def run_all(variants: dict, args: argparse.Namespace, config: dict, split: str) -> list[dict]:
