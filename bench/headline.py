@@ -17,6 +17,8 @@ rendered from ``bench/results/headline/``:
   ``confirm_scores1001-vs-at_trunk``);
 - ``defaults_<folder>``: each default's confirmed gain over the value it replaced (:data:`REPLACED_VALUES`);
   ``defaults_<folder>-only-<option>`` that option's rows alone (e.g. ``-only-min_epochs``);
+- ``curve_<folder>``: a learning curve's ``curve.csv`` (``bench/learning_curve.py``): test MAP@20 / nDCG@20 of
+  each system at each train-split size;
 - ``changed_<folder>-from-<earlier>``: each variant of ``bench/results/<folder>/`` on the test split against
   the same variant in ``bench/results/<earlier>/`` (the same catalog trained with other defaults).
 
@@ -257,10 +259,23 @@ def changed_table(folder: Path, earlier: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def curve_table(folder: Path) -> str:
+    """A learning curve (``curve.csv``): one row per train-split size, MAP@20 / nDCG@20 (%) of each system."""
+    curve = pd.read_csv(folder / "curve.csv")
+    systems = list(dict.fromkeys(curve["system"]))
+    lines = ["| train tracks | " + " | ".join(f"`{s}`" for s in systems) + " |", "|---" * (len(systems) + 1) + "|"]
+    for size, rows in curve.groupby("train_tracks", sort=True):
+        cells = rows.set_index("system").reindex(systems)
+        lines.append(f"| {size:,} | " + " | ".join(f"{r.map:.1f} / {r.ndcg:.1f}" for r in cells.itertuples()) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def render(name: str) -> str:
     """The text a block named ``name`` holds."""
     if name in ("times", "times-short"):
         return times_table(short=name == "times-short")
+    if name.startswith("curve_"):
+        return curve_table(REPO / "bench" / "results" / name.removeprefix("curve_"))
     if name.startswith("changed_"):
         folder, _, earlier = name.removeprefix("changed_").partition("-from-")
         return changed_table(REPO / "bench" / "results" / folder, REPO / "bench" / "results" / earlier)

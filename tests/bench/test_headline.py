@@ -131,3 +131,24 @@ def test_a_confirmation_table_of_one_servable_system_names_no_choice(tmp_path, m
     table = headline.render("confirm_margin-vs-tl_distance")
     assert "| tl_distance_margin_0.2 | 56.7 | -3.3 ± " in table
     assert "Served" not in table
+
+
+def test_a_curve_table_gives_each_systems_map_and_ndcg_at_each_size(tmp_path, monkeypatch):
+    monkeypatch.setattr(headline, "REPO", tmp_path)
+    folder = tmp_path / "bench" / "results" / "curve"
+    folder.mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "split": ["test"] * 4,
+            "train_tracks": [1211, 1211, 150, 150],
+            "system": ["at_trunk", "mfcc_stats", "at_trunk", "mfcc_stats"],
+            "map": [28.25, 20.3, 27.0, 20.3],
+            "ndcg": [41.8, 32.7, 40.96, 32.7],
+        }
+    ).to_csv(folder / "curve.csv", index=False)
+    assert headline.render("curve_curve").splitlines() == [
+        "| train tracks | `at_trunk` | `mfcc_stats` |",
+        "|---|---|---|",
+        "| 150 | 27.0 / 41.0 | 20.3 / 32.7 |",
+        "| 1,211 | 28.2 / 41.8 | 20.3 / 32.7 |",
+    ]
