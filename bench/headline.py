@@ -260,13 +260,15 @@ def changed_table(folder: Path, earlier: Path) -> str:
 
 
 def curve_table(folder: Path) -> str:
-    """A learning curve (``curve.csv``): one row per train-split size, MAP@20 / nDCG@20 (%) of each system."""
+    """A learning curve (``curve.csv``): one row per train-split size, MAP@20 / nDCG@20 (%) of each system
+    ("—" at a size where a system was not run)."""
     curve = pd.read_csv(folder / "curve.csv")
     systems = list(dict.fromkeys(curve["system"]))
     lines = ["| train tracks | " + " | ".join(f"`{s}`" for s in systems) + " |", "|---" * (len(systems) + 1) + "|"]
     for size, rows in curve.groupby("train_tracks", sort=True):
         cells = rows.set_index("system").reindex(systems)
-        lines.append(f"| {size:,} | " + " | ".join(f"{r.map:.1f} / {r.ndcg:.1f}" for r in cells.itertuples()) + " |")
+        values = ("—" if pd.isna(r.map) else f"{r.map:.1f} / {r.ndcg:.1f}" for r in cells.itertuples())
+        lines.append(f"| {size:,} | " + " | ".join(values) + " |")
     return "\n".join(lines) + "\n"
 
 

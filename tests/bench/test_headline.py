@@ -139,16 +139,16 @@ def test_a_curve_table_gives_each_systems_map_and_ndcg_at_each_size(tmp_path, mo
     folder.mkdir(parents=True)
     pd.DataFrame(
         {
-            "split": ["test"] * 4,
-            "train_tracks": [1211, 1211, 150, 150],
-            "system": ["at_trunk", "mfcc_stats", "at_trunk", "mfcc_stats"],
-            "map": [28.25, 20.3, 27.0, 20.3],
-            "ndcg": [41.8, 32.7, 40.96, 32.7],
+            "split": ["test"] * 5,
+            "train_tracks": [1211, 1211, 150, 150, 1211],
+            "system": ["at_trunk", "mfcc_stats", "at_trunk", "mfcc_stats", "tl_distance"],
+            "map": [28.25, 20.3, 27.0, 20.3, 21.04],
+            "ndcg": [41.8, 32.7, 40.96, 32.7, 32.9],
         }
     ).to_csv(folder / "curve.csv", index=False)
     assert headline.render("curve_curve").splitlines() == [
-        "| train tracks | `at_trunk` | `mfcc_stats` |",
-        "|---|---|---|",
-        "| 150 | 27.0 / 41.0 | 20.3 / 32.7 |",
-        "| 1,211 | 28.2 / 41.8 | 20.3 / 32.7 |",
+        "| train tracks | `at_trunk` | `mfcc_stats` | `tl_distance` |",
+        "|---|---|---|---|",
+        "| 150 | 27.0 / 41.0 | 20.3 / 32.7 | — |",  # a system run at one size only
+        "| 1,211 | 28.2 / 41.8 | 20.3 / 32.7 | 21.0 / 32.9 |",
     ]
