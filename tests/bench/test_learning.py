@@ -93,3 +93,16 @@ def test_runs_linked_from_another_bench_are_compared_under_their_names_here(comp
     assert summary["variant"].tolist() == ["tl_online"] and summary["against"].tolist() == ["tl_online"]
     assert summary.loc[0, "seeds"] == 2 and summary.loc[0, "d_ndcg"] == "+0.0 ± 0.0"
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/model.pt")} == trained
+
+
+def test_a_reference_that_no_variant_makes_is_refused_by_name_before_anything_trains(tmp_path):
+    """A typo in --reference would otherwise be found after hours of training, when the report is made."""
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--results", str(tmp_path / "results"), "--out", str(tmp_path / "out")]
+        + ["--variants", VARIANTS, "--reference", "online", "onlne", "wider_margin"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "--reference onlne: not a variant of --variants" in run.stderr
+    assert not (tmp_path / "out").exists()
