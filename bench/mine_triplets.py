@@ -1,14 +1,13 @@
 """A finished run's offline triplet table mined again at another Np and Nn, for a variant's ``"triplets"``.
 
 The workflow mines the train split at ``mining.n_positives`` and ``mining.n_negatives``; to train an offline
-system at other counts (the paper's 15 and 250, say) beside the run's own without rerunning the workflow,
+system at other counts (5 and 77, say) beside the run's own without rerunning the workflow,
 mine one strategy's table into a file of its own and name it in a variant of bench/learning.py:
 
-    python bench/mine_triplets.py --results results --n-positives 15 --n-negatives 250 --out /tmp/np15_nn250.parquet
-    # variant: {"system": "tl_distance", "triplets": "/tmp/np15_nn250.parquet"}
+    python bench/mine_triplets.py --results results --n-positives 5 --n-negatives 77 --out /tmp/np5_nn77.parquet
+    # variant: {"system": "tl_distance", "triplets": "/tmp/np5_nn77.parquet"}
 
-The same S (the config's ``similarity``) and seed as the run's tables; counts >= 1, fractions of the train
-split below 1, as in the config.
+The same S (the config's ``similarity``) and seed as the run's tables.
 """
 
 from __future__ import annotations
@@ -28,8 +27,8 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="a finished run's results/ folder")
     parser.add_argument("--config", type=Path, default=REPO / "config.yaml")
     parser.add_argument("--strategy", default="distance", choices=["neighbors", "uniform", "distance"])
-    parser.add_argument("--n-positives", type=float, required=True, help="Np: a count, or a fraction below 1")
-    parser.add_argument("--n-negatives", type=float, required=True, help="Nn: a count, or a fraction below 1")
+    parser.add_argument("--n-positives", type=int, required=True, help="Np: positives per anchor")
+    parser.add_argument("--n-negatives", type=int, required=True, help="Nn: negatives per positive")
     parser.add_argument("--out", type=Path, required=True, help="the table's Parquet file (must not exist)")
     args = parser.parse_args()
     if args.out.exists():

@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from builders import random_tags
+from trackrank.errors import ConfigError
 from trackrank.rank.mining import STRATEGIES, anchor_rng, mine_anchor, write_triplets
 from trackrank.rank.negative_draws import mass_below
 from trackrank.rank.oracle import top_ranked
@@ -174,6 +175,18 @@ def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(
         small, ids[:8], output=tmp_path / "fits.parquet", strategy="uniform", n_positives=6, n_negatives=4, seed=0
     )
     assert "mining.n_positives" not in caplog.text
+
+
+@pytest.mark.parametrize("key, counts", [("mining.n_positives", (0.02, 4)), ("mining.n_negatives", (5, 2.5))])
+def test_np_and_nn_are_whole_counts_refused_by_name_otherwise_and_nothing_is_written(oracle, tmp_path, key, counts):
+    """A library caller's 0.02 (a share of the split, which the config once took) is not read as 0 or 1 track."""
+    ids = [f"t{i:03d}" for i in range(N)]
+    with pytest.raises(ConfigError, match=f"{key} = {counts[key.endswith('negatives')]}: a count of tracks"):
+        write_triplets(
+            oracle, ids, output=tmp_path / "t.parquet", strategy="uniform", n_positives=counts[0],
+            n_negatives=counts[1], seed=0,
+        )
+    assert not (tmp_path / "t.parquet").exists()
 
 
 def test_the_mass_after_each_positive_is_the_weight_of_the_tracks_scoring_below_it():

@@ -225,7 +225,7 @@ class OnlineTriplets(TripletSystem):
         ranks = RankLookup(train_rankings, train_ids)
         if n_positives >= ranks.beyond:
             raise ConfigError(
-                f"mining.n_positives resolves to {n_positives}, beyond the {ranks.beyond - 1} "
+                f"mining.n_positives = {n_positives} is beyond the {ranks.beyond - 1} "
                 "tracks each ranking stores (ranking.top_k): raise ranking.top_k"
             )
         log.info(

@@ -13,7 +13,7 @@ from trackrank.learn.kinds import kind_of
 from trackrank.learn.settings import TrainSettings
 from trackrank.learn.training_data import TrainingData, input_digest, unseen_by_test
 from trackrank.rank.metrics import relevant_from_rankings
-from trackrank.rank.mining import split_count
+from trackrank.rank.mining import whole_count
 from trackrank.rank.parts import TableParts, as_paths, read_parts
 from trackrank.rank.similarity import split_oracle
 
@@ -47,7 +47,7 @@ def load_training_data(
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
     audio_ids = [t for t in unseen_by_test(tracks).track_id if t in cache.position]
     val_ids, val_relevant, val_oracle = val_split(cache, catalog, val_rankings, settings.n_relevant, similarity)
-    n_positives = split_count(settings.n_positives, len(train_ids), key="mining.n_positives")
+    n_positives = whole_count(settings.n_positives, key="mining.n_positives")
     own = kind.read(
         settings,
         cache,

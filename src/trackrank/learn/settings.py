@@ -174,7 +174,7 @@ class TrainSettings:
     seed: int = FROM_SCHEMA
     workers: int = FROM_SCHEMA  # DataLoader worker processes
     device: str = FROM_SCHEMA  # auto | cpu | cuda
-    n_positives: float = FROM_SCHEMA  # online mining's Np: a count, or a fraction of the train split
+    n_positives: int = FROM_SCHEMA  # online mining's Np: an anchor's first-ranked train tracks
     offline_pairs: int = FROM_SCHEMA  # (anchor, positive) pairs per offline TL batch (paper: 1)
     offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch" (the whole batch's) or "all" (the table's)
     online_tracks: int = FROM_SCHEMA  # P tracks ...

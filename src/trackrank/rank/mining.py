@@ -138,19 +138,11 @@ def anchor_negatives(
     return np.repeat(ranking, n_negatives), negatives.ravel()
 
 
-def split_count(value: float, n_tracks: int, *, key: str) -> int:
-    """Np or Nn for a split of ``n_tracks``: a fraction of the split (0 < value < 1) or a count (>= 1).
-
-    Why a fraction: the paper's Np = 15 is 0.18 % of its 8,548 train tracks, but 6 % of a
-    258-track demo split, where it reaches far past the tracks a query counts as relevant.
-    A fraction keeps the same depth in the ranking at any catalog size. Rounded, at least 1.
-    """
-    if value <= 0:
-        raise ConfigError(f"{key} must be > 0 (a count, or a fraction of the split below 1), not {value}")
-    if value < 1:
-        return max(1, int(round(value * n_tracks)))
-    if value != int(value):
-        raise ConfigError(f"{key} = {value}: a count must be a whole number (or a fraction below 1)")
+def whole_count(value: float, *, key: str) -> int:
+    """Np or Nn as the count it must be: a whole number >= 1, checked here for callers that bypass the
+    workflow's schema (a bench script, a library user)."""
+    if value < 1 or value != int(value):
+        raise ConfigError(f"{key} = {value}: a count of tracks, a whole number >= 1")
     return int(value)
 
 
@@ -165,8 +157,8 @@ def write_triplets(
     *,
     output: str | Path,
     strategy: str,
-    n_positives: float,
-    n_negatives: float,
+    n_positives: int,
+    n_negatives: int,
     seed: int,
     anchors: range | None = None,
 ) -> int:
@@ -177,7 +169,7 @@ def write_triplets(
     oracle, track_ids : S over one split and the split's track ids, in the oracle's order.
     output : the Parquet table written (``anchor``, ``positive``, ``negative`` track ids).
     strategy : ``neighbors``, ``uniform`` or ``distance`` (paper §3.2).
-    n_positives, n_negatives : Np and Nn per anchor: a count (>= 1) or a fraction of the split (< 1).
+    n_positives, n_negatives : Np and Nn per anchor (counts of tracks).
     seed : the run's seed; each anchor draws from its own stream of it, so a part equals its rows of
         the whole table.
     anchors : the positions of the anchors this job mines (None: every track of the split).
@@ -199,8 +191,8 @@ def write_triplet_tables(
     track_ids: list[str],
     *,
     outputs: dict[str, str | Path],
-    n_positives: float,
-    n_negatives: float,
+    n_positives: int,
+    n_negatives: int,
     seed: int,
     anchors: range | None = None,
 ) -> dict[str, int]:
@@ -216,9 +208,8 @@ def write_triplet_tables(
     track_ids : the set's tracks (the train split).
     outputs : strategy -> its Parquet triplet table. A strategy is ``neighbors``, ``uniform`` or
         ``distance`` (paper §3.3): how negatives are drawn among the tracks ranked after each positive.
-    n_positives, n_negatives : Np and Nn, counts (>= 1) or fractions of the set (< 1; see
-        :func:`split_count`). No default: the paper's Np = 15, Nn = 250 suit ~8,500 train tracks, not a
-        small catalog (:func:`trackrank.workflow_settings.mining_settings` reads them from the workflow config).
+    n_positives, n_negatives : Np and Nn, counts of tracks (the paper's 15 and 250 are the workflow's
+        defaults; :func:`trackrank.workflow_settings.mining_settings` reads them from its config).
     seed : each anchor's random stream is (seed, strategy, anchor), so a table is the same in any order
         and whatever other strategies are mined beside it.
     anchors : the anchors (positions in ``track_ids``) this job mines, one part of each table
@@ -254,11 +245,11 @@ def write_triplet_tables(
     return totals
 
 
-def _counts(n_positives: float, n_negatives: float, n: int, *, strategies: list[str]) -> tuple[int, int]:
-    """Np and Nn for a set of ``n`` tracks (:func:`split_count`), logged; a warning where the set cannot
+def _counts(n_positives: int, n_negatives: int, n: int, *, strategies: list[str]) -> tuple[int, int]:
+    """Np and Nn (:func:`whole_count`) for a set of ``n`` tracks, logged; a warning where the set cannot
     supply Np positives to an anchor."""
-    n_positives = split_count(n_positives, n, key="mining.n_positives")
-    n_negatives = split_count(n_negatives, n, key="mining.n_negatives")
+    n_positives = whole_count(n_positives, key="mining.n_positives")
+    n_negatives = whole_count(n_negatives, key="mining.n_negatives")
     log.info("%s: Np = %d, Nn = %d for a split of %d tracks", ", ".join(strategies), n_positives, n_negatives, n)
     if n_positives > max(n - 2, 0):  # an anchor's positives leave at least one other track to be a negative
         log.warning(
