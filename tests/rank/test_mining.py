@@ -183,8 +183,13 @@ def test_np_and_nn_are_whole_counts_refused_by_name_otherwise_and_nothing_is_wri
     ids = [f"t{i:03d}" for i in range(N)]
     with pytest.raises(ConfigError, match=f"{key} = {counts[key.endswith('negatives')]}: a count of tracks"):
         write_triplets(
-            oracle, ids, output=tmp_path / "t.parquet", strategy="uniform", n_positives=counts[0],
-            n_negatives=counts[1], seed=0,
+            oracle,
+            ids,
+            output=tmp_path / "t.parquet",
+            strategy="uniform",
+            n_positives=counts[0],
+            n_negatives=counts[1],
+            seed=0,
         )
     assert not (tmp_path / "t.parquet").exists()
 
