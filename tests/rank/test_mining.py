@@ -177,18 +177,23 @@ def test_more_positives_than_the_split_holds_is_one_console_line_naming_the_key(
     assert "mining.n_positives" not in caplog.text
 
 
-@pytest.mark.parametrize("key, counts", [("mining.n_positives", (0.02, 4)), ("mining.n_negatives", (5, 2.5))])
-def test_np_and_nn_are_whole_counts_refused_by_name_otherwise_and_nothing_is_written(oracle, tmp_path, key, counts):
+@pytest.mark.parametrize(
+    "key, n_positives, n_negatives, refused",
+    [("mining.n_positives", 0.02, 4, 0.02), ("mining.n_negatives", 5, 2.5, 2.5)],
+)
+def test_np_and_nn_are_whole_counts_refused_by_name_otherwise_and_nothing_is_written(
+    oracle, tmp_path, key, n_positives, n_negatives, refused
+):
     """A library caller's 0.02 (a share of the split, which the config once took) is not read as 0 or 1 track."""
     ids = [f"t{i:03d}" for i in range(N)]
-    with pytest.raises(ConfigError, match=f"{key} = {counts[key.endswith('negatives')]}: a count of tracks"):
+    with pytest.raises(ConfigError, match=f"{key} = {refused}: a count of tracks"):
         write_triplets(
             oracle,
             ids,
             output=tmp_path / "t.parquet",
             strategy="uniform",
-            n_positives=counts[0],
-            n_negatives=counts[1],
+            n_positives=n_positives,
+            n_negatives=n_negatives,
             seed=0,
         )
     assert not (tmp_path / "t.parquet").exists()
