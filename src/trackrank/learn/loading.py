@@ -47,7 +47,8 @@ def load_training_data(
     train_ids = [t for t in tracks.loc[tracks.split == "train", "track_id"] if t in cache.position]
     audio_ids = [t for t in unseen_by_test(tracks).track_id if t in cache.position]
     val_ids, val_relevant, val_oracle = val_split(cache, catalog, val_rankings, settings.n_relevant, similarity)
-    n_positives = whole_count(settings.n_positives, key="mining.n_positives")
+    # the systems that mine in the batch read Np; the others hold it at the value their runs had (READ_BY)
+    n_positives = whole_count(settings.n_positives, key="mining.n_positives") if settings.reads("n_positives") else 0
     own = kind.read(
         settings,
         cache,

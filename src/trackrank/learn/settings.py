@@ -174,7 +174,7 @@ class TrainSettings:
     seed: int = FROM_SCHEMA
     workers: int = FROM_SCHEMA  # DataLoader worker processes
     device: str = FROM_SCHEMA  # auto | cpu | cuda
-    n_positives: int = FROM_SCHEMA  # online mining's Np: an anchor's first-ranked train tracks
+    n_positives: int = FROM_SCHEMA  # online mining's Np: an anchor's first-ranked train tracks (READ_BY)
     offline_pairs: int = FROM_SCHEMA  # (anchor, positive) pairs per offline TL batch (paper: 1)
     offline_negatives: str = FROM_SCHEMA  # a pair's negatives: "batch" (the whole batch's) or "all" (the table's)
     online_tracks: int = FROM_SCHEMA  # P tracks ...
@@ -195,10 +195,13 @@ class TrainSettings:
             defaults = _default_fields(self.system)
             for name in left_out:
                 setattr(self, name, defaults[name])
-        architecture, strategy = system_spec(self.system)
         for option, value in (TRAINS_AS_BEFORE | HELD_WHERE_UNREAD).items():
-            if not READ_BY[option](architecture, strategy):
+            if not self.reads(option):
                 setattr(self, option, value)
+
+    def reads(self, option: str) -> bool:
+        """Whether this system's training reads ``option`` of :data:`READ_BY`; the others hold it."""
+        return READ_BY[option](self.architecture, self.strategy)
 
     @classmethod
     def from_params(cls, system: str, params: dict, **more) -> TrainSettings:
@@ -258,12 +261,13 @@ READ_BY = {
     "listwise_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "listwise_target_temperature": lambda architecture, strategy: strategy == LISTWISE,
     "online_mining": lambda architecture, strategy: strategy in ("online", SELF_SUPERVISED),
+    "n_positives": lambda architecture, strategy: strategy in ("online", LISTWISE),  # offline: in the table
 }
 
 #: Options whose default changed after runs were trained, each at the value those runs had: a system that
 #: does not read one (:data:`READ_BY`) holds it there, in its params and fingerprint as before, so that the
 #: change retrains the systems that read it and no other.
-HELD_WHERE_UNREAD = {"online_mining": "semi_hard"}
+HELD_WHERE_UNREAD = {"online_mining": "semi_hard", "n_positives": 0.02}  # Np: 2 % of the train split
 
 
 def without_as_before(settings: dict) -> dict:

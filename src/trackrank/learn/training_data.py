@@ -32,7 +32,7 @@ class TrainingData:
     train_targets: np.ndarray | None  # the train tracks' tag targets (auto-tagger; kinds.tagger_targets)
     triplets: TripletTable | None
     ranks: RankLookup | None  # train split oracle ranks (online mining, offline negatives: batch), over train_tracks
-    n_positives: int  # Np resolved against the train split (online mining)
+    n_positives: int  # Np, the last rank a positive may have (online mining and listwise; 0 for the others)
     similarity: BatchSimilarity | None  # S between train tracks, from their tags (listwise)
     val_ids: list[str]
     val_tracks: np.ndarray
