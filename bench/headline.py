@@ -185,6 +185,12 @@ REPLACED_VALUES = (
     ("train.lr_triplet", "tl_distance", "tl_distance_lr_1e-6"),
     ("mining.n_positives", "tl_online", "tl_online_np_15"),
     ("mining.n_positives, .n_negatives", "tl_distance", "tl_distance_np15_nn250"),
+    ("train.lr_from_at", "tl_online_from_at", "tl_online_from_at_lr_3e-4"),
+    ("train.lr_from_ssl", "tl_distance_from_ssl", "tl_distance_from_ssl_lr_1e-3"),
+    # the online systems in train.systems against the paper's they stand in for (confirm_paper_systems.json)
+    ("train.systems", "tl_autopool_online", "tl_autopool_distance"),
+    ("train.systems", "tl_online", "tl_neighbors"),
+    ("train.systems", "tl_online", "tl_uniform"),
     # the four above without a confirmed gain, at the values they replaced together (confirm_pruned.json)
     *((PRUNED, system, f"{system}_pruned") for system in DEFAULT_SYSTEMS),
 )
