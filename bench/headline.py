@@ -154,7 +154,8 @@ def comparison_table(folder: Path, split: str = "test", references: tuple[str, .
 
 #: The option column of the rows of confirm_pruned.json: the defaults without a confirmed gain alone, together.
 PRUNED = "train.smoothing, .budget_tracks, .augment, .online 42 x 1"
-DEFAULT_SYSTEMS = ("at_trunk", "at_baseline", "tl_distance", "tl_online", "tl_autopool_online")
+#: The systems confirm_pruned.json trained: the default set of that time.
+PRUNED_SYSTEMS = ("at_trunk", "at_baseline", "tl_distance", "tl_online", "tl_autopool_online")
 
 #: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
 #: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``, ``confirm_pruned.json``,
@@ -192,7 +193,7 @@ REPLACED_VALUES = (
     ("train.systems", "tl_online", "tl_neighbors"),
     ("train.systems", "tl_online", "tl_uniform"),
     # the four above without a confirmed gain, at the values they replaced together (confirm_pruned.json)
-    *((PRUNED, system, f"{system}_pruned") for system in DEFAULT_SYSTEMS),
+    *((PRUNED, system, f"{system}_pruned") for system in PRUNED_SYSTEMS),
 )
 
 
