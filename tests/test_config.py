@@ -72,6 +72,7 @@ REMOVED = {
     ("train", "head_dropout"): 0.0,
     ("train", "augment", "mix_db"): 0.0,
     ("train", "tag_targets"): "binary",
+    ("train", "lr_from_at"): 0.0001,
 }
 
 

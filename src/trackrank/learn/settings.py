@@ -376,8 +376,6 @@ def config_fields(system: str, config: dict) -> dict:
         settings["margin"] = online_margin
     if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
         settings["lr"] = train["lr_from_ssl"]
-    elif starts_from_tagger(system):  # fine-tuning the tagger's trunk, likewise
-        settings["lr"] = train["lr_from_at"]
     elif architecture == "fcn5_tagger":
         settings["lr"] = train["lr_tagger"]
     elif mines_offline(strategy):
