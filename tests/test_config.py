@@ -73,6 +73,7 @@ REMOVED = {
     ("train", "augment", "mix_db"): 0.0,
     ("train", "tag_targets"): "binary",
     ("train", "lr_from_at"): 0.0001,
+    ("train", "lr_from_ssl"): 0.0001,
 }
 
 

@@ -68,14 +68,15 @@ def test_systems_that_mine_in_the_batch_get_their_own_margin(config):
     assert TrainSettings.from_params("tl_online", train_settings("tl_online", config)).margin == 0.7
 
 
-def test_a_system_started_from_a_trained_network_is_fine_tuned_at_its_own_rate(config):
-    config["train"].update(lr_triplet=0.02, lr_from_ssl=0.004)
+def test_a_system_started_from_a_trained_network_trains_at_its_strategys_rate(config):
+    """Fine-tuning rates of their own (train.lr_from_at, train.lr_from_ssl) gained on one reserved catalog
+    only and were removed: a started network trains at the rate of the strategy it mines with."""
+    config["train"].update(lr_triplet=0.02, lr_tagger=0.005)
     config["train"]["online"]["lr"] = 0.03
-    assert train_settings("tl_distance_from_ssl", config)["lr"] == 0.004
-    assert train_settings("tl_autopool_online_from_ssl", config)["lr"] == 0.004
+    assert train_settings("tl_distance_from_ssl", config)["lr"] == 0.02
+    assert train_settings("tl_autopool_online_from_ssl", config)["lr"] == 0.03
     assert train_settings("tl_ssl", config)["lr"] == 0.03  # the pretraining itself mines in the batch
     assert train_settings("tl_distance", config)["lr"] == 0.02
-    # the tagger's trunk: its strategy's rate (train.lr_from_at gained on one reserved catalog only)
     assert train_settings("tl_online_from_at", config)["lr"] == 0.03
     assert train_settings("tl_distance_from_at", config)["lr"] == 0.02
 
@@ -242,9 +243,9 @@ def test_scripts_that_train_run_with_the_workflow_jobs_malloc_settings(tmp_path)
 #: tl_uniform, tl_distance, tl_autopool_distance, tl_distance_from_ssl) with train.offline_negatives and
 #: train.margin (batch and 0.2 again, confirmed together); at_baseline's with train.tag_targets back to
 #: binary and train.margin (hashed, though the tagger has no margin); tl_online, tl_autopool_online,
-#: tl_ssl, tl_autopool_ssl and tl_listwise with train.online.lr 1e-3; tl_online_from_at with it too, once
-#: train.lr_from_at was removed. tl_autopool_online_from_ssl, which reads none of them (its lr is lr_from_ssl,
-#: its margin train.online.margin), keeps its own.
+#: tl_ssl, tl_autopool_ssl and tl_listwise with train.online.lr 1e-3; tl_online_from_at and
+#: tl_autopool_online_from_ssl with it too, and tl_distance_from_ssl with train.lr_triplet, once
+#: train.lr_from_at and train.lr_from_ssl were removed.
 DEFAULT_RUN_FINGERPRINTS = {
     "at_baseline": "1935e09cdf78929a",
     "tl_neighbors": "a0839b90f0e4932b",
@@ -256,8 +257,8 @@ DEFAULT_RUN_FINGERPRINTS = {
     "tl_online_from_at": "706c769fb3030764",  # its init_trunk left out: the workflow adds the tagger's bytes
     "tl_ssl": "2f5af09e9ffa0bb6",
     "tl_autopool_ssl": "9f7a16891a74b378",
-    "tl_distance_from_ssl": "b2ec60d5cc1c288e",
-    "tl_autopool_online_from_ssl": "da1b004eb57224f6",
+    "tl_distance_from_ssl": "5cf3adf6ffdc50b4",
+    "tl_autopool_online_from_ssl": "bb50792ec5405071",
     "tl_listwise": "2bf797947f97acfc",  # pinned without its tag head (removed before any release)
 }
 
@@ -270,14 +271,17 @@ DEFAULT_RUN_PARAMS = {
     # tagger: margin 0.2 (hashed), binary targets; the online ones and tl_listwise: margin 0.5, rate 1e-3;
     # those that mine in the batch: batch_all, the others hold semi_hard
     "at_baseline": "225fd88529c13628",
-    **dict.fromkeys(("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance"), "5890e5436adb91fc"),
-    # tl_online_from_at at tl_online's rate (train.lr_from_at removed): tl_online's params, its trunk an input
-    **dict.fromkeys(("tl_online", "tl_autopool_online", "tl_online_from_at"), "184a081d6a6369f6"),
+    # a system started from a trained network at its strategy's rate (train.lr_from_at, train.lr_from_ssl
+    # removed): its strategy's params, the network it starts from an input
+    **dict.fromkeys(
+        ("tl_neighbors", "tl_uniform", "tl_distance", "tl_autopool_distance", "tl_distance_from_ssl"),
+        "5890e5436adb91fc",
+    ),
+    **dict.fromkeys(
+        ("tl_online", "tl_autopool_online", "tl_online_from_at", "tl_autopool_online_from_ssl"), "184a081d6a6369f6"
+    ),
     **dict.fromkeys(("tl_ssl", "tl_autopool_ssl"), "8ec8234df1383f53"),  # Np held: two patches of one track
     "tl_listwise": "4a82667961f1739e",
-    # fine-tuning the self-supervised network at 1e-4 (lr_from_ssl); tl_distance_from_ssl at the offline margin
-    "tl_autopool_online_from_ssl": "cf49666c02daab87",
-    "tl_distance_from_ssl": "e446123cc7e88daf",
 }
 
 

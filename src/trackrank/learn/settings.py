@@ -374,9 +374,7 @@ def config_fields(system: str, config: dict) -> dict:
     online_lr, online_margin = online.pop("lr"), online.pop("margin")
     if not mines_offline(strategy) and architecture != "fcn5_tagger":  # mined in the batch: its own margin
         settings["margin"] = online_margin
-    if starts_from_ssl(system):  # fine-tuning: its own rate (at its strategy's, triplets undo the pretraining)
-        settings["lr"] = train["lr_from_ssl"]
-    elif architecture == "fcn5_tagger":
+    if architecture == "fcn5_tagger":
         settings["lr"] = train["lr_tagger"]
     elif mines_offline(strategy):
         settings["lr"] = train["lr_triplet"]
