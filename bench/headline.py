@@ -159,8 +159,8 @@ PRUNED_SYSTEMS = ("at_trunk", "at_baseline", "tl_distance", "tl_online", "tl_aut
 
 #: Each default a confirmation checks, as a pair of variants of ``bench/variants/confirm_replaced_values.json``
 #: (``confirm_defaults.json``, ``confirm_reverted_*.json``, ``confirm_rest.json``, ``confirm_pruned.json``,
-#: ``confirm_np.json``, ``confirm_offline_counts.json``): the option, the variant at its default, the variant
-#: at the value it replaced.
+#: ``confirm_np.json``, ``confirm_offline_counts.json``, ``confirm_steps_x3.json``): the option, the variant at
+#: its default, the variant at the value it replaced (or, for the step budget, a value toward the paper's).
 REPLACED_VALUES = (
     ("train.margin", "tl_distance", "tl_distance_margin_0.5"),
     ("train.offline_negatives", "tl_distance", "tl_distance_table_negatives"),
@@ -188,6 +188,10 @@ REPLACED_VALUES = (
     ("mining.n_positives, .n_negatives", "tl_distance", "tl_distance_np15_nn250"),
     ("train.lr_from_at", "tl_online_from_at", "tl_online_from_at_lr_3e-4"),
     ("train.lr_from_ssl", "tl_distance_from_ssl", "tl_distance_from_ssl_lr_1e-3"),
+    # the step budget against three times its steps per epoch, toward the paper's (confirm_steps_x3.json)
+    ("train.batches_per_epoch", "tl_distance", "tl_distance_steps_x3"),
+    ("train.batches_per_epoch", "at_baseline", "at_baseline_steps_x3"),
+    ("train.batches_per_epoch", "at_trunk", "at_trunk_steps_x3"),
     # the online systems in train.systems against the paper's they stand in for (confirm_paper_systems.json)
     ("train.systems", "tl_autopool_online", "tl_autopool_distance"),
     ("train.systems", "tl_online", "tl_neighbors"),
