@@ -71,7 +71,7 @@ def test_systems_that_mine_in_the_batch_get_their_own_margin(config):
 def test_a_system_started_from_a_trained_network_trains_at_its_strategys_rate(config):
     """Fine-tuning rates of their own (train.lr_from_at, train.lr_from_ssl) gained on one reserved catalog
     only and were removed: a started network trains at the rate of the strategy it mines with."""
-    config["train"].update(lr_triplet=0.02, lr_tagger=0.005)
+    config["train"]["lr_triplet"] = 0.02
     config["train"]["online"]["lr"] = 0.03
     assert train_settings("tl_distance_from_ssl", config)["lr"] == 0.02
     assert train_settings("tl_autopool_online_from_ssl", config)["lr"] == 0.03
